@@ -1,0 +1,28 @@
+# Two commands for users: `make book` (the executed book) and `make test` (the test suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?= -m "not gpu and not slow" -n 2
+
+.PHONY: test test-all venv book bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m "not gpu"
+
+bench: $(STAMP)
+	$(PY) benchmarks/scan_benchmark.py --out benchmarks/results
+
+clean:
+	rm -rf $(VENV) _build .pytest_cache
