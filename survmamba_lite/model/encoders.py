@@ -1,0 +1,132 @@
+"""Token encoders shared by SurvMamba and the baselines.
+
+* :class:`PatchEncoder` — the trainable projection after the frozen pathology encoder
+  ``f_I`` (paper: 768-d CTransPath embeddings projected to 512-d).
+* :class:`FunctionEncoder` — the genomics encoder ``f_G`` (Sec. 3.3): one small
+  feed-forward network per genomic function (KEGG pathway) that maps the expression
+  of that function's genes to one token. The paper says "a two-layer feed-forward
+  network producing 512-d tokens" without saying whether weights are shared; the
+  functions have different gene sets, so the first layer is necessarily
+  per-function. We use a per-function first layer (``K_f`` genes -> ``hidden``) and a
+  second layer shared by all functions (``hidden -> D``), like the self-normalising
+  pathway networks of SurvPath, which keeps the parameter count small.
+* :func:`group_functions` — arranges function tokens by process: ``(B, Fn, D)`` ->
+  ``(B, J, K, D)`` plus a mask, the genomic twin of :func:`~survmamba_lite.data.group_patches`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from survmamba_lite.data.bag import GenomicHierarchy
+
+__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "SNNBlock"]
+
+
+class SNNBlock(nn.Sequential):
+    """Linear -> ELU -> AlphaDropout: the self-normalising block of SNN (Klambauer et al.).
+
+    Weights follow the SNN initialisation (normal with std ``1/sqrt(fan_in)``).
+    """
+
+    def __init__(self, d_in: int, d_out: int, dropout: float = 0.25):
+        super().__init__(nn.Linear(d_in, d_out), nn.ELU(), nn.AlphaDropout(dropout))
+        nn.init.normal_(self[0].weight, std=1.0 / math.sqrt(d_in))
+        nn.init.zeros_(self[0].bias)
+
+
+class PatchEncoder(nn.Module):
+    """Project frozen patch features to the model width.
+
+    Args:
+        d_in: width ``F`` of the frozen encoder's features.
+        dim: model width ``D``.
+        dropout: dropout after the activation.
+
+    Input ``x: (..., F)``, output ``(..., D)``.
+    """
+
+    def __init__(self, d_in: int, dim: int, dropout: float = 0.1):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, dim), nn.GELU(), nn.Dropout(dropout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class FunctionEncoder(nn.Module):
+    """Genomics encoder ``f_G``: RNA vector -> one token per genomic function.
+
+    For function ``f`` with gene index set ``I_f`` (``K_f = |I_f|`` genes)::
+
+        token_f = W2 · ELU(W1_f · x[I_f] + b1_f) + b2        (W1_f: hidden x K_f)
+
+    Implemented without a Python loop: genes are gathered into a zero-padded
+    ``(B, Fn, Kmax)`` tensor and multiplied with the per-function weights
+    ``(Fn, Kmax, hidden)`` whose padded rows are masked to zero.
+
+    Args:
+        hierarchy: gene -> function -> process hierarchy (only genes and functions are used).
+        dim: output token width ``D``.
+        hidden: width of the per-function hidden layer.
+        dropout: alpha-dropout after the hidden layer.
+
+    Input ``rna: (B, G)``; output ``(B, Fn, D)``.
+
+    >>> h = GenomicHierarchy(("a", "b", "c"), ("f1", "f2"), ("one", "two"), ((0, 1), (1, 2)), (0, 0), ("p",))
+    >>> FunctionEncoder(h, dim=8, hidden=4)(torch.randn(5, 3)).shape
+    torch.Size([5, 2, 8])
+    """
+
+    def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 64, dropout: float = 0.25):
+        super().__init__()
+        sizes = [len(g) for g in hierarchy.function_genes]
+        k_max = max(sizes)
+        index = torch.zeros(hierarchy.n_functions, k_max, dtype=torch.long)
+        mask = torch.zeros(hierarchy.n_functions, k_max)
+        for f, genes in enumerate(hierarchy.function_genes):
+            index[f, : len(genes)] = torch.tensor(genes)
+            mask[f, : len(genes)] = 1.0
+        self.register_buffer("gene_index", index, persistent=False)  # (Fn, Kmax)
+        self.register_buffer("gene_mask", mask, persistent=False)    # (Fn, Kmax)
+        fan_in = torch.tensor(sizes, dtype=torch.float32).view(-1, 1, 1)
+        self.w1 = nn.Parameter(torch.randn(hierarchy.n_functions, k_max, hidden) / fan_in.sqrt())
+        self.b1 = nn.Parameter(torch.zeros(hierarchy.n_functions, hidden))
+        self.act = nn.ELU()
+        self.drop = nn.AlphaDropout(dropout)
+        self.out = nn.Linear(hidden, dim)
+
+    def forward(self, rna: Tensor) -> Tensor:
+        x = rna[:, self.gene_index] * self.gene_mask                  # (B, Fn, Kmax)
+        w1 = self.w1 * self.gene_mask.unsqueeze(-1)                   # padded genes contribute nothing
+        hid = torch.einsum("bfk,fkh->bfh", x, w1) + self.b1           # (B, Fn, hidden)
+        return self.out(self.drop(self.act(hid)))                     # (B, Fn, D)
+
+
+def group_functions(tokens: Tensor, hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor]:
+    """Arrange function tokens by biological process.
+
+    Args:
+        tokens: ``(B, Fn, D)`` function tokens in hierarchy function order.
+        hierarchy: gives each function's process.
+
+    Returns:
+        ``grouped (B, J, K, D)`` zero padded and ``mask (J, K)`` bool (same for every
+        patient, since the hierarchy is fixed).
+
+    >>> h = GenomicHierarchy(("a",), ("f1", "f2", "f3"), ("1", "2", "3"), ((0,), (0,), (0,)), (1, 0, 1), ("p", "q"))
+    >>> g, m = group_functions(torch.arange(3.).view(1, 3, 1), h)
+    >>> g.squeeze(-1).tolist(), m.tolist()
+    ([[[1.0, 0.0], [0.0, 2.0]]], [[True, False], [True, True]])
+    """
+    groups = hierarchy.process_functions
+    k_max = max(len(g) for g in groups)
+    index = torch.zeros(len(groups), k_max, dtype=torch.long, device=tokens.device)
+    mask = torch.zeros(len(groups), k_max, dtype=torch.bool, device=tokens.device)
+    for j, g in enumerate(groups):
+        index[j, : len(g)] = torch.tensor(g, device=tokens.device)
+        mask[j, : len(g)] = True
+    grouped = tokens[:, index] * mask.unsqueeze(-1)                   # (B, J, K, D)
+    return grouped, mask
