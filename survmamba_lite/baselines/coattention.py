@@ -1,0 +1,220 @@
+"""Genomic-guided co-attention models: MCAT and MOTCat.
+
+* :class:`MCAT` — Chen et al., "Multimodal co-attention transformer for survival
+  prediction in gigapixel whole slide images", ICCV 2021.
+* :class:`MOTCat` — Xu & Chen, "Multimodal optimal transport-based co-attention
+  transformer with global structure consistency for survival prediction", ICCV 2023.
+
+Shared pipeline (``N`` genomic tokens, ``L`` patches)::
+
+    H = ReLU(W_h x)                          patch tokens        (B, L, D)
+    G = per-group SNN(rna)                   genomic tokens      (B, N, D)
+    H^ = CoAttn(G, H)                        genomic-guided WSI  (B, N, D)
+    H^ <- Transformer_path(H^),  G <- Transformer_omic(G)      (2 layers each)
+    h = rho(GatedAttnPool(H^)),  g = rho(GatedAttnPool(G))     (B, D) each
+    z = fusion(h, g)   (concat: ReLU(W2 ReLU(W1 [h; g])); or Kronecker product)
+    logits = Linear(D, T)(z)
+
+MCAT's co-attention is softmax attention with the genomic tokens as queries and the
+patches as keys and values: ``H^ = softmax(W_q G (W_k H)^T / sqrt(D)) W_v H``. MOTCat
+replaces the attention matrix by an entropic optimal-transport plan between the
+genomic tokens and the patches (:func:`sinkhorn_log`), ``H^ = N * pi H``.
+
+Genomic tokens: MCAT and MOTCat group genes into six gene families (tumour suppressors,
+oncogenes, ...). This package's hierarchy offers functions (KEGG pathways, ~350) and
+processes (KEGG classes, ~45); the default ``genomic_tokens="process"`` makes one token
+per process, each from its own SNN over the union of the process's genes — the coarse,
+few-group granularity of the original; ``"function"`` gives one token per pathway.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, KroneckerFusion, TransformerLayer,
+                                             flatten_bag, process_level_hierarchy, require_modalities)
+from survmamba_lite.baselines.genomic import check_rna_width
+from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
+from survmamba_lite.model.encoders import FunctionEncoder
+
+__all__ = ["sinkhorn_log", "MCAT", "MOTCat"]
+
+GENOMIC_TOKENS = ("process", "function")
+
+
+def sinkhorn_log(cost: Tensor, a: Tensor, b: Tensor, eps: float, tau: float | None = None,
+                 n_iters: int = 100) -> Tensor:
+    """Entropic (optionally unbalanced) optimal-transport plan, log-domain Sinkhorn iterations.
+
+    Solves, for each batch element::
+
+        min_pi  <C, pi> + eps KL(pi | a b^T) + tau KL(pi 1 | a) + tau KL(pi^T 1 | b)
+
+    (``tau = None``: balanced, the marginals are constraints). With dual potentials
+    ``f, g`` the plan is ``pi_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`` and the
+    iterations are (Séjourné et al., 2019; ``lam = tau / (tau + eps)``, 1 if balanced)::
+
+        f_i = -lam eps log sum_j b_j exp((g_j - C_ij) / eps)
+        g_j = -lam eps log sum_i a_i exp((f_i - C_ij) / eps)
+
+    Zero masses are allowed (padding): those rows/columns of the plan are exactly zero.
+
+    Args:
+        cost: ``(B, N, L)`` cost matrix ``C``.
+        a: ``(B, N)`` non-negative source masses.
+        b: ``(B, L)`` non-negative target masses.
+        eps: entropic regularisation.
+        tau: marginal relaxation weight, or None for balanced OT.
+        n_iters: number of (f, g) updates.
+
+    Returns:
+        the plan ``(B, N, L)``.
+
+    >>> pi = sinkhorn_log(torch.rand(1, 3, 4), torch.full((1, 3), 1 / 3), torch.full((1, 4), 1 / 4), 0.1)
+    >>> [round(v, 4) for v in pi.sum(1).flatten().tolist()]
+    [0.25, 0.25, 0.25, 0.25]
+    """
+    lam = 1.0 if tau is None else tau / (tau + eps)
+    log_a = a.log().unsqueeze(2)                                                  # (B, N, 1), -inf at 0
+    log_b = b.log().unsqueeze(1)                                                  # (B, 1, L)
+    f = torch.zeros_like(a)
+    g = torch.zeros_like(b)
+    for _ in range(n_iters):
+        f = -lam * eps * torch.logsumexp((g.unsqueeze(1) - cost) / eps + log_b, dim=2)
+        g = -lam * eps * torch.logsumexp((f.unsqueeze(2) - cost) / eps + log_a, dim=1)
+    return torch.exp((f.unsqueeze(2) + g.unsqueeze(1) - cost) / eps + log_a + log_b)
+
+
+class _CoAttentionSurvival(nn.Module):
+    """The pipeline shared by MCAT and MOTCat; subclasses define :meth:`coattend`."""
+
+    modalities = ("wsi", "rna")
+
+    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int, heads: int,
+                 n_layers: int, genomic_tokens: str, fusion: str, fusion_dim: int, fn_hidden: int,
+                 dropout: float):
+        super().__init__()
+        if genomic_tokens not in GENOMIC_TOKENS:
+            raise ValueError(f"{type(self).__name__}: genomic_tokens must be one of {GENOMIC_TOKENS}, "
+                             f"got {genomic_tokens!r}")
+        if fusion not in ("concat", "kp"):
+            raise ValueError(f"{type(self).__name__}: fusion must be 'concat' or 'kp', got {fusion!r}")
+        self.hierarchy, self.fusion = hierarchy, fusion
+        groups = process_level_hierarchy(hierarchy) if genomic_tokens == "process" else hierarchy
+        self.genomic = FunctionEncoder(groups, dim, hidden=fn_hidden, dropout=dropout)
+        self.patches = nn.Sequential(nn.Linear(wsi_dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.path_layers = nn.ModuleList(TransformerLayer(dim, heads, 2 * dim, dropout) for _ in range(n_layers))
+        self.omic_layers = nn.ModuleList(TransformerLayer(dim, heads, 2 * dim, dropout) for _ in range(n_layers))
+        self.path_pool = GatedAttentionPool(dim, dim, dropout=dropout)
+        self.omic_pool = GatedAttentionPool(dim, dim, dropout=dropout)
+        self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.omic_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        if fusion == "concat":
+            self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+        else:
+            self.reduce_path = nn.Sequential(nn.Linear(dim, fusion_dim), nn.ReLU())
+            self.reduce_omic = nn.Sequential(nn.Linear(dim, fusion_dim), nn.ReLU())
+            self.fuse_kp = KroneckerFusion(fusion_dim, fusion_dim, dim, dropout)
+        self.head = nn.Linear(dim, n_bins)
+
+    def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
+        """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> ``(B, N, D)``."""
+        raise NotImplementedError
+
+    def forward(self, batch: SurvivalBatch) -> Tensor:
+        require_modalities(batch, self)
+        check_rna_width(batch.rna, self.hierarchy, self)
+        x, mask = flatten_bag(batch.patches, batch.patch_mask)
+        h = self.patches(x)                                                       # (B, L, D)
+        g = self.genomic(batch.rna)                                               # (B, N, D)
+        hc = self.coattend(g, h, mask)                                            # (B, N, D)
+        for layer in self.path_layers:
+            hc = layer(hc)
+        for layer in self.omic_layers:
+            g = layer(g)
+        e_path = self.path_rho(self.path_pool(hc)[0][:, 0])                       # (B, D)
+        e_omic = self.omic_rho(self.omic_pool(g)[0][:, 0])                        # (B, D)
+        if self.fusion == "concat":
+            z = self.fuse(torch.cat([e_path, e_omic], -1))
+        else:
+            z = self.fuse_kp(self.reduce_path(e_path), self.reduce_omic(e_omic))
+        return self.head(z)
+
+
+class MCAT(_CoAttentionSurvival):
+    """MCAT: genomic-guided co-attention (softmax attention, genomic queries over patches).
+
+    Args:
+        n_bins: number of time bins ``T``.
+        wsi_dim: patch-feature width ``F``.
+        hierarchy: gene -> function -> process hierarchy.
+        dim: model width ``D``.
+        heads: heads of the per-modality transformers (the co-attention has one head, as in MCAT).
+        n_layers: transformer layers per modality (2 in MCAT).
+        genomic_tokens: ``"process"`` (default) or ``"function"``, see the module notes.
+        fusion: ``"concat"`` (MCAT's default) or ``"kp"``.
+        fusion_dim: width before the Kronecker product (``kp`` only).
+        fn_hidden: hidden width of each genomic group's SNN.
+        dropout: dropout rate.
+    """
+
+    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 512, heads: int = 8,
+                 n_layers: int = 2, genomic_tokens: str = "process", fusion: str = "concat",
+                 fusion_dim: int = 32, fn_hidden: int = 64, dropout: float = 0.25):
+        super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, fusion, fusion_dim,
+                         fn_hidden, dropout)
+        self.coattn = Attention(dim, heads=1)
+
+    def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
+        return self.coattn(g, h, mask)
+
+
+class MOTCat(_CoAttentionSurvival):
+    """MOTCat: optimal-transport co-attention between genomic tokens and patches.
+
+    The cost is the squared Euclidean distance between tokens, scaled by its maximum
+    over the patient's real pairs: ``C_ij = |g_i - h_j|^2 / max C``. The plan ``pi``
+    (uniform marginals ``1/N`` over genomic tokens and ``1/n`` over the patient's ``n``
+    real patches; unbalanced with ``ot_tau`` as in MOTCat, balanced if ``ot_tau`` is None)
+    transports patches to genomic tokens, and ``H^ = N * pi H``: in the balanced case
+    each row of ``N * pi`` sums to one (a barycentric average of the patches matched
+    to that genomic token). As with the external OT solver of the original, the plan is
+    by default a constant for back-propagation (gradients reach the patches through
+    ``pi H``); ``differentiable_plan=True`` back-propagates through the iterations.
+    MOTCat's approximation of the plan by averaging over random mini-batches of
+    patches (to save memory on very large bags) is not used: the plan is computed over
+    the whole bag, which that procedure approximates.
+
+    Args:
+        ot_reg: entropic regularisation ``eps`` (0.1 in MOTCat).
+        ot_tau: marginal relaxation ``tau`` (0.5 in MOTCat), None for balanced OT.
+        ot_iters: Sinkhorn iterations.
+        differentiable_plan: back-propagate through the Sinkhorn iterations.
+        Other arguments as :class:`MCAT`.
+    """
+
+    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 512, heads: int = 8,
+                 n_layers: int = 2, genomic_tokens: str = "process", fusion: str = "concat",
+                 fusion_dim: int = 32, fn_hidden: int = 64, dropout: float = 0.25, ot_reg: float = 0.1,
+                 ot_tau: float | None = 0.5, ot_iters: int = 100, differentiable_plan: bool = False):
+        super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, fusion, fusion_dim,
+                         fn_hidden, dropout)
+        self.ot_reg, self.ot_tau, self.ot_iters = ot_reg, ot_tau, ot_iters
+        self.differentiable_plan = differentiable_plan
+
+    def transport_plan(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
+        """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, N, L)``."""
+        with torch.set_grad_enabled(self.differentiable_plan and torch.is_grad_enabled()):
+            if not self.differentiable_plan:
+                g, h = g.detach(), h.detach()
+            cost = ((g * g).sum(-1, keepdim=True) + (h * h).sum(-1).unsqueeze(1)
+                    - 2 * g @ h.transpose(1, 2)).clamp_min(0.0)                   # (B, N, L) = |g_i - h_j|^2
+            keep = mask.unsqueeze(1)
+            scale = cost.masked_fill(~keep, 0.0).amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+            cost = torch.where(keep, cost / scale, torch.zeros_like(cost))
+            a = g.new_full(g.shape[:2], 1.0 / g.shape[1])                         # (B, N)
+            b = mask.to(h.dtype) / mask.sum(1, keepdim=True).to(h.dtype)          # (B, L), 0 at padding
+            return sinkhorn_log(cost, a, b, self.ot_reg, self.ot_tau, self.ot_iters)
+
+    def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
+        return g.shape[1] * (self.transport_plan(g, h, mask) @ h)

@@ -1,0 +1,102 @@
+"""Genomic (transcriptomics-only) baselines: SNN and SNNTrans.
+
+* :class:`SNN` — self-normalising network (Klambauer et al., "Self-normalizing neural
+  networks", NeurIPS 2017) on the concatenated RNA vector: blocks of
+  ``Linear -> SELU-family activation -> AlphaDropout`` keep activations near zero mean
+  and unit variance; here ELU blocks with SNN initialisation (:class:`SNNBlock`, as in
+  the survival literature's SNN baseline), then ``Linear(D, T)``.
+* :class:`SNNTrans` — genes grouped by function (KEGG pathway) into tokens, each by its
+  own small SNN (:class:`~survmamba_lite.model.encoders.FunctionEncoder`), then TransMIL
+  over the function tokens.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from survmamba_lite.baselines.common import require_modalities
+from survmamba_lite.baselines.transmil import TransMILEncoder
+from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
+from survmamba_lite.model.encoders import FunctionEncoder, SNNBlock
+
+__all__ = ["SNNEncoder", "SNN", "SNNTrans", "check_rna_width"]
+
+
+def check_rna_width(rna: Tensor, hierarchy: GenomicHierarchy, model: nn.Module) -> None:
+    """Raise a clear error when ``rna: (B, G)`` does not match the hierarchy's genes."""
+    if rna.shape[-1] != hierarchy.n_genes:
+        raise ValueError(f"{type(model).__name__}: the batch has RNA vectors of {rna.shape[-1]} genes but the "
+                         f"model was built for a hierarchy of {hierarchy.n_genes}; build the model from the "
+                         "same GenomicHierarchy that ordered the cohort's RNA table")
+
+
+class SNNEncoder(nn.Module):
+    """RNA vector -> embedding with ``n_layers`` SNN blocks: ``(B, G) -> (B, D)``."""
+
+    def __init__(self, n_genes: int, dim: int, n_layers: int = 2, dropout: float = 0.25):
+        super().__init__()
+        self.out_dim = dim
+        self.net = nn.Sequential(SNNBlock(n_genes, dim, dropout),
+                                 *(SNNBlock(dim, dim, dropout) for _ in range(n_layers - 1)))
+
+    def forward(self, rna: Tensor) -> Tensor:
+        return self.net(rna)
+
+
+class SNN(nn.Module):
+    """SNN survival model (transcriptomics only): :class:`SNNEncoder` then ``Linear(D, T)``.
+
+    Args:
+        n_bins: number of time bins ``T``.
+        hierarchy: gives the gene order and count ``G`` of the RNA vector.
+        dim: hidden width ``D``.
+        n_layers: number of SNN blocks (2 as in the "small" SNN of MCAT/PORPOISE).
+        dropout: alpha-dropout rate.
+    """
+
+    modalities = ("rna",)
+
+    def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, dim: int = 512, n_layers: int = 2,
+                 dropout: float = 0.25):
+        super().__init__()
+        self.hierarchy = hierarchy
+        self.encoder = SNNEncoder(hierarchy.n_genes, dim, n_layers, dropout)
+        self.head = nn.Linear(dim, n_bins)
+
+    def forward(self, batch: SurvivalBatch) -> Tensor:
+        require_modalities(batch, self)
+        check_rna_width(batch.rna, self.hierarchy, self)
+        return self.head(self.encoder(batch.rna))
+
+
+class SNNTrans(nn.Module):
+    """SNNTrans (transcriptomics only): per-function SNN tokens, then TransMIL.
+
+    ``rna (B, G) -> FunctionEncoder -> (B, Fn, D) -> TransMILEncoder -> (B, D) -> Linear(D, T)``.
+    The function tokens are laid on TransMIL's square grid in hierarchy order.
+
+    Args:
+        n_bins: number of time bins ``T``.
+        hierarchy: gene -> function hierarchy.
+        dim: model width ``D``.
+        heads: TransMIL attention heads.
+        fn_hidden: hidden width of each per-function network.
+        dropout: alpha-dropout of the function networks.
+        attn_dropout: TransMIL attention dropout.
+    """
+
+    modalities = ("rna",)
+
+    def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, dim: int = 512, heads: int = 8,
+                 fn_hidden: int = 64, dropout: float = 0.25, attn_dropout: float = 0.1):
+        super().__init__()
+        self.hierarchy = hierarchy
+        self.functions = FunctionEncoder(hierarchy, dim, hidden=fn_hidden, dropout=dropout)
+        self.encoder = TransMILEncoder(dim, dim, heads, attn_dropout)
+        self.head = nn.Linear(dim, n_bins)
+
+    def forward(self, batch: SurvivalBatch) -> Tensor:
+        require_modalities(batch, self)
+        check_rna_width(batch.rna, self.hierarchy, self)
+        tokens = self.functions(batch.rna)                                        # (B, Fn, D)
+        mask = tokens.new_ones(tokens.shape[:2], dtype=bool)
+        return self.head(self.encoder(tokens, mask))

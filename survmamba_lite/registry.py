@@ -1,0 +1,215 @@
+"""The model registry: every model of the comparison by name, built from what the data says.
+
+A model is registered as a :class:`ModelSpec` whose ``factory(inputs, **options)`` builds
+it from :class:`ModelInputs` (time-bin count, patch-feature width, genomic hierarchy —
+everything a model needs to know about the cohort) plus keyword options (``dim``,
+``dropout``, ...). The accepted options are read from the factory's signature, so a
+misspelt option is an error that lists the valid ones, not a silently ignored value.
+
+The registry fills itself on first use from the modules in :data:`SPEC_MODULES`; each
+defines ``model_specs() -> list[ModelSpec]``:
+
+* ``survmamba_lite.baselines`` — the baselines of Table 1;
+* ``survmamba_lite.model.registry_entries`` — SurvMamba and its variants (skipped when
+  that module does not exist; any other import error propagates).
+
+>>> from survmamba_lite.data.bag import GenomicHierarchy
+>>> h = GenomicHierarchy(("a", "b"), ("f1",), ("one",), ((0, 1),), (0,), ("p",))
+>>> model = build_model("snn", ModelInputs(n_bins=4, hierarchy=h), dim=8)
+>>> model.modalities, get_model_spec("snn").table1_row
+(('rna',), 'SNN')
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from survmamba_lite.data.bag import GenomicHierarchy
+
+__all__ = ["ModelInputs", "ModelSpec", "SPEC_MODULES", "register_model", "get_model_spec", "list_models",
+           "build_model", "accepted_options", "factory_from_class"]
+
+#: modules whose ``model_specs()`` populate the registry, in listing order
+SPEC_MODULES = ("survmamba_lite.baselines", "survmamba_lite.model.registry_entries")
+
+MODALITIES = ("wsi", "rna")
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What the cohort tells a model.
+
+    Attributes:
+        n_bins: number of discrete time bins ``T`` (hazard logits per patient).
+        wsi_dim: patch-feature width ``F`` of the slide features, None without slides.
+        hierarchy: gene -> function -> process hierarchy of the RNA vectors, None without RNA.
+    """
+
+    n_bins: int
+    wsi_dim: int | None = None
+    hierarchy: GenomicHierarchy | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.n_bins) < 1:
+            raise ValueError(f"ModelInputs: n_bins must be a positive number of time bins, got {self.n_bins}")
+        if self.wsi_dim is not None and int(self.wsi_dim) < 1:
+            raise ValueError(f"ModelInputs: wsi_dim must be the positive patch-feature width F, got {self.wsi_dim}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    Attributes:
+        name: registry name, lower case with hyphens (``"abmil-kp"``).
+        modalities: the modalities the model reads, a subset of ``("wsi", "rna")``.
+        factory: ``factory(inputs: ModelInputs, **options) -> nn.Module``.
+        description: one line on the architecture.
+        reference: the paper the model comes from.
+        table1_row: the row label in the paper's Table 1 (e.g. ``"ABMIL (KP)"``), or None.
+    """
+
+    name: str
+    modalities: tuple[str, ...]
+    factory: Callable[..., nn.Module]
+    description: str
+    reference: str
+    table1_row: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"ModelSpec: name {self.name!r} must be lower case letters/digits joined by hyphens")
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad or not self.modalities:
+            raise ValueError(f"ModelSpec {self.name!r}: modalities must be a non-empty subset of {MODALITIES}, "
+                             f"got {self.modalities}")
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_populated = False
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry; a second, different spec under the same name is an error."""
+    old = _REGISTRY.get(spec.name)
+    if old is not None and old != spec:
+        raise ValueError(f"register_model: a model named {spec.name!r} is already registered "
+                         f"({old.description}); choose another name")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _populate() -> None:
+    global _populated
+    if _populated:
+        return
+    for module_name in SPEC_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:          # that module is not part of this installation
+                continue
+            raise
+        for spec in module.model_specs():
+            register_model(spec)
+    _populated = True
+
+
+def list_models() -> list[ModelSpec]:
+    """All registered models, in registration order (baselines in Table 1 order first)."""
+    _populate()
+    return list(_REGISTRY.values())
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec registered under ``name``; an unknown name lists the valid ones and close matches."""
+    _populate()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name).lower(), list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Registered models: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def accepted_options(spec: ModelSpec) -> dict[str, object] | None:
+    """Keyword options of ``spec.factory`` with their defaults (None when it takes any ``**options``)."""
+    params = list(inspect.signature(spec.factory).parameters.values())[1:]       # first one is `inputs`
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name: p.default for p in params
+            if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+
+
+def build_model(name: str, inputs: ModelInputs, **options) -> nn.Module:
+    """Build the model registered as ``name`` for a cohort described by ``inputs``.
+
+    Raises ValueError for an unknown name, for inputs lacking a modality the model
+    reads, and for options the model does not accept.
+    """
+    spec = get_model_spec(name)
+    if "wsi" in spec.modalities and inputs.wsi_dim is None:
+        raise ValueError(
+            f"model {name!r} reads histology but ModelInputs.wsi_dim is None; pass the patch-feature width F "
+            "of the cohort's slide features (the `features` dataset of features/<slide_id>.h5, e.g. 768 "
+            "for CTransPath)")
+    if "rna" in spec.modalities and inputs.hierarchy is None:
+        raise ValueError(
+            f"model {name!r} reads transcriptomics but ModelInputs.hierarchy is None; build the "
+            "GenomicHierarchy from the cohort's RNA table (e.g. rna_clean.csv, one gene per column) and "
+            "the KEGG pathway table (e.g. kegg/kegg352_pathway_class_genes.tsv) and pass it")
+    allowed = accepted_options(spec)
+    if allowed is not None:
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            hints = []
+            for u in unknown:
+                close = difflib.get_close_matches(u, list(allowed), n=1, cutoff=0.6)
+                hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            listed = ", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "none"
+            raise ValueError(f"model {name!r} does not accept option(s) {', '.join(hints)}; "
+                             f"accepted options (defaults): {listed}")
+    model = spec.factory(inputs, **options)
+    if tuple(model.modalities) != tuple(spec.modalities):
+        raise TypeError(f"model {name!r}: the built {type(model).__name__} reads {tuple(model.modalities)} "
+                        f"but its spec declares {spec.modalities}; fix the ModelSpec")
+    return model
+
+
+def factory_from_class(cls: type[nn.Module], **fixed) -> Callable[..., nn.Module]:
+    """A registry factory for a model class whose constructor names its data needs.
+
+    Constructor parameters named like :class:`ModelInputs` fields (``n_bins``,
+    ``wsi_dim``, ``hierarchy``) are filled from the inputs, ``fixed`` keyword values are
+    bound, and the remaining parameters become the factory's keyword options (its
+    signature says so, which :func:`accepted_options` reads).
+
+    >>> import torch
+    >>> class Toy(nn.Module):
+    ...     modalities = ("rna",)
+    ...     def __init__(self, n_bins, hierarchy, dim=8, kind="a"):
+    ...         super().__init__(); self.dim, self.kind = dim, kind
+    >>> f = factory_from_class(Toy, kind="b")
+    >>> list(inspect.signature(f).parameters), f(ModelInputs(3), dim=4).kind
+    (['inputs', 'dim'], 'b')
+    """
+    fields = ("n_bins", "wsi_dim", "hierarchy")
+    params = list(inspect.signature(cls).parameters.values())
+    data = [p.name for p in params if p.name in fields]
+    options = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=inspect.Parameter.empty)
+               for p in params if p.name not in fields and p.name not in fixed]
+
+    def factory(inputs: ModelInputs, **opts) -> nn.Module:
+        return cls(**{k: getattr(inputs, k) for k in data}, **fixed, **opts)
+
+    factory.__signature__ = inspect.Signature(
+        [inspect.Parameter("inputs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=ModelInputs)] + options)
+    factory.__name__ = factory.__qualname__ = f"build_{cls.__name__}"
+    factory.__doc__ = cls.__doc__
+    return factory

@@ -1,0 +1,49 @@
+"""Survival analysis: discrete-time NLL and Cox losses, time binning, metrics, KM/log-rank.
+
+>>> import torch
+>>> from survmamba_lite.survival import TimeBinner, nll_loss, risk_score, concordance_index
+>>> binner = TimeBinner(n_bins=2).fit([3.0, 5.0, 8.0, 9.0], [1, 1, 1, 0])
+>>> y = torch.as_tensor(binner.transform([3.0, 5.0, 8.0, 9.0]))
+>>> logits = torch.tensor([[2.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-2.0, 0.0]])
+>>> loss = nll_loss(logits, y, torch.tensor([1, 1, 1, 0]))
+>>> concordance_index([3.0, 5.0, 8.0, 9.0], risk_score(logits), [1, 1, 1, 0])
+1.0
+"""
+from .binning import TimeBinner
+from .km import LogRankResult, kaplan_meier, logrank_test, plot_km_by_risk, split_by_median_risk
+from .loss import CoxPHLoss, NLLSurvLoss, cox_ph_loss, hazards_to_survival, nll_loss, risk_score
+from .metrics import (
+    BootstrapCI,
+    bootstrap_ci,
+    brier_score,
+    censoring_km,
+    concordance_index,
+    concordance_index_ref,
+    concordance_td,
+    integrated_brier_score,
+    survival_at,
+)
+
+__all__ = [
+    "TimeBinner",
+    "nll_loss",
+    "NLLSurvLoss",
+    "hazards_to_survival",
+    "risk_score",
+    "cox_ph_loss",
+    "CoxPHLoss",
+    "concordance_index",
+    "concordance_index_ref",
+    "concordance_td",
+    "survival_at",
+    "censoring_km",
+    "brier_score",
+    "integrated_brier_score",
+    "bootstrap_ci",
+    "BootstrapCI",
+    "kaplan_meier",
+    "logrank_test",
+    "LogRankResult",
+    "split_by_median_risk",
+    "plot_km_by_risk",
+]

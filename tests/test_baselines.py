@@ -1,0 +1,330 @@
+"""Baselines of Table 1: forward/backward, padding invariance, and each building block
+checked against an independent reference."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from torch import nn
+
+from conftest import TINY_BINS, TINY_WSI_DIM, build_tiny_bags, build_tiny_hierarchy
+from survmamba_lite import baselines
+from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, KroneckerFusion, flatten_bag,
+                                             process_level_hierarchy)
+from survmamba_lite.baselines.survpath import PathwayPatchAttention
+from survmamba_lite.baselines.transmil import square_bag
+from survmamba_lite.data.bag import collate_bags
+from survmamba_lite.registry import ModelInputs, accepted_options, build_model, get_model_spec
+
+BASELINES = [spec.name for spec in baselines.model_specs()]
+TINY_OPTIONS = {"dim": 16, "heads": 2, "fusion_dim": 4, "fn_hidden": 8, "ot_iters": 50, "k_sample": 2}
+
+
+def tiny_model(name: str) -> nn.Module:
+    allowed = accepted_options(get_model_spec(name))
+    options = {k: v for k, v in TINY_OPTIONS.items() if k in allowed}
+    inputs = ModelInputs(n_bins=TINY_BINS, wsi_dim=TINY_WSI_DIM, hierarchy=build_tiny_hierarchy())
+    return build_model(name, inputs, **options)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_all_table1_baselines_are_registered():
+    assert BASELINES == ["snn", "snntrans", "abmil", "clam-sb", "clam-mb", "transmil", "abmil-cat", "abmil-kp",
+                         "clam-mb-cat", "clam-mb-kp", "transmil-cat", "transmil-kp", "mcat", "motcat",
+                         "survpath"]
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_forward_backward(name):
+    torch.manual_seed(0)
+    model = tiny_model(name).train()
+    batch = collate_bags(build_tiny_bags([(3, 11), (2, 4)]))
+    logits = model(batch)
+    assert logits.shape == (2, TINY_BINS) and torch.isfinite(logits).all()
+    loss = (logits * torch.randn_like(logits)).sum()
+    observed = {int(b) for b, e in zip(batch.time_bin, batch.event) if e > 0}
+    if hasattr(model, "auxiliary_loss"):
+        aux = model.auxiliary_loss(batch)
+        assert aux.ndim == 0 and torch.isfinite(aux) and aux > 0
+        loss = loss + aux
+    loss.backward()
+    # instance classifiers of classes without an observed death in the batch get no signal
+    idle = tuple(f"instance_classifiers.{c}." for c in range(TINY_BINS) if c not in observed)
+    dead = [n for n, p in model.named_parameters()
+            if not n.startswith(idle) and (p.grad is None or not torch.any(p.grad != 0))]
+    assert not dead, f"{name}: parameters without gradient: {dead}"
+    print(f"[params] {name}: {n_params(model):,} parameters at tiny width (dim=16, F={TINY_WSI_DIM}, G=12)")
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_padding_invariance(name):
+    """A patient alone gives the same logits as inside a padded batch with a bigger patient."""
+    torch.manual_seed(0)
+    model = tiny_model(name).double().eval()
+    small, big = build_tiny_bags([(2, 3), (4, 13)], seed=3)
+    for bag in (small, big):
+        bag.features, bag.rna = bag.features.double(), bag.rna.double()
+    with torch.no_grad():
+        alone = model(collate_bags([small]))
+        first = model(collate_bags([small, big]))
+        last = model(collate_bags([big, small]))
+        big_alone = model(collate_bags([big]))
+    for got in (first[:1], last[1:]):
+        diff = (got - alone).abs().max().item()
+        print(f"{name}: max |padded - alone| = {diff:.2e}")
+        assert diff < 1e-10
+    assert torch.allclose(first[1:], big_alone, atol=1e-10, rtol=0)
+    assert not torch.allclose(alone, big_alone)       # the two patients are told apart
+
+
+def test_parameter_counts_at_paper_width():
+    """Counts at the paper's width (D=512, F=768) with the tiny hierarchy; ABMIL and SNN by hand."""
+    h = build_tiny_hierarchy()
+    inputs = ModelInputs(n_bins=4, wsi_dim=768, hierarchy=h)
+    counts = {name: n_params(build_model(name, inputs)) for name in BASELINES}
+    for name, count in counts.items():
+        print(f"[params] {name}: {count:,} parameters at D=512, F=768, G={h.n_genes}, Fn={h.n_functions}")
+    lin = lambda i, o: i * o + o  # noqa: E731
+    assert counts["abmil"] == lin(768, 512) + 2 * lin(512, 256) + 256 + lin(512, 512) + lin(512, 4)
+    assert counts["snn"] == lin(h.n_genes, 512) + lin(512, 512) + lin(512, 4)
+    assert counts["abmil-kp"] - counts["abmil-cat"] == (
+        lin(512, 32) * 2 + lin(33 * 33, 512) - lin(512 + 512, 512))
+
+
+# --- building blocks against references -------------------------------------------------------
+
+def test_flatten_bag_matches_per_patient_lists():
+    bags = build_tiny_bags([(3, 7), (1, 2), (2, 5)], seed=1)
+    batch = collate_bags(bags)
+    x, mask = flatten_bag(batch.patches, batch.patch_mask)
+    assert x.shape[1] == 7
+    for i, bag in enumerate(bags):
+        # reference: stable sort of the flat list by region id = region-major order of group_patches
+        order = torch.argsort(bag.region, stable=True)
+        n = bag.features.shape[0]
+        assert torch.equal(x[i, :n], bag.features[order]) and mask[i, :n].all() and not mask[i, n:].any()
+        assert torch.all(x[i, n:] == 0)
+
+
+def test_gated_attention_against_hand_computation():
+    torch.manual_seed(0)
+    pool = GatedAttentionPool(5, 3, n_branches=2)
+    h, mask = torch.randn(2, 4, 5), torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]).bool()
+    z, a = pool(h, mask)
+    for i in range(2):
+        hi = h[i, mask[i]]
+        s = pool.w(torch.tanh(pool.v[0](hi)) * torch.sigmoid(pool.u[0](hi)))          # (n, 2)
+        ref_a = torch.exp(s) / torch.exp(s).sum(0)
+        assert torch.allclose(a[i, :, : len(hi)], ref_a.T, atol=1e-6)
+        assert torch.allclose(z[i], ref_a.T @ hi, atol=1e-6)
+    assert torch.all(a[0, :, 3] == 0)
+
+
+def test_attention_matches_torch_multihead_attention():
+    torch.manual_seed(0)
+    ours = Attention(8, heads=2).eval()
+    ref = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.q.weight, ours.kv.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.q.bias, ours.kv.bias]))
+        ref.out_proj.weight.copy_(ours.out.weight)
+        ref.out_proj.bias.copy_(ours.out.bias)
+    q, kv = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    keep = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]).bool()
+    expected, _ = ref(q, kv, kv, key_padding_mask=~keep, need_weights=False)
+    diff = (ours(q, kv, keep) - expected).abs().max().item()
+    print(f"Attention vs nn.MultiheadAttention: max diff {diff:.2e}")
+    assert diff < 1e-5
+
+
+def test_kronecker_fusion_is_the_kron_of_the_augmented_vectors():
+    torch.manual_seed(0)
+    fuse = KroneckerFusion(3, 2, 4, dropout=0.0)
+    a, b = torch.randn(5, 3), torch.randn(5, 2)
+    one = torch.ones(1)
+    ref = torch.stack([fuse.fc(torch.kron(torch.cat([a[i], one]), torch.cat([b[i], one]))) for i in range(5)])
+    assert torch.allclose(fuse(a, b), ref, atol=1e-6)
+
+
+def test_square_bag_matches_transmil_squaring():
+    """Reference: TransMIL's own recipe for one bag, h <- cat(h, h[:add]) reshaped to side x side."""
+    torch.manual_seed(0)
+    lengths = [3, 10, 1, 5]
+    h = torch.randn(len(lengths), max(lengths), 4)
+    mask = torch.arange(max(lengths)) < torch.tensor(lengths).unsqueeze(1)
+    grid, gmask = square_bag(h, mask)
+    big = int(math.isqrt(grid.shape[1]))
+    assert big == 4
+    grid = grid.view(len(lengths), big, big, 4)
+    gmask = gmask.view(len(lengths), big, big)
+    for i, n in enumerate(lengths):
+        side = math.ceil(math.sqrt(n))
+        seq = h[i, :n]
+        ref = torch.cat([seq, seq[: side * side - n]]).view(side, side, 4)
+        assert torch.equal(grid[i, :side, :side], ref)
+        assert gmask[i, :side, :side].all() and gmask[i].sum() == side * side
+        assert torch.all(grid[i][~gmask[i]] == 0)
+
+
+def test_process_level_tokens_cover_the_process_genes():
+    h = build_tiny_hierarchy()
+    p = process_level_hierarchy(h)
+    assert p.n_functions == h.n_processes == 2
+    assert p.function_genes == ((0, 1, 2, 3, 4, 5, 6), (7, 8, 9, 10, 11))
+
+
+def test_survpath_attention_matches_dense_masked_attention():
+    """Slow twin: full attention over [pathways; patches] with the paper's block mask."""
+    torch.manual_seed(0)
+    att = PathwayPatchAttention(8, heads=2).eval()
+    n_p, p, h = 3, torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]).bool()
+    p_out, h_out = att(p, h, mask)
+    x = torch.cat([p, h], 1)
+    q, k, v = att.qkv(x).chunk(3, -1)
+    for i in range(2):
+        allowed = torch.zeros(8, 8, dtype=torch.bool)
+        allowed[:n_p, :n_p] = True                       # pathway -> pathway
+        allowed[:n_p, n_p:] = mask[i]                    # pathway -> patch (real ones)
+        allowed[n_p:, :n_p] = True                       # patch -> pathway; no patch -> patch
+        outs = []
+        for head in range(2):
+            sl = slice(4 * head, 4 * head + 4)
+            s = q[i, :, sl] @ k[i, :, sl].T / 2.0
+            outs.append(s.masked_fill(~allowed, -math.inf).softmax(-1) @ v[i, :, sl])
+        ref = att.out(torch.cat(outs, -1))
+        n = int(mask[i].sum())
+        assert torch.allclose(p_out[i], ref[:n_p], atol=1e-5)
+        assert torch.allclose(h_out[i, :n], ref[n_p:n_p + n], atol=1e-5)
+    # no patch -> patch: changing one patch leaves the other patches' outputs unchanged
+    h2 = h.clone()
+    h2[0, 0] += 1.0
+    _, h_out2 = att(p, h2, mask)
+    assert torch.allclose(h_out2[0, 1:], h_out[0, 1:], atol=1e-6)
+
+
+def test_clam_mb_logits_are_per_branch_classifiers():
+    torch.manual_seed(0)
+    model = tiny_model("clam-mb").eval()
+    batch = collate_bags(build_tiny_bags([(2, 5), (1, 3)]))
+    x, mask = flatten_bag(batch.patches, batch.patch_mask)
+    _, z, a = model.encoder.attend(x, mask)
+    assert z.shape == (2, TINY_BINS, 16) and a.shape == (2, TINY_BINS, 5)
+    ref = torch.stack([torch.stack([z[i, t] @ model.head_weight[t] + model.head_bias[t] for t in range(TINY_BINS)])
+                       for i in range(2)])
+    assert torch.allclose(model(batch), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["clam-sb", "clam-mb"])
+def test_clam_instance_loss_by_hand(name):
+    torch.manual_seed(0)
+    model = tiny_model(name).eval()
+    bags = build_tiny_bags([(2, 9), (1, 3), (1, 5)])
+    bags[2].event, bags[2].time_bin = 1, 3                   # patients 0 and 2 died, patient 1 censored
+    batch = collate_bags(bags)
+    x, mask = flatten_bag(batch.patches, batch.patch_mask)
+    h, _, a = model.encoder.attend(x, mask)
+    ref = []
+    for i, k in ((0, 2), (2, 2)):
+        y = int(batch.time_bin[i])
+        att = a[i, y if name == "clam-mb" else 0, : int(mask[i].sum())].tolist()
+        ranked = sorted(range(len(att)), key=lambda j: -att[j])
+        logits = model.instance_classifiers[y](h[i, ranked[:k] + ranked[-k:]])
+        logp = logits.log_softmax(-1)
+        ref.append(-(logp[:k, 1].sum() + logp[k:, 0].sum()) / (2 * k))
+    expected = torch.stack(ref).mean()
+    assert torch.allclose(model.instance_loss(batch), expected, atol=1e-6)
+    assert torch.allclose(model.auxiliary_loss(batch), 0.3 * expected, atol=1e-6)
+    batch.event.zero_()
+    assert model.instance_loss(batch).item() == 0.0
+
+
+def _sinkhorn_scaling(cost, a, b, eps, n_iters=2000):
+    """Reference: plain Sinkhorn-Knopp matrix scaling, balanced, float64 numpy."""
+    k = np.exp(-cost / eps)
+    u, v = np.ones_like(a), np.ones_like(b)
+    for _ in range(n_iters):
+        u = a / (k @ v)
+        v = b / (k.T @ u)
+    return u[:, None] * k * v[None, :]
+
+
+def test_sinkhorn_balanced_matches_matrix_scaling():
+    rng = np.random.default_rng(0)
+    cost = rng.random((4, 6))
+    a, b = rng.random(4) + 0.1, rng.random(6) + 0.1
+    a, b = a / a.sum(), b / b.sum()
+    ours = baselines.sinkhorn_log(torch.tensor(cost)[None], torch.tensor(a)[None], torch.tensor(b)[None],
+                                  eps=0.1, n_iters=500)[0].numpy()
+    ref = _sinkhorn_scaling(cost, a, b, 0.1)
+    print(f"balanced Sinkhorn: max |ours - scaling| = {np.abs(ours - ref).max():.2e}")
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    np.testing.assert_allclose(ours.sum(1), a, atol=1e-10)
+
+
+def test_sinkhorn_unbalanced_minimises_the_primal():
+    """Reference: the unbalanced primal objective minimised directly by scipy (L-BFGS on log pi)."""
+    rng = np.random.default_rng(1)
+    cost = rng.random((3, 4))
+    a, b = np.full(3, 1 / 3), np.array([0.1, 0.2, 0.3, 0.4])
+    eps, tau = 0.2, 0.5
+
+    def kl(p, q):
+        return np.sum(p * np.log(p / q) - p + q)
+
+    def objective(log_pi):
+        pi = np.exp(log_pi).reshape(3, 4)
+        return (np.sum(cost * pi) + eps * kl(pi, np.outer(a, b)) + tau * kl(pi.sum(1), a)
+                + tau * kl(pi.sum(0), b))
+
+    best = minimize(objective, np.log(np.outer(a, b)).ravel(), method="L-BFGS-B", tol=1e-14,
+                    options={"maxiter": 5000}).x
+    ref = np.exp(best).reshape(3, 4)
+    ours = baselines.sinkhorn_log(torch.tensor(cost)[None], torch.tensor(a)[None], torch.tensor(b)[None],
+                                  eps=eps, tau=tau, n_iters=1000)[0].numpy()
+    print(f"unbalanced Sinkhorn: max |ours - scipy| = {np.abs(ours - ref).max():.2e}")
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+    assert objective(np.log(ours).ravel()) <= objective(best) + 1e-10
+    assert not np.allclose(ours.sum(1), a, atol=1e-3)          # marginals are relaxed, not enforced
+
+
+def test_sinkhorn_zero_mass_columns_are_exactly_ignored():
+    rng = np.random.default_rng(2)
+    cost = torch.tensor(rng.random((1, 3, 5)))
+    a = torch.full((1, 3), 1 / 3, dtype=torch.float64)
+    b = torch.tensor([[0.25, 0.25, 0.5, 0.0, 0.0]], dtype=torch.float64)
+    for tau in (None, 0.5):
+        full = baselines.sinkhorn_log(cost, a, b, eps=0.1, tau=tau)
+        cut = baselines.sinkhorn_log(cost[:, :, :3], a, b[:, :3], eps=0.1, tau=tau)
+        assert torch.all(full[:, :, 3:] == 0)
+        assert torch.allclose(full[:, :, :3], cut, atol=1e-14)
+
+
+def test_motcat_balanced_transport_rows_are_averages():
+    torch.manual_seed(0)
+    model = build_model("motcat", ModelInputs(TINY_BINS, TINY_WSI_DIM, build_tiny_hierarchy()), dim=8, heads=2,
+                        ot_tau=None, ot_iters=300).double().eval()
+    g, h = torch.randn(2, 2, 8, dtype=torch.float64), torch.randn(2, 5, 8, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]).bool()
+    plan = model.transport_plan(g, h, mask)
+    torch.testing.assert_close(plan.sum(2), torch.full((2, 2), 0.5, dtype=torch.float64))
+    torch.testing.assert_close(plan.sum(1)[1, :3], torch.full((3,), 1 / 3, dtype=torch.float64))
+    assert torch.all(plan[1, :, 3:] == 0)
+
+
+def test_missing_modality_and_gene_mismatch_are_clear_errors():
+    model = tiny_model("snn")
+    no_rna = collate_bags(build_tiny_bags([(1, 2)], rna=False))
+    with pytest.raises(ValueError, match="needs transcriptomics"):
+        model(no_rna)
+    wrong = collate_bags(build_tiny_bags([(1, 2)], n_genes=7))
+    with pytest.raises(ValueError, match="7 genes .* hierarchy of 12"):
+        model(wrong)
+    with pytest.raises(ValueError, match="needs histology"):
+        tiny_model("abmil")(collate_bags(build_tiny_bags([(1, 2)], wsi=False)))
