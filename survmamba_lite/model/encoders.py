@@ -63,9 +63,11 @@ class FunctionEncoder(nn.Module):
 
         token_f = W2 · ELU(W1_f · x[I_f] + b1_f) + b2        (W1_f: hidden x K_f)
 
-    Implemented without a Python loop: genes are gathered into a zero-padded
-    ``(B, Fn, Kmax)`` tensor and multiplied with the per-function weights
-    ``(Fn, Kmax, hidden)`` whose padded rows are masked to zero.
+    Implemented without a Python loop and without padding: the first-layer weights
+    are stored *ragged*, one row per (function, gene) membership (``M = Σ_f K_f``
+    rows), so the parameter count is exactly ``M·hidden + Fn·hidden`` for the first
+    layer; each membership's contribution is summed into its function with
+    ``index_add``.
 
     Args:
         hierarchy: gene -> function -> process hierarchy (only genes and functions are used).
@@ -76,33 +78,30 @@ class FunctionEncoder(nn.Module):
     Input ``rna: (B, G)``; output ``(B, Fn, D)``.
 
     >>> h = GenomicHierarchy(("a", "b", "c"), ("f1", "f2"), ("one", "two"), ((0, 1), (1, 2)), (0, 0), ("p",))
-    >>> FunctionEncoder(h, dim=8, hidden=4)(torch.randn(5, 3)).shape
-    torch.Size([5, 2, 8])
+    >>> enc = FunctionEncoder(h, dim=8, hidden=4)
+    >>> enc(torch.randn(5, 3)).shape, enc.w1.numel()
+    (torch.Size([5, 2, 8]), 16)
     """
 
     def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 64, dropout: float = 0.25):
         super().__init__()
-        sizes = [len(g) for g in hierarchy.function_genes]
-        k_max = max(sizes)
-        index = torch.zeros(hierarchy.n_functions, k_max, dtype=torch.long)
-        mask = torch.zeros(hierarchy.n_functions, k_max)
-        for f, genes in enumerate(hierarchy.function_genes):
-            index[f, : len(genes)] = torch.tensor(genes)
-            mask[f, : len(genes)] = 1.0
-        self.register_buffer("gene_index", index, persistent=False)  # (Fn, Kmax)
-        self.register_buffer("gene_mask", mask, persistent=False)    # (Fn, Kmax)
-        fan_in = torch.tensor(sizes, dtype=torch.float32).view(-1, 1, 1)
-        self.w1 = nn.Parameter(torch.randn(hierarchy.n_functions, k_max, hidden) / fan_in.sqrt())
+        self.n_functions = hierarchy.n_functions
+        pair_function = [f for f, genes in enumerate(hierarchy.function_genes) for _ in genes]
+        pair_gene = [g for genes in hierarchy.function_genes for g in genes]
+        sizes = torch.tensor([len(g) for g in hierarchy.function_genes], dtype=torch.float32)
+        self.register_buffer("pair_function", torch.tensor(pair_function), persistent=False)  # (M,)
+        self.register_buffer("pair_gene", torch.tensor(pair_gene), persistent=False)          # (M,)
+        fan_in = sizes[self.pair_function].unsqueeze(-1)                                      # (M, 1)
+        self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (M, hidden)
         self.b1 = nn.Parameter(torch.zeros(hierarchy.n_functions, hidden))
         self.act = nn.ELU()
         self.drop = nn.AlphaDropout(dropout)
         self.out = nn.Linear(hidden, dim)
 
     def forward(self, rna: Tensor) -> Tensor:
-        x = rna[:, self.gene_index] * self.gene_mask                  # (B, Fn, Kmax)
-        w1 = self.w1 * self.gene_mask.unsqueeze(-1)                   # padded genes contribute nothing
-        hid = torch.einsum("bfk,fkh->bfh", x, w1) + self.b1           # (B, Fn, hidden)
-        return self.out(self.drop(self.act(hid)))                     # (B, Fn, D)
+        contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, M, hidden)
+        hid = self.b1.expand(rna.shape[0], -1, -1).index_add(1, self.pair_function, contrib)  # (B, Fn, hidden)
+        return self.out(self.drop(self.act(hid)))                                   # (B, Fn, D)
 
 
 def group_functions(tokens: Tensor, hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor]:

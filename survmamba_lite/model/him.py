@@ -1,0 +1,139 @@
+"""Hierarchical Interaction Mamba (HIM, Sec. 3.4, Eq. 5–6) and masked sequence helpers.
+
+For one modality with fine tokens grouped as ``(B, S, K, D)`` (S groups: regions or
+processes; K fine tokens per group: patches or functions)::
+
+    T'_s = Bi-Mamba_fine(T_s)                       for every group s, shared weights  (Eq. 5)
+    T    = Bi-Mamba_coarse([Pool(T'_1), ..., Pool(T'_S)])                              (Eq. 6)
+
+``Pool`` is the masked mean over a group's real tokens (the paper does not say
+which pooling; the mean keeps HIM free of extra parameters). Groups are processed as
+one batch of variable-length sequences (``B·S`` rows), so a region of 3 patches and
+one of 200 cost one call and never see each other's padding.
+
+With ``grouped=False`` (ablation model A) all fine tokens of a patient form one long
+sequence and there is no coarse level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from survmamba_lite.ssm.bimamba import BiMamba
+
+__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact"]
+
+
+def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
+    """Mean of ``x`` over ``dim`` counting only positions where ``mask`` is True.
+
+    Args:
+        x: ``(..., L, ..., D)`` values.
+        mask: bool, ``x``'s shape without the last dimension.
+        dim: the dimension to reduce (of ``x``; must not be the last).
+
+    Rows without any real position give zeros.
+
+    >>> masked_mean(torch.tensor([[1., 2., 9.]]).unsqueeze(-1), torch.tensor([[True, True, False]]), 1)
+    tensor([[1.5000]])
+    """
+    w = mask.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)
+
+
+def compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Flatten grouped tokens and move each patient's real tokens to the front.
+
+    Args:
+        x: ``(B, S, K, D)`` grouped tokens.
+        mask: ``(B, S, K)`` bool.
+
+    Returns:
+        ``flat (B, L, D)`` with ``L`` the largest number of real tokens of a patient,
+        real tokens in group order first, and ``flat_mask (B, L)`` (a prefix mask).
+
+    >>> x = torch.arange(8.).view(1, 2, 4, 1); m = torch.tensor([[[1, 1, 0, 0], [1, 0, 0, 0]]]).bool()
+    >>> f, fm = compact(x, m)
+    >>> f.squeeze(-1).tolist(), fm.tolist()
+    ([[0.0, 1.0, 4.0]], [[True, True, True]])
+    """
+    b, s, k, d = x.shape
+    flat, fmask = x.reshape(b, s * k, d), mask.reshape(b, s * k)
+    order = torch.argsort((~fmask).to(torch.int8), dim=1, stable=True)   # real first, order kept
+    n_max = int(fmask.sum(1).max())
+    order = order[:, :n_max]
+    flat = torch.gather(flat, 1, order.unsqueeze(-1).expand(-1, -1, d))
+    fmask = torch.gather(fmask, 1, order)
+    return flat * fmask.unsqueeze(-1), fmask
+
+
+@dataclass
+class HIMOutput:
+    """What HIM gives for one modality.
+
+    Attributes:
+        fine: ``(B, L, D)`` enhanced fine tokens, flattened with real tokens first.
+        fine_mask: ``(B, L)`` bool.
+        coarse: ``(B, S, D)`` enhanced coarse tokens, or None without the coarse level.
+        coarse_mask: ``(B, S)`` bool, or None.
+    """
+
+    fine: Tensor
+    fine_mask: Tensor
+    coarse: Tensor | None = None
+    coarse_mask: Tensor | None = None
+
+
+class HierarchicalInteractionMamba(nn.Module):
+    """HIM for one modality.
+
+    Args:
+        dim: token width ``D``.
+        d_state, expand, d_conv: Bi-Mamba sizes.
+        n_fine_layers, n_coarse_layers: Bi-Mamba blocks per level.
+        grouped: run the fine level per group (Eq. 5); False = one long sequence (model A).
+        coarse: add the coarse level (Eq. 6).
+        bidirectional: Bi-Mamba or forward-only Mamba.
+        dropout: dropout inside the blocks.
+        scan_backend: selective-scan backend.
+
+    Forward ``tokens: (B, S, K, D)`` and ``mask: (B, S, K)`` bool (real tokens first in
+    each group, real groups first in each patient) -> :class:`HIMOutput`.
+    """
+
+    def __init__(self, dim: int, d_state: int = 16, expand: int = 2, d_conv: int = 4, n_fine_layers: int = 1,
+                 n_coarse_layers: int = 1, grouped: bool = True, coarse: bool = True, bidirectional: bool = True,
+                 dropout: float = 0.0, scan_backend: str = "auto"):
+        super().__init__()
+        if coarse and not grouped:
+            raise ValueError("the coarse level pools groups, so it needs grouped=True")
+        self.grouped, self.coarse = grouped, coarse
+
+        def blocks(n):
+            return nn.ModuleList(BiMamba(dim, d_state, expand, d_conv, bidirectional, dropout, scan_backend)
+                                 for _ in range(n))
+        self.fine_blocks = blocks(n_fine_layers)
+        self.coarse_blocks = blocks(n_coarse_layers) if coarse else None
+
+    def forward(self, tokens: Tensor, mask: Tensor) -> HIMOutput:
+        b, s, k, d = tokens.shape
+        if self.grouped:
+            x, m = tokens.reshape(b * s, k, d), mask.reshape(b * s, k)       # groups as a batch
+            for blk in self.fine_blocks:
+                x = blk(x, m)
+            fine_grouped = x.view(b, s, k, d)                                 # T'_s
+            fine, fine_mask = compact(fine_grouped, mask)
+        else:
+            fine, fine_mask = compact(tokens, mask)                          # one sequence (model A)
+            for blk in self.fine_blocks:
+                fine = blk(fine, fine_mask)
+            return HIMOutput(fine, fine_mask)
+        if not self.coarse:
+            return HIMOutput(fine, fine_mask)
+        group_mask = mask.any(-1)                                             # (B, S)
+        coarse = masked_mean(fine_grouped, mask, dim=2)                       # Pool(T'_s): (B, S, D)
+        for blk in self.coarse_blocks:
+            coarse = blk(coarse, group_mask)                                  # T
+        return HIMOutput(fine, fine_mask, coarse, group_mask)

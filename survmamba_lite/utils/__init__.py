@@ -1,0 +1,1 @@
+"""Small utilities: parameter/FLOP counting, seeding."""
