@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?= -m "not gpu and not slow" -n 2
 
-.PHONY: test test-all venv book bench clean
+.PHONY: test test-all venv bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan_benchmark.py --out benchmarks/results
+
+# the book's targets (`make book`, `make cohorts`) live in book.mk
+-include book.mk
 
 clean:
 	rm -rf $(VENV) _build .pytest_cache
