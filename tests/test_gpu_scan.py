@@ -101,3 +101,21 @@ def test_mamba_ssm_rejects_float64_clearly():
     x = make_inputs(1, 4, 4, 10, seed=0, device="cuda", dtype=torch.float64)
     with pytest.raises(RuntimeError, match="float64"):
         selective_scan(*[x[k] for k in NAMES], backend="mamba_ssm")
+
+
+@needs_mamba
+def test_mamba_ssm_zero_delta_is_identity_step():
+    """Δ = 0 steps leave the state unchanged in the fused kernel too (as in ref and parallel)."""
+    x = make_inputs(2, 8, 4, 50, seed=3, device="cuda", dtype=torch.float32)
+    with torch.no_grad():
+        x["delta"].abs_()
+        x["delta"][..., 10:20] = 0.0
+    args = [x["u"], x["delta"], x["A"], x["B"], x["C"]]
+    y_m, last_m = selective_scan(*args, return_last_state=True, backend="mamba_ssm")
+    y_p, last_p = selective_scan(*args, return_last_state=True, backend="parallel")
+    assert_close("y", y_m.detach().cpu().double(), y_p.detach().cpu().double(), 1e-4, 1e-4)
+    assert_close("last_state", last_m.cpu().double(), last_p.detach().cpu().double(), 1e-4, 1e-4)
+    _, h9 = selective_scan(*[a[..., :10] for a in (x["u"], x["delta"])], x["A"], x["B"][..., :10],
+                           x["C"][..., :10], return_last_state=True, backend="mamba_ssm")
+    expected = torch.einsum("ben,bn->be", h9, x["C"][..., 15].float())
+    assert_close("y at a zero step", y_m[..., 15].detach().cpu().double(), expected.detach().cpu().double(), 1e-4, 1e-4)

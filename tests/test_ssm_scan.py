@@ -309,3 +309,18 @@ def test_wrong_shapes_raise(key, shape, match, backend):
     x[key] = torch.zeros(shape, dtype=torch.float64)
     with pytest.raises(ValueError, match=match):
         run(backend, x, False, False)
+
+
+def test_benchmark_loop_baseline_computes_the_same_scan():
+    """The per-step loop timed in benchmarks/scan_benchmark.py is the same computation."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scan_benchmark.py"
+    spec = importlib.util.spec_from_file_location("scan_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    u, delta, A, B, C = bench.make_inputs(2, 6, 4, 33, "cpu", seed=3)
+    y_loop = bench.loop_scan(u, delta, A, B, C)
+    y_ref = selective_scan(u, delta, A, B, C, backend="ref")
+    assert_close("loop vs ref", y_loop, y_ref, 1e-5, 1e-5)
