@@ -268,6 +268,14 @@ def _selective_scan_mamba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
     A = A.float()
     D = D.float() if D is not None else None
     delta_bias = delta_bias.float() if delta_bias is not None else None
+    if return_last_state:
+        # Measured on an H200 with mamba-ssm 2.3.2.post1: with time-invariant B or C of shape
+        # (E, N) the kernel's y is right but its last_state is not (off by ~10 against `ref`).
+        # Writing them in the grouped time-varying form (B, G=E, N, L), which means the same
+        # thing, gives the kernel the layout whose last_state it reports correctly.
+        Bn, E, L = u.shape
+        B = B.reshape(1, E, -1, 1).expand(Bn, E, B.shape[-1], L).contiguous() if B.dim() == 2 else B
+        C = C.reshape(1, E, -1, 1).expand(Bn, E, C.shape[-1], L).contiguous() if C.dim() == 2 else C
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
