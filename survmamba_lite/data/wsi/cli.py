@@ -1,0 +1,159 @@
+"""``survmamba tile`` and ``survmamba extract``: slides -> coords -> ``features/<slide_id>.h5``.
+
+Typical use::
+
+    survmamba tile slides/*.svs --out tiles/                 # tiles/<slide_id>.coords.h5 + .overview.png
+    survmamba extract tiles/ --out features/                 # features/<slide_id>.h5 (EfficientNet-Lite0)
+    survmamba extract tiles/ --out features/ --encoder ctranspath --weights ctranspath.torchscript.pt
+
+Both commands skip slides whose output exists (rerun to resume; ``--overwrite`` redoes them)
+and carry on past a failing slide, listing the failures at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_commands", "run_tile", "run_extract"]
+
+
+def add_commands(subparsers) -> None:
+    """Register ``tile`` and ``extract`` on the ``survmamba`` sub-command parser."""
+    from survmamba_lite.data.wsi.encoders import NORMALISATIONS, list_encoders
+
+    t = subparsers.add_parser(
+        "tile", help="tissue detection and region/patch grid of whole-slide images",
+        description="Detect tissue, lay a grid of regions (default 4096 px at 20x) made of patches (256 px) "
+                    "and write DIR/<slide_id>.coords.h5 (level-0 patch coordinates and region ids) plus "
+                    "DIR/<slide_id>.overview.png.")
+    t.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (.svs, .ndpi, tiled TIFF, ...)")
+    t.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    t.add_argument("--region-size", type=int, default=4096, help="region side in pixels at --magnification")
+    t.add_argument("--patch-size", type=int, default=256, help="patch side in pixels at --magnification")
+    t.add_argument("--magnification", type=float, default=20.0,
+                   help="target magnification (20 = 0.5 um/px; default 20)")
+    res = t.add_mutually_exclusive_group()
+    res.add_argument("--mpp", type=float, default=None,
+                     help="level-0 micrometres per pixel of the slide(s), for slides without this metadata "
+                          "(overrides it when present)")
+    res.add_argument("--base-magnification", type=float, default=None,
+                     help="level-0 magnification of the slide(s) (e.g. 40), instead of --mpp")
+    t.add_argument("--tissue-threshold", type=float, default=0.5,
+                   help="keep patches whose tissue fraction is at least this (0..1, default 0.5)")
+    t.add_argument("--mask-resolution", type=int, default=8, help="tissue-mask pixels per patch side (default 8)")
+    t.add_argument("--no-overview", action="store_true", help="do not write the overview PNG")
+    t.add_argument("--overwrite", action="store_true", help="redo slides whose coords file exists")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=run_tile)
+
+    e = subparsers.add_parser(
+        "extract", help="encode tiled patches with a frozen encoder into features/<slide_id>.h5",
+        description="Read the patches listed in coords files through OpenSlide, encode them with a frozen "
+                    "encoder and write FEATURES_DIR/<slide_id>.h5 (features (P, F), coords (P, 2), region (P,)).")
+    e.add_argument("coords", nargs="+", metavar="COORDS_H5",
+                   help="<slide_id>.coords.h5 files from `survmamba tile`, or folders holding them")
+    e.add_argument("--out", required=True, type=Path, metavar="FEATURES_DIR", help="features folder")
+    where = e.add_mutually_exclusive_group()
+    where.add_argument("--slide", type=Path, default=None,
+                       help="the slide file (one coords file only; default: the path recorded by `tile`)")
+    where.add_argument("--slide-dir", type=Path, default=None,
+                       help="folder to look for slides in when they moved since tiling")
+    e.add_argument("--encoder", default="efficientnet-lite0", choices=list_encoders(),
+                   help="patch encoder (default efficientnet-lite0; random-projection is for tests only)")
+    e.add_argument("--weights", type=Path, default=None,
+                   help="model file: required for ctranspath/torchscript (TorchScript), optional "
+                        "state dict for efficientnet-lite0")
+    e.add_argument("--input-size", type=int, default=None, help="encoder input side (torchscript only; default 224)")
+    e.add_argument("--normalisation", choices=sorted(NORMALISATIONS), default=None,
+                   help="override the encoder's input normalisation")
+    e.add_argument("--batch-size", type=int, default=64, help="patches per forward pass (default 64)")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    e.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading patches (default 0)")
+    e.add_argument("--overwrite", action="store_true", help="redo slides whose features file exists")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=run_extract)
+
+
+def _fail_summary(failures: list[tuple[str, str]], total: int):
+    from survmamba_lite.cli import UserError
+
+    lines = "\n".join(f"  {msg}" for _, msg in failures)
+    return UserError(f"{len(failures)} of {total} slides failed (the others are done):\n{lines}")
+
+
+def run_tile(args: argparse.Namespace) -> int:
+    from survmamba_lite.data.wsi.tiling import COORDS_SUFFIX, EmptyTissueError, SlideError, slide_id_from_path, \
+        tile_slide
+
+    failures = []
+    for slide in args.slides:
+        target = args.out / f"{slide_id_from_path(slide)}{COORDS_SUFFIX}"
+        if target.exists() and not args.overwrite:
+            print(f"{slide}: {target} exists, skipped (--overwrite to redo)")
+            continue
+        try:
+            r = tile_slide(slide, args.out, region_size=args.region_size, patch_size=args.patch_size,
+                           magnification=args.magnification, mpp=args.mpp,
+                           base_magnification=args.base_magnification, tissue_threshold=args.tissue_threshold,
+                           mask_resolution=args.mask_resolution, overview=not args.no_overview,
+                           progress=not args.quiet)
+        except (SlideError, EmptyTissueError, FileNotFoundError) as err:
+            if len(args.slides) == 1:
+                raise
+            failures.append((slide, str(err)))
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        print(f"{r.slide_id}: {r.n_patches} patches in {r.n_regions} regions (patch {r.patch_size_level0} "
+              f"level-0 px = {r.patch_size} px at {r.scale.magnification:g}x; mpp {r.scale.mpp:.4g} from "
+              f"{r.scale.mpp_source}; read level {r.read_level}, {r.read_size} px) -> {r.coords_path}")
+    if failures:
+        raise _fail_summary(failures, len(args.slides))
+    return 0
+
+
+def _expand_coords(items: list[str]) -> list[Path]:
+    from survmamba_lite.data.wsi.tiling import COORDS_SUFFIX
+
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(p.glob(f"*{COORDS_SUFFIX}"))
+            if not found:
+                raise FileNotFoundError(f"{p}: folder holds no *{COORDS_SUFFIX} files; run `survmamba tile` first")
+            paths.extend(found)
+        else:
+            paths.append(p)
+    return paths
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from survmamba_lite.cli import UserError
+    from survmamba_lite.data.wsi.encoders import build_encoder
+    from survmamba_lite.data.wsi.extract import extract_many, resolve_device
+
+    coords = _expand_coords(args.coords)
+    if args.slide is not None and len(coords) != 1:
+        raise UserError(f"--slide names one slide but {len(coords)} coords files were given; "
+                        "use --slide-dir for many slides")
+    device = resolve_device(args.device)
+    encoder = build_encoder(args.encoder, args.weights, input_size=args.input_size,
+                            normalisation=args.normalisation)
+    print(f"encoder {encoder.name}: input {encoder.input_size} px, {encoder.normalisation} normalisation, "
+          f"{encoder.feature_dim}-d features; device {device}")
+    results, failures = extract_many(
+        coords, args.out, encoder=encoder, slide_path=args.slide, slide_dir=args.slide_dir,
+        batch_size=args.batch_size, device=device, num_workers=args.num_workers, overwrite=args.overwrite,
+        progress=not args.quiet)
+    for r in results:
+        if r.skipped:
+            print(f"{r.slide_id}: {r.features_path} exists, skipped (--overwrite to redo)")
+        else:
+            print(f"{r.slide_id}: {r.n_patches} x {r.feature_dim} features in {r.seconds:.1f} s "
+                  f"({r.patches_per_second:.1f} patches/s) -> {r.features_path}")
+    if failures:
+        if len(coords) == 1:
+            raise UserError(failures[0][1])
+        raise _fail_summary(failures, len(coords))
+    return 0
