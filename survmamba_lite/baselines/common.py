@@ -128,8 +128,8 @@ class GatedAttentionPool(nn.Module):
     ``h: (B, L, D)``, ``mask: (B, L)`` -> pooled ``(B, n_branches, D)`` and weights ``(B, n_branches, L)``.
 
     >>> z, a = GatedAttentionPool(4, 3, n_branches=2)(torch.randn(1, 5, 4), torch.ones(1, 5, dtype=torch.bool))
-    >>> z.shape, a.sum(-1).tolist()
-    (torch.Size([1, 2, 4]), [[1.0, 1.0]])
+    >>> z.shape, torch.allclose(a.sum(-1), torch.ones(1, 2))
+    (torch.Size([1, 2, 4]), True)
     """
 
     def __init__(self, dim: int, hidden: int, n_branches: int = 1, dropout: float = 0.0):
