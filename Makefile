@@ -10,13 +10,15 @@ PYTEST_ARGS ?= -m "not gpu and not slow" -n 2
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,book]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# unit, property and doc tests, then the executed notebooks under nbval (NBVAL_ARGS: book.mk)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(BOOK_ENV) $(PY) -m pytest $(NBVAL_ARGS) notebooks/
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "not gpu"

@@ -1,0 +1,258 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-papermill,-execution,-ExecuteTime
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The selective scan: loop, parallel scan, fused kernel
+#
+# In S4 the parameters $\bA, \bB, C$ are the same at every position, so the SSM is a
+# convolution (previous chapter). Mamba {cite}`gu2023mamba` makes $\Delta$, $B$ and $C$
+# functions of the input: each token decides how much of the past to keep ($\Delta$ small:
+# keep the state; $\Delta$ large: overwrite it with the current input) and what to write and
+# read. The system is no longer time-invariant, the convolution is gone, and what is left
+# is a *scan*. Per batch element, channel $e$ (of $E$) and state $n$ (of $N$):
+#
+# $$
+# h_t = \exp(\Delta_t A)\,h_{t-1} + \Delta_t B_t\,u_t, \qquad
+# y_t = C_t \cdot h_t + D\,u_t, \qquad \Delta_t = \operatorname{softplus}(\delta_t + \delta_{\text{bias}}).
+# $$
+#
+# This chapter writes the scan three ways: as a loop (the definition), as a parallel
+# scan (what makes it fast), and through mamba-ssm's fused CUDA kernel (what the paper
+# ran). The package's `selective_scan` puts them behind one signature with a `backend`
+# argument.
+
+# %%
+import json
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+SEED = 0
+torch.manual_seed(SEED)
+print(f"seed: {SEED}, torch threads: {torch.get_num_threads()}")
+
+# %% [markdown]
+# ## The definition, as a loop
+#
+# Ten lines, shapes as in mamba-ssm: `u, delta: (B, E, L)`, `A: (E, N)`,
+# `B, C: (B, N, L)` (input-dependent, shared by the channels), `D: (E,)`.
+
+# %%
+from survmamba_lite.ssm import available_backends, selective_scan
+
+
+def scan_loop(u, delta, A, B, C, D):
+    """h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t ;  y_t = C_t·h_t + D u_t   (Δ already positive)."""
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])                # (B, E, N)
+    ys = []
+    for t in range(u.shape[-1]):
+        dA = torch.exp(delta[:, :, t, None] * A)                        # (B, E, N)
+        dBu = delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]
+        h = dA * h + dBu
+        ys.append((h * C[:, None, :, t]).sum(-1) + D * u[:, :, t])      # (B, E)
+    return torch.stack(ys, dim=-1)                                      # (B, E, L)
+
+
+Bsz, E, N, L = 2, 8, 4, 50
+u, dt = torch.randn(Bsz, E, L), torch.randn(Bsz, E, L)
+A = -torch.rand(E, N) - 0.5
+Bm, Cm, D = torch.randn(Bsz, N, L), torch.randn(Bsz, N, L), torch.randn(E)
+delta = torch.nn.functional.softplus(dt)
+y_loop = scan_loop(u, delta, A, Bm, Cm, D)
+for backend in ("ref", "parallel"):
+    y = selective_scan(u, dt, A, Bm, Cm, D=D, delta_softplus=True, backend=backend)
+    print(f"{backend:>8}: max |y - y_loop| = {(y - y_loop).abs().max():.1e}")
+
+# %% [markdown]
+# Outputs are not enough: training needs gradients. The `parallel` backend has a
+# hand-written backward pass (the adjoint recurrence run in reverse), so we compare its
+# gradients with those autograd computes through the loop.
+
+# %%
+def grads(fn):
+    inputs = [t.clone().requires_grad_() for t in (u, dt, A, Bm, Cm, D)]
+    y = fn(*inputs)
+    (y * torch.linspace(-1, 1, L)).sum().backward()     # a loss that weights every position
+    return [t.grad for t in inputs]
+
+
+g_loop = grads(lambda u_, dt_, A_, B_, C_, D_: scan_loop(u_, torch.nn.functional.softplus(dt_), A_, B_, C_, D_))
+g_par = grads(lambda *a: selective_scan(*a[:5], D=a[5], delta_softplus=True, backend="parallel"))
+for name, a, b in zip(("u", "delta", "A", "B", "C", "D"), g_loop, g_par):
+    print(f"d/d{name:<5} max |parallel - loop| = {(a - b).abs().max():.1e}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("outputs agree (1e-5):", torch.allclose(selective_scan(u, dt, A, Bm, Cm, D=D, delta_softplus=True,
+                                                                backend="parallel"), y_loop, atol=1e-5))
+print("gradients agree (1e-4):", all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_loop, g_par)))
+
+# %% [markdown]
+# ## Why a linear recurrence can run in parallel
+#
+# Per channel and state, the scan is $h_t = a_t h_{t-1} + b_t$ with $a_t = e^{\Delta_t A}$ and
+# $b_t = \Delta_t B_t u_t$. Write one step as the pair $(a_t, b_t)$, the affine map
+# $h \mapsto a_t h + b_t$. Doing step 1 then step 2 is again affine:
+#
+# $$
+# (a_1, b_1) \bullet (a_2, b_2) = (a_2 a_1,\ a_2 b_1 + b_2),
+# $$
+#
+# and composition of maps is *associative*. Any associative operator can be scanned in
+# $O(\log L)$ parallel rounds {cite}`blelloch1990prefix`: in round $k$, every position combines
+# with the one $2^k$ places earlier (Hillis–Steele doubling). A direct transcription:
+
+# %%
+def scan_doubling(a, b):
+    """All prefixes of h_t = a_t h_{t-1} + b_t (h_{-1} = 0) in ceil(log2 L) rounds; a, b: (..., L)."""
+    a, b = a.clone(), b.clone()
+    shift = 1
+    while shift < a.shape[-1]:
+        # combine (a, b) at t with the prefix ending at t - shift (identity (1, 0) before the start)
+        a_prev = torch.nn.functional.pad(a[..., :-shift], (shift, 0), value=1.0)
+        b_prev = torch.nn.functional.pad(b[..., :-shift], (shift, 0), value=0.0)
+        a, b = a * a_prev, a * b_prev + b
+        shift *= 2
+    return b                                             # h_t
+
+
+a_t = torch.exp(delta[..., None] * A[None, :, None, :])                       # (B, E, L, N)
+b_t = (delta * u)[..., None] * Bm.transpose(1, 2)[:, None]                    # (B, E, L, N)
+h_par = scan_doubling(a_t.movedim(2, -1), b_t.movedim(2, -1)).movedim(-1, 2)  # (B, E, L, N)
+y_dbl = (h_par * Cm.transpose(1, 2)[:, None]).sum(-1) + D[:, None] * u
+print(f"doubling scan: {int(np.ceil(np.log2(L)))} rounds, max |y - y_loop| = {(y_dbl - y_loop).abs().max():.1e}")
+
+# %% [markdown]
+# Doubling does $O(L \log L)$ work and forms products of many $a_t$; the package's
+# `parallel` backend is a *chunked* scan that does $O(L)$ work instead:
+#
+# 1. cut the sequence into chunks of $T$ steps and run the recurrence inside every chunk
+#    at once, from a zero state (each of the $T$ steps is one vectorised operation over
+#    all chunks);
+# 2. carry the state across chunk boundaries, $H_c = P_{c-1} H_{c-1} + h^{\text{loc}}_{c-1}$
+#    with the chunk decay $P_c = \exp(A\sum_{t\in c}\Delta_t)$ (a short loop on CPU, a
+#    doubling scan over chunks on GPU);
+# 3. sweep each chunk again from its true entering state, now producing $y$.
+#
+# Only decays $e^{\Delta A} \le 1$ are ever formed, so nothing overflows for long sequences.
+# mamba-ssm's kernel goes one step further: it fuses discretisation, scan and read-out in
+# one CUDA kernel that keeps the $(E, N)$ states in fast on-chip memory and never writes the
+# $(B, E, L, N)$ tensor of states to GPU memory ("hardware-aware" in the paper's words).
+#
+# ## Backends on this machine
+#
+# `backend="auto"` picks `mamba_ssm` on CUDA tensors when the package imports, and
+# `parallel` otherwise. Asking for a backend that cannot run is an error with an
+# explanation, never a silent fallback:
+
+# %%
+print("available backends here:", available_backends())
+try:
+    selective_scan(u, dt, A, Bm, Cm, backend="mamba_ssm")
+except RuntimeError as err:
+    print("backend='mamba_ssm' ->", str(err)[:160], "...")
+
+# %% [markdown]
+# ## Timing, measured while this page was built
+#
+# A small comparison on the machine that built the book (CPU, small sizes so that the
+# build stays fast; forward pass only, median of 3 runs after a warm-up). On a shared or
+# busy machine these numbers are noisy; the committed benchmark below is more careful.
+
+# %%
+def median_time(fn, repeats=3):
+    fn()
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return float(np.median(runs))
+
+
+E_t, N_t = 32, 8
+lengths = [64, 256, 1024]
+timings = {"loop (this page)": [], "ref": [], "parallel": []}
+with torch.no_grad():
+    for Lt in lengths:
+        g = torch.Generator().manual_seed(SEED)
+        args = (torch.randn(1, E_t, Lt, generator=g), torch.rand(1, E_t, Lt, generator=g) * 0.1,
+                -torch.rand(E_t, N_t, generator=g), torch.randn(1, N_t, Lt, generator=g),
+                torch.randn(1, N_t, Lt, generator=g))
+        timings["loop (this page)"].append(median_time(lambda: scan_loop(*args, torch.zeros(E_t))))
+        for backend in ("ref", "parallel"):
+            timings[backend].append(median_time(lambda: selective_scan(*args, backend=backend)))
+
+fig, ax = plt.subplots(figsize=(5, 3.4))
+for name, ts in timings.items():
+    ax.loglog(lengths, ts, "o-", label=name)
+ax.set_xlabel("sequence length L")
+ax.set_ylabel("forward time [s]")
+ax.set_title(f"selective scan on this CPU (E={E_t}, N={N_t}, B=1)")
+ax.legend(frameon=False)
+plt.show()
+for name, ts in timings.items():
+    print(f"{name:>17}: " + ", ".join(f"L={Lt}: {t * 1e3:.2f} ms" for Lt, t in zip(lengths, ts)))
+
+# %% [markdown]
+# ## The committed benchmark
+#
+# `benchmarks/scan_benchmark.py` times the backends more carefully (forward, and forward
+# plus backward; `E = 128`, `N = 16`; several lengths) and writes
+# `benchmarks/results/scan_benchmark_<device>.json` with the machine, versions and load
+# average. This page shows those files when they are present in the repository.
+
+# %%
+results_dir = Path("..") / "benchmarks" / "results"
+found = {dev: results_dir / f"scan_benchmark_{dev}.json" for dev in ("cpu", "cuda")}
+found = {dev: p for dev, p in found.items() if p.exists()}
+if not found:
+    print(f"No benchmark results in {results_dir.resolve()}: run `make bench` (CPU) or "
+          "`python benchmarks/scan_benchmark.py --device cuda --out benchmarks/results` on a GPU.")
+else:
+    fig, axes = plt.subplots(1, len(found), figsize=(5.2 * len(found), 3.6), squeeze=False)
+    for ax, (dev, path) in zip(axes[0], found.items()):
+        res = json.loads(path.read_text())
+        m, cfg = res["machine"], res["config"]
+        methods = sorted({t["method"] for t in res["timings"]})
+        for method in methods:
+            rows = sorted((t["L"], t["forward_backward_s"]) for t in res["timings"] if t["method"] == method)
+            ax.loglog([r[0] for r in rows], [r[1] for r in rows], "o-", label=method)
+        where = m.get("cuda_device") or f"{m['cpu_count']}-core CPU, {m['torch_threads']} thread(s)"
+        ax.set_title(f"{dev}: {where}\ntorch {m['torch']}, E={cfg['E']}, N={cfg['N']}", fontsize=9)
+        ax.set_xlabel("sequence length L")
+        ax.set_ylabel("forward + backward [s]")
+        ax.legend(frameon=False, fontsize=8)
+        print(f"{path.name}: methods {methods}, lengths {cfg['lengths']}")
+        if "mamba_ssm" not in methods:
+            print(f"  (no mamba_ssm timings in {path.name}: the fused kernel was not installed on that machine)")
+    plt.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# The loop costs $L$ sequential small operations, each with interpreter and kernel-launch
+# overhead; the chunked scan replaces them by about $2T + L/T$ larger operations. On a GPU,
+# where every operation is a kernel launch, the gap grows to two or three orders of
+# magnitude for long sequences.
+#
+# SurvMamba's sequences are the patches of one region (at most
+# $(4096/256)^2 = 256$), the regions of one slide, the functions of one process and the
+# processes of one transcriptome: short sequences, many of them. The package runs all the
+# groups of a batch as one batch of scans (next chapters), which matters more here than
+# the length of any one scan.
