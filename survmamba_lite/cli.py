@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name == name:  # that subsystem is not part of this installation
+            # that subsystem (or its package) is not part of this installation
+            if err.name == name or name.startswith(f"{err.name}."):
                 continue
             raise
         module.add_commands(sub)
