@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
+from survmamba_lite.model.him import masked_mean as _masked_mean
 
 __all__ = ["flatten_bag", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
            "TransformerLayer", "KroneckerFusion", "process_level_hierarchy"]
@@ -68,10 +69,7 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     >>> masked_mean(torch.tensor([[[1.], [3.], [100.]]]), torch.tensor([[True, True, False]])).tolist()
     [[2.0]]
     """
-    if mask is None:
-        return x.mean(1)
-    w = mask.to(x.dtype).unsqueeze(-1)
-    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+    return x.mean(1) if mask is None else _masked_mean(x, mask, dim=1)
 
 
 class Attention(nn.Module):
