@@ -35,24 +35,21 @@ import pandas as pd
 from survmamba_lite.data.kegg import build_genomic_hierarchy, read_hierarchy_tsv, write_hierarchy_tsv
 from survmamba_lite.data.layout import (FEATURES_DIR, FORMAT_VERSION, write_clinical, write_folds, write_manifest,
                                         write_rna)
+from survmamba_lite.data.wsi.tiling import slide_id_from_path
 
 __all__ = ["ImportReport", "import_xena", "import_porpoise", "read_source_splits", "slide_stem"]
 
 _SPLIT_RE = re.compile(r"^splits_(\d+)\.csv$")
-_SLIDE_EXT = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn")
 
 
 def slide_stem(name: str) -> str:
-    """Slide file name without its extension (the layout's ``slide_id``).
+    """Slide file name without its extension (the layout's ``slide_id``); one rule for the
+    whole project, :func:`survmamba_lite.data.wsi.tiling.slide_id_from_path`.
 
     >>> slide_stem("TCGA-2F-A9KO-01Z-00-DX1.195576CF-B739-4BD9-B15B-4A70AE287D3E.svs")
     'TCGA-2F-A9KO-01Z-00-DX1.195576CF-B739-4BD9-B15B-4A70AE287D3E'
     """
-    name = str(name).strip()
-    for ext in _SLIDE_EXT:
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
+    return slide_id_from_path(str(name).strip())
 
 
 @dataclass
