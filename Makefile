@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?= -m "not gpu and not slow" -n 2
+PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2
 
 .PHONY: test test-all venv bench clean
 
@@ -15,10 +15,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# unit, property and doc tests, then the executed notebooks under nbval (NBVAL_ARGS: book.mk)
+# unit, property and doc tests, then the executed notebooks under nbval (NBVAL_ARGS: book.mk),
+# then the built book opened in headless Chromium (browser-deps and book: book.mk)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(BOOK_ENV) $(PY) -m pytest $(NBVAL_ARGS) notebooks/
+	$(MAKE) browser-deps
+	$(MAKE) book
+	SURVMAMBA_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser tests/test_book_browser.py -p no:cacheprovider
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "not gpu"

@@ -3,6 +3,11 @@
 #   make book       execute every chapter and build _build/html (warnings are errors)
 #   make notebooks  sync notebooks/*.py with their .ipynb and store fresh outputs in the .ipynb
 #   make nbval      run the paired .ipynb under nbval (checks cells marked NBVAL_CHECK_OUTPUT)
+#   make browser-deps  install Debian's chromium (as root) for tests/test_book_browser.py
+#   make cohorts    run the training chapter with papermill per cohort into runs/papermill/<cohort>/,
+#                   then `survmamba report` into runs/papermill/report/ (book/reproduce.md)
+#                   COHORTS="BLCA LUAD" picks cohorts; COHORT_ARGS passes papermill parameters, e.g.
+#                   COHORT_ARGS="-p data_root $PWD/cohorts -p folds None -p epochs 20 -p dim 512"
 #
 # The book's packages are pyproject's `book` extra, installed with the rest by the root Makefile.
 BOOK_STAMP    := $(STAMP)
@@ -24,7 +29,12 @@ for path in sys.argv[1:]:
 endef
 export EXECUTE_IPYNB
 
-.PHONY: book notebooks nbval book-clean
+CHROMIUM      ?= /usr/bin/chromium
+COHORTS       ?= BRCA BLCA COADREAD UCEC LUAD
+COHORT_ARGS   ?=
+COHORT_RUNS   := runs/papermill
+
+.PHONY: book notebooks nbval book-clean browser-deps cohorts
 
 book: $(BOOK_STAMP)
 	rm -rf _build/html
@@ -40,3 +50,28 @@ nbval: $(BOOK_STAMP)
 
 book-clean:
 	rm -rf _build
+
+# the browser check (tests/test_book_browser.py) needs a headless Chromium; Debian's package works
+# (the browsers that playwright and similar tools download are not needed)
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	    echo "chromium: $$($(CHROMIUM) --version 2>/dev/null | head -n 1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else \
+	    echo "$(CHROMIUM) is missing: install it as root with"; \
+	    echo "    apt-get update && apt-get install -y --no-install-recommends chromium"; \
+	    echo "or point CHROMIUM=/path/to/chromium at another Chromium (the browser test reads \$$CHROMIUM too)"; \
+	    exit 1; \
+	fi
+
+# papermill runs the paired .ipynb (never the .py, never in place) with notebooks/ as the working
+# directory; paths passed to it are absolute
+cohorts: $(BOOK_STAMP)
+	@set -e; for c in $(COHORTS); do \
+	    mkdir -p $(COHORT_RUNS)/$$c; \
+	    echo "== $$c -> $(COHORT_RUNS)/$$c"; \
+	    $(BOOK_ENV) $(VENV)/bin/papermill notebooks/10_training.ipynb $(COHORT_RUNS)/$$c/10_training.ipynb \
+	        --cwd notebooks -k python3 -p cohort $$c -p out_dir $(CURDIR)/$(COHORT_RUNS)/$$c/run $(COHORT_ARGS); \
+	done
+	$(VENV)/bin/survmamba report $(addprefix $(COHORT_RUNS)/,$(addsuffix /run,$(COHORTS))) --out $(COHORT_RUNS)/report

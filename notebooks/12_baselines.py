@@ -1,0 +1,160 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-papermill,-execution,-ExecuteTime
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The baselines of Table 1
+#
+# Table 1 compares SurvMamba with genomic-only models (SNN, SNNTrans), histology-only
+# multiple-instance models (ABMIL, CLAM-SB, CLAM-MB, TransMIL), their late fusions with
+# the RNA (concatenation "Cat" or Kronecker product "KP"), and the multi-modal models
+# MCAT, MOTCat and SurvPath. Every one of them is in the package's model registry, built
+# from what the cohort says (number of time bins, patch-feature width, genomic
+# hierarchy), so that one command line and one config run any of them.
+
+# %% tags=["parameters"]
+cohort = "BLCA"
+seed = 0
+compare = ["snn", "abmil", "abmil-kp", "mcat", "survmamba"]   # models of the short comparison
+dim = 32
+epochs = 2
+max_cases = 160
+max_patches = 32
+batch_size = 32
+lr = 2e-3
+folds = [0]
+threads = 1
+
+# %%
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+warnings.filterwarnings("ignore", message="IProgress not found")      # tqdm without ipywidgets
+from survmamba_lite.data import make_synthetic_cohort
+from survmamba_lite.data.kegg import build_genomic_hierarchy
+from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
+from survmamba_lite.experiment import ExperimentConfig, run_cv
+from survmamba_lite.experiment.report import load_runs, table1
+from survmamba_lite.registry import ModelInputs, accepted_options, build_model, list_models
+from survmamba_lite.utils.complexity import count_parameters
+
+torch.manual_seed(seed)
+print(f"seed: {seed}, cohort: {cohort}, compared: {compare}")
+
+# %% [markdown]
+# ## The registry
+#
+# `survmamba models` prints the same list. Each entry names the modalities the model
+# reads and its row in Table 1:
+
+# %%
+registry = pd.DataFrame([{"name": s.name, "modalities": "+".join(s.modalities), "Table 1 row": s.table1_row or "",
+                          "description": s.description} for s in list_models()]).set_index("name")
+with pd.option_context("display.max_colwidth", 90):
+    display(registry)
+
+# %% [markdown]
+# ## Their size at the paper's setting
+#
+# Parameters of every model built with its defaults for the paper-scale transcriptome
+# (1,577 genes, 352 functions, 45 processes), CTransPath features ($F = 768$) and $T = 4$
+# time bins:
+
+# %%
+table, genes, _ = synthetic_hierarchy(SCALES["paper"], seed)
+paper_inputs = ModelInputs(n_bins=4, wsi_dim=768, hierarchy=build_genomic_hierarchy(table, genes)[0])
+rows = []
+for spec in list_models():
+    torch.manual_seed(seed)
+    m = build_model(spec.name, paper_inputs)
+    options = accepted_options(spec) or {}
+    rows.append({"name": spec.name, "Table 1 row": spec.table1_row or "", "width D": options.get("dim", ""),
+                 "parameters [M]": round(count_parameters(m) / 1e6, 3)})
+sizes = pd.DataFrame(rows).set_index("name")
+sizes
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{len(sizes)} models; every Table 1 row present:",
+      {"SNN", "SNNTrans", "ABMIL", "CLAM-SB", "CLAM-MB", "TransMIL", "ABMIL (Cat)", "ABMIL (KP)", "CLAM-MB (Cat)",
+       "CLAM-MB (KP)", "TransMIL (Cat)", "TransMIL (KP)", "MCAT", "MOTCat", "SurvPath", "SurvMamba"}
+      <= set(sizes["Table 1 row"]))
+
+# %% [markdown]
+# The genomic encoders dominate the small models: SNN's first layer maps all 1,577 genes,
+# and every model that makes one token per pathway has one small network per pathway.
+# The [Efficiency chapter](09_efficiency.py) compares costs in detail.
+#
+# ## A short comparison on a synthetic cohort
+#
+# A few models, one fold, a subset of patients, two epochs, width 32: a smoke test of the
+# comparison, not a result (the c-index of a model that has seen 128 patients twice is
+# mostly noise). Every model gets the same `ExperimentConfig` except the `model` field.
+
+# %%
+workdir = Path(tempfile.mkdtemp(prefix="survmamba_baselines_"))
+cohort_dir = make_synthetic_cohort(cohort, "tiny", seed=seed, out=workdir / "cohort")
+run_dirs = []
+t0 = time.perf_counter()
+for name in compare:
+    config = ExperimentConfig.from_params(
+        model=name, cohort_dir=str(cohort_dir), out_dir=str(workdir / name), dim=dim, epochs=epochs,
+        max_cases=max_cases, max_patches=max_patches, batch_size=batch_size, lr=lr, folds=folds, threads=threads,
+        seed=seed, device="cpu")
+    result = run_cv(config, progress=False)
+    run_dirs.append(result.out_dir)
+    print(f"{name:>10}: c-index {result.summary['c_index']['mean']:.3f}, "
+          f"{sum(f['seconds'] for f in result.folds):.1f} s")
+print(f"{len(compare)} runs in {time.perf_counter() - t0:.0f} s")
+
+# %% [markdown]
+# `table1` reads the run directories and lays them out like the paper's Table 1 (models in
+# rows, cohorts in columns, "Overall" = mean of the cohort means):
+
+# %%
+long1, wide1 = table1(load_runs(run_dirs))
+wide1
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.barh(long1["label"], long1["mean"], color="#2D6FB7")
+ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+ax.set_xlabel("c-index (fold 0, short training)")
+ax.set_xlim(0.3, 0.9)
+ax.invert_yaxis()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# For the real Table 1, run every model on every cohort with all five folds and the
+# paper's settings, then one report:
+#
+# ```bash
+# for m in snn snntrans abmil clam-sb clam-mb transmil abmil-cat abmil-kp clam-mb-cat clam-mb-kp \
+#          transmil-cat transmil-kp mcat motcat survpath survmamba; do
+#   survmamba cv --cohort-dir cohorts/tcga_blca --model $m --out runs/table1/blca_$m
+# done
+# survmamba report runs/table1/* --out runs/table1/report     # table1_cindex.md and .csv
+# ```
+
+# %%
+shutil.rmtree(workdir)

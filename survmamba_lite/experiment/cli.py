@@ -1,0 +1,160 @@
+"""``survmamba`` sub-commands of the experiment layer: models, cv, report.
+
+::
+
+    survmamba models
+    survmamba cv --cohort-dir DIR --model survmamba [--variant F] [--unidirectional] [--epochs N]
+                 [--folds 0 1] [--dim D] [--seed S] [--device auto] [--max-patches N] --out RUN [--overwrite]
+    survmamba report RUN [RUN ...] --out DIR [--complexity]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+__all__ = ["add_commands", "parse_option"]
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, null), else a string.
+
+    >>> parse_option("d_state=8"), parse_option("ifm_align=interpolate"), parse_option("bidirectional=false")
+    (('d_state', 8), ('ifm_align', 'interpolate'), ('bidirectional', False))
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from survmamba_lite.registry import list_models
+
+    specs = list_models()
+    w_name = max(len(s.name) for s in specs)
+    w_row = max(len(s.table1_row or "-") for s in specs)
+    print(f"{'name':<{w_name}}  {'modalities':<10}  {'Table 1 row':<{w_row}}  description")
+    for s in specs:
+        print(f"{s.name:<{w_name}}  {'+'.join(s.modalities):<10}  {s.table1_row or '-':<{w_row}}  {s.description}")
+    return 0
+
+
+def _config_from_args(args: argparse.Namespace):
+    from survmamba_lite.cli import UserError
+    from survmamba_lite.experiment.config import ExperimentConfig
+    from survmamba_lite.registry import accepted_options, get_model_spec, list_models
+
+    spec = get_model_spec(args.model)                       # unknown model: the registry's message
+    allowed = accepted_options(spec)
+    mamba_models = ", ".join(s.name for s in list_models()
+                             if (accepted_options(s) or {}).get("variant") is not None)
+    for flag, key, given in (("--variant", "variant", args.variant is not None),
+                             ("--unidirectional", "bidirectional", args.unidirectional)):
+        if given and allowed is not None and key not in allowed:
+            raise UserError(f"{flag} applies to the SurvMamba models ({mamba_models}); model {args.model!r} has "
+                            f"no {key!r} option. Its options: {', '.join(allowed) or 'none'}")
+    options = dict(args.set or [])
+    if args.variant is not None:
+        options["variant"] = args.variant
+    if args.unidirectional:
+        options["bidirectional"] = False
+    if args.dim is not None:
+        options["dim"] = args.dim
+    return ExperimentConfig(
+        model=args.model, cohort_dir=str(args.cohort_dir), out_dir=str(args.out), model_options=options,
+        folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, lr=args.lr,
+        weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum, n_bins=args.n_bins,
+        alpha=args.alpha, seed=args.seed, device=args.device, max_patches=args.max_patches,
+        max_cases=args.max_cases, n_folds=args.n_folds, rna_log1p=args.rna_log1p, num_workers=args.num_workers,
+        threads=args.threads)
+
+
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from survmamba_lite.experiment.cv import run_cv
+
+    config = _config_from_args(args)
+    t0 = time.perf_counter()
+    result = run_cv(config, overwrite=args.overwrite, progress=not args.quiet)
+    c = result.summary["c_index"]
+    per_fold = ", ".join("n/a" if v is None else f"{v:.4f}" for v in c["values"])
+    mean = "n/a" if c["mean"] is None else f"{c['mean']:.4f}" + ("" if c["std"] is None else f" ± {c['std']:.4f}")
+    print(f"{result.summary['label']} on {result.summary['cohort_name']}: c-index {mean} (folds: {per_fold}); "
+          f"wall time {time.perf_counter() - t0:.1f} s; results in {result.out_dir}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import torch
+
+    from survmamba_lite.experiment.report import ComplexitySizes, make_report
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    sizes = ComplexitySizes(patches=args.patches, regions=args.regions, wsi_dim=args.wsi_dim,
+                            genes_scale=args.genes_scale, repeats=args.repeats)
+    rep = make_report(args.runs, args.out, complexity=args.complexity, sizes=sizes, device=args.device,
+                      svg=args.svg, n_boot=args.n_boot, seed=args.seed)
+    print(rep.markdown)
+    print(f"wrote {len(rep.files)} files to {rep.out_dir}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register ``models``, ``cv`` and ``report`` on ``survmamba``'s sub-parser set."""
+    p = subparsers.add_parser("models", help="list the registered models (name, modalities, Table 1 row)")
+    p.set_defaults(func=_cmd_models)
+
+    from survmamba_lite.model.config import VARIANTS
+
+    p = subparsers.add_parser("cv", help="k-fold cross-validation of one model on one cohort (resumable)",
+                              description="Train and evaluate a model on every fold of a cohort. Rerunning the "
+                                          "same command resumes a killed run.")
+    p.add_argument("--cohort-dir", required=True, type=Path, help="cohort folder (manifest.yaml, clinical.csv, ...)")
+    p.add_argument("--model", required=True, help="registry name (see `survmamba models`)")
+    p.add_argument("--variant", choices=sorted(VARIANTS), help="SurvMamba ablation model of Table 3 (F = SurvMamba)")
+    p.add_argument("--unidirectional", action="store_true", help="SurvMamba with forward-only Mamba (Fig. 3)")
+    p.add_argument("--dim", type=int, help="model width D (default: the model's, 512 for most)")
+    p.add_argument("--set", type=parse_option, action="append", metavar="KEY=VALUE",
+                   help="any other model option, e.g. --set d_state=8 (repeatable)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--weight-decay", type=float, default=5e-3)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
+    p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")
+    p.add_argument("--alpha", type=float, default=0.0, help="extra weight of uncensored patients in the NLL")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--max-patches", type=int, help="at most N patches per patient (quick CPU runs)")
+    p.add_argument("--max-cases", type=int, help="a seeded subset of N cases (quick CPU runs)")
+    p.add_argument("--n-folds", type=int, default=5, help="folds to make when the cohort has no splits/")
+    p.add_argument("--rna-log1p", action="store_true", help="log1p before the per-gene z-score (raw counts/TPM)")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading slide features")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a shared machine)")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out first")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_cv)
+
+    p = subparsers.add_parser("report", help="tables and figures (Tables 1-3, Figs. 3-4) from run directories")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--complexity", action="store_true", help="also measure Table 2 (params, FLOPs, step time)")
+    p.add_argument("--patches", type=int, default=4096, help="complexity input: patch tokens")
+    p.add_argument("--regions", type=int, default=16, help="complexity input: regions")
+    p.add_argument("--wsi-dim", type=int, default=768, help="complexity input: patch-feature width F")
+    p.add_argument("--genes-scale", default="paper", choices=["tiny", "course", "paper"],
+                   help="complexity input: synthetic KEGG-shaped hierarchy (paper: 1577 genes)")
+    p.add_argument("--repeats", type=int, default=3, help="complexity: timed steps")
+    p.add_argument("--device", default="auto", help="complexity device")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=_cmd_report)

@@ -1,0 +1,315 @@
+"""k-fold cross-validation with resume: :func:`run_cv` ``(config) -> CVResult``.
+
+A run directory::
+
+    RUN/
+      config.json            the ExperimentConfig + a "derived" block (cohort, label, modalities, ...)
+      splits/fold_{k}.csv    only when the cohort had no splits/ and make_folds made them
+      fold_{k}/
+        split.json           the fold's training and validation case ids
+        preprocessing.json   time-bin edges and RNA normaliser fitted on the training ids
+        checkpoint.pt        model + optimiser + completed epochs + history (every epoch, atomic)
+        predictions.csv      case_id, time, event, time_bin, risk, S_0..S_{T-1} (validation cases)
+        metrics.json         c_index, c_index_td, ibs, train/val curves, seconds, ...
+        DONE                 written last
+      summary.json           mean/std over folds, pooled out-of-fold c-index
+      oof_predictions.csv    every fold's predictions, with a fold column
+
+Running the same command again resumes: folds with ``DONE`` are read back, not
+recomputed; an unfinished fold continues after the last epoch in its checkpoint. A
+``config.json`` that differs from the new config (other than the operational fields
+``out_dir, device, num_workers, threads``) is refused: use a new ``--out`` or
+``--overwrite``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from survmamba_lite.data.features_h5 import read_features_h5
+from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_folds, read_manifest,
+                                        write_folds)
+from survmamba_lite.experiment.config import ExperimentConfig, config_differences
+from survmamba_lite.experiment.trainer import (DONE, METRICS, PREDICTIONS, EpochCallback, atomic_write_text,
+                                               derive_seed, train_fold, _json_safe)
+from survmamba_lite.registry import accepted_options, get_model_spec, list_models
+from survmamba_lite.survival import concordance_index
+
+__all__ = ["CVResult", "run_cv", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
+           "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
+
+CONFIG, SUMMARY, OOF = "config.json", "summary.json", "oof_predictions.csv"
+
+
+@dataclass
+class CVResult:
+    """What :func:`run_cv` produced (everything is also on disk under ``out_dir``).
+
+    Attributes:
+        out_dir: the run directory.
+        config: the experiment.
+        folds: per-fold metrics (``fold_{k}/metrics.json``), in fold order.
+        summary: ``summary.json``.
+        oof: ``oof_predictions.csv`` as a frame.
+    """
+
+    out_dir: Path
+    config: ExperimentConfig
+    folds: list[dict]
+    summary: dict
+    oof: pd.DataFrame
+
+
+# --------------------------------------------------------------------------- labels and checks
+def model_label(model: str, options: dict[str, Any]) -> str:
+    """The row label of a run: the model's Table 1 name, plus its variant and direction
+    when they differ from the model's defaults.
+
+    >>> model_label("survmamba", {}), model_label("survmamba", {"variant": "C", "bidirectional": False})
+    ('SurvMamba', 'SurvMamba (C, uni)')
+    >>> model_label("abmil-kp", {"dim": 64})
+    'ABMIL (KP)'
+    """
+    spec = get_model_spec(model)
+    defaults = accepted_options(spec) or {}
+    base = spec.table1_row or spec.name
+    tags = []
+    if "variant" in options and options["variant"] != defaults.get("variant"):
+        tags.append(str(options["variant"]))
+    if "bidirectional" in options and not options["bidirectional"] and defaults.get("bidirectional", True):
+        tags.append("uni")
+    return f"{base} ({', '.join(tags)})" if tags else base
+
+
+def check_model_fits_cohort(model: str, cohort_modalities: list[str], where: str) -> None:
+    """Raise a ValueError naming what is missing and which registered models fit the cohort."""
+    spec = get_model_spec(model)
+    missing = [m for m in spec.modalities if m not in cohort_modalities]
+    if missing:
+        names = {"wsi": "histology (wsi)", "rna": "transcriptomics (rna)"}
+        fits = [s.name for s in list_models() if set(s.modalities) <= set(cohort_modalities)]
+        raise ValueError(
+            f"model {model!r} reads {' and '.join(names[m] for m in spec.modalities)}, but cohort {where} has "
+            f"modalities {list(cohort_modalities)}: {', '.join(names[m] for m in missing)} missing. Models that fit "
+            f"this cohort: {', '.join(fits) or 'none'}")
+
+
+def _read_manifest_modalities(root: Path) -> list[str]:
+    man = read_manifest(root)
+    mods = man.get("modalities")
+    if not isinstance(mods, list):
+        raise ValueError(f"{root / 'manifest.yaml'}: no modalities list; run `survmamba validate {root}`")
+    return mods
+
+
+def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
+    """Load and validate the cohort; make folds when it has none; apply ``max_cases``.
+
+    Returns:
+        the cohort (``folds`` possibly made or restricted) and a phrase saying where the folds came from.
+    """
+    root = Path(config.cohort_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such cohort folder (make one with `survmamba synth` or "
+                                "`survmamba import-tcga`)")
+    check_model_fits_cohort(config.model, _read_manifest_modalities(root), str(root))
+    source = f"{root}/splits"
+    try:
+        cohort = load_cohort(root)
+    except CohortError as err:
+        if not err.problems or any(not (p.file.startswith("splits") and p.message.startswith("no splits"))
+                                   for p in err.problems):
+            raise
+        cohort = load_cohort(root, validate=False)
+        cohort = dataclasses.replace(cohort, folds=make_folds(cohort.clinical, k=config.n_folds, seed=config.seed))
+        source = f"make_folds(k={config.n_folds}, seed={config.seed}) (the cohort has no splits/)"
+    if config.max_cases is not None and config.max_cases < cohort.n_cases:
+        rng = np.random.default_rng(derive_seed(config.seed, 0x5EED))
+        keep = set(rng.choice(np.asarray(cohort.case_ids), size=config.max_cases, replace=False).tolist())
+        folds = [([c for c in tr if c in keep], [c for c in va if c in keep]) for tr, va in cohort.folds]
+        empty = [k for k, (_, va) in enumerate(folds) if not va]
+        if empty:
+            raise ValueError(f"max_cases={config.max_cases} leaves fold(s) {empty} without validation cases; "
+                             "raise max_cases")
+        cohort = dataclasses.replace(cohort, clinical=cohort.clinical.loc[[c for c in cohort.case_ids if c in keep]],
+                                     folds=folds)
+        source += f", restricted to a seeded subset of {config.max_cases} cases (max_cases)"
+    if config.folds is not None:
+        bad = [k for k in config.folds if k >= len(cohort.folds)]
+        if bad:
+            raise ValueError(f"fold(s) {bad} do not exist: cohort {cohort.name} has folds 0..{len(cohort.folds) - 1}")
+    return cohort, source
+
+
+def _wsi_dim(cohort: Cohort) -> int | None:
+    if "wsi" not in cohort.modalities:
+        return None
+    width = (cohort.manifest.get("features") or {}).get("width")
+    if width:
+        return int(width)
+    for cid in cohort.case_ids:
+        for sid in cohort.slide_ids(cid):
+            return int(read_features_h5(cohort.feature_path(sid)).features.shape[1])
+    return None
+
+
+def _derived(config: ExperimentConfig, cohort: Cohort, folds_source: str, wsi_dim: int | None) -> dict[str, Any]:
+    spec = get_model_spec(config.model)
+    opts = config.resolved_model_options()
+    h = cohort.hierarchy
+    return {
+        "cohort": str(cohort.manifest.get("cohort", cohort.name)),
+        "cohort_name": cohort.name,
+        "cohort_source": cohort.manifest.get("source"),
+        "n_cases": cohort.n_cases,
+        "n_folds": len(cohort.folds),
+        "folds_source": folds_source,
+        "modalities": list(config.modalities),
+        "model_label": model_label(config.model, dict(config.model_options)),
+        "table1_row": spec.table1_row,
+        "variant": opts.get("variant"),
+        "bidirectional": opts.get("bidirectional"),
+        "wsi_dim": wsi_dim,
+        "n_genes": h.n_genes if h is not None and "rna" in config.modalities else None,
+        "n_functions": h.n_functions if h is not None and "rna" in config.modalities else None,
+        "n_processes": h.n_processes if h is not None and "rna" in config.modalities else None,
+        "torch": torch.__version__,
+    }
+
+
+def read_run_config(out_dir: str | Path) -> tuple[ExperimentConfig, dict]:
+    """``config.json`` of a run directory: the config and its ``derived`` block."""
+    path = Path(out_dir) / CONFIG
+    config = ExperimentConfig.load(path)
+    derived = json.loads(path.read_text(encoding="utf-8")).get("derived", {})
+    return config, derived
+
+
+def _prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) -> Path:
+    out = Path(config.out_dir)
+    if not str(config.out_dir):
+        raise ValueError("out_dir is empty: give the run directory (--out RUN_DIR)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; choose another --out")
+    has_config = (out / CONFIG).is_file()
+    if out.is_dir() and any(out.iterdir()) and not has_config:
+        raise ValueError(f"{out}: folder is not empty and holds no {CONFIG}, so it is not a run directory; "
+                         "choose a new --out (nothing was deleted)")
+    if has_config and overwrite:
+        shutil.rmtree(out)
+    elif has_config:
+        try:
+            old, old_derived = read_run_config(out)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{out / CONFIG} cannot be read as an experiment config ({err}); use a new --out, "
+                             "or --overwrite to delete that run") from None
+        diff = config_differences(old, config)
+        for key in ("cohort_name", "n_cases"):
+            if old_derived.get(key) not in (None, derived[key]):
+                diff[f"cohort {key}"] = (old_derived.get(key), derived[key])
+        if diff:
+            listed = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, (a, b) in diff.items())
+            raise ValueError(f"{out} holds a run with a different configuration ({listed}). Resuming would mix "
+                             "results: use a new --out, or --overwrite to delete that run and start again")
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG, derived=derived)
+    return out
+
+
+# --------------------------------------------------------------------------- summary
+def _mean_std(values: list[float | None]) -> dict[str, Any]:
+    v = [float(x) for x in values if x is not None]
+    return {"mean": float(np.mean(v)) if v else None,
+            "std": float(np.std(v, ddof=1)) if len(v) >= 2 else None,
+            "n": len(v), "values": list(values)}
+
+
+def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_ids: list[int]
+                  ) -> tuple[dict, pd.DataFrame]:
+    """Build ``summary.json`` and ``oof_predictions.csv`` from finished folds (and write them).
+
+    ``std`` is the sample standard deviation over folds (``ddof=1``). ``oof_c_index`` is
+    Harrell's C of all out-of-fold risks pooled (every fold's model scores its own
+    validation cases; risks ``-sum_k S_k`` share the scale ``[-T, 0]``).
+    """
+    metrics, frames = [], []
+    for k in fold_ids:
+        fold_dir = out_dir / f"fold_{k}"
+        metrics.append(json.loads((fold_dir / METRICS).read_text(encoding="utf-8")))
+        pred = pd.read_csv(fold_dir / PREDICTIONS, dtype={"case_id": str})
+        pred.insert(0, "fold", k)
+        frames.append(pred)
+    oof = pd.concat(frames, ignore_index=True)
+    s_cols = sorted((c for c in oof.columns if c.startswith("S_")), key=lambda c: int(c[2:]))
+    oof = oof[[c for c in oof.columns if c not in s_cols] + s_cols]
+    try:
+        pooled = float(concordance_index(oof["time"].to_numpy(), oof["risk"].to_numpy(), oof["event"].to_numpy()))
+    except ValueError:
+        pooled = None
+    summary = {
+        "model": config.model, "label": derived.get("model_label"), "cohort": derived.get("cohort"),
+        "cohort_name": derived.get("cohort_name"), "folds": fold_ids,
+        "c_index": _mean_std([m["c_index"] for m in metrics]),
+        "c_index_td": _mean_std([m["c_index_td"] for m in metrics]),
+        "ibs": _mean_std([m["ibs"] for m in metrics]),
+        "oof_c_index": pooled, "n_oof": int(len(oof)),
+        "seconds_total": float(sum(m["seconds"] for m in metrics)),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    atomic_write_text(out_dir / OOF, oof.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    atomic_write_text(out_dir / SUMMARY, json.dumps(_json_safe(summary), indent=1) + "\n")
+    return summary, oof
+
+
+# --------------------------------------------------------------------------- the run
+def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool = True,
+           on_epoch_end: EpochCallback | None = None, log: Callable[[str], None] | None = None) -> CVResult:
+    """Run (or resume) k-fold cross-validation as described in the module docstring.
+
+    Args:
+        config: the experiment.
+        overwrite: delete an existing run in ``config.out_dir`` first.
+        progress: tqdm bars and one-line messages.
+        on_epoch_end: ``on_epoch_end(fold, epoch, history)`` after each epoch's checkpoint.
+        log: message sink (default: ``print`` when ``progress``, else silent).
+    """
+    log = log or (tqdm.write if progress else (lambda msg: None))
+    cohort, folds_source = load_experiment_cohort(config)
+    wsi_dim = _wsi_dim(cohort)
+    derived = _derived(config, cohort, folds_source, wsi_dim)
+    out = _prepare_run_dir(config, derived, overwrite)
+    if "make_folds" in folds_source:
+        write_folds(out, cohort.folds)
+    fold_ids = list(config.folds) if config.folds is not None else list(range(len(cohort.folds)))
+    log(f"{derived['model_label']} on {derived['cohort_name']}: folds {fold_ids}, {config.epochs} epochs, "
+        f"seed {config.seed} -> {out}")
+    old_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        for k in fold_ids:
+            fold_dir = out / f"fold_{k}"
+            if (fold_dir / DONE).is_file():
+                log(f"fold {k}: done earlier, read from {fold_dir}")
+                continue
+            train_fold(config, cohort, k, fold_dir, wsi_dim=wsi_dim, progress=progress, on_epoch_end=on_epoch_end,
+                       log=log)
+    finally:
+        torch.set_num_threads(old_threads)
+    summary, oof = summarise_run(out, config, derived, fold_ids)
+    folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in fold_ids]
+    c = summary["c_index"]
+    if c["mean"] is not None:
+        log(f"c-index {c['mean']:.4f}" + (f" ± {c['std']:.4f}" if c["std"] is not None else "")
+            + f" over {c['n']} fold(s); pooled out-of-fold {summary['oof_c_index']}")
+    return CVResult(out_dir=out, config=config, folds=folds, summary=summary, oof=oof)

@@ -1,0 +1,346 @@
+r"""Training and evaluating one cross-validation fold, resumable epoch by epoch.
+
+One fold (:func:`train_fold`):
+
+1. preprocessing fitted on the fold's **training ids only**
+   (:func:`~survmamba_lite.data.fold_datasets`: the ``TimeBinner`` quantiles of the
+   training deaths and the per-gene RNA z-score);
+2. the model built from the registry with ``ModelInputs(n_bins=binner.n_bins_, wsi_dim,
+   hierarchy)`` after ``torch.manual_seed(fold seed)``;
+3. ``epochs`` passes over the training patients in a seeded random order; per batch the
+   loss is :func:`~survmamba_lite.survival.nll_loss` plus the model's
+   ``auxiliary_loss(batch)`` when it has one (CLAM's instance clustering), divided by
+   ``grad_accum``; the optimiser steps every ``grad_accum`` batches;
+4. after every epoch: the validation c-index and loss (for the record: no early
+   stopping, the last epoch's model is the fold's model) and an atomic
+   ``checkpoint.pt`` (model, optimiser, completed epochs, history);
+5. at the end ``predictions.csv``, ``metrics.json`` and the ``DONE`` marker.
+
+Seeds. Every random draw of epoch ``e`` of fold ``k`` comes from seeds derived from
+``(config.seed, k, e)`` by :func:`derive_seed` (patient order, patch subsets, dropout
+via ``torch.manual_seed``), never from a generator carried over from earlier epochs.
+So a run resumed from the checkpoint of epoch ``e`` continues exactly as the
+uninterrupted run would, and a CPU run is reproducible bit for bit.
+
+Survival curves. The model's ``S_k = P(Y > k)`` is the probability of surviving past
+bin ``k``, i.e. past its right edge :math:`e_{k+1}`. The integrated Brier score reads
+``S_0..S_{T-2}`` on the finite edges :math:`e_1..e_{T-1}` (it needs ``T >= 3``). The
+time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``, the
+patients' ``S_k`` (the grid of left edges :math:`e_0..e_{T-1}`): within-bin times carry
+no information in a discrete-time model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from survmamba_lite.data.bag import PatientBag, collate_bags
+from survmamba_lite.data.dataset import CohortDataset, fold_datasets
+from survmamba_lite.data.layout import Cohort
+from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.registry import ModelInputs, build_model
+from survmamba_lite.survival import (concordance_index, concordance_td, hazards_to_survival, integrated_brier_score,
+                                     nll_loss, risk_score)
+
+__all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
+           "fold_metrics", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
+           "PREPROCESSING", "SPLIT"]
+
+CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
+    "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
+
+#: called after each epoch's checkpoint is written: ``on_epoch_end(fold, epoch, history)``
+EpochCallback = Callable[[int, int, dict], None]
+
+
+# --------------------------------------------------------------------------- small helpers
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed derived from integer keys (``numpy.random.SeedSequence``).
+
+    >>> derive_seed(0, 1) == derive_seed(0, 1) != derive_seed(0, 2)
+    True
+    """
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+
+
+def _case_key(case_id: str) -> int:
+    return zlib.crc32(case_id.encode("utf-8"))
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for but torch sees no CUDA device; use --device cpu or auto")
+    return device
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def subsample_bag(bag: PatientBag, max_patches: int | None, generator: torch.Generator) -> PatientBag:
+    """At most ``max_patches`` patches of ``bag``, drawn without replacement, kept in slide order.
+
+    >>> bag = PatientBag("c", torch.arange(10.).unsqueeze(1), torch.arange(10) // 5, None, 1.0, 1)
+    >>> small = subsample_bag(bag, 4, torch.Generator().manual_seed(0))
+    >>> small.features.shape, bool((small.features.squeeze(1).diff() > 0).all())
+    (torch.Size([4, 1]), True)
+    """
+    if max_patches is None or bag.features is None or bag.features.shape[0] <= max_patches:
+        return bag
+    keep = torch.randperm(bag.features.shape[0], generator=generator)[:max_patches].sort().values
+    return PatientBag(bag.case_id, bag.features[keep], bag.region[keep], bag.rna, bag.time, bag.event, bag.time_bin)
+
+
+def make_optimizer(config: ExperimentConfig, params) -> torch.optim.Optimizer:
+    """RAdam (paper), Adam or AdamW with ``config.lr`` and ``config.weight_decay``."""
+    cls = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _as_list(bags: list[PatientBag]) -> list[PatientBag]:
+    return bags
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(model: nn.Module, dataset: CohortDataset, config: ExperimentConfig, device: torch.device,
+            progress: bool = False) -> tuple[pd.DataFrame, float]:
+    """Predictions of ``model`` (in eval mode) for every patient of ``dataset``, one at a time.
+
+    Patch subsets (``max_patches``) are fixed per case: seeded by ``config.seed`` and the case id.
+
+    Returns:
+        the :func:`predictions_frame` and the mean NLL over the patients.
+    """
+    model.eval()
+    logits, losses = [], []
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=_as_list, num_workers=config.num_workers)
+    for (bag,) in tqdm(loader, desc="  predict", leave=False, disable=not progress):
+        g = torch.Generator().manual_seed(derive_seed(config.seed, _case_key(bag.case_id)))
+        batch = collate_bags([subsample_bag(bag, config.max_patches, g)]).to(device)
+        out = model(batch).float()                                                  # (1, T)
+        logits.append(out.cpu())
+        if int(batch.time_bin.min()) >= 0:
+            losses.append(float(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha)))
+    logits_t = torch.cat(logits)                                                    # (n, T)
+    frame = predictions_frame(dataset.case_ids, dataset.time, dataset.event, dataset.time_bin, logits_t)
+    return frame, float(np.mean(losses)) if losses else float("nan")
+
+
+def predictions_frame(case_ids: Sequence[str], time: Any, event: Any, time_bin: Any, logits: torch.Tensor
+                      ) -> pd.DataFrame:
+    """One row per patient: ``case_id, time, event, time_bin, risk, S_0..S_{T-1}``.
+
+    ``risk = -sum_k S_k`` (:func:`~survmamba_lite.survival.risk_score`), higher = earlier death.
+
+    Args:
+        logits: ``(n, T)`` hazard logits.
+
+    >>> predictions_frame(["a"], [3.0], [1], [0], torch.zeros(1, 2)).round(3).values.tolist()
+    [['a', 3.0, 1, 0, -0.75, 0.5, 0.25]]
+    """
+    logits = logits.detach().double()              # curves and risks in float64 from the model's logits
+    surv = hazards_to_survival(logits).numpy()                                      # (n, T)
+    frame = pd.DataFrame({"case_id": list(case_ids), "time": np.asarray(time, dtype=np.float64),
+                          "event": np.asarray(event, dtype=np.int64),
+                          "time_bin": np.asarray(time_bin, dtype=np.int64),
+                          "risk": risk_score(logits).numpy()})
+    for k in range(surv.shape[1]):
+        frame[f"S_{k}"] = surv[:, k]
+    return frame
+
+
+def survival_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``S_k`` columns of a predictions frame, in bin order (all-NaN columns dropped)."""
+    cols = sorted((c for c in frame.columns if c.startswith("S_") and c[2:].isdigit()), key=lambda c: int(c[2:]))
+    return [c for c in cols if frame[c].notna().any()]
+
+
+def _safe(fn: Callable[[], float]) -> tuple[float | None, str | None]:
+    try:
+        return float(fn()), None
+    except (ValueError, ZeroDivisionError) as err:
+        return None, str(err)
+
+
+def fold_metrics(pred: pd.DataFrame, edges: np.ndarray, train_time: Any, train_event: Any) -> dict[str, Any]:
+    """Harrell's c-index, Antolini's time-dependent c-index and the IBS of one fold.
+
+    Args:
+        pred: the fold's :func:`predictions_frame` (validation patients).
+        edges: ``(T + 1,)`` bin edges ``[0, e_1, .., e_{T-1}, inf]`` of the fold's binner.
+        train_time, train_event: training data (censoring distribution of the IBS).
+
+    A metric that cannot be computed (no comparable pair; ``T < 3`` or a censoring
+    distribution of 0 for the IBS) is None with the reason under ``<name>_note``.
+    """
+    surv = pred[survival_columns(pred)].to_numpy(dtype=np.float64)                  # (n, T)
+    t, e = pred["time"].to_numpy(dtype=np.float64), pred["event"].to_numpy(dtype=np.int64)
+    out: dict[str, Any] = {}
+    out["c_index"], note = _safe(lambda: concordance_index(t, pred["risk"].to_numpy(), e))
+    if note:
+        out["c_index_note"] = note
+    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, edges[:-1]))
+    if note:
+        out["c_index_td_note"] = note
+    if surv.shape[1] < 3:
+        out["ibs"], out["ibs_note"] = None, f"needs at least 3 time bins (2 finite edges), got {surv.shape[1]}"
+    else:
+        out["ibs"], note = _safe(lambda: integrated_brier_score(surv[:, :-1], edges[1:-1], t, e,
+                                                                train_time, train_event))
+        if note:
+            out["ibs_note"] = note
+    return out
+
+
+# --------------------------------------------------------------------------- one fold
+def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fold") != fold or state.get("n_bins") != n_bins:
+        raise ValueError(f"{path}: checkpoint of fold {state.get('fold')} with {state.get('n_bins')} bins does not "
+                         f"match fold {fold} with {n_bins} bins; delete it (the fold restarts) or use a new --out")
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Path, *, wsi_dim: int | None,
+               progress: bool = True, on_epoch_end: EpochCallback | None = None,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume) fold ``fold`` and write its results into ``fold_dir``.
+
+    Args:
+        config: the experiment.
+        cohort: the loaded cohort (its ``folds`` already restricted by ``max_cases``).
+        fold: fold index.
+        fold_dir: ``<out_dir>/fold_{fold}``; an existing ``checkpoint.pt`` is resumed.
+        wsi_dim: patch-feature width ``F`` (None when the model reads no slides).
+        progress: tqdm bars over epochs and batches.
+        on_epoch_end: ``on_epoch_end(fold, epoch, history)`` after each checkpoint.
+        log: where one-line messages go.
+
+    Returns:
+        the fold's metrics (also written to ``metrics.json``).
+    """
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    fold_seed = derive_seed(config.seed, fold)
+    train_ds, val_ds, prep = fold_datasets(cohort, fold, binner_bins=config.n_bins, modalities=config.modalities,
+                                           log1p=config.rna_log1p)
+    binner = prep.time_binner
+    n_bins = binner.n_bins_
+    atomic_write_text(fold_dir / PREPROCESSING, json.dumps(_json_safe(prep.to_dict()), indent=1) + "\n")
+    atomic_write_text(fold_dir / SPLIT, json.dumps({"train": train_ds.case_ids, "val": val_ds.case_ids}) + "\n")
+
+    torch.manual_seed(fold_seed)
+    inputs = ModelInputs(n_bins=n_bins, wsi_dim=wsi_dim if "wsi" in config.modalities else None,
+                         hierarchy=cohort.hierarchy if "rna" in config.modalities else None)
+    model = build_model(config.model, inputs, **config.model_options).to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    history: dict[str, list] = {"train_loss": [], "val_loss": [], "val_c_index": [], "epoch_seconds": []}
+    start_epoch, seconds = 0, 0.0
+    state = _load_checkpoint(fold_dir / CHECKPOINT, fold, n_bins)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch, seconds = state["history"], int(state["epoch"]), float(state["seconds"])
+        log(f"fold {fold}: resuming after epoch {start_epoch} of {config.epochs}")
+    else:
+        log(f"fold {fold}: {len(train_ds)} training / {len(val_ds)} validation cases, {n_bins} time bins, "
+            f"seed {fold_seed}, device {device}")
+
+    has_aux = callable(getattr(model, "auxiliary_loss", None))
+    last_pred: pd.DataFrame | None = None
+    bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"fold {fold}", disable=not progress, leave=True)
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(derive_seed(config.seed, fold, epoch, 0))
+        order = np.random.default_rng(derive_seed(config.seed, fold, epoch, 1)).permutation(len(train_ds)).tolist()
+        patch_gen = torch.Generator().manual_seed(derive_seed(config.seed, fold, epoch, 2))
+        loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=order, collate_fn=_as_list,
+                            num_workers=config.num_workers)
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        total, n_batches = 0.0, len(loader)
+        for i, bags in enumerate(tqdm(loader, desc=f"  epoch {epoch + 1}", leave=False, disable=not progress)):
+            batch = collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
+            loss = nll_loss(model(batch).float(), batch.time_bin, batch.event, alpha=config.alpha)
+            if has_aux:
+                loss = loss + model.auxiliary_loss(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"fold {fold}, epoch {epoch + 1}: the loss is {loss.item()} on cases "
+                                         f"{batch.case_id}; lower the learning rate or check these cases' inputs")
+            (loss / config.grad_accum).backward()
+            total += float(loss.detach())
+            if (i + 1) % config.grad_accum == 0 or i + 1 == n_batches:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        last_pred, val_loss = predict(model, val_ds, config, device)
+        val_c = fold_metrics(last_pred, binner.edges_, train_ds.time, train_ds.event)["c_index"]
+        dt = time.perf_counter() - t0
+        seconds += dt
+        history["train_loss"].append(total / max(n_batches, 1))
+        history["val_loss"].append(val_loss)
+        history["val_c_index"].append(val_c)
+        history["epoch_seconds"].append(dt)
+        _save_checkpoint(fold_dir / CHECKPOINT, {
+            "fold": fold, "epoch": epoch + 1, "n_bins": n_bins, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "history": history, "seconds": seconds})
+        bar.update(1)
+        bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}",
+                        val_c=f"{val_c:.3f}" if val_c is not None else "n/a")
+        if on_epoch_end is not None:
+            on_epoch_end(fold, epoch, history)
+    bar.close()
+
+    if last_pred is None:        # every epoch was done before this call (stopped before DONE)
+        last_pred, _ = predict(model, val_ds, config, device)
+    atomic_write_text(fold_dir / PREDICTIONS, last_pred.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    metrics = {
+        "fold": fold, **fold_metrics(last_pred, binner.edges_, train_ds.time, train_ds.event),
+        "n_train": len(train_ds), "n_val": len(val_ds), "n_val_events": int(val_ds.event.sum()),
+        "n_bins": n_bins, "bin_inner_edges": binner.inner_edges_.tolist(), "epochs": config.epochs, "seed": fold_seed,
+        "device": str(device), "seconds": seconds, **history,
+    }
+    atomic_write_text(fold_dir / METRICS, json.dumps(_json_safe(metrics), indent=1) + "\n")
+    (fold_dir / DONE).write_text(f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n", encoding="utf-8")
+    c = metrics["c_index"]
+    log(f"fold {fold}: c-index {c:.4f}" if c is not None else f"fold {fold}: c-index n/a ({metrics['c_index_note']})")
+    return _json_safe(metrics)

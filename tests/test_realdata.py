@@ -1,0 +1,189 @@
+"""The real-data check: the Cox reference, the runner end to end, and the real TCGA imports."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines.utils import concordance_index as lifelines_cindex
+
+from survmamba_lite import realdata as rd
+from survmamba_lite.data.layout import (load_cohort, read_manifest, write_clinical, write_folds, write_manifest,
+                                        write_rna)
+from survmamba_lite.data.synth import make_synthetic_cohort
+from survmamba_lite.survival import concordance_index
+
+DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory) -> Path:
+    return make_synthetic_cohort("COADREAD", "tiny", 0, tmp_path_factory.mktemp("synth") / "coadread")
+
+
+@pytest.fixture(scope="module")
+def small_rna_cohort(tiny_cohort, tmp_path_factory) -> Path:
+    """The first 100 cases of the tiny synthetic cohort, RNA only, folds restricted to them."""
+    cohort = load_cohort(tiny_cohort)
+    keep = list(cohort.case_ids[:100])
+    root = tmp_path_factory.mktemp("small") / "coadread-small"
+    root.mkdir()
+    write_clinical(root, cohort.clinical.loc[keep].assign(slide_id=""))
+    write_rna(root, cohort.rna.loc[keep])
+    shutil.copy(tiny_cohort / "hierarchy.tsv", root / "hierarchy.tsv")
+    write_folds(root, [([c for c in tr if c in keep], [c for c in va if c in keep]) for tr, va in cohort.folds])
+    manifest = read_manifest(tiny_cohort)
+    manifest.update(n_cases=len(keep), modalities=["rna"], features=None, name="synthetic-coadread-small")
+    write_manifest(root, manifest)
+    return root
+
+
+def _fold_arrays(cohort, k):
+    genes = list(cohort.hierarchy.genes)
+    tr_ids, va_ids = cohort.folds[k]
+    tr, va = cohort.clinical.loc[tr_ids], cohort.clinical.loc[va_ids]
+    return (cohort.rna.loc[tr_ids, genes].to_numpy(), tr, cohort.rna.loc[va_ids, genes].to_numpy(), va)
+
+
+def test_cox_reference_beats_chance_and_agrees_with_lifelines(tiny_cohort):
+    cohort = load_cohort(tiny_cohort)
+    oof, cis = rd.run_cox_cv(tiny_cohort)
+    pooled = concordance_index(oof["time"], oof["risk"], oof["event"])
+    # the synthetic cohort plants a genomic log-hazard term: the held-out c-index must beat 0.5 clearly
+    lo = rd.summarise_predictions(oof, cis, n_boot=200)["oof_ci95"][0]
+    print(f"Cox reference on tiny synthetic COADREAD: folds {np.round(cis, 3)}, pooled {pooled:.3f}, CI low {lo:.3f}")
+    assert len(cis) == len(cohort.folds) and len(oof) == cohort.n_cases
+    assert np.mean(cis) > 0.55 and lo > 0.5
+
+    x_tr, tr, x_va, va = _fold_arrays(cohort, 0)
+    model = rd.PCACoxReference(n_components=32, penalizer=0.1).fit(x_tr, tr["survival_months"], tr["event"])
+    risk = model.risk(x_va)
+    ours = concordance_index(va["survival_months"], risk, va["event"])
+    # lifelines takes predicted survival times: pass -risk
+    theirs = lifelines_cindex(va["survival_months"], -risk, va["event"])
+    # and lifelines' own scoring of its fitted model on the same (transformed) patients
+    fitted = model.fitter_.score(model.frame(x_va, va["survival_months"], va["event"]),
+                                 scoring_method="concordance_index")
+    print(f"fold 0: ours {ours:.6f}, lifelines.utils {theirs:.6f}, CoxPHFitter.score {fitted:.6f}")
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert ours == pytest.approx(fitted, abs=1e-12)
+    assert ours == pytest.approx(cis[0], abs=1e-12)
+
+
+def test_cox_reference_standardises_on_training_fold(tiny_cohort):
+    cohort = load_cohort(tiny_cohort)
+    x_tr, tr, x_va, _ = _fold_arrays(cohort, 1)
+    a = rd.PCACoxReference(8).fit(x_tr, tr["survival_months"], tr["event"])
+    # the fit does not depend on the order of the training patients (risks up to float noise)
+    perm = np.random.default_rng(0).permutation(len(x_tr))
+    b = rd.PCACoxReference(8).fit(x_tr[perm], tr["survival_months"].to_numpy()[perm], tr["event"].to_numpy()[perm])
+    np.testing.assert_allclose(a.risk(x_va), b.risk(x_va), atol=1e-6)
+    u = a.components(x_tr)
+    np.testing.assert_allclose(u.mean(0), 0.0, atol=1e-8)          # centred and scaled on the training fold
+    np.testing.assert_allclose(u.std(0), 1.0, atol=1e-8)
+    assert a.risk(x_va).shape == (x_va.shape[0],)
+    with pytest.raises(RuntimeError, match="fit"):
+        rd.PCACoxReference().risk(x_va)
+    with pytest.raises(ValueError, match="death"):
+        rd.PCACoxReference().fit(x_tr[:5], tr["survival_months"][:5], np.zeros(5, int))
+
+
+def test_fold_mean_bootstrap_matches_hand_computation():
+    rng = np.random.default_rng(1)
+    f = pd.DataFrame({"fold": np.repeat([0, 1, 2], 30), "time": rng.exponential(10, 90),
+                      "event": rng.integers(0, 2, 90), "risk": rng.normal(size=90)})
+    est, lo, hi = rd.fold_mean_bootstrap_ci(f, n_boot=300, seed=3)
+    by_hand = np.mean([lifelines_cindex(g["time"], -g["risk"], g["event"]) for _, g in f.groupby("fold")])
+    assert est == pytest.approx(by_hand, abs=1e-12)
+    assert lo < est < hi
+    assert rd.fold_mean_bootstrap_ci(f, n_boot=300, seed=3) == (est, lo, hi)
+
+
+def test_feature_pca_rgb_against_numpy_pca():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 20)) @ rng.normal(size=(20, 20))
+    rgb, ratio = rd.feature_pca_rgb(x)
+    xc = x - x.mean(0)
+    eig = np.sort(np.linalg.eigvalsh(xc.T @ xc))[::-1]
+    np.testing.assert_allclose(ratio, eig[:3] / eig.sum(), rtol=1e-8)
+    assert rgb.shape == (50, 3) and rgb.min() == 0.0 and rgb.max() == 1.0
+    # each colour channel is an affine map of a principal-component score
+    for k in range(3):
+        v = np.linalg.svd(xc, full_matrices=False)[2][k]
+        assert abs(np.corrcoef(rgb[:, k], xc @ v)[0, 1]) == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(ValueError, match="P >= 2"):
+        rd.feature_pca_rgb(np.ones((1, 4)))
+
+
+def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
+    models = {"cox": rd.MODELS["cox"],
+              "snn": rd.ModelRun("snn", "SNN", "snn", {"dim": 16}, "SNN"),
+              "survmamba-rna-uni": rd.ModelRun("survmamba-rna-uni", "SurvMamba-RNA (C, uni)", "survmamba-rna",
+                                               {"dim": 8, "d_state": 4, "bidirectional": False})}
+    out = tmp_path / "out"
+    table = rd.run_genomic_check({"coadread": small_rna_cohort}, out, work=tmp_path / "work", models=list(models),
+                                 model_table=models, epochs=1, folds=[0, 1], n_boot=50, log=lambda m: None)
+    assert list(table["model_key"]) == ["cox", "snn", "survmamba-rna-uni"]
+    assert (out / "genomic_table.md").read_text().count("\n") == 2 + 3
+    for row in table.itertuples():
+        run = json.loads((out / "runs" / f"coadread__{row.model_key}.json").read_text())
+        folds = load_cohort(small_rna_cohort).folds
+        assert len(run["fold_c_index"]) == 2 and run["n_cases"] == len(folds[0][1]) + len(folds[1][1])
+        assert row.c_index_mean == pytest.approx(np.mean(run["fold_c_index"]))
+        assert row.c_index_std == pytest.approx(np.std(run["fold_c_index"], ddof=1))
+        assert row.oof_ci95_low <= row.oof_c_index <= row.oof_ci95_high
+        assert pd.isna(row.paper_mean)                      # synthetic cohorts get no paper number
+    # deep runs go through the experiments layer: its run directory holds the config it trained with
+    config = json.loads((tmp_path / "work" / "runs" / "coadread" / "snn" / "config.json").read_text())
+    assert (config["optimizer"], config["lr"], config["weight_decay"], config["batch_size"], config["epochs"]) == (
+        "radam", 2e-4, 5e-3, 1, 1)
+    # the experiments layer's own pooled c-index equals ours
+    summary = json.loads((tmp_path / "work" / "runs" / "coadread" / "snn" / "summary.json").read_text())
+    assert summary["oof_c_index"] == pytest.approx(table.set_index("model_key").loc["snn", "oof_c_index"], abs=1e-4)
+
+
+def test_cohort_summary_counts(small_rna_cohort, tmp_path):
+    info = rd.write_cohort_summaries({"coadread": small_rna_cohort}, tmp_path)["coadread"]
+    clin = pd.read_csv(small_rna_cohort / "clinical.csv")
+    folds = load_cohort(small_rna_cohort).folds
+    assert (info["n_cases"], info["n_events"]) == (100, int(clin["event"].sum()))
+    assert info["fold_n_val"] == [len(va) for _, va in folds] and sum(info["fold_n_val"]) == 100
+    ev = clin.set_index("case_id")["event"]
+    assert info["fold_n_val_events"] == [int(ev.loc[va].sum()) for _, va in folds]
+    assert json.loads((tmp_path / "cohorts.json").read_text())["coadread"] == info
+
+
+def test_unknown_model_is_a_clear_error(tiny_cohort, tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        rd.run_genomic_check({"coadread": tiny_cohort}, tmp_path, work=tmp_path, models=["snnn"])
+
+
+def _need_data():
+    if not (DATA_ROOT / "tcga").is_dir():
+        pytest.skip(f"real data not found at {DATA_ROOT} (the public TCGA tables; see data_manifests/README.md)")
+
+
+@pytest.mark.realdata
+def test_real_xena_blca_import(tmp_path):
+    _need_data()
+    root = rd.import_cohort(rd.COHORTS["blca"], DATA_ROOT, tmp_path)
+    cohort = load_cohort(root)
+    assert cohort.n_cases == 359                                  # the paper's BLCA count
+    assert cohort.hierarchy.n_genes == 1577
+    assert (cohort.hierarchy.n_functions, cohort.hierarchy.n_processes) == (333, 45)
+    assert [len(va) for _, va in cohort.folds] == [70, 72, 75, 71, 71]
+    assert sorted(c for _, va in cohort.folds for c in va) == sorted(cohort.case_ids)
+    assert set(cohort.clinical["event"]) == {0, 1}
+    clin = pd.read_csv(DATA_ROOT / "tcga/xena/blca/clinical.csv").drop_duplicates("case_id").set_index("case_id")
+    np.testing.assert_array_equal(cohort.clinical["event"], 1 - clin.loc[cohort.case_ids, "censorship"])
+
+
+@pytest.mark.realdata
+def test_real_xena_coadread_import(tmp_path):
+    _need_data()
+    cohort = load_cohort(rd.import_cohort(rd.COHORTS["coadread"], DATA_ROOT, tmp_path))
+    assert cohort.n_cases == 296                                  # the paper's COADREAD count
+    assert [len(va) for _, va in cohort.folds] == [58, 71, 45, 67, 55]
