@@ -33,14 +33,12 @@ region_size = 1024    # region side in 20x pixels (the paper: 4096; smaller here
 # %%
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets
 print(f"seed: {seed}")
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 data_root = Path(data_root) if data_root is not None else project_root.parent / "shared" / "data"

@@ -49,7 +49,6 @@ out_dir = None             # run directory; None: a temporary folder removed at 
 # %%
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -57,7 +56,6 @@ import numpy as np
 import pandas as pd
 
 # tqdm's notebook progress bars need ipywidgets; the runs here print one line per fold instead
-warnings.filterwarnings("ignore", message="IProgress not found")
 from survmamba_lite.data import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
 

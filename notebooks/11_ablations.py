@@ -41,14 +41,12 @@ threads = 1
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-warnings.filterwarnings("ignore", message="IProgress not found")      # tqdm without ipywidgets
 from survmamba_lite.data import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
 from survmamba_lite.experiment.report import fig3_bidirectional, load_runs, table3

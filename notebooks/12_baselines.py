@@ -41,14 +41,12 @@ threads = 1
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-warnings.filterwarnings("ignore", message="IProgress not found")      # tqdm without ipywidgets
 from survmamba_lite.data import make_synthetic_cohort
 from survmamba_lite.data.kegg import build_genomic_hierarchy
 from survmamba_lite.data.synth import SCALES, synthetic_hierarchy

@@ -42,7 +42,6 @@ threads = 1
 # %%
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -51,7 +50,6 @@ import pandas as pd
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test as lifelines_logrank
 
-warnings.filterwarnings("ignore", message="IProgress not found")      # tqdm without ipywidgets
 from survmamba_lite.data import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
 from survmamba_lite.experiment.report import extra_metrics, fig4_km, load_run

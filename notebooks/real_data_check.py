@@ -44,7 +44,6 @@ seed = 0              # seed of the bootstrap intervals in a rerun
 # %%
 import json
 import tempfile
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -52,7 +51,6 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 data_root = Path(data_root) if data_root is not None else project_root.parent / "shared" / "data"
 results_dir = Path(results_dir) if results_dir is not None else project_root / "results" / "real_data"

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_folds, read_manifest,

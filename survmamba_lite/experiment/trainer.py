@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from survmamba_lite.data.bag import PatientBag, collate_bags
 from survmamba_lite.data.dataset import CohortDataset, fold_datasets

@@ -114,7 +114,7 @@ def encode_patches(encoder: FrozenPatchEncoder, dataset: Dataset, *, batch_size:
     Returns:
         ``(P, F)`` float32 features, row ``i`` for item ``i``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")

@@ -279,7 +279,7 @@ def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: boo
     Returns:
         ``(ceil(H0 / downsample), ceil(W0 / downsample), 3)`` uint8 RGB on white.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     w0, h0 = slide.dimensions
     tw, th = max(1, math.ceil(w0 / downsample)), max(1, math.ceil(h0 / downsample))
