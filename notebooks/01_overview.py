@@ -157,7 +157,7 @@ with torch.no_grad():
     H = model.features(batch)
     logits = model(batch)
 print("H (B, D):", tuple(H.shape), "  hazard logits (B, T):", tuple(logits.shape))
-print("alpha at initialisation:", round(float(model.alpha), 3))
+print("alpha at initialisation:", round(model.alpha.item(), 3))
 print("trainable parameters:", count_parameters(model))
 
 # %% [markdown]
