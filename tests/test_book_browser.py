@@ -41,9 +41,6 @@ HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 REQUIRED = os.environ.get("SURVMAMBA_REQUIRE_BROWSER") == "1"
 PAGE_TIMEOUT_S = 60
-# sphinx-thebe 0.3.1 writes its inline config script twice into every page (its second
-# `const THEBE_JS_URL` throws); thebe is switched off in this book, so nothing depends on it
-KNOWN_JS_ERRORS = re.compile(r"Identifier 'THEBE_JS_URL' has already been declared")
 # a cell's stderr that is an error rather than a warning or a progress bar
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception)\b:", re.MULTILINE)
 
@@ -352,7 +349,6 @@ def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     # no script errors thrown by the page
     thrown = [(d.get("exception", {}).get("description") or d.get("text", ""))[:300]
               for d in (e["params"]["exceptionDetails"] for e in events if e.get("method") == "Runtime.exceptionThrown")]
-    thrown = [t for t in thrown if not KNOWN_JS_ERRORS.search(t)]
     assert not thrown, f"{page}: JavaScript exceptions: {thrown}"
 
     # no cell raised: no traceback outputs, no error text in stderr outputs

@@ -5,7 +5,7 @@
     survmamba models
     survmamba cv --cohort-dir DIR --model survmamba [--variant F] [--unidirectional] [--epochs N]
                  [--folds 0 1] [--dim D] [--seed S] [--device auto] [--max-patches N] --out RUN [--overwrite]
-    survmamba report RUN [RUN ...] --out DIR [--complexity]
+    survmamba report RUN [RUN ...] --out DIR [--complexity] [--n-boot B] [--n-perm B] [--seed S]
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     sizes = ComplexitySizes(patches=args.patches, regions=args.regions, wsi_dim=args.wsi_dim,
                             genes_scale=args.genes_scale, repeats=args.repeats)
     rep = make_report(args.runs, args.out, complexity=args.complexity, sizes=sizes, device=args.device,
-                      svg=args.svg, n_boot=args.n_boot, seed=args.seed)
+                      svg=args.svg, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
     print(rep.markdown)
     print(f"wrote {len(rep.files)} files to {rep.out_dir}")
     return 0
@@ -156,5 +156,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--n-perm", type=int, default=1000,
+                   help="permutations of the random-risk reference (risks shuffled within folds); 0: leave it out")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the permutations")
     p.set_defaults(func=_cmd_report)

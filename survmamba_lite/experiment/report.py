@@ -17,6 +17,8 @@ output                 content                                                  
                        synthetic input of stated size (``--complexity``)
 ``metrics_extra``      pooled out-of-fold c-index with a percentile bootstrap CI,   beyond the paper
                        time-dependent c-index, integrated Brier score, log-rank p
+``random_risk``        fold-mean c-index against its permutation null (risks        beyond the paper
+                       shuffled within each fold): null mean, 95% interval, p
 =====================  ==========================================================  ===========================
 
 Tables are written as CSV (numbers) and Markdown (formatted); figures as PNG (and SVG
@@ -51,7 +53,7 @@ from survmamba_lite.survival import (bootstrap_ci, concordance_index, logrank_te
                                      split_by_median_risk)
 
 __all__ = ["Run", "load_run", "load_runs", "table1", "table3", "fig3_bidirectional", "fig4_km", "extra_metrics",
-           "ComplexitySizes", "complexity_table", "make_report", "Report", "to_markdown", "PAPER_COHORTS"]
+           "PermutationNull", "fold_permutation_cindex", "random_risk_reference", "ComplexitySizes", "complexity_table", "make_report", "Report", "to_markdown", "PAPER_COHORTS"]
 
 PAPER_COHORTS = ("BRCA", "BLCA", "COADREAD", "UCEC", "LUAD")
 
@@ -340,6 +342,189 @@ def _extra_markdown(df: pd.DataFrame, level: float) -> pd.DataFrame:
     return out
 
 
+# --------------------------------------------------------------------------- random-risk reference
+_PAIR_CHUNK = 1 << 22      # comparisons (permutations x comparable pairs) held in memory at once
+_TIE_TOL = 1e-12           # null fold-means within this of the observed one count as ">="
+
+
+@dataclass(frozen=True)
+class PermutationNull:
+    r"""Result of :func:`fold_permutation_cindex`.
+
+    Attributes:
+        observed: mean over the used folds of the fold's Harrell C.
+        null: ``(n_perm,)`` the same mean with the risks shuffled within each fold.
+        p_value: one-sided permutation p, :math:`(1 + \#\{b: \bar C^{(b)} \ge \bar C_\text{obs}\}) / (1 + B)`.
+        folds: fold ids that entered the mean, ascending.
+        skipped: fold ids left out (no comparable pair: too small or fully censored).
+    """
+
+    observed: float
+    null: np.ndarray
+    p_value: float
+    folds: tuple
+    skipped: tuple
+
+
+def _comparable_pairs(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays ``(i, j)`` of the comparable pairs, ``i`` the one who died first (lifelines rules).
+
+    ``t: (n,)``, ``e: (n,)`` bool; builds an ``(n, n)`` mask, fine for validation folds.
+    """
+    mask = e[:, None] & ((t[None, :] > t[:, None]) | ((t[None, :] == t[:, None]) & ~e[None, :]))  # (n, n)
+    return np.nonzero(mask)
+
+
+def _batched_cindex(risks: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Harrell's C of each row of ``risks: (M, n)`` over the comparable pairs ``(i, j)``; ``(M,)``."""
+    n_pairs = i.shape[0]
+    out = np.empty(risks.shape[0])
+    step = max(1, _PAIR_CHUNK // max(1, n_pairs))
+    for s in range(0, risks.shape[0], step):
+        ri, rj = risks[s:s + step, i], risks[s:s + step, j]                     # (m, pairs)
+        conc = (ri > rj).sum(axis=1)
+        tied = (ri == rj).sum(axis=1)
+        out[s:s + step] = (conc + 0.5 * tied) / n_pairs                         # the formula of concordance_index
+    return out
+
+
+def fold_permutation_cindex(time: Any, risk: Any, event: Any, fold: Any, n_perm: int = 1000,
+                            seed: int = 0) -> PermutationNull:
+    r"""Permutation null of the fold-mean Harrell C when the risks carry no information.
+
+    With folds :math:`f = 1..k` and :math:`C_f(r)` Harrell's C of the risks ``r`` on fold
+    ``f`` (:func:`~survmamba_lite.survival.concordance_index`), the statistic is
+    :math:`\bar C(r) = \frac1k \sum_f C_f(r)`, the number Table 1 reports. Replicate
+    ``b`` draws an independent uniform permutation :math:`\pi_f^{(b)}` of the risks inside
+    each fold, so times, events, censoring, fold sizes and the multiset of risk values
+    (ties included) stay exactly as observed; only the link between a patient and a risk
+    is broken:
+
+    .. math::
+
+        \bar C^{(b)} = \frac1k \sum_f C_f\!\big(r \circ \pi_f^{(b)}\big), \qquad
+        p = \frac{1 + \#\{b : \bar C^{(b)} \ge \bar C_\text{obs}\}}{1 + B}.
+
+    Under the null every comparable pair is concordant or discordant with equal chance
+    (a tied pair counts ½ either way), so :math:`E[\bar C^{(b)}] = 0.5` exactly; the
+    spread of :math:`\bar C^{(b)}` is what a random risk reaches on folds this size. The
+    p-value is the usual one-sided Monte-Carlo permutation p (never 0; its smallest value
+    is :math:`1 / (1 + B)`). Values within ``1e-12`` of the observed mean count as ``>=``
+    (float rounding of equal fractions).
+
+    Folds without a comparable pair are left out of the mean (listed in ``skipped``).
+    Random stream: ``numpy.random.default_rng(seed)``; for each fold in ascending fold
+    id, one ``rng.permuted`` call on ``n_perm`` copies of the fold's risks (row ``b`` is
+    replicate ``b``). The null C's are counted on the fold's comparable pairs, vectorised
+    over replicates; the observed C is :func:`concordance_index`'s and equals the
+    identity permutation's.
+
+    Args:
+        time: ``(n,)`` follow-up times.
+        risk: ``(n,)`` predicted risk (higher = earlier death).
+        event: ``(n,)`` 1 = death observed, 0 = censored.
+        fold: ``(n,)`` validation fold of each patient.
+        n_perm: replicates ``B`` (>= 1).
+        seed: seed of the permutations.
+
+    >>> t = np.arange(1.0, 21.0); e = np.ones(20); fold = np.repeat([0, 1], 10)
+    >>> perfect = fold_permutation_cindex(t, -t, e, fold, n_perm=999)
+    >>> perfect.observed, perfect.p_value, round(float(perfect.null.mean()), 2)
+    (1.0, 0.001, 0.5)
+    >>> fold_permutation_cindex(t, t, e, fold, n_perm=999).p_value      # reversed ranking
+    1.0
+    """
+    t_all, e_all = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (time, event))
+    r_all = np.asarray(risk, dtype=np.float64).reshape(-1)
+    f_all = np.asarray(fold).reshape(-1)
+    if not (t_all.shape == e_all.shape == r_all.shape == f_all.shape):
+        raise ValueError(f"fold_permutation_cindex: time, risk, event and fold must have the same length, got "
+                         f"{t_all.shape[0]}, {r_all.shape[0]}, {e_all.shape[0]} and {f_all.shape[0]}")
+    if int(n_perm) < 1:
+        raise ValueError(f"fold_permutation_cindex: n_perm must be >= 1, got {n_perm}")
+    n_perm = int(n_perm)
+    rng = np.random.default_rng(seed)
+    observed_sum, null_sum = 0.0, np.zeros(n_perm)
+    used, skipped = [], []
+    for k in np.unique(f_all):
+        sel = f_all == k
+        t, r, e = t_all[sel], r_all[sel], e_all[sel]
+        try:
+            c_obs = concordance_index(t, r, e)             # validates the inputs too (NaN, event 0/1)
+        except ValueError as err:
+            if "no comparable pairs" not in str(err):
+                raise ValueError(f"fold {k}: {err}") from err
+            skipped.append(k.item() if hasattr(k, "item") else k)
+            continue
+        i, j = _comparable_pairs(t, e.astype(bool))
+        shuffled = rng.permuted(np.tile(r, (n_perm, 1)), axis=1)                # (n_perm, n_fold)
+        observed_sum += c_obs
+        null_sum += _batched_cindex(shuffled, i, j)
+        used.append(k.item() if hasattr(k, "item") else k)
+    if not used:
+        raise ValueError("fold_permutation_cindex: no fold has a comparable pair (each needs an observed death "
+                         "that ends before another patient's follow-up)")
+    observed = observed_sum / len(used)
+    null = null_sum / len(used)
+    p = (1 + int((null >= observed - _TIE_TOL).sum())) / (1 + n_perm)
+    return PermutationNull(float(observed), null, float(p), tuple(used), tuple(skipped))
+
+
+def random_risk_reference(runs: Sequence[Run], n_perm: int = 1000, seed: int = 0,
+                          level: float = 0.95) -> pd.DataFrame:
+    r"""Per run (model × cohort): does the model beat risks drawn at random?
+
+    Runs :func:`fold_permutation_cindex` on the run's out-of-fold predictions
+    (``oof_predictions.csv``: time, event, risk and the validation fold of each patient)
+    and reports the observed fold-mean c-index (Table 1's mean, recomputed from the saved
+    risks), the null mean (0.5 in expectation), the central ``level`` interval of the null
+    (percentiles :math:`(1-\text{level})/2` and :math:`(1+\text{level})/2`, ``numpy.quantile``
+    linear rule) and the one-sided permutation p. A model "clearly beats random risk" on a
+    cohort when its observed value lies above the interval (equivalently a small p). Each
+    run uses ``default_rng(seed)`` afresh, so its numbers do not depend on the other runs.
+
+    Returns:
+        one row per run: label, model, cohort, n_folds, observed, null_mean, null_low,
+        null_high, p_value, n_perm, seed, note (skipped folds), run_dir.
+    """
+    rows = []
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    for r in runs:
+        missing = [c for c in ("fold", "time", "event", "risk") if c not in r.oof.columns]
+        if missing:
+            raise ValueError(f"{r.path / OOF}: missing column(s) {missing}; rerun `survmamba cv` with --out "
+                             f"{r.path} to rebuild it")
+        row: dict[str, Any] = {"label": r.label, "model": r.config.model, "cohort": r.cohort}
+        try:
+            res = fold_permutation_cindex(r.oof["time"], r.oof["risk"], r.oof["event"], r.oof["fold"],
+                                          n_perm=n_perm, seed=seed)
+        except ValueError as err:
+            rows.append({**row, "n_folds": 0, "observed": None, "null_mean": None, "null_low": None,
+                         "null_high": None, "p_value": None, "n_perm": n_perm, "seed": seed,
+                         "note": f"{r.path / OOF}: {err}", "run_dir": str(r.path)})
+            continue
+        rows.append({**row, "n_folds": len(res.folds), "observed": res.observed, "null_mean": float(res.null.mean()),
+                     "null_low": float(np.quantile(res.null, lo_q)), "null_high": float(np.quantile(res.null, hi_q)),
+                     "p_value": res.p_value, "n_perm": n_perm, "seed": seed,
+                     "note": f"folds without comparable pairs left out: {list(res.skipped)}" if res.skipped else "",
+                     "run_dir": str(r.path)})
+    return pd.DataFrame(rows)
+
+
+def _random_risk_markdown(df: pd.DataFrame, level: float) -> pd.DataFrame:
+    pct = int(round(level * 100))
+    ok = df["observed"].notna()
+    f3 = lambda v: f"{v:.3f}" if pd.notna(v) else ""                                     # noqa: E731
+    return pd.DataFrame({
+        "Model": df["label"], "Cohort": df["cohort"],
+        "c-index (fold mean)": [f3(v) for v in df["observed"]],
+        "random-risk mean": [f3(v) for v in df["null_mean"]],
+        f"random-risk {pct}% interval": [f"[{lo:.3f}, {hi:.3f}]" if o else ""
+                                          for lo, hi, o in zip(df["null_low"], df["null_high"], ok)],
+        "p (one-sided)": [f"{p:.3g}" if pd.notna(p) else "" for p in df["p_value"]],
+        "permutations": df["n_perm"], "folds": df["n_folds"]})
+
+
 # --------------------------------------------------------------------------- Table 2
 @dataclass(frozen=True)
 class ComplexitySizes:
@@ -433,7 +618,7 @@ def _write_table(rep: Report, name: str, long: pd.DataFrame, wide: pd.DataFrame 
 
 def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexity: bool = False,
                 sizes: ComplexitySizes = ComplexitySizes(), device: str = "auto", svg: bool = False,
-                n_boot: int = 1000, seed: int = 0) -> Report:
+                n_boot: int = 1000, n_perm: int = 1000, seed: int = 0) -> Report:
     """Build every table and figure from finished run directories into ``out_dir``.
 
     Args:
@@ -444,10 +629,14 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
         device: device of the complexity measurements.
         svg: also write SVG figures.
         n_boot: bootstrap replicates of the pooled c-index interval.
-        seed: bootstrap seed.
+        n_perm: permutations of the random-risk reference (``random_risk``, see
+            :func:`random_risk_reference`); 0 leaves it out.
+        seed: seed of the bootstrap and of the permutations.
     """
     if not run_dirs:
         raise ValueError("make_report: give at least one run directory")
+    if n_perm < 0:
+        raise ValueError(f"make_report: n_perm must be >= 0 (0 leaves the random-risk reference out), got {n_perm}")
     runs = load_runs(run_dirs)
     rep = Report(Path(out_dir))
     rep.out_dir.mkdir(parents=True, exist_ok=True)
@@ -468,6 +657,12 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
     sections.append(_write_table(rep, "metrics_extra", extra, _extra_markdown(extra, 0.95),
                                  f"Beyond the paper: pooled out-of-fold c-index ({n_boot} bootstrap replicates), "
                                  "time-dependent c-index, integrated Brier score, log-rank p of the median split"))
+    if n_perm > 0:
+        rr = random_risk_reference(runs, n_perm=n_perm, seed=seed)
+        sections.append(_write_table(rep, "random_risk", rr, _random_risk_markdown(rr, 0.95),
+                                     f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
+                                     f"(risks shuffled within each validation fold, seed {seed}); "
+                                     "one-sided permutation p"))
     if complexity:
         seen: dict[str, tuple[str, str, dict]] = {}
         for r in runs:
