@@ -143,6 +143,49 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## A full five-fold run on a 2-core CPU
+#
+# The comparison above is a smoke test. The committed files in `results/course_blca/`
+# come from the real protocol at a laptop's scale: all five folds of the `course`-scale
+# synthetic BLCA (359 patients), SurvMamba (both directions), SNN, ABMIL and TransMIL, 8
+# epochs at width 32, learning rate $10^{-3}$ (why: [Training one cohort](10_training.py)),
+# each run one `survmamba cv` command and the tables and figures one `survmamba report`
+# (the commands are in that folder's README). About 26 minutes on a 2-core CPU.
+#
+# Besides Table 1, the report measures each model against **random risk**: the risks of
+# each validation fold are shuffled 1,000 times, giving the distribution of the fold-mean
+# c-index that a model with no information would reach on exactly these patients, folds,
+# censoring and ties; the one-sided p is the share of shuffles at or above the model's.
+
+# %%
+import json
+
+from IPython.display import Image, Markdown, display
+
+project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
+course = project_root / "results" / "course_blca"
+display(Markdown((course / "table1_cindex.md").read_text(encoding="utf-8")))
+display(Markdown((course / "random_risk.md").read_text(encoding="utf-8")))
+for name in ("survmamba", "snn", "abmil", "transmil", "survmamba_uni"):
+    summary = json.loads((course / "runs" / name / "summary.json").read_text(encoding="utf-8"))
+    print(f"{summary['label']:16s} folds {[round(v, 3) for v in summary['c_index']['values']]}, "
+          f"{summary['seconds_total']:.0f} s of training and evaluation")
+
+# %% [markdown]
+# Every model is well clear of random risk (the random-risk intervals end near 0.55; the
+# smallest p that 1,000 shuffles can show is 0.001). At this width and budget SurvMamba is
+# level with ABMIL and TransMIL, not ahead, and SNN, which sees only the RNA, is last. The
+# planted log-hazard reaches 0.735 on this cohort: every model leaves signal unused after
+# 8 epochs at $D = 32$. The report's Fig. 3 box plot (bidirectional against forward-only
+# SurvMamba over the five folds) and Fig. 4 Kaplan-Meier curves (patients split at the
+# median out-of-fold risk, log-rank p):
+
+# %%
+display(Image(filename=str(course / "fig3_bidirectional.png"), width=330))
+display(Image(filename=str(course / "fig4_km_survmamba.png"), width=380))
+display(Image(filename=str(course / "fig4_km_abmil.png"), width=380))
+
+# %% [markdown]
 # For the real Table 1, run every model on every cohort with all five folds and the
 # paper's settings, then one report:
 #

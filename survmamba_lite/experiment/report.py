@@ -271,7 +271,7 @@ def fig3_bidirectional(runs: Sequence[Run], out: Path, svg: bool = False) -> tup
                   dodge=True, palette=["black", "black"], size=3, legend=False)
     ax.set_xlabel("")
     ax.set_ylabel("c-index (folds)")
-    ax.set_title("Bidirectional vs unidirectional SurvMamba")
+    ax.set_title("SurvMamba: bidirectional vs\nunidirectional Mamba")
     return data, _save(fig, out, "fig3_bidirectional", svg)
 
 
