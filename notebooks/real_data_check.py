@@ -211,14 +211,18 @@ print(f"\nwidth of the 95% interval of the fold mean: {widths.min():.3f} to {wid
 #   budget, these runs do not support the paper's finding that both directions help.
 # * **Below chance on BRCA.** SNNTrans (0.439) and the bidirectional SurvMamba-RNA (0.443)
 #   are below 0.5 on all five BRCA folds, while SNN and Cox on the same folds reach 0.58 and
-#   0.57. BRCA has 130 deaths among 956 patients (about 26 per validation fold). A
-#   diagnosis we can offer from the synthetic cohorts: at the paper's learning rate
-#   ($2\times10^{-4}$, batch size 1) a token or attention model keeps the ranking of its
-#   random initialisation for many epochs (on the course-scale synthetic BLCA, ABMIL needed
-#   19 epochs to pass 0.5 on one fold; at $10^{-3}$ it reached 0.66 in 12), and an untrained
-#   model's c-index falls anywhere between about 0.38 and 0.64 (16 initialisations). That
-#   explains a poor number after 3 epochs, not why both models sit below 0.5 on every fold;
-#   we have not found that cause and report the rows as measured.
+#   0.57. BRCA has 130 deaths among 956 patients (about 26 per validation fold). It is not
+#   an untrained model's chance ranking: rerunning SNNTrans on folds 0 and 1 for 6 epochs
+#   (a diagnostic after the fact, not a reported run), the validation c-index *falls* with
+#   training, 0.45 → 0.36 and 0.49 → 0.38, while the training loss levels off. On fold 0 its
+#   risk does not separate deaths from censored patients (AUC 0.50) and, among the deaths,
+#   ranks the later ones higher (Spearman 0.42). In this table deaths come late (median 44
+#   months) and censoring early (median 26), and TCGA's follow-up length differs by the
+#   site that sent the tissue, so we checked whether the tokens learn the site: they do not
+#   obviously (the fold-0 risk against the training median follow-up of the patient's
+#   site: Spearman 0.03). The cause is open. Until it is found, these two rows say that
+#   BRCA's token models are not trustworthy in this pipeline at this budget, not that
+#   they are worse than chance.
 # * **Noise.** The fold standard deviations and the bootstrap intervals above are several
 #   hundredths wide: with these cohort sizes differences of 0.02-0.03 between two rows,
 #   or between us and the paper, are within sampling error.
