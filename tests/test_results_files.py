@@ -1,0 +1,47 @@
+"""The committed result folders that the book renders are complete (and tracked by git)."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tracked(folder: Path) -> set[str]:
+    try:
+        out = subprocess.run(["git", "ls-files", str(folder.relative_to(ROOT))], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def test_real_data_runs_match_the_table_and_are_tracked():
+    folder = ROOT / "results" / "real_data"
+    table = pd.read_csv(folder / "genomic_table.csv")
+    tracked = _tracked(folder)
+    for row in table.itertuples():
+        rel = f"results/real_data/runs/{row.cohort_key}__{row.model_key}.json"
+        assert rel in tracked, f"{rel} is missing or not tracked by git (check .gitignore)"
+        run = json.loads((ROOT / rel).read_text(encoding="utf-8"))
+        assert [round(c, 3) for c in run["fold_c_index"]] == [float(v) for v in str(row.fold_c_index).split()], rel
+
+
+def test_course_runs_match_the_report_and_are_tracked():
+    folder = ROOT / "results" / "course_blca"
+    tracked = _tracked(folder)
+    runs = sorted(p for p in (folder / "runs").iterdir() if p.is_dir())
+    assert [p.name for p in runs] == ["abmil", "snn", "survmamba", "survmamba_uni", "transmil"]
+    table = pd.read_csv(folder / "table1_cindex.csv")
+    for run in runs:
+        for name in ("config.json", "summary.json"):
+            rel = f"results/course_blca/runs/{run.name}/{name}"
+            assert rel in tracked, f"{rel} is missing or not tracked by git (check .gitignore)"
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        row = table[table["label"] == summary["label"]]
+        assert len(row) == 1, summary["label"]
+        assert abs(float(row["mean"].iloc[0]) - summary["c_index"]["mean"]) < 1e-6
