@@ -211,18 +211,19 @@ print(f"\nwidth of the 95% interval of the fold mean: {widths.min():.3f} to {wid
 #   budget, these runs do not support the paper's finding that both directions help.
 # * **Below chance on BRCA.** SNNTrans (0.439) and the bidirectional SurvMamba-RNA (0.443)
 #   are below 0.5 on all five BRCA folds, while SNN and Cox on the same folds reach 0.58 and
-#   0.57. BRCA has 130 deaths among 956 patients (about 26 per validation fold). It is not
-#   an untrained model's chance ranking: rerunning SNNTrans on folds 0 and 1 for 6 epochs
-#   (a diagnostic after the fact, not a reported run), the validation c-index *falls* with
-#   training, 0.45 → 0.36 and 0.49 → 0.38, while the training loss levels off. On fold 0 its
-#   risk does not separate deaths from censored patients (AUC 0.50) and, among the deaths,
-#   ranks the later ones higher (Spearman 0.42). In this table deaths come late (median 44
-#   months) and censoring early (median 26), and TCGA's follow-up length differs by the
-#   site that sent the tissue, so we checked whether the tokens learn the site: they do not
-#   obviously (the fold-0 risk against the training median follow-up of the patient's
-#   site: Spearman 0.03). The cause is open. Until it is found, these two rows say that
-#   BRCA's token models are not trustworthy in this pipeline at this budget, not that
-#   they are worse than chance.
+#   0.57. The spread of the predicted risk (the expected number of bins survived, negated)
+#   across a fold's patients says why. SNN's out-of-fold risks have a standard deviation of
+#   0.33-0.38 per BRCA fold (0.54-1.0 on BLCA); the token models' only 0.01-0.06 on BLCA
+#   and COADREAD. After 3 epochs the token models predict nearly the same survival curve
+#   for every patient (the cohort's average hazard, which dominates the loss) and the
+#   c-index ranks what is left. On BRCA, with 86% of patients censored, that is almost
+#   nothing: rerunning SNNTrans on folds 0 and 1 for 6 epochs (a diagnostic after the
+#   fact, not a reported run), the risk's spread was 0.0003-0.0004 and the c-index drifted
+#   down as it trained (0.45 → 0.36, 0.49 → 0.38); at a learning rate of $10^{-3}$ the
+#   risk became exactly constant, a c-index of 0.5 from ties alone. These rows therefore
+#   measure token models that have not started to rank patients, not models that rank them
+#   backwards. Why the token encoders stay flat at this budget while SNN does not is open;
+#   it may also be why SNNTrans trails SNN on every cohort.
 # * **Noise.** The fold standard deviations and the bootstrap intervals above are several
 #   hundredths wide: with these cohort sizes differences of 0.02-0.03 between two rows,
 #   or between us and the paper, are within sampling error.
