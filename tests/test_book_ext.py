@@ -20,7 +20,7 @@ def _load():
 def test_repeated_scripts_are_written_once_in_first_order():
     js = sphinx_assets._JavaScript
     thebe = 'const THEBE_JS_URL = "x"'
-    scripts = [js("a.js"), js(None, body=thebe), js("b.js", priority=200), js(None, body=thebe, priority=510),
+    scripts = [js("a.js"), js(None, body=thebe), js("b.js", priority=200), js("", body=thebe, priority=510),
                js("a.js"), js(None, body="let y = 1")]
     context = {"script_files": scripts}
     _load().dedupe_scripts(None, "page", "page.html", context, None)
