@@ -233,6 +233,10 @@ INSPECT_JS = r"""
     bodyHasTraceback: document.body.innerText.includes('Traceback (most recent call last)'),
     mathjax: mathjax,
     mathErrors: text('mjx-merror'),
+    // Markdown shown as text: a paragraph holding a table's |---|---| separator row
+    // (which the HTML writer's smart quotes may have turned into |—|—|)
+    rawTables: Array.from(document.querySelectorAll('p')).map(e => e.innerText)
+                    .filter(t => /\|\s*:?(-{3,}|[\u2013\u2014]-?)\s*:?\|\s*:?(-{3,}|[\u2013\u2014]-?)\s*:?\|/.test(t)),
   });
 })()
 """
@@ -359,6 +363,9 @@ def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     for t in info["stderr"]:
         warnings.warn(f"{page}: a cell wrote to stderr: {t[:200]!r}", stacklevel=1)
 
+    # Markdown outputs (tables a cell displays) rendered as tables, not as text with pipes
+    assert not info["rawTables"], f"{page}: Markdown tables shown as text: {[t[:120] for t in info['rawTables']]}"
+
     # where MathJax loaded (it needs the internet), every formula typeset without an error
     assert not info["mathErrors"], f"{page}: MathJax errors: {info['mathErrors'][:5]}"
     if not info["mathjax"]:
@@ -402,15 +409,16 @@ def test_figure_pages_have_figures():
 
 
 def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
-    """The inspection itself: a page with a missing figure, a traceback output and an error in
-    stderr is reported as such, and the local server records the 404."""
+    """The inspection itself: a page with a missing figure, a traceback output, an error in
+    stderr and a Markdown table left as text is reported as such, and the local server records the 404."""
     (tmp_path / "ok.png").write_bytes(base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
     (tmp_path / "broken.html").write_text(
-        "<html><body><h1>Broken</h1><img src='ok.png'><img src='_images/missing.png'>"
+        "<html><head><meta charset='utf-8'></head><body><h1>Broken</h1><img src='ok.png'><img src='_images/missing.png'>"
         "<div class='cell_output'><div class='output traceback'><pre>Traceback (most recent call last):\n"
         "ValueError: boom</pre></div><div class='output stderr'><pre>KeyError: 'x'</pre></div></div>"
-        "</body></html>")
+        "<p>| a | b | |---|---| | 1 | 2 |</p><p>| a | b |\n|\u2014|\u2014|</p><p>a | b, c - d</p>"
+        "<table><tr><td>a</td></tr></table></body></html>")
     srv = BookServer(tmp_path)
     try:
         target, session = open_page(browser, srv.base + "broken.html")
@@ -423,6 +431,7 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
     assert sizes == {"ok.png": (1, 1), "_images/missing.png": (0, 0)}
     assert len(info["errorOutputs"]) == 1 and info["bodyHasTraceback"]
     assert [bool(ERROR_TEXT.search(t)) for t in info["stderr"]] == [True]
+    assert info["rawTables"] == ["| a | b | |---|---| | 1 | 2 |", "| a | b | |\u2014|\u2014|"]
     local, _ = network_problems(events, srv.base)
     assert any("404" in p and "missing.png" in p for p in local), local
     assert (404, "/_images/missing.png") in srv.log
