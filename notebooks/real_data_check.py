@@ -103,23 +103,12 @@ display(pd.DataFrame(cohort_info).T[["cohort", "source", "n_cases", "n_events", 
 # not a reproduction of the paper's training budget.
 
 # %%
-from survmamba_lite.realdata import MODELS, PAPER_TABLE1
+from survmamba_lite.realdata import MODELS, PAPER_TABLE1, genomic_table, genomic_table_markdown
 
-table = pd.read_csv(results_dir / "genomic_table.csv")
-# the committed genomic_table.md also lists each fold's c-index and the compute time;
-# here the columns that fit a page (the folds are plotted below)
-shown = pd.DataFrame({
-    "cohort (source)": table["cohort"] + " (" + table["source"] + ")",
-    "model": table["model"],
-    "cases (deaths)": table["n_cases"].astype(str) + " (" + table["n_events"].astype(str) + ")",
-    "ours: mean ± std": [f"{m:.3f} ± {s:.3f}" for m, s in zip(table["c_index_mean"], table["c_index_std"])],
-    "95% CI of the mean": [f"[{a:.3f}, {b:.3f}]" for a, b in zip(table["fold_mean_ci95_low"], table["fold_mean_ci95_high"])],
-    "pooled OOF [95% CI]": [f"{c:.3f} [{a:.3f}, {b:.3f}]" for c, a, b in
-                            zip(table["oof_c_index"], table["oof_ci95_low"], table["oof_ci95_high"])],
-    "paper": ["—" if pd.isna(m) else f"{m:.3f} ± {s:.3f}" for m, s in zip(table["paper_mean"], table["paper_std"])],
-})
-display(Markdown("\n".join(["| " + " | ".join(shown.columns) + " |", "|---" * shown.shape[1] + "|",
-                              *("| " + " | ".join(row) + " |" for row in shown.itertuples(index=False))])))
+# the rows of the committed runs/*.json at full precision; the page shows the columns that
+# fit it (genomic_table.md also lists each fold's c-index, plotted below, and the compute time)
+table = genomic_table(results_dir)
+display(Markdown(genomic_table_markdown(table, compact=True)))
 runs = {(r["cohort_key"], r["model_key"]): r for r in
         (json.loads(p.read_text(encoding="utf-8")) for p in sorted((results_dir / "runs").glob("*.json")))}
 print(f"{len(table)} runs; models {sorted(set(table['model_key']))}; cohorts {sorted(set(table['cohort_key']))}")

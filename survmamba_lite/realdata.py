@@ -55,7 +55,7 @@ from survmamba_lite.survival import bootstrap_ci, concordance_index
 
 __all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PAPER_MODELS", "DEFAULT_MODELS",
            "PAPER_TABLE1", "SLIDES", "PCACoxReference", "import_cohort", "build_hierarchy", "run_cox_cv",
-           "run_model_cv", "summarise_predictions", "fold_mean_bootstrap_ci", "write_genomic_table",
+           "run_model_cv", "summarise_predictions", "fold_mean_bootstrap_ci", "genomic_table", "write_genomic_table",
            "run_genomic_check", "cohort_summary", "write_cohort_summaries", "feature_pca_rgb", "draw_feature_map", "run_slide_check", "main"]
 
 KEGG_TABLE = "kegg/kegg352_pathway_class_genes.tsv"
@@ -454,9 +454,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
-    """Rebuild ``genomic_table.csv`` and ``genomic_table.md`` from every ``runs/*.json``
-    under ``out``, with the paper's Table 1 numbers beside ours."""
+def genomic_table(out: str | os.PathLike) -> pd.DataFrame:
+    """One row per ``runs/*.json`` under ``out`` (cohort, then model order), at full precision,
+    with the paper's Table 1 numbers beside ours."""
     out = Path(out)
     rows = []
     for path in sorted((out / RUNS_DIR).glob("*.json")):
@@ -482,28 +482,49 @@ def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
     order_m = {k: i for i, k in enumerate(MODELS)}
     table = table.sort_values(by=["cohort_key", "model_key"],
                               key=lambda s: s.map(order_c if s.name == "cohort_key" else order_m).fillna(99))
-    table = table.reset_index(drop=True)
+    return table.reset_index(drop=True)
+
+
+def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
+    """Rebuild ``genomic_table.csv`` and ``genomic_table.md`` from every ``runs/*.json``
+    under ``out`` (:func:`genomic_table`)."""
+    out = Path(out)
+    table = genomic_table(out)
     _write_atomic(out / "genomic_table.csv", table.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
     _write_atomic(out / "genomic_table.md", genomic_table_markdown(table))
     return table
 
 
-def genomic_table_markdown(table: pd.DataFrame) -> str:
-    """The table as Markdown: ours (mean ± std, 95% intervals, folds) and the paper's."""
+def genomic_table_markdown(table: pd.DataFrame, *, compact: bool = False) -> str:
+    """The table as Markdown: ours (mean ± std, 95% intervals, folds) and the paper's.
+
+    Args:
+        table: :func:`genomic_table`'s frame (full precision: the CSV's 4 decimals can round
+            differently at the third).
+        compact: leave out each fold's c-index and the compute seconds (a table that fits a page).
+    """
+    from survmamba_lite.experiment.report import to_markdown
+
     def pm(m, s):
         return "—" if m is None or (isinstance(m, float) and math.isnan(m)) else (
             f"{m:.3f}" + ("" if s is None or (isinstance(s, float) and math.isnan(s)) else f" ± {s:.3f}"))
 
-    lines = ["| cohort (source) | model | cases (deaths) | c-index, ours: mean ± std | 95% CI of the mean "
-             "| pooled OOF c-index [95% CI] | folds | paper (Table 1) | compute s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples(index=False):
-        lines.append(
-            f"| {r.cohort} ({r.source}) | {r.model} | {r.n_cases} ({r.n_events}) | {pm(r.c_index_mean, r.c_index_std)} "
-            f"| [{r.fold_mean_ci95_low:.3f}, {r.fold_mean_ci95_high:.3f}] "
-            f"| {r.oof_c_index:.3f} [{r.oof_ci95_low:.3f}, {r.oof_ci95_high:.3f}] | {r.fold_c_index} "
-            f"| {pm(r.paper_mean, r.paper_std)} | {r.compute_s:.0f} |")
-    return "\n".join(lines) + "\n"
+    columns = {
+        "cohort (source)": lambda r: f"{r.cohort} ({r.source})",
+        "model": lambda r: r.model,
+        "cases (deaths)": lambda r: f"{r.n_cases} ({r.n_events})",
+        "c-index, ours: mean ± std": lambda r: pm(r.c_index_mean, r.c_index_std),
+        "95% CI of the mean": lambda r: f"[{r.fold_mean_ci95_low:.3f}, {r.fold_mean_ci95_high:.3f}]",
+        "pooled OOF c-index [95% CI]": lambda r: f"{r.oof_c_index:.3f} [{r.oof_ci95_low:.3f}, {r.oof_ci95_high:.3f}]",
+        "folds": lambda r: r.fold_c_index,
+        "paper (Table 1)": lambda r: pm(r.paper_mean, r.paper_std),
+        "compute s": lambda r: f"{r.compute_s:.0f}",
+    }
+    if compact:
+        del columns["folds"], columns["compute s"]
+    cells = pd.DataFrame([{name: cell(r) for name, cell in columns.items()} for r in table.itertuples(index=False)],
+                         columns=list(columns))
+    return to_markdown(cells) + "\n"
 
 
 def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | os.PathLike, *,

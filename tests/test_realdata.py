@@ -128,6 +128,17 @@ def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
                                  model_table=models, epochs=1, folds=[0, 1], n_boot=50, log=lambda m: None)
     assert list(table["model_key"]) == ["cox", "snn", "survmamba-rna-uni"]
     assert (out / "genomic_table.md").read_text().count("\n") == 2 + 3
+    # the table is rebuilt from the run files alone, and the compact Markdown is the full one
+    # without the per-fold and compute-time columns
+    pd.testing.assert_frame_equal(rd.genomic_table(out), table)
+    assert rd.genomic_table_markdown(table) == (out / "genomic_table.md").read_text()
+
+    def cells(md):
+        return [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()]
+
+    full, compact = cells(rd.genomic_table_markdown(table)), cells(rd.genomic_table_markdown(table, compact=True))
+    assert full[0][6] == "folds" and full[0][8] == "compute s"
+    assert compact == [row[:6] + row[7:8] for row in full]
     for row in table.itertuples():
         run = json.loads((out / "runs" / f"coadread__{row.model_key}.json").read_text())
         folds = load_cohort(small_rna_cohort).folds
