@@ -22,12 +22,13 @@ via ``torch.manual_seed``), never from a generator carried over from earlier epo
 So a run resumed from the checkpoint of epoch ``e`` continues exactly as the
 uninterrupted run would, and a CPU run is reproducible bit for bit.
 
-Survival curves. The model's ``S_k = P(Y > k)`` is the probability of surviving past
-bin ``k``, i.e. past its right edge :math:`e_{k+1}`. The integrated Brier score reads
-``S_0..S_{T-2}`` on the finite edges :math:`e_1..e_{T-1}` (it needs ``T >= 3``). The
-time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``, the
-patients' ``S_k`` (the grid of left edges :math:`e_0..e_{T-1}`): within-bin times carry
-no information in a discrete-time model.
+Survival curves. The model's ``S_k = P(Y > k)`` is the probability of outliving bin ``k``
+(:math:`[e_k, e_{k+1})`). Both time-dependent metrics read it in one way, the survival at
+the end of the bin containing ``t`` (:mod:`survmamba_lite.survival.metrics`, "Discrete-time
+curves"): the time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``,
+the patients' ``S_k``; the integrated Brier score evaluates ``S_0..S_{T-2}`` at the ends of
+the finite bins (:func:`~survmamba_lite.survival.bin_end_times`; it needs ``T >= 3``) with
+the IPCW weights of Graf et al. (:math:`\hat G(t_i-)` for a death).
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ from survmamba_lite.data.dataset import CohortDataset, fold_datasets
 from survmamba_lite.data.layout import Cohort
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.registry import ModelInputs, build_model
-from survmamba_lite.survival import (concordance_index, concordance_td, hazards_to_survival, integrated_brier_score,
-                                     nll_loss, risk_score)
+from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
+                                     hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
            "fold_metrics", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
@@ -211,14 +212,18 @@ def fold_metrics(pred: pd.DataFrame, edges: np.ndarray, train_time: Any, train_e
     out["c_index"], note = _safe(lambda: concordance_index(t, pred["risk"].to_numpy(), e))
     if note:
         out["c_index_note"] = note
-    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, edges[:-1]))
+    # S_k is read for every t in bin k (the survival at the end of the bin containing t)
+    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, bin_survival_grid(edges)))
     if note:
         out["c_index_td_note"] = note
     if surv.shape[1] < 3:
         out["ibs"], out["ibs_note"] = None, f"needs at least 3 time bins (2 finite edges), got {surv.shape[1]}"
     else:
-        out["ibs"], note = _safe(lambda: integrated_brier_score(surv[:, :-1], edges[1:-1], t, e,
-                                                                train_time, train_event))
+        def ibs() -> float:
+            taus = bin_end_times(edges)                                             # (T-1,) ends of finite bins
+            return integrated_brier_score(survival_at(surv, bin_survival_grid(edges), taus), taus, t, e,
+                                          train_time, train_event)
+        out["ibs"], note = _safe(ibs)
         if note:
             out["ibs_note"] = note
     return out
