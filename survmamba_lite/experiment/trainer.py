@@ -8,8 +8,10 @@ One fold (:func:`train_fold`):
 2. the model built from the registry with ``ModelInputs(n_bins=binner.n_bins_, wsi_dim,
    hierarchy)`` after ``torch.manual_seed(fold seed)``;
 3. ``epochs`` passes over the training patients in a seeded random order; per batch the
-   loss is :func:`~survmamba_lite.survival.nll_loss` plus the model's
-   ``auxiliary_loss(batch)`` when it has one (CLAM's instance clustering), divided by
+   loss is :func:`~survmamba_lite.survival.nll_loss` times the model's
+   ``survival_loss_weight`` (1 unless set; CLAM's ``bag_weight`` 0.7) plus the model's
+   ``auxiliary_loss(batch)`` when it has one (CLAM's 0.3 x instance clustering loss from
+   the same forward pass), divided by
    ``grad_accum``; the optimiser steps every ``grad_accum`` batches;
 4. after every epoch: the validation c-index and loss (for the record: no early
    stopping, the last epoch's model is the fold's model) and an atomic
@@ -56,7 +58,7 @@ from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordan
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
-           "fold_metrics", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
+           "fold_metrics", "training_loss", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
            "PREPROCESSING", "SPLIT"]
 
 CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
@@ -229,6 +231,20 @@ def fold_metrics(pred: pd.DataFrame, edges: np.ndarray, train_time: Any, train_e
     return out
 
 
+def training_loss(model: nn.Module, logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
+    """The loss of one training batch: ``w * NLL(logits) + model.auxiliary_loss(batch)``.
+
+    ``w`` is the model's ``survival_loss_weight`` (1 when it has none) and the auxiliary
+    loss is added when the model has one: for CLAM ``0.7 * NLL + 0.3 * instance loss``, the
+    instance loss coming from the same forward pass that gave ``logits: (B, T)``.
+    """
+    loss = float(getattr(model, "survival_loss_weight", 1.0)) * nll_loss(logits.float(), batch.time_bin,
+                                                                        batch.event, alpha=alpha)
+    if callable(getattr(model, "auxiliary_loss", None)):
+        loss = loss + model.auxiliary_loss(batch)
+    return loss
+
+
 # --------------------------------------------------------------------------- one fold
 def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
     if not path.is_file():
@@ -291,7 +307,6 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         log(f"fold {fold}: {len(train_ds)} training / {len(val_ds)} validation cases, {n_bins} time bins, "
             f"seed {fold_seed}, device {device}")
 
-    has_aux = callable(getattr(model, "auxiliary_loss", None))
     last_pred: pd.DataFrame | None = None
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"fold {fold}", disable=not progress, leave=True)
     for epoch in range(start_epoch, config.epochs):
@@ -306,9 +321,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         total, n_batches = 0.0, len(loader)
         for i, bags in enumerate(tqdm(loader, desc=f"  epoch {epoch + 1}", leave=False, disable=not progress)):
             batch = collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
-            loss = nll_loss(model(batch).float(), batch.time_bin, batch.event, alpha=config.alpha)
-            if has_aux:
-                loss = loss + model.auxiliary_loss(batch)
+            loss = training_loss(model, model(batch), batch, alpha=config.alpha)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"fold {fold}, epoch {epoch + 1}: the loss is {loss.item()} on cases "
                                          f"{batch.case_id}; lower the learning rate or check these cases' inputs")
