@@ -154,7 +154,7 @@ PAPER_MODELS: dict[str, ModelRun] = {
 }
 DEFAULT_MODELS = tuple(MODELS)
 #: the label of each width setting, written into every run file and the table
-SETTINGS = {"cpu": "CPU widths", "paper": "paper widths"}
+SETTINGS = {"cpu": "CPU widths", "paper": "paper widths", "smoke": "smoke test (--dim)"}
 #: where ``--paper-dims`` runs go by default, beside the CPU-width rows in ``results/real_data``
 PAPER_WIDTH_DIR = "paper_width"
 
@@ -579,11 +579,14 @@ def paired_differences_markdown(table: pd.DataFrame) -> str:
     def yes_no(v):
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else ("yes" if v else "no")
 
+    def interval(lo, hi, fmt):
+        return "[—]" if math.isnan(lo) else f"[{lo:{fmt}}, {hi:{fmt}}]"
+
     cells = pd.DataFrame([{
         "cohort (source)": f"{r.cohort} ({r.source})", "widths": r.setting, "difference": f"{r.model} − {r.reference}",
         "per fold": r.fold_differences,
-        "mean [95% t-interval]": f"{r.mean_difference:+.3f} [{r.diff_ci_low:+.3f}, {r.diff_ci_high:+.3f}]",
-        "our SNN mean [95% t-interval]": f"{r.snn_mean:.3f} [{r.snn_ci_low:.3f}, {r.snn_ci_high:.3f}]",
+        "mean [95% t-interval]": f"{r.mean_difference:+.3f} {interval(r.diff_ci_low, r.diff_ci_high, '+.3f')}",
+        "our SNN mean [95% t-interval]": f"{r.snn_mean:.3f} {interval(r.snn_ci_low, r.snn_ci_high, '.3f')}",
         "paper SNN": "—" if r.paper_snn_mean is None or (isinstance(r.paper_snn_mean, float)
                                                        and math.isnan(r.paper_snn_mean)) else f"{r.paper_snn_mean:.3f}",
         "paper SNN inside ours": yes_no(r.paper_snn_in_our_interval),
@@ -629,8 +632,8 @@ def genomic_table_markdown(table: pd.DataFrame, *, compact: bool = False) -> str
     columns = {
         "cohort (source)": lambda r: f"{r.cohort} ({r.source})",
         "model": lambda r: r.model,
-        "widths, epochs": lambda r: r.setting + ("" if r.epochs is None or (isinstance(r.epochs, float)
-                                                               and math.isnan(r.epochs)) else f", {int(r.epochs)}"),
+        "widths, epochs": lambda r: "—" if r.epochs is None or (isinstance(r.epochs, float) and math.isnan(r.epochs))
+        else f"{r.setting}, {int(r.epochs)}",
         "cases (deaths)": lambda r: f"{r.n_cases} ({r.n_events})",
         "c-index, ours: mean ± std": lambda r: pm(r.c_index_mean, r.c_index_std),
         "95% CI of the mean": lambda r: f"[{r.fold_mean_ci95_low:.3f}, {r.fold_mean_ci95_high:.3f}]",
@@ -661,7 +664,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
         models: keys of ``model_table``.
         epochs: training epochs of the deep models.
         folds: fold indices (None: all).
-        setting: ``"cpu"`` or ``"paper"`` (:data:`SETTINGS`), the width label of the rows.
+        setting: ``"cpu"``, ``"paper"`` or ``"smoke"`` (:data:`SETTINGS`), the width label of the rows.
         inner_val: also run :func:`~survmamba_lite.realdata_inner.inner_validation` for every
             deep model (``inner/<cohort>__<model>.json``; training folds only).
     """
@@ -896,7 +899,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = run_genomic_check(dirs, args.out, work=args.work, models=args.models, epochs=args.epochs,
                                   model_table=model_table, folds=args.folds, seed=args.seed,
                                   threads=args.threads, device=args.device, n_boot=args.n_boot,
-                                  setting="paper" if args.paper_dims else "cpu", inner_val=args.inner_val,
+                                  setting="smoke" if args.dim is not None else "paper" if args.paper_dims else "cpu",
+                                  inner_val=args.inner_val,
                                   progress=args.progress)
         timings["genomic_s"] = round(time.perf_counter() - t0, 1)
         _log(genomic_table_markdown(table))

@@ -148,9 +148,14 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
 
 def inner_table(out: str | os.PathLike) -> pd.DataFrame:
     """One row per (cohort, model, outer fold) from ``out/inner/*.json``."""
+    from survmamba_lite.realdata import COHORTS, MODELS
+
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in (Path(out) / INNER_DIR).glob("*.json")]
+    order_c, order_m = list(COHORTS), list(MODELS)
+    records.sort(key=lambda r: (order_c.index(r["cohort_key"]) if r["cohort_key"] in order_c else 99,
+                                order_m.index(r["model_key"]) if r["model_key"] in order_m else 99))
     rows = []
-    for path in sorted((Path(out) / INNER_DIR).glob("*.json")):
-        r = json.loads(path.read_text(encoding="utf-8"))
+    for r in records:
         for f in r["folds"]:
             rows.append({"cohort_key": r["cohort_key"], "cohort": r["cohort"], "model": r["label"],
                          "outer_fold": f["outer_fold"], "inner_val_c_index": f["inner_val_c_index"],

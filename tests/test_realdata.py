@@ -139,7 +139,7 @@ def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
     full, compact = cells(rd.genomic_table_markdown(table)), cells(rd.genomic_table_markdown(table, compact=True))
     assert full[0][2] == "widths, epochs" and full[0][7] == "folds" and full[0][9] == "compute s"
     assert compact == [row[:7] + row[8:9] for row in full]
-    assert [r[2] for r in full[2:]] == ["CPU widths", "CPU widths, 1", "CPU widths, 1"]
+    assert [r[2] for r in full[2:]] == ["—", "CPU widths, 1", "CPU widths, 1"]
     for row in table.itertuples():
         run = json.loads((out / "runs" / f"coadread__{row.model_key}.json").read_text())
         folds = load_cohort(small_rna_cohort).folds
