@@ -13,6 +13,8 @@ One fold (:func:`train_fold`):
    ``auxiliary_loss(batch)`` when it has one (CLAM's 0.3 x instance clustering loss from
    the same forward pass), divided by
    ``grad_accum``; the optimiser steps every ``grad_accum`` batches;
+   The forward pass runs under the config's ``precision``
+   (:func:`~survmamba_lite.utils.precision.autocast`); the loss is computed in float32.
 4. after every epoch: the validation c-index and loss (for the record: no early
    stopping, the last epoch's model is the fold's model) and an atomic
    ``checkpoint.pt`` (model, optimiser, completed epochs, history);
@@ -56,10 +58,11 @@ from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
+from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
-           "fold_metrics", "training_loss", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
-           "PREPROCESSING", "SPLIT"]
+           "fold_metrics", "training_loss", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS",
+           "DONE", "PREPROCESSING", "SPLIT"]
 
 CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
     "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
@@ -152,7 +155,9 @@ def predict(model: nn.Module, dataset: CohortDataset, config: ExperimentConfig, 
     for (bag,) in tqdm(loader, desc="  predict", leave=False, disable=not progress):
         g = torch.Generator().manual_seed(derive_seed(config.seed, _case_key(bag.case_id)))
         batch = collate_bags([subsample_bag(bag, config.max_patches, g)]).to(device)
-        out = model(batch).float()                                                  # (1, T)
+        with autocast(config.precision, device):
+            out = model(batch)
+        out = out.float()                                                           # (1, T)
         logits.append(out.cpu())
         if int(batch.time_bin.min()) >= 0:
             losses.append(float(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha)))
@@ -282,6 +287,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     """
     fold_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
+    set_matmul_precision(config.precision)
     fold_seed = derive_seed(config.seed, fold)
     train_ds, val_ds, prep = fold_datasets(cohort, fold, binner_bins=config.n_bins, modalities=config.modalities,
                                            log1p=config.rna_log1p)
@@ -321,7 +327,9 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         total, n_batches = 0.0, len(loader)
         for i, bags in enumerate(tqdm(loader, desc=f"  epoch {epoch + 1}", leave=False, disable=not progress)):
             batch = collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
-            loss = training_loss(model, model(batch), batch, alpha=config.alpha)
+            with autocast(config.precision, device):
+                logits = model(batch)
+            loss = training_loss(model, logits, batch, alpha=config.alpha)             # loss in float32
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"fold {fold}, epoch {epoch + 1}: the loss is {loss.item()} on cases "
                                          f"{batch.case_id}; lower the learning rate or check these cases' inputs")
