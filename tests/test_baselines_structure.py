@@ -112,7 +112,10 @@ def _mcat_like(coattention: int, sizes=PROCESS_SIZES, fusion: str = "concat") ->
 
 
 def test_mcat_count_from_model_coattn():
-    assert n_params(build("mcat")) == _mcat_like(multihead_attention(256))
+    model = build("mcat")
+    assert n_params(model) == _mcat_like(multihead_attention(256))
+    assert model.coattn.heads == 1                   # MultiheadAttention(embed_dim=256, num_heads=1): genomic queries
+    assert len(model.path_layers) == len(model.omic_layers) == 2
     assert n_params(build("mcat", fusion="kp")) == _mcat_like(multihead_attention(256), fusion="kp")
 
 
