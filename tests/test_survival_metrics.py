@@ -377,7 +377,7 @@ def test_brier_matches_scikit_survival_with_ties_and_censoring():
     control = t_te[:, None] > grid[None, :]
     expected = (np.where(case, surv ** 2 / g_left[:, None], 0) + np.where(control, (1 - surv) ** 2 / g_tau, 0)).mean(0)
     graf = brier_score(surv, grid, t_te, e_te, t_tr, e_tr)
-    print("graf", graf, "lifelines G(t-)", expected)
+    print("graf", graf, "sksurv G(t-) by hand", expected)
     np.testing.assert_allclose(graf, expected, rtol=0, atol=1e-12)
     tied = np.isin(t_te[e_te == 1], t_tr[e_tr == 0])
     assert tied.any() and not np.allclose(graf, ref)        # the case exercises the difference
