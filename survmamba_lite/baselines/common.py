@@ -28,6 +28,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
+from survmamba_lite.model.him import compact
 from survmamba_lite.model.him import masked_mean as _masked_mean
 
 __all__ = ["flatten_bag", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
@@ -65,14 +66,7 @@ def flatten_bag(patches: Tensor, patch_mask: Tensor) -> tuple[Tensor, Tensor]:
     >>> x.tolist(), mask.tolist()
     ([[[2.0, 3.0], [4.0, 5.0]]], [[True, True]])
     """
-    b, r, p, f = patches.shape
-    x = patches.reshape(b, r * p, f)
-    mask = patch_mask.reshape(b, r * p)
-    n_max = int(mask.sum(1).max())
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_max]   # real first
-    x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, f))                  # (B, L, F)
-    mask = torch.gather(mask, 1, order)                                            # (B, L)
-    return x * mask.unsqueeze(-1), mask
+    return compact(patches, patch_mask)          # the same algorithm as HIM's (static_shapes-aware)
 
 
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
