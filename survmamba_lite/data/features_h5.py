@@ -22,6 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from survmamba_lite.utils.io import atomic_path
+
 __all__ = ["SlideFeatures", "write_features_h5", "read_features_h5", "FORMAT_VERSION", "REQUIRED_ATTRS"]
 
 FORMAT_VERSION = 1
@@ -89,15 +91,13 @@ def write_features_h5(path: str | os.PathLike, sf: SlideFeatures) -> Path:
     path = Path(path)
     _check(sf, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("features", data=np.asarray(sf.features, dtype=np.float32))
         f.create_dataset("coords", data=np.asarray(sf.coords, dtype=np.int64))
         f.create_dataset("region", data=np.asarray(sf.region, dtype=np.int64))
         for k, v in sf.attrs.items():
             f.attrs[k] = v
         f.attrs["format_version"] = FORMAT_VERSION
-    os.replace(tmp, path)
     return path
 
 

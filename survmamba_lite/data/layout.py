@@ -42,6 +42,7 @@ import yaml
 from survmamba_lite.data.bag import GenomicHierarchy
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.kegg import HierarchyStats, build_genomic_hierarchy, read_hierarchy_tsv
+from survmamba_lite.utils.io import atomic_path, atomic_write_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -217,9 +218,7 @@ def _read_csv(path: Path, problems: list[Problem], what: str) -> pd.DataFrame | 
 def write_manifest(root: str | os.PathLike, manifest: dict) -> Path:
     """Write ``manifest.yaml`` (keys kept in the given order)."""
     path = Path(root) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(manifest, fh, sort_keys=False, default_flow_style=None, width=100)
+    atomic_write_text(path, yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=100))
     return path
 
 
@@ -243,8 +242,8 @@ def write_clinical(root: str | os.PathLike, clinical: pd.DataFrame) -> Path:
     out["slide_id"] = out["slide_id"].fillna("")
     out["event"] = out["event"].astype(int)
     path = Path(root) / CLINICAL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     return path
 
 
@@ -253,7 +252,8 @@ def write_rna(root: str | os.PathLike, rna: pd.DataFrame, float_format: str = "%
     path = Path(root) / RNA
     out = rna.copy()
     out.index.name = "case_id"
-    out.to_csv(path, float_format=float_format, lineterminator="\n")
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, float_format=float_format, lineterminator="\n")
     return path
 
 
@@ -269,7 +269,8 @@ def write_folds(root: str | os.PathLike, folds: Sequence[tuple[Sequence[str], Se
         df = pd.DataFrame({"train": list(train) + [""] * (n - len(train)),
                            "val": list(val) + [""] * (n - len(val))})
         p = d / f"fold_{k}.csv"
-        df.to_csv(p, index=False, lineterminator="\n")
+        with atomic_path(p) as tmp:
+            df.to_csv(tmp, index=False, lineterminator="\n")
         paths.append(p)
     return paths
 
