@@ -40,7 +40,7 @@ import pandas as pd
 import yaml
 
 from survmamba_lite.data.bag import GenomicHierarchy
-from survmamba_lite.data.features_h5 import read_features_h5
+from survmamba_lite.data.features_h5 import read_features_h5, read_features_shape
 from survmamba_lite.data.kegg import HierarchyStats, build_genomic_hierarchy, read_hierarchy_tsv
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
 
@@ -585,7 +585,7 @@ def _check_features(root: Path, man: dict, clinical: pd.DataFrame | None, deep: 
         return 0, None
     d = root / FEATURES_DIR
     expected = (man.get("features") or {}).get("width")
-    width, n_slides, first = None, 0, True
+    width, width_from, n_slides, first = None, "", 0, True
     for case, cell in clinical["slide_id"].items():
         for s in split_slide_ids(cell):
             n_slides += 1
@@ -597,25 +597,27 @@ def _check_features(root: Path, man: dict, clinical: pd.DataFrame | None, deep: 
                                         column="slide_id", case_id=case))
                 continue
             try:
-                sf = read_features_h5(path, load_features=deep or first)
+                read_features_h5(path, load_features=deep or first)       # datasets, attributes, NaN (deep)
+                n, w = read_features_shape(path)             # from the header: every slide's width is checked
             except (ValueError, OSError) as err:
                 problems.append(Problem(rel, str(err).replace(str(path) + ": ", ""),
                                         "re-extract the slide", case_id=case))
                 continue
-            n = sf.features.shape[0]
             if n == 0:
                 problems.append(Problem(rel, "zero patches (an empty bag)", "re-tile the slide with a lower tissue "
                                         "threshold or remove it from slide_id", case_id=case))
                 continue
-            if deep or first:
-                w = int(sf.features.shape[1])
-                if width is None:
-                    width = w
-                if w != width or (expected is not None and w != expected):
-                    problems.append(Problem(rel, f"feature width {w} differs from the manifest/other slides "
-                                            f"({expected or width})", "extract all slides with the same encoder",
-                                            case_id=case))
-                first = False
+            if width is None:
+                width, width_from = w, rel
+            if expected is not None and w != expected:
+                problems.append(Problem(rel, f"feature width {w} differs from the manifest's features.width "
+                                        f"{expected}", "extract all slides with the same encoder (or correct "
+                                        "features.width in manifest.yaml)", case_id=case))
+            elif w != width:
+                problems.append(Problem(rel, f"feature width {w} differs from the other slides' {width} (e.g. "
+                                        f"{width_from})", "extract all slides with the same encoder",
+                                        case_id=case))
+            first = False
     return n_slides, width if width is not None else expected
 
 
@@ -624,9 +626,9 @@ def validate_cohort(root: str | os.PathLike, *, deep: bool = False, min_genes: i
 
     Args:
         root: the cohort folder.
-        deep: read every slide's full feature array (width and NaN checks on every
-            slide). Without it, coordinates and regions are read for every slide and the
-            full array for the first one only.
+        deep: read every slide's full feature array (NaN/inf check on every slide).
+            Without it, coordinates, regions and the feature width (from the file's
+            header) are read for every slide and the full array for the first one only.
         min_genes: function filter (default: ``manifest.hierarchy.min_genes`` or 1).
 
     Returns:

@@ -39,7 +39,7 @@ from survmamba_lite.errors import UserError
 from survmamba_lite.utils.io import TMP_SUFFIX, atomic_write_text
 
 __all__ = ["MARKER", "OutputKind", "CV_RUN", "REPORT", "COHORT", "check_out_dir", "claim_out_dir",
-           "clear_out_dir", "check_out_file", "foreign_files", "staging_dir", "publish_dir", "discard_dir"]
+           "clear_out_dir", "check_out_file", "check_folder_creatable", "foreign_files", "staging_dir", "publish_dir", "discard_dir"]
 
 MARKER = ".survmamba-outputs.json"
 
@@ -108,8 +108,11 @@ def _listed(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def _check_creatable(path: Path, flag: str) -> None:
-    """The nearest existing ancestor of ``path`` must be a writable folder."""
+def check_folder_creatable(path: str | os.PathLike, flag: str = "--out") -> None:
+    """``path`` must be a folder, or creatable: its nearest existing ancestor a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: exists and is a file, not a folder; choose another {flag}")
     parent = path
     while not parent.exists():
         if parent.parent == parent:
@@ -134,7 +137,7 @@ def check_out_dir(path: str | os.PathLike, kind: OutputKind, *, overwrite: bool 
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path}: exists and is a file, not a folder; choose another {flag}")
     if not path.exists():
-        _check_creatable(path, flag)
+        check_folder_creatable(path, flag)
         return "new"
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: no permission to write in this folder; choose a writable {flag}")
@@ -205,7 +208,7 @@ def check_out_file(path: str | os.PathLike, *, overwrite: bool, header: tuple[st
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a folder; give a file name")
     if not path.exists():
-        _check_creatable(path.parent, flag)
+        check_folder_creatable(path.parent, flag)
         return
     if not overwrite:
         raise UserError(f"{flag} {path}: file exists; add --overwrite to replace it or choose another {flag}")
