@@ -62,9 +62,27 @@ def _config_from_args(args: argparse.Namespace):
         threads=args.threads)
 
 
+def _check_cv_numbers(args: argparse.Namespace) -> None:
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--grad-accum", args.grad_accum, 1), ("--n-bins", args.n_bins, 1),
+                             ("--n-folds", args.n_folds, 2), ("--max-patches", args.max_patches, 1),
+                             ("--max-cases", args.max_cases, 1), ("--threads", args.threads, 1),
+                             ("--num-workers", args.num_workers, 0), ("--dim", args.dim, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: must be an integer >= {low}")
+    for k in args.folds or []:
+        if k < 0:
+            raise UserError(f"--folds {k}: fold indices start at 0")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError(f"--alpha {args.alpha}: must lie in [0, 1]")
+    if not args.lr > 0 or not args.weight_decay >= 0:
+        raise UserError(f"--lr {args.lr} must be > 0 and --weight-decay {args.weight_decay} >= 0")
+
+
 def _cmd_cv(args: argparse.Namespace) -> int:
     from survmamba_lite.experiment.cv import run_cv
 
+    _check_cv_numbers(args)
     config = _config_from_args(args)
     t0 = time.perf_counter()
     result = run_cv(config, overwrite=args.overwrite, progress=not args.quiet)
