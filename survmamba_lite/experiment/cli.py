@@ -15,6 +15,7 @@ from pathlib import Path
 
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.options import coerce_options, split_option
+from survmamba_lite.utils.precision import PRECISIONS
 
 __all__ = ["add_commands"]
 
@@ -59,7 +60,7 @@ def _config_from_args(args: argparse.Namespace):
         weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum, n_bins=args.n_bins,
         alpha=args.alpha, seed=args.seed, device=args.device, max_patches=args.max_patches,
         max_cases=args.max_cases, n_folds=args.n_folds, rna_log1p=args.rna_log1p, num_workers=args.num_workers,
-        threads=args.threads)
+        threads=args.threads, precision=args.precision)
 
 
 def _check_cv_numbers(args: argparse.Namespace) -> None:
@@ -154,6 +155,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading slide features")
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (default: torch's; 1 is often fastest on a shared machine)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="fp32; tf32 (TF32 tensor-core matmuls on CUDA); bf16 (bfloat16 autocast, float32 "
+                        "parameters, SSM state and loss)")
     p.add_argument("--out", required=True, type=Path, help="run directory (new, empty, or a run to resume)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the earlier run in --out first (only the files survmamba cv wrote; refused when "
