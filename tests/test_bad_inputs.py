@@ -505,3 +505,19 @@ def test_quiet_wherever_there_is_a_progress_bar():
 def test_deprecated_spellings_still_work(work, capsys):
     assert main(["validate", str(work / "cohort")]) == 0
     assert main(["validate", "--cohort-dir", str(work / "cohort")]) == 0
+
+
+def test_cv_on_a_missing_cuda_device_writes_nothing(work, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    refused(capsys, work, _cv(work, "--device", "cuda"), "device 'cuda'", "--device cpu")
+    assert not (work / "run2").exists()
+
+
+@pytest.mark.parametrize("command", ["tile", "extract"])
+def test_tile_and_extract_refuse_a_folder_of_other_files(work, capsys, command):
+    src = str(work / "no_slide.svs") if command == "tile" else str(work / "tiles")
+    refused(capsys, work, [command, src, "--out", str(work / "cohort")], f"--out {work / 'cohort'}",
+            "clinical.csv", "choose a new or empty --out")

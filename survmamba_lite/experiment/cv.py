@@ -44,7 +44,8 @@ from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_f
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
-from survmamba_lite.experiment.trainer import DONE, METRICS, PREDICTIONS, EpochCallback, derive_seed, train_fold, _json_safe
+from survmamba_lite.experiment.trainer import (DONE, METRICS, PREDICTIONS, EpochCallback, derive_seed,
+                                               resolve_device, train_fold, _json_safe)
 from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
@@ -289,6 +290,7 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
         log: message sink (default: ``print`` when ``progress``, else silent).
     """
     log = log or (tqdm.write if progress else (lambda msg: None))
+    resolve_device(config.device)                         # a missing CUDA device: refused before writing
     cohort, folds_source = load_experiment_cohort(config)
     wsi_dim = _wsi_dim(cohort)
     derived = _derived(config, cohort, folds_source, wsi_dim)

@@ -38,7 +38,7 @@ from pathlib import Path
 from survmamba_lite.errors import UserError
 from survmamba_lite.utils.io import TMP_SUFFIX, atomic_write_text
 
-__all__ = ["MARKER", "OutputKind", "CV_RUN", "REPORT", "COHORT", "check_out_dir", "claim_out_dir",
+__all__ = ["MARKER", "OutputKind", "CV_RUN", "REPORT", "COHORT", "TILES", "FEATURES", "check_incremental_dir", "check_out_dir", "claim_out_dir",
            "clear_out_dir", "check_out_file", "check_folder_creatable", "foreign_files", "staging_dir", "publish_dir", "discard_dir"]
 
 MARKER = ".survmamba-outputs.json"
@@ -78,6 +78,8 @@ CV_RUN = OutputKind("cv-run", "survmamba cv", "a run directory", (
 REPORT = OutputKind("report", "survmamba report", "a report folder", (
     "report.md", "table1_cindex.*", "table2_complexity.*", "table3_ablation.*", "metrics_extra.*",
     "random_risk.*", "fig3_bidirectional.*", "fig4_km_*.png", "fig4_km_*.svg", "fig4_km_logrank.csv"))
+TILES = OutputKind("tiles", "survmamba tile", "a tiles folder", ("*.coords.h5", "*.overview.png"))
+FEATURES = OutputKind("features", "survmamba extract", "a features folder", ("*.h5",))
 COHORT = OutputKind("cohort", "survmamba synth / import-tcga", "a cohort folder", (
     "manifest.yaml", "clinical.csv", "rna.csv", "hierarchy.tsv", "splits/fold_*.csv", "features/*.h5",
     "synthetic_truth.csv"))
@@ -194,6 +196,22 @@ def clear_out_dir(path: str | os.PathLike, kind: OutputKind, flag: str = "--out"
         if Path(dirpath) != path and not os.listdir(dirpath):
             os.rmdir(dirpath)
     return n
+
+
+def check_incremental_dir(path: str | os.PathLike, kind: OutputKind, flag: str = "--out") -> None:
+    """Check a folder that a command fills file by file and resumes (``tile``, ``extract``).
+
+    It may be new, empty or hold files of the kind the command writes (an earlier call's,
+    which are skipped); a folder holding anything else is refused.
+    """
+    path = Path(path)
+    check_folder_creatable(path, flag)
+    if path.is_dir():
+        foreign = [f for f in foreign_files(path, kind) if "/" not in f]
+        if foreign:
+            raise UserError(f"{flag} {path}: folder holds {len(foreign)} file(s) that {kind.command} does not write "
+                            f"({_listed(foreign)}); choose a new or empty {flag}, or one of earlier "
+                            f"{kind.command} output")
 
 
 def check_out_file(path: str | os.PathLike, *, overwrite: bool, header: tuple[str, ...] | None = None,

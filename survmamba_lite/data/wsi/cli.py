@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from survmamba_lite.errors import UserError
-from survmamba_lite.utils.outputs import check_folder_creatable
+from survmamba_lite.utils.outputs import FEATURES, TILES, check_incremental_dir
 
 __all__ = ["add_commands", "run_tile", "run_extract"]
 
@@ -99,7 +99,7 @@ def run_tile(args: argparse.Namespace) -> int:
                         ("--base-magnification", args.base_magnification)):
         if value is not None and not value > 0:
             raise UserError(f"{flag} {value}: must be > 0")
-    check_folder_creatable(args.out)
+    check_incremental_dir(args.out, TILES)
     failures = []
     for slide in args.slides:
         target = args.out / f"{slide_id_from_path(slide)}{COORDS_SUFFIX}"
@@ -150,7 +150,7 @@ def run_extract(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size {args.batch_size} must be >= 1 and --num-workers {args.num_workers} >= 0")
     if args.input_size is not None and args.input_size < 1:
         raise UserError(f"--input-size {args.input_size}: must be an integer >= 1")
-    check_folder_creatable(args.out)
+    check_incremental_dir(args.out, FEATURES)
     coords = _expand_coords(args.coords)
     if args.slide is not None and len(coords) != 1:
         raise UserError(f"--slide names one slide but {len(coords)} coords files were given; "
