@@ -387,10 +387,18 @@ def test_an_unexpected_exception_is_one_line_pointing_to_debug(work, capsys, mon
 
 
 # --------------------------------------------------------------------------- feature widths
-def test_validate_finds_a_feature_file_of_another_width(work, capsys):
+@pytest.mark.parametrize("manifest_width", [True, False])
+def test_validate_finds_a_feature_file_of_another_width(work, capsys, manifest_width):
+    import yaml
+
+    if not manifest_width:
+        man = yaml.safe_load((work / "cohort" / "manifest.yaml").read_text())
+        del man["features"]["width"]
+        (work / "cohort" / "manifest.yaml").write_text(yaml.safe_dump(man))
     _write_slide(work / "cohort", "TCGA-T007", 5, width=WIDTH + 3)
     err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
     assert "features/TCGA-T007-DX1.h5, case TCGA-T007: feature width 7 differs" in err
+    assert ("manifest's features.width 4" if manifest_width else "other slides' 4 (e.g. features/TCGA-T000") in err
 
 
 def test_cv_refuses_a_feature_file_of_another_width_before_training(work, capsys):
