@@ -44,12 +44,12 @@ from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_f
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
-from survmamba_lite.experiment.trainer import (DONE, METRICS, PREDICTIONS, EpochCallback, derive_seed,
-                                               resolve_device, train_fold, _json_safe)
-from survmamba_lite.utils.io import atomic_write_text
-from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
+from survmamba_lite.experiment.trainer import (DONE, METRICS, PREDICTIONS, EpochCallback, atomic_write_text,
+                                               derive_seed, train_fold, _json_safe)
+from survmamba_lite.experiment.trainer import resolve_device
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
+from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
 __all__ = ["CVResult", "run_cv", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
            "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
@@ -207,6 +207,7 @@ def _prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) -
     out = Path(config.out_dir)
     if not str(config.out_dir):
         raise UserError("out_dir is empty: give the run directory (--out RUN_DIR)")
+    resolve_device(config.device)                         # a missing CUDA device: refused before writing
     legacy = (out / CONFIG).is_file() and not (out / MARKER).exists() and not foreign_files(out, CV_RUN)
     state = "ours" if legacy else check_out_dir(out, CV_RUN, overwrite=overwrite, resume=True)
     if state == "ours" and overwrite:
@@ -290,7 +291,6 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
         log: message sink (default: ``print`` when ``progress``, else silent).
     """
     log = log or (tqdm.write if progress else (lambda msg: None))
-    resolve_device(config.device)                         # a missing CUDA device: refused before writing
     cohort, folds_source = load_experiment_cohort(config)
     wsi_dim = _wsi_dim(cohort)
     derived = _derived(config, cohort, folds_source, wsi_dim)
