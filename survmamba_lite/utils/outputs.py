@@ -210,7 +210,7 @@ def check_incremental_dir(path: str | os.PathLike, kind: OutputKind, flag: str =
         foreign = [f for f in foreign_files(path, kind) if "/" not in f]
         if foreign:
             raise UserError(f"{flag} {path}: folder holds {len(foreign)} file(s) that {kind.command} does not write "
-                            f"({_listed(foreign)}); choose a new or empty {flag}, or one of earlier "
+                            f"({_listed(foreign)}); choose a new or empty {flag}, or a folder of earlier "
                             f"{kind.command} output")
 
 
