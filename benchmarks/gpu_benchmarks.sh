@@ -15,7 +15,7 @@ sizes=${*:-4096 16384 65536 131072}
 precisions=${PRECISIONS:-fp32 bf16}
 here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONPATH="$here/..:$here${PYTHONPATH:+:$PYTHONPATH}"
-parts=$(mktemp -d)
+parts=${PARTS_DIR:-$(mktemp -d)}; mkdir -p "$parts"
 python3 "$here/complexity.py" --device cuda --sizes $sizes --precision $precisions --cuda-graphs off \
     --models transmil-kp mcat motcat survpath survmamba survmamba:recompute_tokens=4096 --out "$parts" --tag _eager
 for m in survmamba survpath; do
