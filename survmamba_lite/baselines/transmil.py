@@ -189,7 +189,7 @@ class _TransLayer(nn.Module):
         out = torch.zeros_like(y)
         for b in range(y.shape[0]):                        # each patient's own sequence, in grid order
             keep = mask[b]
-            out[b, keep] = self.attn(y[b, keep].unsqueeze(0))[0]
+            out[b, keep] = self.attn(y[b, keep].unsqueeze(0))[0].to(out.dtype)
         return x + out
 
 
