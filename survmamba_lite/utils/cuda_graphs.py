@@ -169,8 +169,14 @@ class GraphedTrainStep:
         self.optimizer.step()
         return loss.detach()
 
-    def __call__(self, batch: SurvivalBatch) -> Tensor:
-        _check_batch_on_host(batch, self.n_bins)
+    def __call__(self, batch: SurvivalBatch, check_labels: bool = True) -> Tensor:
+        """One step on ``batch`` (on the CPU, or already on the device).
+
+        ``check_labels`` checks ``event`` and ``time_bin`` of a CPU batch on the host (a device
+        batch is not read back: its builder must have checked them, e.g. once per cohort).
+        """
+        if check_labels and not batch.event.is_cuda:
+            _check_batch_on_host(batch, self.n_bins)
         bucket = self.bucket(batch)
         if bucket is not None:
             batch = pad_batch(batch, *bucket)
