@@ -160,8 +160,8 @@ _STORES: dict[tuple, FeatureStore] = {}
 def feature_store(cohort: Cohort, device: torch.device, placement: str = "auto",
                   gpu_fraction: float = 0.25) -> FeatureStore:
     """The process's :class:`FeatureStore` of ``cohort`` (read on first use; one cohort kept at a time)."""
-    key = (str(cohort.root), tuple(cohort.case_ids), str(device), placement)
-    if key not in _STORES:
+    key = (id(cohort), str(device), placement)
+    if key not in _STORES or _STORES[key].cohort is not cohort:
         _STORES.clear()                     # free the previous cohort before reading the next
         _STORES[key] = FeatureStore(cohort, device, placement, gpu_fraction)
     return _STORES[key]

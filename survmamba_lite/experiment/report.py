@@ -622,7 +622,8 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
     """Build every table and figure from finished run directories into ``out_dir``.
 
     Args:
-        run_dirs: run directories of ``survmamba cv``.
+        run_dirs: run directories of ``survmamba cv``, or grid folders of ``survmamba grid``
+            (each gives its finished runs).
         out_dir: where the files go (created).
         complexity: also measure Table 2 for the runs' models (with their options).
         sizes: the input of the complexity table.
@@ -637,7 +638,9 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
         raise ValueError("make_report: give at least one run directory")
     if n_perm < 0:
         raise ValueError(f"make_report: n_perm must be >= 0 (0 leaves the random-risk reference out), got {n_perm}")
-    runs = load_runs(run_dirs)
+    from survmamba_lite.experiment.grid import expand_run_dirs
+
+    runs = load_runs(expand_run_dirs(run_dirs, log=print))
     rep = Report(Path(out_dir))
     rep.out_dir.mkdir(parents=True, exist_ok=True)
     sections = ["# Report\n", "Runs: " + ", ".join(f"`{r.path}`" for r in runs) + "\n"]

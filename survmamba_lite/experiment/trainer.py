@@ -25,8 +25,9 @@ the same batches. The training loop does not wait for the device: each step's lo
 copied into a device buffer that is read once per epoch (the epoch's mean loss and the
 check that every loss was finite, which names the first bad step's cases).
 
-Throughput. Every epoch records its training seconds, training cases per second and the
-mean GPU utilisation during it (:class:`~survmamba_lite.experiment.gpustats.UtilizationSampler`;
+Throughput. Every epoch records its training seconds (``train_seconds``), training cases
+per second (``epoch_cases_per_second``) and the mean GPU utilisation during it
+(``epoch_gpu_utilization``, %) (:class:`~survmamba_lite.experiment.gpustats.UtilizationSampler`;
 None on CPU); ``metrics.json`` adds the fold's means, its peak CUDA memory and where
 the features were kept.
 
@@ -291,6 +292,9 @@ def _train_batches(train_ds: CohortDataset, order: list[int], config: Experiment
         for bags in loader:
             yield collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
     else:
+        # the one draw from torch's global generator that a DataLoader iterator makes (its base seed),
+        # so the random stream of the model (dropout) is the reference path's and earlier runs reproduce
+        torch.empty((), dtype=torch.int64).random_()
         for a in range(0, len(order), config.batch_size):
             yield builder.batch(order[a:a + config.batch_size], config.max_patches, patch_gen)
 
@@ -320,9 +324,10 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         checkpoint_path: where the checkpoint lives (default ``fold_dir/checkpoint.pt``);
             elsewhere keeps the run folder small while a fold is unfinished.
         keep_checkpoint: False deletes the checkpoint once the fold is done.
-        deadline: a ``time.time()`` after which no new epoch starts (the next epoch is
-            predicted to last as long as the longest so far): :class:`TrainingPaused` is
-            raised, and a later call resumes. None: no limit.
+        deadline: a ``time.time()``: no epoch starts that is predicted to end after it
+            (predicted to last as long as the longest so far; the first epoch of a fresh
+            fold always runs): :class:`TrainingPaused` is raised, and a later call resumes.
+            None: no limit.
 
     Returns:
         the fold's metrics (also written to ``metrics.json``).
@@ -352,7 +357,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     model = build_model(config.model, inputs, **config.model_options).to(device)
     optimizer = make_optimizer(config, model.parameters())
     history: dict[str, list] = {"train_loss": [], "val_loss": [], "val_c_index": [], "epoch_seconds": [],
-                                "train_seconds": [], "cases_per_second": [], "gpu_utilization": []}
+                                "train_seconds": [], "epoch_cases_per_second": [], "epoch_gpu_utilization": []}
     start_epoch, seconds = 0, 0.0
     state = _load_checkpoint(ckpt_path, fold, n_bins)
     if state is not None:
@@ -375,8 +380,8 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"fold {fold}", disable=not progress, leave=True)
     try:
         for epoch in range(start_epoch, config.epochs):
-            longest = max((x for x in history["epoch_seconds"] if x is not None), default=0.0)
-            if deadline is not None and epoch > start_epoch and time.time() + longest > deadline:
+            longest = max((x for x in history["epoch_seconds"] if x is not None), default=None)
+            if deadline is not None and longest is not None and time.time() + longest > deadline:
                 raise TrainingPaused(f"fold {fold}: paused after epoch {epoch} of {config.epochs} (deadline)")
             t0 = time.perf_counter()
             sampler.take()
@@ -420,15 +425,15 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
             history["val_c_index"].append(val_c)
             history["epoch_seconds"].append(dt)
             history["train_seconds"].append(train_seconds)
-            history["cases_per_second"].append(len(order) / train_seconds)
-            history["gpu_utilization"].append(util)
+            history["epoch_cases_per_second"].append(len(order) / train_seconds)
+            history["epoch_gpu_utilization"].append(util)
             _save_checkpoint(ckpt_path, {
                 "fold": fold, "epoch": epoch + 1, "n_bins": n_bins, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "history": history, "seconds": seconds})
             bar.update(1)
             bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}",
                             val_c=f"{val_c:.3f}" if val_c is not None else "n/a",
-                            cases_s=f"{history['cases_per_second'][-1]:.1f}")
+                            cases_s=f"{history['epoch_cases_per_second'][-1]:.1f}")
             if on_epoch_end is not None:
                 on_epoch_end(fold, epoch, history)
     finally:
@@ -445,7 +450,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         "n_bins": n_bins, "bin_inner_edges": binner.inner_edges_.tolist(), "epochs": config.epochs, "seed": fold_seed,
         "device": str(device), "seconds": seconds,
         "cases_per_second": len(train_ds) * len(train_s) / sum(train_s) if train_s and sum(train_s) > 0 else None,
-        "gpu_utilization": _mean(history["gpu_utilization"]), "gpu_utilization_note": sampler.note,
+        "gpu_utilization": _mean(history["epoch_gpu_utilization"]), "gpu_utilization_note": sampler.note,
         "peak_memory_mib": (torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None),
         "features": placement, **history,
     }
