@@ -106,7 +106,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     t0 = time.time()
     deadline = None if args.time_limit is None else t0 + args.time_limit
     options = JobOptions(features=args.features, checkpoint_root=None if args.checkpoint_dir is None
-                         else str(args.checkpoint_dir), keep_checkpoint=args.keep_checkpoints, deadline=deadline)
+                         else str(args.checkpoint_dir), keep_checkpoint=args.keep_checkpoints, deadline=deadline,
+                         start_margin=args.start_margin)
     spec = {"cohort_dirs": [str(c) for c in args.cohort_dirs], "models": list(args.models), "common_options": common,
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}}
     result = run_grid(configs, args.out, options=options, scheduler=args.scheduler, serial=args.serial,
@@ -216,6 +217,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--keep-checkpoints", action="store_true", help="keep finished jobs' checkpoints")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="start no epoch predicted to end later than this after the start; exit 3 if jobs paused")
+    p.add_argument("--start-margin", type=float, default=0.0, metavar="SECONDS",
+                   help="with --time-limit: start no job in the last SECONDS (a fresh job's first epoch always runs)")
     p.add_argument("--out", required=True, type=Path, help="grid folder")
     p.add_argument("--overwrite", action="store_true", help="delete the runs' existing results first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -44,7 +44,7 @@ from survmamba_lite.experiment.trainer import (METRICS, PREDICTIONS, EpochCallba
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
 
-__all__ = ["CVResult", "run_cv", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
+__all__ = ["CVResult", "run_cv", "cv_result", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
            "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
 
 CONFIG, SUMMARY, OOF = "config.json", "summary.json", "oof_predictions.csv"
@@ -321,11 +321,20 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
         finally:
             torch.set_num_threads(old_threads)
     finish_run(config)
-    summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
-    oof = pd.read_csv(out / OOF, dtype={"case_id": str})
-    folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in fold_ids]
-    c = summary["c_index"]
+    result = cv_result(config)
+    c = result.summary["c_index"]
     if c["mean"] is not None:
         log(f"c-index {c['mean']:.4f}" + (f" ± {c['std']:.4f}" if c["std"] is not None else "")
-            + f" over {c['n']} fold(s); pooled out-of-fold {summary['oof_c_index']}")
+            + f" over {c['n']} fold(s); pooled out-of-fold {result.summary['oof_c_index']}")
+    return result
+
+
+def cv_result(config: ExperimentConfig) -> CVResult:
+    """The :class:`CVResult` of a finished run, read from ``config.out_dir``."""
+    out = Path(config.out_dir)
+    if not (out / SUMMARY).is_file():
+        raise ValueError(f"{out}: the run is unfinished (no {SUMMARY}); run it again to finish it")
+    summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+    oof = pd.read_csv(out / OOF, dtype={"case_id": str})
+    folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
     return CVResult(out_dir=out, config=config, folds=folds, summary=summary, oof=oof)

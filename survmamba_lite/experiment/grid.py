@@ -11,10 +11,10 @@ may carry options after a colon (``survmamba:variant=A,bidirectional=false``). T
 folder::
 
     OUT/
-      grid.json                      the grid's cohorts, models and common settings
+      grid.json                      the grid's cohorts, models, common settings and run directories
       runs/<cohort>/<model>/         one run directory of `survmamba cv` per cohort and model
       jobs.jsonl                     one line per job attempt: status, start, end, worker, GPU, cases/s, ...
-      timing.csv, timing.md          per run: wall time (first start to last end), fold seconds,
+      timing.csv, timing.md          per run: wall time (while any of its jobs trained), fold seconds,
                                      cases/s, GPU utilisation, peak memory
 
 ``survmamba report OUT`` reads every finished run of the grid (:func:`expand_run_dirs`).
@@ -205,9 +205,9 @@ def local_cluster(*, jobs_per_gpu: int = 4, workers: int | None = None, gpus: Se
     if jobs_per_gpu < 1:
         raise ValueError(f"jobs_per_gpu must be >= 1, got {jobs_per_gpu}")
     if not gpus or not processes:
+        where = {"host": "127.0.0.1"} if processes else {}        # in-process workers talk over inproc://
         return LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=processes, memory_limit=0,
-                            dashboard_address=None, host="127.0.0.1", resources={SLOT: 1},
-                            silence_logs=logging.WARNING)
+                            dashboard_address=None, resources={SLOT: 1}, silence_logs=logging.WARNING, **where)
     spec = {f"gpu{g}-{s}": {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": 0, "resources": {SLOT: 1},
                                                       "env": {"CUDA_VISIBLE_DEVICES": str(g)},
                                                       "host": "127.0.0.1"}}
@@ -275,7 +275,7 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / GRID, json.dumps(_json_safe({
-        **(spec or {}), "runs": [c.out_dir for c in configs]}), indent=1) + "\n")
+        **(spec or {}), "runs": [os.path.relpath(c.out_dir, out) for c in configs]}), indent=1) + "\n")
     jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
     todo = [j for j in jobs if not job_is_done(j)]
     log(f"grid: {len(configs)} run(s), {len(jobs)} job(s), {len(jobs) - len(todo)} done earlier")
@@ -339,10 +339,25 @@ def _read_jobs(out: Path) -> pd.DataFrame:
     return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line])
 
 
+def _busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals.
+
+    >>> _busy_seconds([(0, 10), (5, 12), (20, 25)])
+    17.0
+    """
+    total, end = 0.0, -np.inf
+    for a, b in sorted(intervals):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return float(total)
+
+
 def timing_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> pd.DataFrame:
-    """Per run: folds done, wall seconds (first job start to last job end, over every
-    attempt that trained), summed fold seconds, training cases/s, GPU utilisation, peak
-    memory. Written as ``timing.csv`` and ``timing.md``."""
+    """Per run: folds done, wall seconds (the time during which at least one of its jobs
+    was training, over every call: a run resumed across calls does not count the time
+    between them), summed fold seconds, training cases/s, GPU utilisation, peak memory.
+    Written as ``timing.csv`` and ``timing.md``."""
     from survmamba_lite.experiment.report import to_markdown
 
     out = Path(out)
@@ -353,7 +368,7 @@ def timing_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> pd.Dat
         derived = json.loads((run / "config.json").read_text(encoding="utf-8")).get("derived", {})
         metrics = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run.glob(f"fold_*/{METRICS}"))]
         mine = attempts[(attempts["run_dir"] == str(run)) & attempts["status"].isin(["done", "paused"])]
-        wall = float(mine["ended"].max() - mine["started"].min()) if len(mine) else None
+        wall = _busy_seconds(list(zip(mine["started"], mine["ended"]))) if len(mine) else None
 
         def mean(key: str) -> float | None:
             v = [m.get(key) for m in metrics if m.get(key) is not None]
@@ -378,21 +393,22 @@ def timing_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> pd.Dat
 def expand_run_dirs(paths: Sequence[str | Path], log: Callable[[str], None] | None = None) -> list[Path]:
     """Run directories from run directories and grid folders (a grid gives its finished runs).
 
-    A folder holding ``grid.json`` is replaced by its ``runs/*/*`` directories with a
-    ``summary.json``; unfinished runs are named through ``log`` and left out.
+    A folder holding ``grid.json`` is replaced by the run directories it lists (relative
+    to the grid folder) that hold a ``summary.json``; unfinished runs are named through
+    ``log`` and left out.
     """
     out: list[Path] = []
     for p in map(Path, paths):
         if (p / GRID).is_file():
-            runs = sorted(d for d in (p / "runs").glob("*/*") if (d / "config.json").is_file())
+            runs = [p / r for r in json.loads((p / GRID).read_text(encoding="utf-8")).get("runs", [])]
             done = [d for d in runs if (d / "summary.json").is_file()]
             if log is not None and len(done) < len(runs):
                 log(f"{p}: {len(runs) - len(done)} unfinished run(s) left out: "
-                    + ", ".join(str(d.relative_to(p)) for d in runs if d not in done))
+                    + ", ".join(os.path.relpath(d, p) for d in runs if d not in done))
             if not done:
                 raise ValueError(f"{p}: the grid has no finished run yet; rerun the same `survmamba grid` command "
                                  "to finish it")
-            out += done
+            out += [Path(os.path.normpath(d)) for d in done]
         else:
             out.append(p)
     return out

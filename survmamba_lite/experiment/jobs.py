@@ -82,8 +82,10 @@ class JobOptions:
         checkpoint_root: keep checkpoints under ``<checkpoint_root>/<run dir name>/fold_<k>/``
             instead of in the fold folder (the run folders then hold results only).
         keep_checkpoint: keep a finished fold's checkpoint (False: deleted when the fold is done).
-        deadline: ``time.time()`` after which no job starts and no new epoch begins; an
-            unfinished job pauses with its checkpoint and resumes in a later call.
+        deadline: ``time.time()`` after which no new epoch begins; an unfinished job pauses
+            with its checkpoint and resumes in a later call.
+        start_margin: no job starts later than ``deadline - start_margin`` seconds (room
+            for a fresh job's first epoch, which always runs).
         progress: tqdm bars inside the job (off for workers).
     """
 
@@ -91,6 +93,7 @@ class JobOptions:
     checkpoint_root: str | None = None
     keep_checkpoint: bool = True
     deadline: float | None = None
+    start_margin: float = 0.0
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -197,7 +200,7 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
 
     if job_is_done(job):
         return result("skipped")
-    if options.deadline is not None and started >= options.deadline:
+    if options.deadline is not None and started >= options.deadline - options.start_margin:
         return result("paused")
     config = job.config
     old_threads = torch.get_num_threads()
