@@ -44,11 +44,16 @@ def _fold_outputs(run_dir, folds=(0, 1)):
     return out
 
 
-@pytest.mark.parametrize("batch_size,max_patches", [(1, None), (1, 7), (3, 5)])
-def test_batches_built_in_memory_equal_the_reference_batches(cohort_dir, batch_size, max_patches):
+@pytest.fixture(scope="module")
+def fold0(cohort_dir):
     cohort = load_cohort(cohort_dir)
     train, _, _ = fold_datasets(cohort, 0, binner_bins=4)
-    builder = BatchBuilder(train, FeatureStore(cohort, torch.device("cpu")), torch.device("cpu"))
+    return train, BatchBuilder(train, FeatureStore(cohort, torch.device("cpu")), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("batch_size,max_patches", [(1, None), (1, 7), (3, 5)])
+def test_batches_built_in_memory_equal_the_reference_batches(fold0, batch_size, max_patches):
+    train, builder = fold0
     g_ref, g_new = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for start in range(0, 9, batch_size):
         idx = list(range(start, start + batch_size))
@@ -75,7 +80,7 @@ def test_region_layout_places_patches_as_group_patches():
 def test_folds_in_worker_processes_equal_folds_one_by_one(cohort_dir, tmp_path):
     def config(out):
         return ExperimentConfig(model="survmamba", cohort_dir=str(cohort_dir), out_dir=str(out),
-                                model_options={"dim": 8}, **TINY)
+                                model_options={"dim": 8}, **{**TINY, "epochs": 1})
     serial = run_cv(config(tmp_path / "serial"), progress=False, features="disk")   # the reference data path
     jobs = prepare_run(config(tmp_path / "parallel"))
     results = run_jobs(jobs, JobOptions(), workers=2)
@@ -86,17 +91,17 @@ def test_folds_in_worker_processes_equal_folds_one_by_one(cohort_dir, tmp_path):
     assert summary["c_index"] == serial.summary["c_index"] and summary["cases_per_second"] > 0
 
 
-def _grid(cohort_dir, out, **kw):
-    configs = grid_configs([cohort_dir], ["survmamba", "snn"], out, common_options={"dim": 8}, **TINY)
+def _grid(cohort_dir, out, epochs=2, **kw):
+    configs = grid_configs([cohort_dir], ["abmil", "snn"], out, common_options={"dim": 8}, **{**TINY, "epochs": epochs})
     return configs, run_grid(configs, out, progress=False, **kw)
 
 
 def test_grid_without_dask_and_on_a_local_dask_cluster_agree(cohort_dir, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "distributed", None)                   # as if dask were not installed
-        configs, plain = _grid(cohort_dir, tmp_path / "plain")
+        configs, plain = _grid(cohort_dir, tmp_path / "plain", epochs=1)
     assert plain.engine == "serial" and plain.counts == {"done": 4}
-    _, dask = _grid(cohort_dir, tmp_path / "dask", processes=False, workers=1)
+    _, dask = _grid(cohort_dir, tmp_path / "dask", epochs=1, processes=False, workers=1)
     assert dask.engine.startswith("dask local") and dask.counts == {"done": 4}
     for c in configs:
         rel = c.out_dir.split("plain/", 1)[1]
@@ -108,7 +113,7 @@ def test_grid_without_dask_and_on_a_local_dask_cluster_agree(cohort_dir, tmp_pat
     lines = (tmp_path / "dask" / "jobs.jsonl").read_text().splitlines()
     assert len(lines) == 4 and {json.loads(x)["status"] for x in lines} == {"done"}
     # a second call has nothing to do
-    _, again = _grid(cohort_dir, tmp_path / "dask", processes=False, workers=1)
+    _, again = _grid(cohort_dir, tmp_path / "dask", epochs=1, processes=False, workers=1)
     assert again.results == []
 
 
