@@ -21,7 +21,9 @@ Here:
   (``max_patches``) and the region layout are computed on the host from the small
   region-index vectors, the features are gathered and scattered on the device, and the
   index vectors travel through pinned memory without a host synchronisation. The fold's
-  RNA vectors, events and time bins sit on the device for the whole fold.
+  RNA vectors, events and time bins sit on the device for the whole fold; the events are
+  checked once on the host (the time bins come from the fold's fitted binner), so the
+  training loss skips its per-step label checks (``nll_loss(..., check_labels=False)``).
 
 The batches are **the same tensors** the reference path makes (same values, dtypes and
 layout; the patch subsets consume the same random draws as
@@ -198,6 +200,9 @@ class BatchBuilder:
         ds, dev = self.dataset, self.device
         if "wsi" in ds.modalities and self.store is None:
             raise ValueError("BatchBuilder: the dataset reads slides but no FeatureStore was given")
+        bad = [c for c, e in zip(ds.case_ids, ds.event) if e not in (0, 1)]
+        if bad:                # checked here once, so the loss need not read the device every step
+            raise ValueError(f"BatchBuilder: event must be 0 or 1 (1 = death observed); cases {bad[:5]}")
         self._rna = None if ds.rna is None else torch.from_numpy(ds.rna).to(dev)                  # (n, G)
         self._time = torch.tensor(ds.time.tolist(), dtype=torch.float32).to(dev)                  # (n,)
         self._event = torch.tensor([float(e) for e in ds.event], dtype=torch.float32).to(dev)     # (n,)

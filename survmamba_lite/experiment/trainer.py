@@ -8,9 +8,13 @@ One fold (:func:`train_fold`):
 2. the model built from the registry with ``ModelInputs(n_bins=binner.n_bins_, wsi_dim,
    hierarchy)`` after ``torch.manual_seed(fold seed)``;
 3. ``epochs`` passes over the training patients in a seeded random order; per batch the
-   loss is :func:`~survmamba_lite.survival.nll_loss` plus the model's
-   ``auxiliary_loss(batch)`` when it has one (CLAM's instance clustering), divided by
+   loss is :func:`~survmamba_lite.survival.nll_loss` times the model's
+   ``survival_loss_weight`` (1 unless set; CLAM's ``bag_weight`` 0.7) plus the model's
+   ``auxiliary_loss(batch)`` when it has one (CLAM's 0.3 x instance clustering loss from
+   the same forward pass), divided by
    ``grad_accum``; the optimiser steps every ``grad_accum`` batches;
+   The forward pass runs under the config's ``precision``
+   (:func:`~survmamba_lite.utils.precision.autocast`); the loss is computed in float32.
 4. after every epoch: the validation c-index and loss (for the record: no early
    stopping, the last epoch's model is the fold's model) and an atomic
    ``checkpoint.pt`` (model, optimiser, completed epochs, history);
@@ -37,12 +41,13 @@ via ``torch.manual_seed``), never from a generator carried over from earlier epo
 So a run resumed from the checkpoint of epoch ``e`` continues exactly as the
 uninterrupted run would, and a CPU run is reproducible bit for bit.
 
-Survival curves. The model's ``S_k = P(Y > k)`` is the probability of surviving past
-bin ``k``, i.e. past its right edge :math:`e_{k+1}`. The integrated Brier score reads
-``S_0..S_{T-2}`` on the finite edges :math:`e_1..e_{T-1}` (it needs ``T >= 3``). The
-time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``, the
-patients' ``S_k`` (the grid of left edges :math:`e_0..e_{T-1}`): within-bin times carry
-no information in a discrete-time model.
+Survival curves. The model's ``S_k = P(Y > k)`` is the probability of outliving bin ``k``
+(:math:`[e_k, e_{k+1})`). Both time-dependent metrics read it in one way, the survival at
+the end of the bin containing ``t`` (:mod:`survmamba_lite.survival.metrics`, "Discrete-time
+curves"): the time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``,
+the patients' ``S_k``; the integrated Brier score evaluates ``S_0..S_{T-2}`` at the ends of
+the finite bins (:func:`~survmamba_lite.survival.bin_end_times`; it needs ``T >= 3``) with
+the IPCW weights of Graf et al. (:math:`\hat G(t_i-)` for a death).
 """
 from __future__ import annotations
 
@@ -68,12 +73,13 @@ from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.datapath import PLACEMENTS, BatchBuilder, feature_store
 from survmamba_lite.experiment.gpustats import UtilizationSampler
 from survmamba_lite.registry import ModelInputs, build_model
-from survmamba_lite.survival import (concordance_index, concordance_td, hazards_to_survival, integrated_brier_score,
-                                     nll_loss, risk_score)
+from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
+                                     hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
+from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
-           "fold_metrics", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
-           "PREPROCESSING", "SPLIT", "FEATURES", "TrainingPaused"]
+           "fold_metrics", "training_loss", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS",
+           "DONE", "PREPROCESSING", "SPLIT", "FEATURES", "TrainingPaused"]
 
 CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
     "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
@@ -185,10 +191,13 @@ def predict(model: nn.Module, dataset: CohortDataset, config: ExperimentConfig, 
                    for i, cid in enumerate(dataset.case_ids))
     for i, batch in enumerate(tqdm(batches, total=len(dataset), desc="  predict", leave=False,
                                    disable=not progress)):
-        out = model(batch).float()                                                  # (1, T)
+        with autocast(config.precision, device):
+            out = model(batch)
+        out = out.float()                                                           # (1, T)
         logits.append(out)
         if dataset.time_bin[i] >= 0:
-            losses.append(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha))
+            losses.append(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha,
+                                   check_labels=builder is None))
     logits_t = torch.cat(logits).cpu()                                              # (n, T): one copy
     frame = predictions_frame(dataset.case_ids, dataset.time, dataset.event, dataset.time_bin, logits_t)
     mean_loss = float(np.mean(torch.stack(losses).cpu().double().numpy())) if losses else float("nan")
@@ -252,17 +261,38 @@ def fold_metrics(pred: pd.DataFrame, edges: np.ndarray, train_time: Any, train_e
     out["c_index"], note = _safe(lambda: concordance_index(t, pred["risk"].to_numpy(), e))
     if note:
         out["c_index_note"] = note
-    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, edges[:-1]))
+    # S_k is read for every t in bin k (the survival at the end of the bin containing t)
+    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, bin_survival_grid(edges)))
     if note:
         out["c_index_td_note"] = note
     if surv.shape[1] < 3:
         out["ibs"], out["ibs_note"] = None, f"needs at least 3 time bins (2 finite edges), got {surv.shape[1]}"
     else:
-        out["ibs"], note = _safe(lambda: integrated_brier_score(surv[:, :-1], edges[1:-1], t, e,
-                                                                train_time, train_event))
+        def ibs() -> float:
+            taus = bin_end_times(edges)                                             # (T-1,) ends of finite bins
+            return integrated_brier_score(survival_at(surv, bin_survival_grid(edges), taus), taus, t, e,
+                                          train_time, train_event)
+        out["ibs"], note = _safe(ibs)
         if note:
             out["ibs_note"] = note
     return out
+
+
+def training_loss(model: nn.Module, logits: torch.Tensor, batch, alpha: float,
+                  check_labels: bool = True) -> torch.Tensor:
+    """The loss of one training batch: ``w * NLL(logits) + model.auxiliary_loss(batch)``.
+
+    ``w`` is the model's ``survival_loss_weight`` (1 when it has none) and the auxiliary
+    loss is added when the model has one: for CLAM ``0.7 * NLL + 0.3 * instance loss``, the
+    instance loss coming from the same forward pass that gave ``logits: (B, T)``.
+    ``check_labels=False``: the batch's labels were checked on the host (see :func:`nll_loss`).
+    """
+    loss = float(getattr(model, "survival_loss_weight", 1.0)) * nll_loss(logits.float(), batch.time_bin,
+                                                                        batch.event, alpha=alpha,
+                                                                        check_labels=check_labels)
+    if callable(getattr(model, "auxiliary_loss", None)):
+        loss = loss + model.auxiliary_loss(batch)
+    return loss
 
 
 # --------------------------------------------------------------------------- one fold
@@ -337,6 +367,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     fold_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else fold_dir / CHECKPOINT
     device = resolve_device(config.device)
+    set_matmul_precision(config.precision)
     fold_seed = derive_seed(config.seed, fold)
     train_ds, val_ds, prep = fold_datasets(cohort, fold, binner_bins=config.n_bins, modalities=config.modalities,
                                            log1p=config.rna_log1p)
@@ -374,7 +405,6 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    has_aux = callable(getattr(model, "auxiliary_loss", None))
     last_pred: pd.DataFrame | None = None
     sampler = UtilizationSampler(device).start()
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"fold {fold}", disable=not progress, leave=True)
@@ -396,9 +426,10 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
             batches = _train_batches(train_ds, order, config, device, train_b, patch_gen)
             for i, batch in enumerate(tqdm(batches, total=n_batches, desc=f"  epoch {epoch + 1}", leave=False,
                                            disable=not progress)):
-                loss = nll_loss(model(batch).float(), batch.time_bin, batch.event, alpha=config.alpha)
-                if has_aux:
-                    loss = loss + model.auxiliary_loss(batch)
+                with autocast(config.precision, device):
+                    logits = model(batch)
+                loss = training_loss(model, logits, batch, alpha=config.alpha,       # loss in float32
+                                     check_labels=train_b is None)    # BatchBuilder checked them once
                 (loss / config.grad_accum).backward()
                 step_loss[i] = loss.detach()
                 batch_cases.append(batch.case_id)

@@ -22,17 +22,26 @@ from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy
 
-__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "SNNBlock"]
+__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group_index", "SNNBlock"]
 
 
 class SNNBlock(nn.Sequential):
-    """Linear -> ELU -> AlphaDropout: the self-normalising block of SNN (Klambauer et al.).
+    """Linear -> ELU (or SELU) -> AlphaDropout: one block of a self-normalising network.
 
-    Weights follow the SNN initialisation (normal with std ``1/sqrt(fan_in)``).
+    ``activation="elu"`` (default) is the block of the survival literature's SNN baseline
+    (``SNN_Block`` in mahmoodlab/MCAT ``models/model_utils.py`` and mahmoodlab/PORPOISE
+    ``models/model_genomic.py``); ``"selu"`` is Klambauer et al.'s original self-normalising
+    activation (NeurIPS 2017), for which AlphaDropout was designed. Weights follow the SNN
+    initialisation (normal with std ``1/sqrt(fan_in)``, zero bias; ``init_max_weights`` there).
+
+    ``x: (..., d_in)`` -> ``(..., d_out)``.
     """
 
-    def __init__(self, d_in: int, d_out: int, dropout: float = 0.25):
-        super().__init__(nn.Linear(d_in, d_out), nn.ELU(), nn.AlphaDropout(dropout))
+    def __init__(self, d_in: int, d_out: int, dropout: float = 0.25, activation: str = "elu"):
+        acts = {"elu": nn.ELU, "selu": nn.SELU}
+        if activation not in acts:
+            raise ValueError(f"SNNBlock: activation must be one of {sorted(acts)}, got {activation!r}")
+        super().__init__(nn.Linear(d_in, d_out), acts[activation](), nn.AlphaDropout(dropout))
         nn.init.normal_(self[0].weight, std=1.0 / math.sqrt(d_in))
         nn.init.zeros_(self[0].bias)
 
@@ -120,12 +129,27 @@ def group_functions(tokens: Tensor, hierarchy: GenomicHierarchy) -> tuple[Tensor
     >>> g.squeeze(-1).tolist(), m.tolist()
     ([[[1.0, 0.0], [0.0, 2.0]]], [[True, False], [True, True]])
     """
-    groups = hierarchy.process_functions
-    k_max = max(len(g) for g in groups)
-    index = torch.zeros(len(groups), k_max, dtype=torch.long, device=tokens.device)
-    mask = torch.zeros(len(groups), k_max, dtype=torch.bool, device=tokens.device)
-    for j, g in enumerate(groups):
-        index[j, : len(g)] = torch.tensor(g, device=tokens.device)
-        mask[j, : len(g)] = True
+    index, mask = function_group_index(hierarchy)
+    index, mask = index.to(tokens.device), mask.to(tokens.device)
     grouped = tokens[:, index] * mask.unsqueeze(-1)                   # (B, J, K, D)
     return grouped, mask
+
+
+def function_group_index(hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor]:
+    """Where each process's functions sit: ``index (J, K)`` long and ``mask (J, K)`` bool (CPU).
+
+    ``tokens[:, index] * mask[..., None]`` is :func:`group_functions`; a model builds these once
+    (as buffers) instead of once per forward pass.
+
+    >>> h = GenomicHierarchy(("a",), ("f1", "f2", "f3"), ("1", "2", "3"), ((0,), (0,), (0,)), (1, 0, 1), ("p", "q"))
+    >>> [t.tolist() for t in function_group_index(h)]
+    [[[1, 0], [0, 2]], [[True, False], [True, True]]]
+    """
+    groups = hierarchy.process_functions
+    k_max = max(len(g) for g in groups)
+    index = torch.zeros(len(groups), k_max, dtype=torch.long)
+    mask = torch.zeros(len(groups), k_max, dtype=torch.bool)
+    for j, g in enumerate(groups):
+        index[j, : len(g)] = torch.tensor(g, dtype=torch.long)
+        mask[j, : len(g)] = True
+    return index, mask
