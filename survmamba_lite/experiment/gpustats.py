@@ -8,7 +8,8 @@ so a trainer records one number per epoch without touching the GPU's stream. On 
 device, or without ``pynvml``, every value is None (and :attr:`note` says why).
 
 >>> s = UtilizationSampler(torch.device("cpu"))
->>> s.start(); s.take(), s.note
+>>> s = s.start()
+>>> s.take(), s.note
 (None, 'device cpu: no GPU')
 >>> s.stop()
 """
