@@ -35,7 +35,13 @@ Example (one H200)::
         --cohort-root runs/cohorts --checkpoint-dir runs/fullscale_ckpt --jobs-per-gpu 5 --time-limit 540
 
 The wall time of each run (the time during which any of its jobs trained, summed over
-calls) and its throughput are in ``OUT/timing.csv``; the script prints them.
+calls) and its throughput are in ``OUT/timing.csv``; the script prints them, and
+``OUT/calls.jsonl`` records each call's grid time and job counts.
+
+Dask is optional (without it the jobs run one by one). On a machine without internet,
+install the ``grid`` extra from wheels: dask and distributed (same version), tornado,
+tblib, zict, partd and locket (click, cloudpickle, fsspec, jinja2, msgpack, psutil, pyyaml,
+sortedcontainers and toolz are common in GPU images).
 """
 from __future__ import annotations
 

@@ -188,3 +188,37 @@ def test_grid_model_specs_and_their_errors(cohort_dir, tmp_path):
                            common_options={"variant": "C", "dim": 8})
     assert dict(configs[0].model_options) == {"dim": 8, "variant": "A"}    # the model's own option wins
     assert dict(configs[1].model_options) == {"dim": 8}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("placement", ["gpu", "host"])
+def test_batches_built_on_the_gpu_equal_the_reference_batches(cohort_dir, placement):
+    cohort = load_cohort(cohort_dir)
+    train, _, _ = fold_datasets(cohort, 0, binner_bins=4)
+    dev = torch.device("cuda")
+    store = FeatureStore(cohort, dev, placement)
+    assert store.placement == placement and store.features.is_pinned() == (placement == "host")
+    builder = BatchBuilder(train, store, dev)
+    g_ref, g_new = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for idx in ([0], [1, 2, 3], [4]):
+        ref = collate_bags([subsample_bag(train[i], 9, g_ref) for i in idx]).to(dev)
+        new = builder.batch(idx, 9, g_new)
+        for name in ("patches", "patch_mask", "rna", "time", "event", "time_bin"):
+            a, b = getattr(new, name), getattr(ref, name)
+            assert a.device.type == "cuda" and a.dtype == b.dtype and torch.equal(a, b), name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_building_a_batch_does_not_wait_for_the_gpu(cohort_dir):
+    cohort = load_cohort(cohort_dir)
+    train, _, _ = fold_datasets(cohort, 0, binner_bins=4)
+    dev = torch.device("cuda")
+    builder = BatchBuilder(train, FeatureStore(cohort, dev, "gpu"), dev)
+    builder.batch([0], 9, torch.Generator().manual_seed(0))          # warm-up (pinned-memory pool)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        builder.batch([1, 2], 9, torch.Generator().manual_seed(0))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
