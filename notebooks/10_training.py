@@ -45,7 +45,8 @@ device = "auto"            # auto, cpu, cuda or cuda:N
 threads = 1                # torch CPU threads (None: torch's default)
 seed = 0
 out_dir = None             # run directory; None: a temporary folder removed at the end
-jobs_per_gpu = None        # folds trained at once per GPU through Dask (as `survmamba grid`); None: one by one here
+jobs_per_gpu = None        # folds trained at once per GPU (or CPU workers) through Dask, as `survmamba grid` does;
+                           # None: one after the other in this kernel
 time_limit = None          # seconds: start no epoch that would end later (a rerun resumes); None: no limit
 
 # %%
@@ -137,7 +138,7 @@ import time
 
 deadline = None if time_limit is None else time.time() + time_limit
 grid = run_grid([config], run_dir.parent, serial=jobs_per_gpu is None, jobs_per_gpu=jobs_per_gpu or 1,
-                options=JobOptions(deadline=deadline), log=print,
+                workers=jobs_per_gpu, options=JobOptions(deadline=deadline), log=print,
                 spec={"cohort_dirs": [str(cohort_dir)], "models": [model], "notebook": "10_training"})
 if grid.counts.get("failed") or grid.counts.get("paused"):
     raise RuntimeError(f"jobs {grid.counts}: see the messages above; run the notebook again to resume")
