@@ -174,6 +174,24 @@ def test_report_reads_a_grid_folder(cohort_dir, tmp_path, monkeypatch):
     assert (tmp_path / "report" / "fig3_bidirectional.png").is_file()
 
 
+def test_features_are_read_once_per_process_for_every_model_of_a_cohort(cohort_dir, tmp_path, monkeypatch):
+    from survmamba_lite.experiment import datapath
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    reads = []
+    original = datapath.FeatureStore.__init__
+
+    def counting(self, *args, **kw):
+        reads.append(1)
+        original(self, *args, **kw)
+    monkeypatch.setattr(datapath.FeatureStore, "__init__", counting)
+    datapath.clear_feature_stores()
+    configs = grid_configs([cohort_dir], ["abmil", "survmamba:variant=A"], tmp_path, common_options={"dim": 8},
+                           **{**TINY, "epochs": 1})
+    assert run_grid(configs, tmp_path, progress=False).counts == {"done": 4}
+    assert len(reads) == 1
+
+
 def test_grid_model_specs_and_their_errors(cohort_dir, tmp_path):
     assert parse_model("survmamba:variant=B, bidirectional=false") == ("survmamba", {"variant": "B",
                                                                                       "bidirectional": False})

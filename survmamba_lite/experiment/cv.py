@@ -143,11 +143,16 @@ def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
         cohort = dataclasses.replace(cohort, clinical=cohort.clinical.loc[[c for c in cohort.case_ids if c in keep]],
                                      folds=folds)
         source += f", restricted to a seeded subset of {config.max_cases} cases (max_cases)"
+    check_folds_exist(config, cohort)
+    return cohort, source
+
+
+def check_folds_exist(config: ExperimentConfig, cohort: Cohort) -> None:
+    """Raise a ValueError when ``config.folds`` names a fold the cohort does not have."""
     if config.folds is not None:
         bad = [k for k in config.folds if k >= len(cohort.folds)]
         if bad:
             raise ValueError(f"fold(s) {bad} do not exist: cohort {cohort.name} has folds 0..{len(cohort.folds) - 1}")
-    return cohort, source
 
 
 def _wsi_dim(cohort: Cohort) -> int | None:

@@ -154,17 +154,22 @@ _COHORTS: dict[tuple, tuple] = {}
 
 def cached_cohort(config: ExperimentConfig):
     """``(cohort, folds_source, wsi_dim)`` of the config, loaded once per process (the last 4 kept)."""
-    from survmamba_lite.experiment.cv import _wsi_dim, load_experiment_cohort
+    from survmamba_lite.experiment.cv import (_wsi_dim, check_folds_exist, check_model_fits_cohort,
+                                              load_experiment_cohort)
 
     root = Path(config.cohort_dir).resolve()
     stamps = tuple(p.stat().st_mtime_ns if p.exists() else None
                    for p in (root / "manifest.yaml", root / "clinical.csv", root / "splits"))
-    key = (str(root), stamps, config.max_cases, config.seed, config.n_folds, config.model, config.folds)
+    key = (str(root), stamps, config.max_cases, config.seed, config.n_folds)   # what the loaded cohort depends on
     if key not in _COHORTS:
         cohort, source = load_experiment_cohort(config)
         while len(_COHORTS) >= 4:
             _COHORTS.pop(next(iter(_COHORTS)))
         _COHORTS[key] = (cohort, source, _wsi_dim(cohort))
+    else:            # the same cohort object for every model, so its feature store is read once per process
+        cohort = _COHORTS[key][0]
+        check_model_fits_cohort(config.model, list(cohort.modalities), str(root))
+        check_folds_exist(config, cohort)
     return _COHORTS[key]
 
 
