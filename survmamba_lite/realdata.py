@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from survmamba_lite.survival import bootstrap_ci, concordance_index
+from survmamba_lite.utils.io import atomic_write_text
 
 __all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PAPER_MODELS", "DEFAULT_MODELS",
            "PAPER_TABLE1", "SLIDES", "PCACoxReference", "import_cohort", "build_hierarchy", "run_cox_cv",
@@ -353,7 +354,7 @@ def write_cohort_summaries(cohort_dirs: Mapping[str, str | os.PathLike], out: st
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     data.update({k: cohort_summary(d) for k, d in cohort_dirs.items()})
     data = {k: data[k] for k in sorted(data, key=lambda k: list(COHORTS).index(k) if k in COHORTS else 99)}
-    _write_atomic(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
     return data
 
 
@@ -459,12 +460,6 @@ def _run_file(out: Path, cohort_key: str, model_key: str) -> Path:
     return out / RUNS_DIR / f"{cohort_key}__{model_key}.json"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def genomic_table(out: str | os.PathLike) -> pd.DataFrame:
     """One row per ``runs/*.json`` under ``out`` (cohort, then model order), at full precision,
     with the paper's Table 1 numbers beside ours."""
@@ -501,17 +496,17 @@ def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
     under ``out`` (:func:`genomic_table`)."""
     out = Path(out)
     table = genomic_table(out)
-    _write_atomic(out / "genomic_table.csv", table.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
-    _write_atomic(out / "genomic_table.md", genomic_table_markdown(table))
+    atomic_write_text(out / "genomic_table.csv", table.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    atomic_write_text(out / "genomic_table.md", genomic_table_markdown(table))
     paired = paired_differences(out)
     if not paired.empty:
-        _write_atomic(out / "paired_differences.csv", paired.to_csv(index=False, float_format="%.4f",
-                                                                    lineterminator="\n"))
-        _write_atomic(out / "paired_differences.md", paired_differences_markdown(paired))
+        atomic_write_text(out / "paired_differences.csv",
+                          paired.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+        atomic_write_text(out / "paired_differences.md", paired_differences_markdown(paired))
     from survmamba_lite.realdata_inner import INNER_DIR, inner_table, inner_table_markdown
 
     if (out / INNER_DIR).is_dir():
-        _write_atomic(out / "inner_validation.md", inner_table_markdown(inner_table(out)))
+        atomic_write_text(out / "inner_validation.md", inner_table_markdown(inner_table(out)))
     return table
 
 
@@ -698,7 +693,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                 "settings": settings,
                 "splits": "published 5-fold splits of the source release",
             }
-            _write_atomic(_run_file(out, cohort_key, mkey), json.dumps(record, indent=1) + "\n")
+            atomic_write_text(_run_file(out, cohort_key, mkey), json.dumps(record, indent=1) + "\n")
             log(f"[{cohort_key} / {model.label}] c-index {summary['c_index_mean']:.3f} ± "
                 f"{summary['c_index_std'] or 0:.3f} (folds {' '.join(f'{c:.3f}' for c in cis)}; 95% CI of the mean "
                 f"{summary['fold_mean_ci95'][0]:.3f}-{summary['fold_mean_ci95'][1]:.3f}; pooled OOF "
@@ -712,7 +707,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                                        folds=folds, threads=threads, device=device, progress=progress, log=log)
                 rec.update({"cohort_key": cohort_key, "cohort": name, "setting": setting})
                 (out / INNER_DIR).mkdir(exist_ok=True)
-                _write_atomic(out / INNER_DIR / f"{cohort_key}__{mkey}.json", json.dumps(rec, indent=1) + "\n")
+                atomic_write_text(out / INNER_DIR / f"{cohort_key}__{mkey}.json", json.dumps(rec, indent=1) + "\n")
                 write_genomic_table(out)
     return write_genomic_table(out)
 

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import zlib
 from pathlib import Path
@@ -75,6 +74,7 @@ from survmamba_lite.experiment.gpustats import UtilizationSampler
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
+from survmamba_lite.utils.io import atomic_path, atomic_write_text
 from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
@@ -119,13 +119,6 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {spec!r} asked for but torch sees no CUDA device; use --device cpu or auto")
     return device
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _json_safe(x: Any) -> Any:
@@ -308,9 +301,8 @@ def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _train_batches(train_ds: CohortDataset, order: list[int], config: ExperimentConfig, device: torch.device,
@@ -486,7 +478,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         "features": placement, **history,
     }
     atomic_write_text(fold_dir / METRICS, json.dumps(_json_safe(metrics), indent=1) + "\n")
-    (fold_dir / DONE).write_text(f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n", encoding="utf-8")
+    atomic_write_text(fold_dir / DONE, f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     if not keep_checkpoint:
         ckpt_path.unlink(missing_ok=True)
     c = metrics["c_index"]
