@@ -101,14 +101,24 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from survmamba_lite.experiment.grid import grid_configs, run_grid
     from survmamba_lite.experiment.jobs import JobOptions
 
-    common = dict(args.set or [])
+    _check_cv_numbers(args)
+    common: dict[str, object] = {}
+    for key, value in args.set or []:
+        if key in common:
+            raise UserError(f"--set {key}=...: given twice; give each option once")
+        common[key] = value                       # text: typed per model by grid_configs
     if args.dim is not None:
+        if "dim" in common:
+            raise UserError("--dim and --set dim=... both given; give one of them")
         common["dim"] = args.dim
     fields = dict(folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, lr=args.lr,
                   weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
                   n_bins=args.n_bins, alpha=args.alpha, seed=args.seed, device=args.device,
                   max_patches=args.max_patches, max_cases=args.max_cases, n_folds=args.n_folds,
-                  rna_log1p=args.rna_log1p, num_workers=args.num_workers, threads=args.threads)
+                  rna_log1p=args.rna_log1p, num_workers=args.num_workers, threads=args.threads,
+                  precision=args.precision)
+    if args.jobs_per_gpu < 1 or (args.workers is not None and args.workers < 1):
+        raise UserError("--jobs-per-gpu and --workers must be >= 1")
     configs = grid_configs(args.cohort_dirs, args.models, args.out, common_options=common, **fields)
     t0 = time.time()
     deadline = None if args.time_limit is None else t0 + args.time_limit
@@ -212,7 +222,7 @@ def add_commands(subparsers) -> None:
                    help="registry names, each with its own options, e.g. survmamba:variant=A "
                         "survmamba:bidirectional=false snn")
     p.add_argument("--dim", type=int, help="model width D of every model (default: each model's, 512 for most)")
-    p.add_argument("--set", type=parse_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--set", type=split_option, action="append", metavar="KEY=VALUE",
                    help="a model option for every model that accepts it (repeatable)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
@@ -230,6 +240,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--rna-log1p", action="store_true", help="log1p before the per-gene z-score (raw counts/TPM)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (with --features disk)")
     p.add_argument("--threads", type=int, help="torch CPU threads per job (1-2 with several jobs per GPU)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="arithmetic of the forward pass, as in `survmamba cv`")
     p.add_argument("--jobs-per-gpu", type=int, default=4, help="concurrent jobs (worker processes) per GPU")
     p.add_argument("--workers", type=int, help="concurrent jobs without a GPU (default 1)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")

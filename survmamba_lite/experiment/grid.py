@@ -98,24 +98,27 @@ GRID, JOBS, TIMING = "grid.json", "jobs.jsonl", "timing.csv"
 
 # --------------------------------------------------------------------------- the grid's runs
 def parse_model(text: str) -> tuple[str, dict[str, Any]]:
-    """``name[:key=value,...]`` -> (registry name, options); values read as JSON when they parse.
+    """``name[:key=value,...]`` -> (registry name, options), each value converted to the
+    type the model declares for it (:func:`~survmamba_lite.experiment.options.coerce_option`).
 
     >>> parse_model("survmamba:variant=A,bidirectional=false")
     ('survmamba', {'variant': 'A', 'bidirectional': False})
     >>> parse_model("snn")
     ('snn', {})
     """
+    from survmamba_lite.experiment.options import coerce_option
+    from survmamba_lite.registry import get_model_spec
+
     name, _, rest = text.partition(":")
+    name = name.strip()
+    get_model_spec(name)                                  # unknown model: the registry's message
     options: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, value = part.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ValueError(f"model {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE...], got {part!r}")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return name.strip(), options
+        options[key.strip()] = coerce_option(name, key.strip(), value.strip())
+    return name, options
 
 
 def model_slug(name: str, options: dict[str, Any]) -> str:
@@ -137,9 +140,11 @@ def grid_configs(cohort_dirs: Sequence[str | Path], models: Sequence[str], out: 
         models: ``name[:key=value,...]``.
         out: the grid folder.
         common_options: model options for every model that accepts them (``dim``, ...);
-            an option no model accepts is an error.
+            an option no model accepts is an error; text values are converted to each
+            model's declared type (as ``--set`` gives them).
         fields: other config fields (``epochs``, ``folds``, ``seed``, ``max_cases``, ...).
     """
+    from survmamba_lite.experiment.options import coerce_option
     from survmamba_lite.registry import accepted_options, get_model_spec
 
     names = [Path(c).name for c in cohort_dirs]
@@ -161,7 +166,8 @@ def grid_configs(cohort_dirs: Sequence[str | Path], models: Sequence[str], out: 
     for cdir, cname in zip(cohort_dirs, names):
         for (name, options), slug in zip(parsed, slugs):
             allowed = accepted_options(get_model_spec(name))
-            opts = {k: v for k, v in common.items() if allowed is None or k in allowed}
+            opts = {k: coerce_option(name, k, v) if isinstance(v, str) else v
+                    for k, v in common.items() if allowed is None or k in allowed}
             opts.update(options)
             configs.append(ExperimentConfig(model=name, cohort_dir=str(cdir),
                                             out_dir=str(Path(out) / "runs" / cname / slug),
