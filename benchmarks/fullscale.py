@@ -23,7 +23,10 @@ checkpoints of unfinished jobs go to ``--checkpoint-dir`` and are deleted when a
 the last ``--start-margin`` seconds), so the command fits a time slot; running it again
 resumes: finished jobs are skipped, and jobs whose checkpoints survived continue from their
 last epoch (jobs whose checkpoints are gone start again). Exit status 3 means "paused, run
-again".
+again". A checkpoint of SurvMamba at D = 512 (model and optimiser) is about 165 MB, so on a
+machine that does not keep its disk between calls, plan calls in which the jobs that start
+also finish (``--models`` picks a subset of the mode's models for one call; the jobs of a
+run start together, run after run).
 
 The cohort is written once to ``--cohort-root`` (about 38 s and 3.7 GB for BLCA on the
 H200 machine) and reused while it exists. ``--pack FILE.tar.gz`` writes the grid folder (no
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if finished and not args.no_report and len(configs) > 1:
         from survmamba_lite.experiment.report import make_report
 
-        rep = make_report([args.out], args.out / "report", svg=False)
+        rep = make_report([args.out], args.out / "report", svg=False, overwrite=True)
         print(f"report: {len(rep.files)} files in {rep.out_dir}")
     if args.pack:
         args.pack.parent.mkdir(parents=True, exist_ok=True)
