@@ -45,6 +45,9 @@ device = "auto"            # auto, cpu, cuda or cuda:N
 threads = 1                # torch CPU threads (None: torch's default)
 seed = 0
 out_dir = None             # run directory; None: a temporary folder removed at the end
+jobs_per_gpu = None        # folds trained at once per GPU (or CPU workers) through Dask, as `survmamba grid` does;
+                           # None: one after the other in this kernel
+time_limit = None          # seconds: start no epoch that would end later (a rerun resumes); None: no limit
 
 # %%
 import shutil
@@ -57,7 +60,10 @@ import pandas as pd
 
 # tqdm's notebook progress bars need ipywidgets; the runs here print one line per fold instead
 from survmamba_lite.data import make_synthetic_cohort
-from survmamba_lite.experiment import ExperimentConfig, run_cv
+from survmamba_lite.experiment import ExperimentConfig
+from survmamba_lite.experiment.cv import cv_result
+from survmamba_lite.experiment.grid import run_grid
+from survmamba_lite.experiment.jobs import JobOptions
 
 print(f"seed: {seed}, cohort: {cohort}, model: {model}, variant: {variant}, bidirectional: {bidirectional}")
 
@@ -128,8 +134,18 @@ pd.Series(config.to_dict(), name="value").to_frame()
 # stopped), predictions for the fold's validation patients and their metrics.
 
 # %%
-result = run_cv(config, progress=False, log=print)
+import time
+
+deadline = None if time_limit is None else time.time() + time_limit
+grid = run_grid([config], run_dir.parent, serial=jobs_per_gpu is None, jobs_per_gpu=jobs_per_gpu or 1,
+                workers=jobs_per_gpu, options=JobOptions(deadline=deadline), log=print,
+                spec={"cohort_dirs": [str(cohort_dir)], "models": [model], "notebook": "10_training"})
+if grid.counts.get("failed") or grid.counts.get("paused"):
+    raise RuntimeError(f"jobs {grid.counts}: see the messages above; run the notebook again to resume")
+result = cv_result(config)
 print(f"results in {result.out_dir}: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))
+grid.timing[["label", "folds_done", "epochs", "wall_seconds", "fold_seconds", "cases_per_second",
+             "gpu_utilization", "device", "features"]].round(2)
 
 # %% [markdown]
 # ## Loss curves

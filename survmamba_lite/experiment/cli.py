@@ -6,6 +6,8 @@
     survmamba cv --cohort-dir DIR --model survmamba [--variant F] [--unidirectional] [--epochs N]
                  [--folds 0 1] [--dim D] [--seed S] [--device auto] [--max-patches N] --out RUN [--overwrite]
     survmamba report RUN [RUN ...] --out DIR [--complexity] [--n-boot B] [--n-perm B] [--seed S]
+    survmamba grid --cohort-dirs DIR [DIR ...] --models NAME[:KEY=VALUE,...] [...] [--folds K ...] [--epochs N]
+                   [--set KEY=VALUE] [--max-cases N] [--jobs-per-gpu N] [--scheduler ADDRESS] --out DIR
 """
 from __future__ import annotations
 
@@ -95,6 +97,49 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from survmamba_lite.experiment.grid import grid_configs, run_grid
+    from survmamba_lite.experiment.jobs import JobOptions
+
+    _check_cv_numbers(args)
+    common: dict[str, object] = {}
+    for key, value in args.set or []:
+        if key in common:
+            raise UserError(f"--set {key}=...: given twice; give each option once")
+        common[key] = value                       # text: typed per model by grid_configs
+    if args.dim is not None:
+        if "dim" in common:
+            raise UserError("--dim and --set dim=... both given; give one of them")
+        common["dim"] = args.dim
+    fields = dict(folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, lr=args.lr,
+                  weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                  n_bins=args.n_bins, alpha=args.alpha, seed=args.seed, device=args.device,
+                  max_patches=args.max_patches, max_cases=args.max_cases, n_folds=args.n_folds,
+                  rna_log1p=args.rna_log1p, num_workers=args.num_workers, threads=args.threads,
+                  precision=args.precision)
+    if args.jobs_per_gpu < 1 or (args.workers is not None and args.workers < 1):
+        raise UserError("--jobs-per-gpu and --workers must be >= 1")
+    configs = grid_configs(args.cohort_dirs, args.models, args.out, common_options=common, **fields)
+    t0 = time.time()
+    deadline = None if args.time_limit is None else t0 + args.time_limit
+    options = JobOptions(features=args.features, checkpoint_root=None if args.checkpoint_dir is None
+                         else str(args.checkpoint_dir), keep_checkpoint=args.keep_checkpoints, deadline=deadline,
+                         start_margin=args.start_margin)
+    spec = {"cohort_dirs": [str(c) for c in args.cohort_dirs], "models": list(args.models), "common_options": common,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}}
+    result = run_grid(configs, args.out, options=options, scheduler=args.scheduler, serial=args.serial,
+                      jobs_per_gpu=args.jobs_per_gpu, workers=args.workers, overwrite=args.overwrite,
+                      progress=not args.quiet, spec=spec)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing to do"
+    print(f"grid ({result.engine}): {counts}; wall time {time.time() - t0:.1f} s; timing in "
+          f"{result.out_dir / 'timing.md'}")
+    failed = [r for r in result.results if r.status == "failed"]
+    if failed:
+        print(f"survmamba grid: {len(failed)} job(s) failed, e.g. {failed[0].job.name}:\n{failed[0].error}")
+        return 1
+    return 3 if result.counts.get("paused") else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     import torch
 
@@ -165,10 +210,59 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_cv)
 
+    p = subparsers.add_parser(
+        "grid", help="every fold of several models on several cohorts, concurrently (Dask) and resumably",
+        description="Train and evaluate every (cohort, model, fold) job, several at once per GPU through Dask "
+                    "(or one by one without it). Rerunning the same command resumes. The grid folder holds one "
+                    "run directory per cohort and model (read by `survmamba report OUT`), jobs.jsonl and "
+                    "timing.md. See the module docstring of survmamba_lite.experiment.grid for SLURM/PBS.",
+        epilog="Exit status: 0 all done, 1 a job failed, 3 jobs paused by --time-limit (rerun to resume).")
+    p.add_argument("--cohort-dirs", required=True, nargs="+", type=Path, metavar="DIR", help="cohort folders")
+    p.add_argument("--models", required=True, nargs="+", metavar="NAME[:KEY=VALUE,...]",
+                   help="registry names, each with its own options, e.g. survmamba:variant=A "
+                        "survmamba:bidirectional=false snn")
+    p.add_argument("--dim", type=int, help="model width D of every model (default: each model's, 512 for most)")
+    p.add_argument("--set", type=split_option, action="append", metavar="KEY=VALUE",
+                   help="a model option for every model that accepts it (repeatable)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--weight-decay", type=float, default=5e-3)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
+    p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")
+    p.add_argument("--alpha", type=float, default=0.0, help="extra weight of uncensored patients in the NLL")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (workers see only their GPU)")
+    p.add_argument("--max-patches", type=int, help="at most N patches per patient (quick CPU runs)")
+    p.add_argument("--max-cases", type=int, help="a seeded subset of N cases (quick CPU runs)")
+    p.add_argument("--n-folds", type=int, default=5, help="folds to make when a cohort has no splits/")
+    p.add_argument("--rna-log1p", action="store_true", help="log1p before the per-gene z-score (raw counts/TPM)")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (with --features disk)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per job (1-2 with several jobs per GPU)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="arithmetic of the forward pass, as in `survmamba cv`")
+    p.add_argument("--jobs-per-gpu", type=int, default=4, help="concurrent jobs (worker processes) per GPU")
+    p.add_argument("--workers", type=int, help="concurrent jobs without a GPU (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--serial", action="store_true", help="no Dask: the jobs one after the other in this process")
+    p.add_argument("--features", default="auto", choices=["auto", "gpu", "host", "disk"],
+                   help="patch features in memory (auto: on the GPU when they fit) or read per step (disk)")
+    p.add_argument("--checkpoint-dir", type=Path, help="keep epoch checkpoints here instead of in the run folders")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep finished jobs' checkpoints")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="start no epoch predicted to end later than this after the start; exit 3 if jobs paused")
+    p.add_argument("--start-margin", type=float, default=0.0, metavar="SECONDS",
+                   help="with --time-limit: start no job in the last SECONDS (a fresh job's first epoch always runs)")
+    p.add_argument("--out", required=True, type=Path, help="grid folder")
+    p.add_argument("--overwrite", action="store_true", help="delete the runs' existing results first")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_grid)
+
     p = subparsers.add_parser("report", help="tables and figures (Tables 1-3, Figs. 3-4) from run directories",
                               description="Tables and figures from finished run directories of `survmamba cv`. "
                                           "Each run's files are checked against its summary.json first.")
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories of `survmamba cv`")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories of `survmamba cv`, or grid folders of `survmamba grid`")
     p.add_argument("--out", required=True, type=Path, help="report folder (new or empty)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier report in --out (only the files survmamba report wrote)")

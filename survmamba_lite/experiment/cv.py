@@ -51,7 +51,7 @@ from survmamba_lite.registry import accepted_options, get_model_spec, list_model
 from survmamba_lite.survival import concordance_index
 from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
-__all__ = ["CVResult", "run_cv", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
+__all__ = ["CVResult", "run_cv", "cv_result", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
            "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
 
 CONFIG, SUMMARY, OOF = "config.json", "summary.json", "oof_predictions.csv"
@@ -150,11 +150,16 @@ def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
         cohort = dataclasses.replace(cohort, clinical=cohort.clinical.loc[[c for c in cohort.case_ids if c in keep]],
                                      folds=folds)
         source += f", restricted to a seeded subset of {config.max_cases} cases (max_cases)"
+    check_folds_exist(config, cohort)
+    return cohort, source
+
+
+def check_folds_exist(config: ExperimentConfig, cohort: Cohort) -> None:
+    """Raise a ValueError when ``config.folds`` names a fold the cohort does not have."""
     if config.folds is not None:
         bad = [k for k in config.folds if k >= len(cohort.folds)]
         if bad:
             raise ValueError(f"fold(s) {bad} do not exist: cohort {cohort.name} has folds 0..{len(cohort.folds) - 1}")
-    return cohort, source
 
 
 def _wsi_dim(cohort: Cohort) -> int | None:
@@ -271,6 +276,8 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
         "ibs": _mean_std([m["ibs"] for m in metrics]),
         "oof_c_index": pooled, "n_oof": int(len(oof)),
         "seconds_total": float(sum(m["seconds"] for m in metrics)),
+        "cases_per_second": _mean_std([m.get("cases_per_second") for m in metrics])["mean"],
+        "gpu_utilization": _mean_std([m.get("gpu_utilization") for m in metrics])["mean"],
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     atomic_write_text(out_dir / OOF, oof.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
@@ -280,43 +287,67 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
 
 # --------------------------------------------------------------------------- the run
 def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool = True,
-           on_epoch_end: EpochCallback | None = None, log: Callable[[str], None] | None = None) -> CVResult:
+           on_epoch_end: EpochCallback | None = None, log: Callable[[str], None] | None = None,
+           features: str = "auto", workers: int = 1) -> CVResult:
     """Run (or resume) k-fold cross-validation as described in the module docstring.
 
     Args:
         config: the experiment.
         overwrite: delete an existing run in ``config.out_dir`` first.
         progress: tqdm bars and one-line messages.
-        on_epoch_end: ``on_epoch_end(fold, epoch, history)`` after each epoch's checkpoint.
+        on_epoch_end: ``on_epoch_end(fold, epoch, history)`` after each epoch's checkpoint
+            (folds run in this process; not with ``workers > 1``).
         log: message sink (default: ``print`` when ``progress``, else silent).
+        features: where the patch features are kept (``auto``, ``gpu``, ``host`` or
+            ``disk``; see :func:`~survmamba_lite.experiment.trainer.train_fold`).
+        workers: folds trained at once, each in its own process
+            (:func:`~survmamba_lite.experiment.jobs.run_jobs`; the results are the same).
     """
+    from survmamba_lite.experiment.jobs import JobOptions, cached_cohort, finish_run, job_is_done, prepare_run, run_jobs
+
     log = log or (tqdm.write if progress else (lambda msg: None))
-    cohort, folds_source = load_experiment_cohort(config)
-    wsi_dim = _wsi_dim(cohort)
-    derived = _derived(config, cohort, folds_source, wsi_dim)
-    out = _prepare_run_dir(config, derived, overwrite)
-    if "make_folds" in folds_source:
-        write_folds(out, cohort.folds)
-    fold_ids = list(config.folds) if config.folds is not None else list(range(len(cohort.folds)))
+    if workers > 1 and on_epoch_end is not None:
+        raise ValueError("run_cv: on_epoch_end needs the folds in this process (workers=1)")
+    jobs = prepare_run(config, overwrite=overwrite)
+    out = Path(config.out_dir)
+    fold_ids = [job.fold for job in jobs]
+    _, derived = read_run_config(out)
     log(f"{derived['model_label']} on {derived['cohort_name']}: folds {fold_ids}, {config.epochs} epochs, "
         f"seed {config.seed} -> {out}")
-    old_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        for k in fold_ids:
-            fold_dir = out / f"fold_{k}"
-            if (fold_dir / DONE).is_file():
-                log(f"fold {k}: done earlier, read from {fold_dir}")
-                continue
-            train_fold(config, cohort, k, fold_dir, wsi_dim=wsi_dim, progress=progress, on_epoch_end=on_epoch_end,
-                       log=log)
-    finally:
-        torch.set_num_threads(old_threads)
-    summary, oof = summarise_run(out, config, derived, fold_ids)
-    folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in fold_ids]
-    c = summary["c_index"]
+    for job in jobs:
+        if job_is_done(job):
+            log(f"fold {job.fold}: done earlier, read from {job.fold_dir}")
+    if workers > 1:
+        failed = [r for r in run_jobs(jobs, JobOptions(features=features), workers=workers) if r.status == "failed"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} fold(s) failed; the first ({failed[0].job.name}):\n{failed[0].error}")
+    else:
+        cohort, _, wsi_dim = cached_cohort(config)
+        old_threads = torch.get_num_threads()
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        try:
+            for job in jobs:
+                if not job_is_done(job):
+                    train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=progress,
+                               on_epoch_end=on_epoch_end, log=log, features=features)
+        finally:
+            torch.set_num_threads(old_threads)
+    finish_run(config)
+    result = cv_result(config)
+    c = result.summary["c_index"]
     if c["mean"] is not None:
         log(f"c-index {c['mean']:.4f}" + (f" ± {c['std']:.4f}" if c["std"] is not None else "")
-            + f" over {c['n']} fold(s); pooled out-of-fold {summary['oof_c_index']}")
+            + f" over {c['n']} fold(s); pooled out-of-fold {result.summary['oof_c_index']}")
+    return result
+
+
+def cv_result(config: ExperimentConfig) -> CVResult:
+    """The :class:`CVResult` of a finished run, read from ``config.out_dir``."""
+    out = Path(config.out_dir)
+    if not (out / SUMMARY).is_file():
+        raise ValueError(f"{out}: the run is unfinished (no {SUMMARY}); run it again to finish it")
+    summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+    oof = pd.read_csv(out / OOF, dtype={"case_id": str})
+    folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
     return CVResult(out_dir=out, config=config, folds=folds, summary=summary, oof=oof)

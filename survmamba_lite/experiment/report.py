@@ -683,7 +683,8 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
     renamed into place, so ``out_dir`` holds a whole report or the previous one.
 
     Args:
-        run_dirs: run directories of ``survmamba cv``.
+        run_dirs: run directories of ``survmamba cv``, or grid folders of ``survmamba grid``
+            (each gives its finished runs).
         out_dir: where the files go (created).
         complexity: also measure Table 2 for the runs' models (with their options).
         sizes: the input of the complexity table.
@@ -701,7 +702,9 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
         raise ValueError(f"make_report: n_perm must be >= 0 (0 leaves the random-risk reference out), got {n_perm}")
     final = Path(out_dir)
     state = check_out_dir(final, REPORT, overwrite=overwrite)      # before anything is read or written
-    runs = load_runs(run_dirs)
+    from survmamba_lite.experiment.grid import expand_run_dirs
+
+    runs = load_runs(expand_run_dirs(run_dirs, log=print))
     stage = staging_dir(final, REPORT)                             # written whole, then renamed onto out_dir
     try:
         rep = _write_report(runs, stage, complexity=complexity, sizes=sizes, device=device, svg=svg,

@@ -18,7 +18,22 @@ One fold (:func:`train_fold`):
 4. after every epoch: the validation c-index and loss (for the record: no early
    stopping, the last epoch's model is the fold's model) and an atomic
    ``checkpoint.pt`` (model, optimiser, completed epochs, history);
-5. at the end ``predictions.csv``, ``metrics.json`` and the ``DONE`` marker.
+5. at the end ``predictions.csv``, ``metrics.json`` and the ``DONE`` marker (and, with
+   ``keep_checkpoint=False``, the checkpoint is deleted: a finished fold needs none).
+
+Data path. By default (``features="auto"``) the cohort's patch features are read once per
+process into memory (on the GPU when they fit) and batches are built on the device
+(:mod:`~survmamba_lite.experiment.datapath`); ``features="disk"`` is the reference path
+(slides read per access in DataLoader workers, ``collate_bags`` on the host). Both give
+the same batches. The training loop does not wait for the device: each step's loss is
+copied into a device buffer that is read once per epoch (the epoch's mean loss and the
+check that every loss was finite, which names the first bad step's cases).
+
+Throughput. Every epoch records its training seconds (``train_seconds``), training cases
+per second (``epoch_cases_per_second``) and the mean GPU utilisation during it
+(``epoch_gpu_utilization``, %) (:class:`~survmamba_lite.experiment.gpustats.UtilizationSampler`;
+None on CPU); ``metrics.json`` adds the fold's means, its peak CUDA memory and where
+the features were kept.
 
 Seeds. Every random draw of epoch ``e`` of fold ``k`` comes from seeds derived from
 ``(config.seed, k, e)`` by :func:`derive_seed` (patient order, patch subsets, dropout
@@ -54,6 +69,8 @@ from survmamba_lite.data.bag import PatientBag, collate_bags
 from survmamba_lite.data.dataset import CohortDataset, fold_datasets
 from survmamba_lite.data.layout import Cohort
 from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.experiment.datapath import PLACEMENTS, BatchBuilder, feature_store
+from survmamba_lite.experiment.gpustats import UtilizationSampler
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
@@ -62,10 +79,19 @@ from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
            "fold_metrics", "training_loss", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS",
-           "DONE", "PREPROCESSING", "SPLIT"]
+           "DONE", "PREPROCESSING", "SPLIT", "FEATURES", "TrainingPaused"]
 
 CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
     "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
+
+#: where a fold keeps the patch features: the datapath placements, or "disk" (the reference path)
+FEATURES = PLACEMENTS + ("disk",)
+
+
+class TrainingPaused(Exception):
+    """:func:`train_fold` stopped at an epoch boundary because the next epoch would pass
+    its ``deadline``; the checkpoint holds every finished epoch, so running it again resumes."""
+
 
 #: called after each epoch's checkpoint is written: ``on_epoch_end(fold, epoch, history)``
 EpochCallback = Callable[[int, int, dict], None]
@@ -134,29 +160,45 @@ def _as_list(bags: list[PatientBag]) -> list[PatientBag]:
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: nn.Module, dataset: CohortDataset, config: ExperimentConfig, device: torch.device,
-            progress: bool = False) -> tuple[pd.DataFrame, float]:
+            progress: bool = False, builder: BatchBuilder | None = None) -> tuple[pd.DataFrame, float]:
     """Predictions of ``model`` (in eval mode) for every patient of ``dataset``, one at a time.
 
     Patch subsets (``max_patches``) are fixed per case: seeded by ``config.seed`` and the case id.
+
+    Args:
+        builder: the dataset's :class:`~survmamba_lite.experiment.datapath.BatchBuilder`
+            (the in-memory path); None reads the slides through a DataLoader (the reference path).
 
     Returns:
         the :func:`predictions_frame` and the mean NLL over the patients.
     """
     model.eval()
     logits, losses = [], []
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=_as_list, num_workers=config.num_workers)
-    for (bag,) in tqdm(loader, desc="  predict", leave=False, disable=not progress):
-        g = torch.Generator().manual_seed(derive_seed(config.seed, _case_key(bag.case_id)))
-        batch = collate_bags([subsample_bag(bag, config.max_patches, g)]).to(device)
+    if builder is None:
+        loader = DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=_as_list,
+                            num_workers=config.num_workers)
+        batches = (collate_bags([subsample_bag(bag, config.max_patches, _case_generator(config, bag.case_id))]
+                                ).to(device) for (bag,) in loader)
+    else:
+        batches = (builder.batch([i], config.max_patches, _case_generator(config, cid))
+                   for i, cid in enumerate(dataset.case_ids))
+    for i, batch in enumerate(tqdm(batches, total=len(dataset), desc="  predict", leave=False,
+                                   disable=not progress)):
         with autocast(config.precision, device):
             out = model(batch)
         out = out.float()                                                           # (1, T)
-        logits.append(out.cpu())
-        if int(batch.time_bin.min()) >= 0:
-            losses.append(float(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha)))
-    logits_t = torch.cat(logits)                                                    # (n, T)
+        logits.append(out)
+        if dataset.time_bin[i] >= 0:
+            losses.append(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha,
+                                   check_labels=builder is None))
+    logits_t = torch.cat(logits).cpu()                                              # (n, T): one copy
     frame = predictions_frame(dataset.case_ids, dataset.time, dataset.event, dataset.time_bin, logits_t)
-    return frame, float(np.mean(losses)) if losses else float("nan")
+    mean_loss = float(np.mean(torch.stack(losses).cpu().double().numpy())) if losses else float("nan")
+    return frame, mean_loss
+
+
+def _case_generator(config: ExperimentConfig, case_id: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(config.seed, _case_key(case_id)))
 
 
 def predictions_frame(case_ids: Sequence[str], time: Any, event: Any, time_bin: Any, logits: torch.Tensor
@@ -229,15 +271,18 @@ def fold_metrics(pred: pd.DataFrame, edges: np.ndarray, train_time: Any, train_e
     return out
 
 
-def training_loss(model: nn.Module, logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
+def training_loss(model: nn.Module, logits: torch.Tensor, batch, alpha: float,
+                  check_labels: bool = True) -> torch.Tensor:
     """The loss of one training batch: ``w * NLL(logits) + model.auxiliary_loss(batch)``.
 
     ``w`` is the model's ``survival_loss_weight`` (1 when it has none) and the auxiliary
     loss is added when the model has one: for CLAM ``0.7 * NLL + 0.3 * instance loss``, the
     instance loss coming from the same forward pass that gave ``logits: (B, T)``.
+    ``check_labels=False``: the batch's labels were checked on the host (see :func:`nll_loss`).
     """
     loss = float(getattr(model, "survival_loss_weight", 1.0)) * nll_loss(logits.float(), batch.time_bin,
-                                                                        batch.event, alpha=alpha)
+                                                                        batch.event, alpha=alpha,
+                                                                        check_labels=check_labels)
     if callable(getattr(model, "auxiliary_loss", None)):
         loss = loss + model.auxiliary_loss(batch)
     return loss
@@ -255,29 +300,64 @@ def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
+def _train_batches(train_ds: CohortDataset, order: list[int], config: ExperimentConfig, device: torch.device,
+                   builder: BatchBuilder | None, patch_gen: torch.Generator):
+    """The epoch's batches in ``order``: built on the device, or through the reference path."""
+    if builder is None:
+        loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=order, collate_fn=_as_list,
+                            num_workers=config.num_workers)
+        for bags in loader:
+            yield collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
+    else:
+        # the one draw from torch's global generator that a DataLoader iterator makes (its base seed),
+        # so the random stream of the model (dropout) is the reference path's and earlier runs reproduce
+        torch.empty((), dtype=torch.int64).random_()
+        for a in range(0, len(order), config.batch_size):
+            yield builder.batch(order[a:a + config.batch_size], config.max_patches, patch_gen)
+
+
+def _mean(values: list) -> float | None:
+    v = [float(x) for x in values if x is not None]
+    return sum(v) / len(v) if v else None
+
+
 def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Path, *, wsi_dim: int | None,
                progress: bool = True, on_epoch_end: EpochCallback | None = None,
-               log: Callable[[str], None] = print) -> dict[str, Any]:
+               log: Callable[[str], None] = print, features: str = "auto", checkpoint_path: Path | None = None,
+               keep_checkpoint: bool = True, deadline: float | None = None) -> dict[str, Any]:
     """Train (or resume) fold ``fold`` and write its results into ``fold_dir``.
 
     Args:
         config: the experiment.
         cohort: the loaded cohort (its ``folds`` already restricted by ``max_cases``).
         fold: fold index.
-        fold_dir: ``<out_dir>/fold_{fold}``; an existing ``checkpoint.pt`` is resumed.
+        fold_dir: ``<out_dir>/fold_{fold}``; an existing checkpoint is resumed.
         wsi_dim: patch-feature width ``F`` (None when the model reads no slides).
         progress: tqdm bars over epochs and batches.
         on_epoch_end: ``on_epoch_end(fold, epoch, history)`` after each checkpoint.
         log: where one-line messages go.
+        features: ``"auto"``, ``"gpu"``, ``"host"`` (features in memory, see
+            :mod:`~survmamba_lite.experiment.datapath`) or ``"disk"`` (the reference path).
+        checkpoint_path: where the checkpoint lives (default ``fold_dir/checkpoint.pt``);
+            elsewhere keeps the run folder small while a fold is unfinished.
+        keep_checkpoint: False deletes the checkpoint once the fold is done.
+        deadline: a ``time.time()``: no epoch starts that is predicted to end after it
+            (predicted to last as long as the longest so far; the first epoch of a fresh
+            fold always runs): :class:`TrainingPaused` is raised, and a later call resumes.
+            None: no limit.
 
     Returns:
         the fold's metrics (also written to ``metrics.json``).
     """
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
     fold_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else fold_dir / CHECKPOINT
     device = resolve_device(config.device)
     set_matmul_precision(config.precision)
     fold_seed = derive_seed(config.seed, fold)
@@ -288,77 +368,119 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     atomic_write_text(fold_dir / PREPROCESSING, json.dumps(_json_safe(prep.to_dict()), indent=1) + "\n")
     atomic_write_text(fold_dir / SPLIT, json.dumps({"train": train_ds.case_ids, "val": val_ds.case_ids}) + "\n")
 
+    placement, train_b, val_b = "disk", None, None
+    if features != "disk":
+        store = feature_store(cohort, device, features) if "wsi" in config.modalities else None
+        placement = store.placement if store is not None else "none (no slides)"
+        train_b, val_b = BatchBuilder(train_ds, store, device), BatchBuilder(val_ds, store, device)
+
     torch.manual_seed(fold_seed)
     inputs = ModelInputs(n_bins=n_bins, wsi_dim=wsi_dim if "wsi" in config.modalities else None,
                          hierarchy=cohort.hierarchy if "rna" in config.modalities else None)
     model = build_model(config.model, inputs, **config.model_options).to(device)
     optimizer = make_optimizer(config, model.parameters())
-    history: dict[str, list] = {"train_loss": [], "val_loss": [], "val_c_index": [], "epoch_seconds": []}
+    history: dict[str, list] = {"train_loss": [], "val_loss": [], "val_c_index": [], "epoch_seconds": [],
+                                "train_seconds": [], "epoch_cases_per_second": [], "epoch_gpu_utilization": []}
     start_epoch, seconds = 0, 0.0
-    state = _load_checkpoint(fold_dir / CHECKPOINT, fold, n_bins)
+    state = _load_checkpoint(ckpt_path, fold, n_bins)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        history, start_epoch, seconds = state["history"], int(state["epoch"]), float(state["seconds"])
+        start_epoch, seconds = int(state["epoch"]), float(state["seconds"])
+        history.update(state["history"])
+        for key in history:               # a checkpoint written before a key was recorded
+            history[key] = list(history[key]) + [None] * (start_epoch - len(history[key]))
         log(f"fold {fold}: resuming after epoch {start_epoch} of {config.epochs}")
     else:
         log(f"fold {fold}: {len(train_ds)} training / {len(val_ds)} validation cases, {n_bins} time bins, "
-            f"seed {fold_seed}, device {device}")
+            f"seed {fold_seed}, device {device}, features {placement}")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
     last_pred: pd.DataFrame | None = None
+    sampler = UtilizationSampler(device).start()
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"fold {fold}", disable=not progress, leave=True)
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        torch.manual_seed(derive_seed(config.seed, fold, epoch, 0))
-        order = np.random.default_rng(derive_seed(config.seed, fold, epoch, 1)).permutation(len(train_ds)).tolist()
-        patch_gen = torch.Generator().manual_seed(derive_seed(config.seed, fold, epoch, 2))
-        loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=order, collate_fn=_as_list,
-                            num_workers=config.num_workers)
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        total, n_batches = 0.0, len(loader)
-        for i, bags in enumerate(tqdm(loader, desc=f"  epoch {epoch + 1}", leave=False, disable=not progress)):
-            batch = collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
-            with autocast(config.precision, device):
-                logits = model(batch)
-            loss = training_loss(model, logits, batch, alpha=config.alpha)             # loss in float32
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"fold {fold}, epoch {epoch + 1}: the loss is {loss.item()} on cases "
-                                         f"{batch.case_id}; lower the learning rate or check these cases' inputs")
-            (loss / config.grad_accum).backward()
-            total += float(loss.detach())
-            if (i + 1) % config.grad_accum == 0 or i + 1 == n_batches:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        last_pred, val_loss = predict(model, val_ds, config, device)
-        val_c = fold_metrics(last_pred, binner.edges_, train_ds.time, train_ds.event)["c_index"]
-        dt = time.perf_counter() - t0
-        seconds += dt
-        history["train_loss"].append(total / max(n_batches, 1))
-        history["val_loss"].append(val_loss)
-        history["val_c_index"].append(val_c)
-        history["epoch_seconds"].append(dt)
-        _save_checkpoint(fold_dir / CHECKPOINT, {
-            "fold": fold, "epoch": epoch + 1, "n_bins": n_bins, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "history": history, "seconds": seconds})
-        bar.update(1)
-        bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}",
-                        val_c=f"{val_c:.3f}" if val_c is not None else "n/a")
-        if on_epoch_end is not None:
-            on_epoch_end(fold, epoch, history)
-    bar.close()
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            longest = max((x for x in history["epoch_seconds"] if x is not None), default=None)
+            if deadline is not None and longest is not None and time.time() + longest > deadline:
+                raise TrainingPaused(f"fold {fold}: paused after epoch {epoch} of {config.epochs} (deadline)")
+            t0 = time.perf_counter()
+            sampler.take()
+            torch.manual_seed(derive_seed(config.seed, fold, epoch, 0))
+            order = np.random.default_rng(derive_seed(config.seed, fold, epoch, 1)).permutation(len(train_ds)).tolist()
+            patch_gen = torch.Generator().manual_seed(derive_seed(config.seed, fold, epoch, 2))
+            n_batches = -(-len(order) // config.batch_size)
+            step_loss = torch.zeros(n_batches, dtype=torch.float32, device=device)       # read once per epoch
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            batch_cases: list[list[str]] = []
+            batches = _train_batches(train_ds, order, config, device, train_b, patch_gen)
+            for i, batch in enumerate(tqdm(batches, total=n_batches, desc=f"  epoch {epoch + 1}", leave=False,
+                                           disable=not progress)):
+                with autocast(config.precision, device):
+                    logits = model(batch)
+                loss = training_loss(model, logits, batch, alpha=config.alpha,       # loss in float32
+                                     check_labels=train_b is None)    # BatchBuilder checked them once
+                (loss / config.grad_accum).backward()
+                step_loss[i] = loss.detach()
+                batch_cases.append(batch.case_id)
+                if (i + 1) % config.grad_accum == 0 or i + 1 == n_batches:
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            losses = step_loss.cpu().tolist()                                            # the epoch's one sync
+            bad = [i for i, x in enumerate(losses) if not math.isfinite(x)]
+            if bad:
+                raise FloatingPointError(f"fold {fold}, epoch {epoch + 1}: the loss is {losses[bad[0]]} on cases "
+                                         f"{batch_cases[bad[0]]} (step {bad[0] + 1} of {n_batches}); lower the "
+                                         "learning rate or check these cases' inputs")
+            train_seconds = time.perf_counter() - t0
+            util = sampler.take()
+            last_pred, val_loss = predict(model, val_ds, config, device, builder=val_b)
+            val_c = fold_metrics(last_pred, binner.edges_, train_ds.time, train_ds.event)["c_index"]
+            dt = time.perf_counter() - t0
+            seconds += dt
+            total = 0.0
+            for x in losses:                                 # float64, in step order
+                total += x
+            history["train_loss"].append(total / max(n_batches, 1))
+            history["val_loss"].append(val_loss)
+            history["val_c_index"].append(val_c)
+            history["epoch_seconds"].append(dt)
+            history["train_seconds"].append(train_seconds)
+            history["epoch_cases_per_second"].append(len(order) / train_seconds)
+            history["epoch_gpu_utilization"].append(util)
+            _save_checkpoint(ckpt_path, {
+                "fold": fold, "epoch": epoch + 1, "n_bins": n_bins, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "history": history, "seconds": seconds})
+            bar.update(1)
+            bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}",
+                            val_c=f"{val_c:.3f}" if val_c is not None else "n/a",
+                            cases_s=f"{history['epoch_cases_per_second'][-1]:.1f}")
+            if on_epoch_end is not None:
+                on_epoch_end(fold, epoch, history)
+    finally:
+        sampler.stop()
+        bar.close()
 
     if last_pred is None:        # every epoch was done before this call (stopped before DONE)
-        last_pred, _ = predict(model, val_ds, config, device)
+        last_pred, _ = predict(model, val_ds, config, device, builder=val_b)
     atomic_write_text(fold_dir / PREDICTIONS, last_pred.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    train_s = [x for x in history["train_seconds"] if x is not None]
     metrics = {
         "fold": fold, **fold_metrics(last_pred, binner.edges_, train_ds.time, train_ds.event),
         "n_train": len(train_ds), "n_val": len(val_ds), "n_val_events": int(val_ds.event.sum()),
         "n_bins": n_bins, "bin_inner_edges": binner.inner_edges_.tolist(), "epochs": config.epochs, "seed": fold_seed,
-        "device": str(device), "seconds": seconds, **history,
+        "device": str(device), "seconds": seconds,
+        "cases_per_second": len(train_ds) * len(train_s) / sum(train_s) if train_s and sum(train_s) > 0 else None,
+        "gpu_utilization": _mean(history["epoch_gpu_utilization"]), "gpu_utilization_note": sampler.note,
+        "peak_memory_mib": (torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None),
+        "features": placement, **history,
     }
     atomic_write_text(fold_dir / METRICS, json.dumps(_json_safe(metrics), indent=1) + "\n")
     atomic_write_text(fold_dir / DONE, f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    if not keep_checkpoint:
+        ckpt_path.unlink(missing_ok=True)
     c = metrics["c_index"]
     log(f"fold {fold}: c-index {c:.4f}" if c is not None else f"fold {fold}: c-index n/a ({metrics['c_index_note']})")
     return _json_safe(metrics)

@@ -136,6 +136,7 @@ def nll_loss(
     event: Tensor,
     alpha: float = 0.0,
     reduction: str = "mean",
+    check_labels: bool = True,
 ) -> Tensor:
     r"""Discrete-time survival negative log-likelihood (the corrected Eq. 9).
 
@@ -154,6 +155,9 @@ def nll_loss(
         event: ``(B,)`` 1 = death observed, 0 = censored (float, int or bool).
         alpha: weight in ``[0, 1]`` of the extra uncensored term.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-patient ``(B,)``).
+        check_labels: check on the host that every ``time_bin`` lies in ``0..T-1`` and every
+            ``event`` is 0 or 1 (reads the device; False when the caller checked the labels
+            once, e.g. a training loop that must not wait for the GPU every step).
 
     Returns:
         scalar, or ``(B,)`` for ``reduction="none"``.
@@ -176,13 +180,16 @@ def nll_loss(
             "bin follow-up times with TimeBinner.transform first"
         )
     bad = (time_bin < 0) | (time_bin >= t)
-    if not _capturing() and bool(bad.any()):
+    if check_labels and not _capturing() and bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"nll_loss: time_bin[{i}] = {int(time_bin[i])} is outside 0..{t - 1} (logits have T = {t} bins); "
             "the model's number of bins must equal TimeBinner.n_bins_"
         )
-    _check_event(event, n, "nll_loss")
+    if check_labels:
+        _check_event(event, n, "nll_loss")
+    elif event.ndim != 1 or event.shape[0] != n:
+        raise ValueError(f"nll_loss: event must have shape (B,) = ({n},), got {tuple(event.shape)}")
 
     log_h = F.logsigmoid(logits)  # (B, T)  log h_k
     log_s = torch.cumsum(F.logsigmoid(-logits), dim=1)  # (B, T)  log S_k

@@ -1,0 +1,156 @@
+"""Paper-scale experiments on the synthetic BLCA (and a BRCA-size timing run), resumable across calls.
+
+Modes (``--mode``):
+
+``paper``
+    5 folds x 20 epochs at the paper's widths (each model's defaults: D = 512) on the
+    paper-scale synthetic BLCA (359 cases, 8-40 regions of 32-256 patches, 768-d features,
+    1,577 genes): SurvMamba (variant F, bidirectional and forward-only), the Table 3 variants
+    A-E, and the Table 1 models SNN, ABMIL, TransMIL, ABMIL (KP), TransMIL (KP), MCAT,
+    MOTCat and SurvPath: 16 runs, 80 jobs. When every run is done, ``survmamba report``
+    writes Table 1, Table 3, Fig. 3 and Fig. 4 next to the grid.
+``survmamba-blca``
+    only SurvMamba (F, bidirectional) 5 x 20 on the paper-scale BLCA: the 8-minute target.
+``survmamba-brca``
+    the same on a BRCA-size synthetic cohort (869 cases): the 20-minute target.
+
+Everything goes through ``survmamba grid``'s engine (:func:`survmamba_lite.experiment.grid.run_grid`):
+``--jobs-per-gpu`` worker processes per GPU on a local Dask cluster (one by one without
+Dask), each job with batch size 1. The grid folder (``--out``) holds only small files
+(configs, per-epoch metrics, predictions, summaries, ``jobs.jsonl``, ``timing.md``); epoch
+checkpoints of unfinished jobs go to ``--checkpoint-dir`` and are deleted when a job ends.
+``--time-limit`` stops cleanly (no epoch starts that would end after it; no job starts in
+the last ``--start-margin`` seconds), so the command fits a time slot; running it again
+resumes: finished jobs are skipped, and jobs whose checkpoints survived continue from their
+last epoch (jobs whose checkpoints are gone start again). Exit status 3 means "paused, run
+again". A checkpoint of SurvMamba at D = 512 (model and optimiser) is about 165 MB, so on a
+machine that does not keep its disk between calls, plan calls in which the jobs that start
+also finish (``--models`` picks a subset of the mode's models for one call; the jobs of a
+run start together, run after run).
+
+The cohort is written once to ``--cohort-root`` (about 38 s and 3.7 GB for BLCA on the
+H200 machine) and reused while it exists. ``--pack FILE.tar.gz`` writes the grid folder (no
+checkpoints) into one archive to carry it back.
+
+Example (one H200)::
+
+    python benchmarks/fullscale.py --mode survmamba-blca --out results/fullscale/survmamba_blca \\
+        --cohort-root runs/cohorts --checkpoint-dir runs/fullscale_ckpt --jobs-per-gpu 5 --time-limit 540
+
+The wall time of each run (the time during which any of its jobs trained, summed over
+calls) and its throughput are in ``OUT/timing.csv``; the script prints them, and
+``OUT/calls.jsonl`` records each call's grid time and job counts.
+
+Dask is optional (without it the jobs run one by one). On a machine without internet,
+install the ``grid`` extra from wheels: dask and distributed (same version), tornado,
+tblib, zict, partd and locket (click, cloudpickle, fsspec, jinja2, msgpack, psutil, pyyaml,
+sortedcontainers and toolz are common in GPU images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # workers
+
+PAPER_MODELS = (
+    ["survmamba", "survmamba:bidirectional=false"]
+    + [f"survmamba:variant={v}" for v in "ABCDE"]
+    + ["snn", "abmil", "transmil", "abmil-kp", "transmil-kp", "mcat", "motcat", "survpath"])
+MODES = {
+    "paper": ("BLCA", PAPER_MODELS),
+    "survmamba-blca": ("BLCA", ["survmamba"]),
+    "survmamba-brca": ("BRCA", ["survmamba"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--mode", choices=sorted(MODES), default="paper")
+    p.add_argument("--out", type=Path, required=True, help="grid folder (small files only)")
+    p.add_argument("--cohort-root", type=Path, default=ROOT / "runs" / "cohorts",
+                   help="where the synthetic cohorts are written (reused when present)")
+    p.add_argument("--checkpoint-dir", type=Path, default=ROOT / "runs" / "fullscale_ckpt")
+    p.add_argument("--scale", default="paper", choices=["tiny", "course", "paper"],
+                   help="synthetic scale (paper; tiny/course only to try the script on a CPU)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--folds", type=int, nargs="+", help="default: all 5")
+    p.add_argument("--models", nargs="+", help="replace the mode's models (NAME[:KEY=VALUE,...])")
+    p.add_argument("--dim", type=int, help="model width (default: each model's own, the paper's)")
+    p.add_argument("--max-cases", type=int, help="a subset of cases (only to try the script)")
+    p.add_argument("--jobs-per-gpu", type=int, default=5)
+    p.add_argument("--workers", type=int, help="CPU workers when no GPU is visible")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads per job")
+    p.add_argument("--serial", action="store_true", help="one job at a time, no Dask")
+    p.add_argument("--time-limit", type=float, help="seconds from the start (see the module docstring)")
+    p.add_argument("--start-margin", type=float, default=60.0)
+    p.add_argument("--fresh", action="store_true", help="delete --out and the checkpoints first (timing runs)")
+    p.add_argument("--no-report", action="store_true", help="no `survmamba report` at the end")
+    p.add_argument("--pack", type=Path, help="write the grid folder (no checkpoints) into this .tar.gz")
+    args = p.parse_args(argv)
+
+    t0 = time.time()
+    from survmamba_lite.data.synth import make_synthetic_cohort
+    from survmamba_lite.experiment.grid import grid_configs, run_grid
+    from survmamba_lite.experiment.jobs import JobOptions
+
+    cohort, models = MODES[args.mode]
+    models = args.models or models
+    if args.fresh:
+        shutil.rmtree(args.out, ignore_errors=True)
+        shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
+    cohort_dir = args.cohort_root / f"{cohort.lower()}_{args.scale}"
+    if not (cohort_dir / "manifest.yaml").is_file():
+        t = time.time()
+        shutil.rmtree(cohort_dir, ignore_errors=True)             # a partial folder of a killed call
+        make_synthetic_cohort(cohort, args.scale, seed=0, out=cohort_dir)
+        print(f"made {cohort_dir} in {time.time() - t:.1f} s", flush=True)
+    common = {} if args.dim is None else {"dim": args.dim}
+    fields = dict(epochs=args.epochs, folds=tuple(args.folds) if args.folds else None, threads=args.threads,
+                  max_cases=args.max_cases)
+    configs = grid_configs([cohort_dir], models, args.out, common_options=common, **fields)
+    deadline = None if args.time_limit is None else t0 + args.time_limit
+    options = JobOptions(checkpoint_root=str(args.checkpoint_dir), keep_checkpoint=False, deadline=deadline,
+                         start_margin=args.start_margin)
+    spec = {"script": "benchmarks/fullscale.py", "mode": args.mode, "argv": sys.argv[1:], "cohort": cohort,
+            "scale": args.scale, "models": models, "common_options": common,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}}
+    t_grid = time.time()
+    result = run_grid(configs, args.out, options=options, serial=args.serial, jobs_per_gpu=args.jobs_per_gpu,
+                      workers=args.workers, spec=spec)
+    grid_seconds = time.time() - t_grid
+    counts = result.counts
+    print(f"\n{args.mode}: {counts or 'nothing to do'} in {grid_seconds:.1f} s ({result.engine})")
+    shown = result.timing.drop(columns=["run_dir"])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    with open(args.out / "calls.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"started": round(t0, 1), "grid_seconds": round(grid_seconds, 1), "counts": counts,
+                             "engine": result.engine, "argv": sys.argv[1:], "host": os.uname().nodename}) + "\n")
+    finished = all((Path(c.out_dir) / "summary.json").is_file() for c in configs)
+    if finished and not args.no_report and len(configs) > 1:
+        from survmamba_lite.experiment.report import make_report
+
+        rep = make_report([args.out], args.out / "report", svg=False, overwrite=True)
+        print(f"report: {len(rep.files)} files in {rep.out_dir}")
+    if args.pack:
+        args.pack.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(args.pack, "w:gz") as tar:
+            tar.add(args.out, arcname=args.out.name,
+                    filter=lambda ti: None if ti.name.endswith((".pt", ".pt.tmp")) else ti)
+        print(f"packed {args.out} into {args.pack} ({args.pack.stat().st_size / 2 ** 20:.1f} MiB)")
+    if counts.get("failed"):
+        return 1
+    return 0 if finished else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+r"""The cohort × model × fold grid: ``survmamba grid``, on Dask distributed or one job at a time.
+
+::
+
+    survmamba grid --cohort-dirs cohorts/blca cohorts/brca --models survmamba survmamba:variant=A snn abmil-kp \
+        [--folds 0 1 ...] [--epochs 20] [--dim 512] [--set KEY=VALUE ...] [--max-cases N] \
+        [--jobs-per-gpu 4] [--scheduler ADDRESS | --serial] --out runs/grid
+
+Every (cohort, model, fold) is a :class:`~survmamba_lite.experiment.jobs.Job`; a model
+may carry options after a colon (``survmamba:variant=A,bidirectional=false``). The grid's
+folder::
+
+    OUT/
+      grid.json                      the grid's cohorts, models, common settings and run directories
+      runs/<cohort>/<model>/         one run directory of `survmamba cv` per cohort and model
+      jobs.jsonl                     one line per job attempt: status, start, end, worker, GPU, cases/s, ...
+      timing.csv, timing.md          per run: wall time (while any of its jobs trained), fold seconds,
+                                     cases/s, GPU utilisation, peak memory
+
+``survmamba report OUT`` reads every finished run of the grid (:func:`expand_run_dirs`).
+
+**Where the jobs run.**
+
+* Dask installed (the ``grid`` extra: ``pip install survmamba-lite[grid]``), no
+  ``--scheduler``: a local cluster of this machine with **one worker process per GPU
+  slot**: ``--jobs-per-gpu N`` processes per visible GPU, each pinned to its GPU through
+  ``CUDA_VISIBLE_DEVICES`` (:func:`local_cluster`), each with one thread and the worker
+  resource ``GPU_SLOT=1``; every job asks for one ``GPU_SLOT``, so every GPU of the host is
+  used and never runs more than N jobs. Without a GPU, ``--workers N`` CPU processes.
+* ``--scheduler ADDRESS``: an existing Dask cluster (``tcp://host:8786``). Jobs ask for
+  ``GPU_SLOT=1`` when some worker declares that resource, else take one worker thread.
+* Dask not installed, or ``--serial``: the same jobs one after the other in this process
+  (the embedded default).
+
+Several jobs share a GPU as separate processes, each with batch size 1 as in the paper;
+seeds depend on the config and fold only, so the results do not depend on where or beside
+what a job ran.
+
+**Resume.** Running the same command again skips finished jobs (``fold_k/DONE``); an
+unfinished job continues after its last finished epoch (checkpoint of model, optimiser
+and history, written atomically every epoch); the results are those of an uninterrupted
+run. Checkpoints are deleted when a job finishes (``--keep-checkpoints`` keeps them) and
+can live outside the run folders (``--checkpoint-dir``), so the grid folder stays small.
+``--time-limit S`` starts no epoch that would end more than S seconds after the start
+(the longest epoch so far is the estimate), so a run that must fit a time slot stops
+cleanly and resumes next time.
+
+**SLURM / PBS clusters** (dask-jobqueue, not a dependency of this package)::
+
+    # on the login node, in the project's environment (pip install dask-jobqueue)
+    python - <<'EOF'
+    from dask_jobqueue import SLURMCluster          # PBSCluster for PBS/Torque: same arguments
+    cluster = SLURMCluster(
+        queue="gpu", cores=4, processes=4, memory="64GB", walltime="04:00:00",
+        job_extra_directives=["--gres=gpu:1"],      # PBS: ["-l select=1:ngpus=1"]
+        worker_extra_args=["--resources", "GPU_SLOT=1"],
+        job_script_prologue=["source ~/envs/survmamba/bin/activate"])
+    cluster.scale(jobs=4)                           # 4 SLURM jobs x 4 worker processes sharing their GPU
+    print(cluster.scheduler_address)                # e.g. tcp://10.1.2.3:8786
+    input("scheduler running; press Enter to stop")
+    EOF
+    # in another shell
+    survmamba grid --scheduler tcp://10.1.2.3:8786 --cohort-dirs ... --models ... --out runs/grid
+
+Each SLURM job gets one GPU and runs ``processes`` worker processes on it (all see the same
+``CUDA_VISIBLE_DEVICES`` that SLURM sets), each declaring ``GPU_SLOT=1``: a job per
+process, ``processes`` jobs per GPU. The run folders must be on a file system that the
+workers and the submitting machine share.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.experiment.jobs import Job, JobOptions, JobResult, finish_run, job_is_done, prepare_run, run_job
+from survmamba_lite.experiment.trainer import METRICS, atomic_write_text, _json_safe
+
+__all__ = ["SLOT", "parse_model", "model_slug", "grid_configs", "local_cluster", "dask_available", "run_grid",
+           "GridResult", "expand_run_dirs", "timing_table", "GRID", "JOBS", "TIMING"]
+
+#: the Dask worker resource of one concurrent training job on a GPU
+SLOT = "GPU_SLOT"
+GRID, JOBS, TIMING = "grid.json", "jobs.jsonl", "timing.csv"
+
+
+# --------------------------------------------------------------------------- the grid's runs
+def parse_model(text: str) -> tuple[str, dict[str, Any]]:
+    """``name[:key=value,...]`` -> (registry name, options), each value converted to the
+    type the model declares for it (:func:`~survmamba_lite.experiment.options.coerce_option`).
+
+    >>> parse_model("survmamba:variant=A,bidirectional=false")
+    ('survmamba', {'variant': 'A', 'bidirectional': False})
+    >>> parse_model("snn")
+    ('snn', {})
+    """
+    from survmamba_lite.experiment.options import coerce_option
+    from survmamba_lite.registry import get_model_spec
+
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    get_model_spec(name)                                  # unknown model: the registry's message
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"model {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE...], got {part!r}")
+        options[key.strip()] = coerce_option(name, key.strip(), value.strip())
+    return name, options
+
+
+def model_slug(name: str, options: dict[str, Any]) -> str:
+    """The run folder name of a model with options.
+
+    >>> model_slug("survmamba", {"variant": "A", "bidirectional": False})
+    'survmamba__bidirectional-false__variant-a'
+    """
+    parts = [name] + [f"{k}-{json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(options.items())]
+    return re.sub(r"[^a-z0-9_.-]+", "-", "__".join(parts).lower())
+
+
+def grid_configs(cohort_dirs: Sequence[str | Path], models: Sequence[str], out: str | Path,
+                 common_options: dict[str, Any] | None = None, **fields: Any) -> list[ExperimentConfig]:
+    """One :class:`ExperimentConfig` per cohort and model; ``out/runs/<cohort folder>/<model slug>``.
+
+    Args:
+        cohort_dirs: cohort folders (their folder names must differ).
+        models: ``name[:key=value,...]``.
+        out: the grid folder.
+        common_options: model options for every model that accepts them (``dim``, ...);
+            an option no model accepts is an error; text values are converted to each
+            model's declared type (as ``--set`` gives them).
+        fields: other config fields (``epochs``, ``folds``, ``seed``, ``max_cases``, ...).
+    """
+    from survmamba_lite.experiment.options import coerce_option
+    from survmamba_lite.registry import accepted_options, get_model_spec
+
+    names = [Path(c).name for c in cohort_dirs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"cohort folders must have distinct names (runs go to runs/<name>/), got {names}")
+    if not models:
+        raise ValueError("give at least one model (--models NAME ...)")
+    parsed = [parse_model(m) for m in models]
+    common = dict(common_options or {})
+    takers = {k: [n for n, _ in parsed if (a := accepted_options(get_model_spec(n))) is None or k in a]
+              for k in common}
+    unused = [k for k, t in takers.items() if not t]
+    if unused:
+        raise ValueError(f"option(s) {unused} are accepted by none of the models {[n for n, _ in parsed]}")
+    slugs = [model_slug(n, o) for n, o in parsed]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"a model is listed twice: {models}")
+    configs = []
+    for cdir, cname in zip(cohort_dirs, names):
+        for (name, options), slug in zip(parsed, slugs):
+            allowed = accepted_options(get_model_spec(name))
+            opts = {k: coerce_option(name, k, v) if isinstance(v, str) else v
+                    for k, v in common.items() if allowed is None or k in allowed}
+            opts.update(options)
+            configs.append(ExperimentConfig(model=name, cohort_dir=str(cdir),
+                                            out_dir=str(Path(out) / "runs" / cname / slug),
+                                            model_options=opts, **fields))
+    return configs
+
+
+# --------------------------------------------------------------------------- Dask
+def dask_available() -> bool:
+    """True when ``distributed`` imports (the ``grid`` extra)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _visible_gpus() -> list[str]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def local_cluster(*, jobs_per_gpu: int = 4, workers: int | None = None, gpus: Sequence[str] | None = None,
+                  processes: bool = True):
+    """A Dask cluster on this machine with one single-threaded worker per GPU slot.
+
+    With GPUs (``gpus``, default: the visible ones): ``jobs_per_gpu`` worker processes per
+    GPU, named ``gpu<g>-<slot>``, each started with ``CUDA_VISIBLE_DEVICES=<g>`` and
+    declaring ``GPU_SLOT=1``. Without GPUs: ``workers`` CPU workers (default 1). No memory
+    limit (the feature stores are large by design) and no dashboard; it listens on
+    127.0.0.1 only.
+
+    Args:
+        processes: False runs the workers as threads of this process (tests; CPU only).
+    """
+    from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
+
+    gpus = list(_visible_gpus() if gpus is None else gpus)
+    if jobs_per_gpu < 1:
+        raise ValueError(f"jobs_per_gpu must be >= 1, got {jobs_per_gpu}")
+    if not gpus or not processes:
+        where = {"host": "127.0.0.1"} if processes else {}        # in-process workers talk over inproc://
+        return LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=processes, memory_limit=0,
+                            dashboard_address=None, resources={SLOT: 1}, silence_logs=logging.WARNING, **where)
+    spec = {f"gpu{g}-{s}": {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": 0, "resources": {SLOT: 1},
+                                                      "env": {"CUDA_VISIBLE_DEVICES": str(g)},
+                                                      "host": "127.0.0.1"}}
+            for g in gpus for s in range(jobs_per_gpu)}
+    return SpecCluster(workers=spec, scheduler={"cls": Scheduler, "options": {"dashboard": False,
+                                                                              "host": "127.0.0.1", "port": 0}},
+                       silence_logs=logging.WARNING, name="survmamba-grid")
+
+
+def _run_on_dask(client, jobs: list[Job], options: JobOptions, collect: Callable[[JobResult], None],
+                 log: Callable[[str], None]) -> None:
+    from distributed import as_completed
+
+    workers = client.scheduler_info()["workers"].values()
+    slots = sum(w.get("resources", {}).get(SLOT, 0) for w in workers)
+    resources = {SLOT: 1} if slots else None
+    log(f"dask: {len(workers)} worker(s) at {client.scheduler.address}"
+        + (f", {slots:g} {SLOT}(s)" if slots else f", no {SLOT} resource: one job per worker thread"))
+    cohorts = list(dict.fromkeys(j.config.cohort_dir for j in jobs))
+    futures = [client.submit(run_job, job, options, key=f"job-{i}-{Path(job.config.out_dir).name}-{job.fold}",
+                             pure=False, resources=resources,
+                             priority=len(cohorts) - cohorts.index(job.config.cohort_dir))
+               for i, job in enumerate(jobs)]
+    for fut in as_completed(futures):
+        collect(fut.result())
+
+
+# --------------------------------------------------------------------------- the grid
+@dataclass
+class GridResult:
+    """What :func:`run_grid` did: ``results`` of this call's jobs, the ``timing`` table, the engine used."""
+
+    out_dir: Path
+    results: list[JobResult]
+    timing: pd.DataFrame
+    engine: str
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: JobOptions = JobOptions(),
+             scheduler: str | None = None, serial: bool = False, jobs_per_gpu: int = 4, workers: int | None = None,
+             processes: bool = True, overwrite: bool = False, progress: bool = True,
+             log: Callable[[str], None] | None = None, spec: dict | None = None) -> GridResult:
+    """Run (or resume) every fold of every config; see the module docstring.
+
+    Args:
+        configs: the runs (:func:`grid_configs`); their ``out_dir`` lie under ``out/runs``.
+        out: the grid folder.
+        options: how jobs run (features, checkpoints, deadline).
+        scheduler: address of an existing Dask scheduler; None: a :func:`local_cluster`.
+        serial: run the jobs one after the other in this process (also without Dask).
+        jobs_per_gpu, workers, processes: of the local cluster.
+        overwrite: delete the runs' existing results first.
+        progress: a progress bar over the jobs and one line per finished job.
+        log: message sink (default: tqdm.write when ``progress``).
+        spec: the grid's description for ``grid.json``.
+    """
+    log = log or (tqdm.write if progress else (lambda msg: None))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / GRID, json.dumps(_json_safe({
+        **(spec or {}), "runs": [os.path.relpath(c.out_dir, out) for c in configs]}), indent=1) + "\n")
+    jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
+    todo = [j for j in jobs if not job_is_done(j)]
+    log(f"grid: {len(configs)} run(s), {len(jobs)} job(s), {len(jobs) - len(todo)} done earlier")
+    for config in configs:          # runs finished in an earlier call but not summarised (stopped in between)
+        if not (Path(config.out_dir) / "summary.json").is_file():
+            finish_run(config)
+    results: list[JobResult] = []
+    left: dict[str, set[int]] = {}
+    for j in todo:
+        left.setdefault(j.config.out_dir, set()).add(j.fold)
+    bar = tqdm(total=len(todo), desc="grid jobs", unit="job", disable=not progress, file=sys.stdout)
+
+    def collect(res: JobResult) -> None:
+        results.append(res)
+        with open(out / JOBS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(_json_safe(res.record())) + "\n")
+        runs_left = left[res.job.config.out_dir]
+        runs_left.discard(res.job.fold)
+        if not runs_left:
+            finish_run(res.job.config)
+        m = res.metrics or {}
+        c = m.get("c_index")
+        extra = (f", c-index {c:.4f}" if c is not None else "") + (
+            f", {m['cases_per_second']:.1f} cases/s" if m.get("cases_per_second") else "")
+        log(f"{res.status:7s} {res.job.name} in {res.seconds:.1f} s{extra}"
+            + (f"\n{res.error}" if res.error else ""))
+        bar.update(1)
+
+    engine = "serial"
+    try:
+        if not todo:
+            pass
+        elif serial or (scheduler is None and not dask_available()):
+            if not serial:
+                log("grid: dask is not installed (pip install 'survmamba-lite[grid]'); running the jobs one by one")
+            for job in todo:
+                collect(run_job(job, options, log=log))
+        else:
+            from distributed import Client
+
+            if scheduler is not None:
+                engine = f"dask {scheduler}"
+                with Client(scheduler) as client:
+                    _run_on_dask(client, todo, options, collect, log)
+            else:
+                with local_cluster(jobs_per_gpu=jobs_per_gpu, workers=workers, processes=processes) as cluster, \
+                        Client(cluster) as client:
+                    engine = f"dask local ({len(cluster.workers)} workers)"
+                    _run_on_dask(client, todo, options, collect, log)
+    finally:
+        bar.close()
+    timing = timing_table(out, configs)
+    return GridResult(out, results, timing, engine)
+
+
+# --------------------------------------------------------------------------- records
+def _read_jobs(out: Path) -> pd.DataFrame:
+    path = out / JOBS
+    if not path.is_file():
+        return pd.DataFrame(columns=["run_dir", "fold", "status", "started", "ended"])
+    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line])
+
+
+def _busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals.
+
+    >>> _busy_seconds([(0, 10), (5, 12), (20, 25)])
+    17.0
+    """
+    total, end = 0.0, -np.inf
+    for a, b in sorted(intervals):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return float(total)
+
+
+def timing_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> pd.DataFrame:
+    """Per run: folds done, wall seconds (the time during which at least one of its jobs
+    was training, over every call: a run resumed across calls does not count the time
+    between them), summed fold seconds, training cases/s, GPU utilisation, peak memory.
+    Written as ``timing.csv`` and ``timing.md``."""
+    from survmamba_lite.experiment.report import to_markdown
+
+    out = Path(out)
+    attempts = _read_jobs(out)
+    rows = []
+    for config in configs:
+        run = Path(config.out_dir)
+        derived = json.loads((run / "config.json").read_text(encoding="utf-8")).get("derived", {})
+        metrics = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run.glob(f"fold_*/{METRICS}"))]
+        mine = attempts[(attempts["run_dir"] == str(run)) & attempts["status"].isin(["done", "paused"])]
+        wall = _busy_seconds(list(zip(mine["started"], mine["ended"]))) if len(mine) else None
+
+        def mean(key: str) -> float | None:
+            v = [m.get(key) for m in metrics if m.get(key) is not None]
+            return float(np.mean(v)) if v else None
+        peak = [m.get("peak_memory_mib") for m in metrics if m.get("peak_memory_mib") is not None]
+        rows.append({"cohort": derived.get("cohort_name"), "label": derived.get("model_label"),
+                     "run_dir": str(run), "folds_done": len(metrics), "epochs": config.epochs,
+                     "wall_seconds": wall, "fold_seconds": float(sum(m["seconds"] for m in metrics)),
+                     "cases_per_second": mean("cases_per_second"), "gpu_utilization": mean("gpu_utilization"),
+                     "peak_memory_mib": max(peak) if peak else None,
+                     "device": metrics[0].get("device") if metrics else None,
+                     "features": metrics[0].get("features") if metrics else None})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / TIMING, index=False, lineterminator="\n", float_format="%.4g")
+    shown = table.drop(columns=["run_dir"]).copy()
+    for col in ("wall_seconds", "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib"):
+        shown[col] = [("" if v is None or pd.isna(v) else f"{v:.1f}") for v in shown[col]]
+    (out / "timing.md").write_text(to_markdown(shown) + "\n", encoding="utf-8")
+    return table
+
+
+def expand_run_dirs(paths: Sequence[str | Path], log: Callable[[str], None] | None = None) -> list[Path]:
+    """Run directories from run directories and grid folders (a grid gives its finished runs).
+
+    A folder holding ``grid.json`` is replaced by the run directories it lists (relative
+    to the grid folder) that hold a ``summary.json``; unfinished runs are named through
+    ``log`` and left out.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if (p / GRID).is_file():
+            runs = [p / r for r in json.loads((p / GRID).read_text(encoding="utf-8")).get("runs", [])]
+            done = [d for d in runs if (d / "summary.json").is_file()]
+            if log is not None and len(done) < len(runs):
+                log(f"{p}: {len(runs) - len(done)} unfinished run(s) left out: "
+                    + ", ".join(os.path.relpath(d, p) for d in runs if d not in done))
+            if not done:
+                raise ValueError(f"{p}: the grid has no finished run yet; rerun the same `survmamba grid` command "
+                                 "to finish it")
+            out += [Path(os.path.normpath(d)) for d in done]
+        else:
+            out.append(p)
+    return out

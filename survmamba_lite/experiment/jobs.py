@@ -1,0 +1,307 @@
+r"""One unit of work for ``cv``, ``grid`` and papermill: a job is (cohort, experiment config, fold).
+
+A :class:`Job` names one fold of one run directory (``config.out_dir``): ``survmamba cv``
+runs a cohort's jobs in its own process, ``survmamba grid``
+(:mod:`~survmamba_lite.experiment.grid`) maps the jobs of many cohorts and models onto
+worker processes or Dask workers, and the training notebook calls the same functions. All
+of them write the same fold folders (see :mod:`~survmamba_lite.experiment.cv`), so resume,
+``survmamba report`` and the book read one layout.
+
+* :func:`prepare_run` checks the cohort against the model, writes ``config.json`` (or
+  checks that the existing one matches) and returns the run's jobs;
+* :func:`run_job` trains one fold (in whatever process it runs: the cohort and its patch
+  features are loaded once per process and kept, see
+  :mod:`~survmamba_lite.experiment.datapath`) and returns a :class:`JobResult`;
+* :func:`finish_run` writes ``summary.json`` and ``oof_predictions.csv`` once every fold
+  of the run is done;
+* :func:`run_jobs` runs jobs one after the other in this process, or concurrently in
+  ``workers`` processes spread over the visible GPUs (each process pinned to one GPU
+  through ``CUDA_VISIBLE_DEVICES``, each job still with batch size 1: concurrency never
+  changes what a job computes).
+
+Seeds come from the config and the fold alone (:func:`~survmamba_lite.experiment.trainer.derive_seed`),
+so a job gives the same numbers whichever process runs it and whatever runs beside it
+(on CPU bit for bit; ``tests/test_experiment_jobs.py``).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.experiment.trainer import CHECKPOINT, DONE, FEATURES, TrainingPaused, train_fold
+
+__all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done",
+           "cached_cohort", "jobs_of"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Fold ``fold`` of the run ``config`` (its ``out_dir`` is the run directory)."""
+
+    config: ExperimentConfig
+    fold: int
+
+    def __reduce__(self):               # the config's read-only options mapping does not pickle
+        return _job_from_dict, (self.config.to_dict(), self.fold)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    @property
+    def fold_dir(self) -> Path:
+        return self.run_dir / f"fold_{self.fold}"
+
+    @property
+    def name(self) -> str:
+        """``<run directory>/fold_<k>``, for logs."""
+        return f"{self.config.out_dir}/fold_{self.fold}"
+
+
+def _job_from_dict(config: dict, fold: int) -> Job:
+    return Job(ExperimentConfig.from_dict(config), fold)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How jobs run (nothing here changes a result).
+
+    Attributes:
+        features: where patch features are kept (``auto``, ``gpu``, ``host``, ``disk``;
+            see :func:`~survmamba_lite.experiment.trainer.train_fold`).
+        checkpoint_root: keep checkpoints under ``<checkpoint_root>/<run dir name>/fold_<k>/``
+            instead of in the fold folder (the run folders then hold results only).
+        keep_checkpoint: keep a finished fold's checkpoint (False: deleted when the fold is done).
+        deadline: ``time.time()`` after which no new epoch begins; an unfinished job pauses
+            with its checkpoint and resumes in a later call.
+        start_margin: no job starts later than ``deadline - start_margin`` seconds (room
+            for a fresh job's first epoch, which always runs).
+        progress: tqdm bars inside the job (off for workers).
+    """
+
+    features: str = "auto"
+    checkpoint_root: str | None = None
+    keep_checkpoint: bool = True
+    deadline: float | None = None
+    start_margin: float = 0.0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+
+    def checkpoint_path(self, job: Job) -> Path:
+        if self.checkpoint_root is None:
+            return job.fold_dir / CHECKPOINT
+        run = job.run_dir
+        return Path(self.checkpoint_root) / run.parent.name / run.name / f"fold_{job.fold}" / CHECKPOINT
+
+
+@dataclass
+class JobResult:
+    """What became of a job.
+
+    Attributes:
+        job: the job.
+        status: ``"done"`` (trained now), ``"skipped"`` (done earlier), ``"paused"`` (the
+            deadline came first; resumable) or ``"failed"`` (``error`` holds the traceback).
+        seconds: wall time of this attempt.
+        started, ended: ``time.time()`` at its start and end.
+        metrics: the fold's ``metrics.json`` when done.
+        worker: ``host:pid`` of the process that ran it; ``gpu``: its ``CUDA_VISIBLE_DEVICES``.
+    """
+
+    job: Job
+    status: str
+    seconds: float
+    started: float
+    ended: float
+    metrics: dict | None = None
+    error: str | None = None
+    worker: str = ""
+    gpu: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """One JSON-safe line for ``jobs.jsonl``."""
+        m = self.metrics or {}
+        return {"run_dir": str(self.job.run_dir), "model": self.job.config.model, "fold": self.job.fold,
+                "cohort_dir": self.job.config.cohort_dir, "status": self.status, "seconds": round(self.seconds, 3),
+                "started": round(self.started, 3), "ended": round(self.ended, 3), "worker": self.worker,
+                "gpu": self.gpu, "c_index": m.get("c_index"), "cases_per_second": m.get("cases_per_second"),
+                "gpu_utilization": m.get("gpu_utilization"), "peak_memory_mib": m.get("peak_memory_mib"),
+                "features": m.get("features"), "error": None if self.error is None else self.error[-2000:]}
+
+
+def job_is_done(job: Job) -> bool:
+    """True when the fold folder holds its ``DONE`` marker."""
+    return (job.fold_dir / DONE).is_file()
+
+
+# --------------------------------------------------------------------------- per-process cohort cache
+_COHORTS: dict[tuple, tuple] = {}
+
+
+def cached_cohort(config: ExperimentConfig):
+    """``(cohort, folds_source, wsi_dim)`` of the config, loaded once per process (the last 4 kept)."""
+    from survmamba_lite.experiment.cv import (_wsi_dim, check_folds_exist, check_model_fits_cohort,
+                                              load_experiment_cohort)
+
+    root = Path(config.cohort_dir).resolve()
+    stamps = tuple(p.stat().st_mtime_ns if p.exists() else None
+                   for p in (root / "manifest.yaml", root / "clinical.csv", root / "splits"))
+    key = (str(root), stamps, config.max_cases, config.seed, config.n_folds)   # what the loaded cohort depends on
+    if key not in _COHORTS:
+        cohort, source = load_experiment_cohort(config)
+        while len(_COHORTS) >= 4:
+            _COHORTS.pop(next(iter(_COHORTS)))
+        _COHORTS[key] = (cohort, source, _wsi_dim(cohort))
+    else:            # the same cohort object for every model, so its feature store is read once per process
+        cohort = _COHORTS[key][0]
+        check_model_fits_cohort(config.model, list(cohort.modalities), str(root))
+        check_folds_exist(config, cohort)
+    return _COHORTS[key]
+
+
+# --------------------------------------------------------------------------- a run's jobs
+def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Job]:
+    """Check the cohort and the model, write (or check) the run directory; the run's jobs.
+
+    Raises a ValueError when ``config.out_dir`` holds a run of another configuration (see
+    :mod:`~survmamba_lite.experiment.cv`).
+    """
+    from survmamba_lite.data.layout import write_folds
+    from survmamba_lite.experiment.cv import _derived, _prepare_run_dir
+
+    cohort, source, wsi_dim = cached_cohort(config)
+    out = _prepare_run_dir(config, _derived(config, cohort, source, wsi_dim), overwrite)
+    if "make_folds" in source:
+        write_folds(out, cohort.folds)
+    folds = list(config.folds) if config.folds is not None else list(range(len(cohort.folds)))
+    return [Job(config, k) for k in folds]
+
+
+def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str], None] | None = None,
+            on_epoch_end=None) -> JobResult:
+    """Train one fold (or skip it when done); never raises for a failed fold (status ``failed``)."""
+    log = log or (lambda msg: None)
+    started = time.time()
+    who = f"{socket.gethostname()}:{os.getpid()}"
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    def result(status: str, metrics=None, error=None) -> JobResult:
+        end = time.time()
+        return JobResult(job, status, end - started, started, end, metrics, error, who, gpu)
+
+    if job_is_done(job):
+        return result("skipped")
+    if options.deadline is not None and started >= options.deadline - options.start_margin:
+        return result("paused")
+    config = job.config
+    old_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        cohort, _, wsi_dim = cached_cohort(config)
+        metrics = train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=options.progress,
+                             on_epoch_end=on_epoch_end, log=log, features=options.features,
+                             checkpoint_path=options.checkpoint_path(job), keep_checkpoint=options.keep_checkpoint,
+                             deadline=options.deadline)
+        return result("done", metrics)
+    except TrainingPaused as err:
+        log(str(err))
+        return result("paused")
+    except Exception:                # the job failed; the others go on and the caller reports it
+        return result("failed", error=traceback.format_exc())
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def finish_run(config: ExperimentConfig) -> dict | None:
+    """``summary.json`` and ``oof_predictions.csv`` of a run whose folds are all done; None otherwise."""
+    from survmamba_lite.experiment.cv import read_run_config, summarise_run
+
+    out = Path(config.out_dir)
+    _, derived = read_run_config(out)
+    folds = list(config.folds) if config.folds is not None else list(range(int(derived["n_folds"])))
+    if not all(job_is_done(Job(config, k)) for k in folds):
+        return None
+    return summarise_run(out, config, derived, folds)[0]
+
+
+# --------------------------------------------------------------------------- running many jobs
+def _pin_worker(slots) -> None:
+    """Process-pool initializer: take a GPU id from the queue and make it the only visible GPU."""
+    gpu = slots.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+
+
+def _visible_gpus() -> list[str]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def run_jobs(jobs: Sequence[Job], options: JobOptions = JobOptions(), *, workers: int = 1,
+             on_result: Callable[[JobResult], None] | None = None, log: Callable[[str], None] | None = None
+             ) -> list[JobResult]:
+    """Run ``jobs``: one after the other here (``workers=1``), or in ``workers`` processes.
+
+    With several workers and GPUs visible, worker ``i`` sees only GPU ``i mod n_gpus``
+    (``CUDA_VISIBLE_DEVICES``), so ``workers = jobs per GPU x GPUs`` fills every GPU
+    evenly. Processes are started with ``spawn`` (CUDA cannot be forked). Finished runs
+    are summarised as their last job ends.
+
+    Args:
+        jobs: the jobs, in the order they should start.
+        options: how they run.
+        workers: concurrent jobs.
+        on_result: called in this process with each :class:`JobResult` as it arrives.
+        log: one-line messages of serial jobs.
+    """
+    results: list[JobResult] = []
+    pending = {}
+    for job in jobs:
+        pending.setdefault(job.config.out_dir, set()).add(job.fold)
+
+    def collect(res: JobResult) -> None:
+        results.append(res)
+        left = pending[res.job.config.out_dir]
+        left.discard(res.job.fold)
+        if not left:
+            finish_run(res.job.config)          # only when every fold of the run is done
+        if on_result is not None:
+            on_result(res)
+
+    if workers <= 1:
+        for job in jobs:
+            collect(run_job(job, options, log=log))
+        return results
+    ctx = multiprocessing.get_context("spawn")
+    slots = ctx.Queue()
+    gpus = _visible_gpus()
+    for i in range(workers):
+        slots.put(gpus[i % len(gpus)] if gpus else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pin_worker,
+                             initargs=(slots,)) as pool:
+        futures = [pool.submit(run_job, job, options) for job in jobs]
+        for fut in as_completed(futures):
+            collect(fut.result())
+    return results
+
+
+def jobs_of(configs: Iterable[ExperimentConfig], *, overwrite: bool = False) -> list[Job]:
+    """Every job of several runs (each prepared with :func:`prepare_run`), run by run."""
+    return [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
