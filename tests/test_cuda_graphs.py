@@ -101,3 +101,32 @@ def test_graphed_step_checks_inputs_on_the_host():
         step(batch)
     with pytest.raises(ValueError, match="capturable"):
         GraphedTrainStep(model, torch.optim.Adam(model.parameters()), loss_fn)
+
+
+def test_config_refuses_cuda_graphs_where_they_cannot_run():
+    from survmamba_lite.experiment.config import ExperimentConfig
+
+    with pytest.raises(ValueError, match="grad_accum = 1"):
+        ExperimentConfig(model="abmil", cohort_dir="c", out_dir="o", cuda_graphs=True, grad_accum=4)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        ExperimentConfig(model="abmil", cohort_dir="c", out_dir="o", cuda_graphs=True, device="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cross_validation_with_cuda_graphs(tmp_path, precision):
+    """`survmamba cv --cuda-graphs`: a graphed fold trains to the same place as an eager one (dropout 0)."""
+    from survmamba_lite.data.synth import make_synthetic_cohort
+    from survmamba_lite.experiment.config import ExperimentConfig
+    from survmamba_lite.experiment.cv import run_cv
+
+    cohort = make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path / "cohort")
+    results = {}
+    for graphs in (False, True):
+        cfg = ExperimentConfig(model="survmamba", cohort_dir=str(cohort), out_dir=str(tmp_path / f"run_{graphs}"),
+                               model_options={"dim": 16, "d_state": 4, "dropout": 0.0}, folds=(0,), epochs=2,
+                               lr=1e-3, device="cuda", precision=precision, cuda_graphs=graphs, max_cases=40)
+        results[graphs] = run_cv(cfg, progress=False).summary["c_index"]["values"][0]
+    print(results)
+    assert results[True] is not None and abs(results[True] - results[False]) < 0.05

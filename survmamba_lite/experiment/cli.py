@@ -62,7 +62,7 @@ def _config_from_args(args: argparse.Namespace):
         weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum, n_bins=args.n_bins,
         alpha=args.alpha, seed=args.seed, device=args.device, max_patches=args.max_patches,
         max_cases=args.max_cases, n_folds=args.n_folds, rna_log1p=args.rna_log1p, num_workers=args.num_workers,
-        threads=args.threads, precision=args.precision)
+        threads=args.threads, precision=args.precision, cuda_graphs=args.cuda_graphs)
 
 
 def _check_cv_numbers(args: argparse.Namespace) -> None:
@@ -116,7 +116,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
                   n_bins=args.n_bins, alpha=args.alpha, seed=args.seed, device=args.device,
                   max_patches=args.max_patches, max_cases=args.max_cases, n_folds=args.n_folds,
                   rna_log1p=args.rna_log1p, num_workers=args.num_workers, threads=args.threads,
-                  precision=args.precision)
+                  precision=args.precision, cuda_graphs=args.cuda_graphs)
     if args.jobs_per_gpu < 1 or (args.workers is not None and args.workers < 1):
         raise UserError("--jobs-per-gpu and --workers must be >= 1")
     configs = grid_configs(args.cohort_dirs, args.models, args.out, common_options=common, **fields)
@@ -203,6 +203,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp32; tf32 (TF32 tensor-core matmuls on CUDA); bf16 (bfloat16 autocast, float32 "
                         "parameters, SSM state and loss)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="replay each training step from a CUDA graph (CUDA only, --grad-accum 1); several "
+                        "times faster for launch-bound models such as SurvMamba at batch size 1")
     p.add_argument("--out", required=True, type=Path, help="run directory (new, empty, or a run to resume)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the earlier run in --out first (only the files survmamba cv wrote; refused when "
@@ -242,6 +245,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads per job (1-2 with several jobs per GPU)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="arithmetic of the forward pass, as in `survmamba cv`")
+    p.add_argument("--cuda-graphs", action="store_true", help="training steps replayed from CUDA graphs, as in "
+                   "`survmamba cv`")
     p.add_argument("--jobs-per-gpu", type=int, default=4, help="concurrent jobs (worker processes) per GPU")
     p.add_argument("--workers", type=int, help="concurrent jobs without a GPU (default 1)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")

@@ -112,6 +112,11 @@ class ExperimentConfig:
             CUDA) or ``"bf16"`` (bfloat16 autocast; parameters, optimiser, the SSM state and the
             loss stay float32); see :mod:`survmamba_lite.utils.precision`. Part of what a run
             computes: a run is not resumed under another precision.
+        cuda_graphs: replay every training step from a CUDA graph
+            (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`: one graph per bucket of
+            slide shapes, padding masked). Needs CUDA and ``grad_accum = 1``; the optimiser is
+            built with ``capturable=True``. Dropout draws differ from an eager run, so this is part
+            of what a run computes.
     """
 
     model: str
@@ -136,6 +141,7 @@ class ExperimentConfig:
     num_workers: int = 0
     threads: int | None = None
     precision: str = "fp32"
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         spec = get_model_spec(self.model)           # unknown model: the registry's message
@@ -174,6 +180,11 @@ class ExperimentConfig:
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         check_precision(self.precision)
+        if self.cuda_graphs and self.grad_accum != 1:
+            raise ValueError(f"cuda_graphs replays one optimiser step per batch; it needs grad_accum = 1, "
+                             f"got {self.grad_accum}")
+        if self.cuda_graphs and self.device == "cpu":
+            raise ValueError("cuda_graphs needs a CUDA device; use device 'auto', 'cuda' or 'cuda:N'")
 
     # ------------------------------------------------------------------ derived
     @property

@@ -75,6 +75,7 @@ from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
+from survmamba_lite.utils.cuda_graphs import GraphedTrainStep
 from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
@@ -148,9 +149,11 @@ def subsample_bag(bag: PatientBag, max_patches: int | None, generator: torch.Gen
 
 
 def make_optimizer(config: ExperimentConfig, params) -> torch.optim.Optimizer:
-    """RAdam (paper), Adam or AdamW with ``config.lr`` and ``config.weight_decay``."""
+    """RAdam (paper), Adam or AdamW with ``config.lr`` and ``config.weight_decay``
+    (``capturable=True`` when the steps are replayed from CUDA graphs)."""
     cls = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    extra = {"capturable": True} if config.cuda_graphs else {}
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
 
 
 def _as_list(bags: list[PatientBag]) -> list[PatientBag]:
@@ -379,6 +382,13 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
                          hierarchy=cohort.hierarchy if "rna" in config.modalities else None)
     model = build_model(config.model, inputs, **config.model_options).to(device)
     optimizer = make_optimizer(config, model.parameters())
+    graphed = None
+    if config.cuda_graphs:
+        if device.type != "cuda":
+            raise ValueError(f"cuda_graphs needs a CUDA device, but this fold runs on {device}; drop --cuda-graphs")
+        graphed = GraphedTrainStep(
+            model, optimizer, lambda logits, b: training_loss(model, logits, b, alpha=config.alpha, check_labels=False),
+            config.precision, n_bins=n_bins)
     history: dict[str, list] = {"train_loss": [], "val_loss": [], "val_c_index": [], "epoch_seconds": [],
                                 "train_seconds": [], "epoch_cases_per_second": [], "epoch_gpu_utilization": []}
     start_epoch, seconds = 0, 0.0
@@ -418,6 +428,10 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
             batches = _train_batches(train_ds, order, config, device, train_b, patch_gen)
             for i, batch in enumerate(tqdm(batches, total=n_batches, desc=f"  epoch {epoch + 1}", leave=False,
                                            disable=not progress)):
+                if graphed is not None:                  # forward, loss, backward and step in one replay
+                    step_loss[i] = graphed(batch, check_labels=train_b is None)
+                    batch_cases.append(batch.case_id)
+                    continue
                 with autocast(config.precision, device):
                     logits = model(batch)
                 loss = training_loss(model, logits, batch, alpha=config.alpha,       # loss in float32
