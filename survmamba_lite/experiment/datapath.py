@@ -245,8 +245,10 @@ class BatchBuilder:
                                             torch.cat([x[3] for x in parts])]), dev)             # (3, n)
             patches = torch.zeros((n_b, n_r, n_p, values.shape[1]), dtype=torch.float32, device=dev)       # (B, R, P, F)
             mask = torch.zeros((n_b, n_r, n_p), dtype=torch.bool, device=dev)                    # (B, R, P)
-            patches[where[0], where[1], where[2]] = values
-            mask[where[0], where[1], where[2]] = True
+            flat = (where[0] * n_r + where[1]) * n_p + where[2]                                  # (n,)
+            # index_copy_/index_fill_ rather than advanced-index assignment, which reads back on CUDA
+            patches.view(-1, values.shape[1]).index_copy_(0, flat, values.to(patches.dtype))
+            mask.view(-1).index_fill_(0, flat, True)
         rna = None if self._rna is None else self._rna.index_select(0, idx)                        # (B, G)
         return SurvivalBatch(case_id=[ds.case_ids[i] for i in indices], patches=patches, patch_mask=mask, rna=rna,
                              time=self._time.index_select(0, idx), event=self._event.index_select(0, idx),
