@@ -33,7 +33,7 @@ cohort = "BLCA"            # BRCA, BLCA, COADREAD, UCEC or LUAD
 data_root = None           # folder holding <cohort lower case>/ in the cohort layout (data_manifests/README.md);
                            # None: a synthetic cohort with as many patients as the TCGA cohort
 model = "survmamba"        # a registry name (`survmamba models`)
-variant = "F"              # SurvMamba ablation model of Table 3 (F = the full model); None for other models
+variant = "F"              # SurvMamba ablation model of Table 3 (F: the full model); None for other models
 bidirectional = True       # False: forward-only Mamba (Fig. 3)
 folds = [0]                # fold indices to run; None for all folds
 epochs = 3                 # the default is 20 (MCAT/SurvPath; the paper does not say)
