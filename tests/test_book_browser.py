@@ -355,7 +355,7 @@ def network_problems(events: list[dict], origin: str) -> tuple[list[str], list[s
 def external_requests(events: list[dict], origin: str) -> list[str]:
     """URLs of a tab's requests that leave `origin` (data: and blob: URLs stay in the page)."""
     urls = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
-    return [u for u in urls if not u.startswith(origin) and not u.startswith(("data:", "blob:", "about:"))]
+    return list(dict.fromkeys(u for u in urls if not u.startswith(origin) and not u.startswith(("data:", "blob:", "about:"))))
 
 
 PAGES = toc_pages()
