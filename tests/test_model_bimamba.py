@@ -126,3 +126,55 @@ def test_scan_reference_used_by_plain_twin_agrees():
     xs = torch.randn(1, 5, 16, dtype=torch.float64)
     assert torch.allclose(blk.forward_branch(xs)[0], branch_plain(blk.forward_branch, xs[0]), atol=1e-10)
     assert selective_scan_ref is not None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_directions_equal_two_calls_with_padding_and_gradients(backend):
+    fused = make_block(backend=backend)
+    plain = make_block(backend=backend)
+    plain.fuse_directions = False
+    plain.load_state_dict(fused.state_dict())
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 7, 8, dtype=torch.float64, generator=g)
+    mask = torch.arange(7) < torch.tensor([[7], [4], [1]])
+    xf, xp = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yf, yp = fused(xf, mask), plain(xp, mask)
+    torch.testing.assert_close(yf, yp, rtol=1e-10, atol=1e-12)
+    w = torch.randn(yf.shape, dtype=torch.float64, generator=g)
+    (yf * w).sum().backward()
+    (yp * w).sum().backward()
+    torch.testing.assert_close(xf.grad, xp.grad, rtol=1e-10, atol=1e-12)
+    for (name, pf), pp in zip(fused.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(pf.grad, pp.grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_causal_conv_helper_equals_nn_conv1d():
+    from survmamba_lite.ssm.bimamba import causal_conv1d_silu
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3).double()
+    x = torch.randn(2, 6, 11, dtype=torch.float64)
+    expected = F.silu(conv(x)[..., :11])
+    torch.testing.assert_close(causal_conv1d_silu(x, conv.weight, conv.bias, "torch"), expected)
+    torch.testing.assert_close(causal_conv1d_silu(x, conv.weight, conv.bias, "auto"), expected)  # CPU: torch
+    with pytest.raises(RuntimeError, match="causal-conv1d"):
+        causal_conv1d_silu(x, conv.weight, conv.bias, "causal_conv1d")
+    with pytest.raises(ValueError, match="conv backend"):
+        causal_conv1d_silu(x, conv.weight, conv.bias, "cudnn")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bf16_autocast_keeps_the_scan_in_float32(backend):
+    """Under bf16 autocast the projections run in bfloat16 but the scan upcasts: the output stays
+    close to float32 (bf16 has an 8-bit mantissa) and the residual stream stays float32."""
+    torch.manual_seed(0)
+    blk = BiMamba(16, d_state=4, scan_backend=backend).eval()
+    x = torch.randn(2, 9, 16)
+    mask = torch.arange(9) < torch.tensor([[9], [5]])
+    y32 = blk(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16 = blk(x, mask)
+    assert y16.dtype == torch.float32
+    err = (y16 - y32).abs().max() / y32.abs().max()
+    assert 0 < err < 3e-2, float(err)
+    assert torch.equal(y16[1, 5:], torch.zeros(4, 16))

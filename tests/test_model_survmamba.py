@@ -200,3 +200,36 @@ def test_all_variant_names_are_covered():
     covered = {v for v, _, _ in CASES}
     assert covered == set(VARIANTS)
     assert len(list(itertools.product(VARIANTS, [True, False]))) == 12
+
+
+@pytest.mark.parametrize("variant", ["A", "F"])
+def test_recompute_gives_the_same_outputs_and_gradients(variant):
+    """recompute_tokens slices the fine level into groups and recomputes it in backward: same numbers."""
+    bags = build_tiny_bags([(3, 11), (2, 4)])
+    for b in bags:
+        b.features, b.rna = b.features.double(), b.rna.double()
+    batch = collate_bags(bags)
+    grads, outs = [], []
+    for recompute in (None, 8):            # 8 < 3 * 11 patches: sliced and recomputed
+        torch.manual_seed(0)
+        model = SurvMamba(make_config(variant, recompute_tokens=recompute)).double()
+        out = model(batch)
+        nll_loss(out, batch.time_bin, batch.event).backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-12)
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-7, atol=1e-10, msg=lambda m: f"{name}: {m}")
+
+
+def test_bf16_autocast_on_cpu_is_close_to_fp32():
+    from survmamba_lite.utils.precision import autocast
+
+    torch.manual_seed(0)
+    model = SurvMamba(make_config("F")).eval()
+    batch = collate_bags(build_tiny_bags([(3, 11), (2, 4)]))
+    ref = model(batch)
+    with autocast("bf16", "cpu"):
+        low = model(batch)
+    assert low.dtype in (torch.float32, torch.bfloat16)
+    assert (low.float() - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3

@@ -14,6 +14,8 @@ import json
 import time
 from pathlib import Path
 
+from survmamba_lite.utils.precision import PRECISIONS
+
 __all__ = ["add_commands", "parse_option"]
 
 
@@ -71,7 +73,7 @@ def _config_from_args(args: argparse.Namespace):
         weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum, n_bins=args.n_bins,
         alpha=args.alpha, seed=args.seed, device=args.device, max_patches=args.max_patches,
         max_cases=args.max_cases, n_folds=args.n_folds, rna_log1p=args.rna_log1p, num_workers=args.num_workers,
-        threads=args.threads)
+        threads=args.threads, precision=args.precision)
 
 
 def _cmd_cv(args: argparse.Namespace) -> int:
@@ -137,6 +139,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--rna-log1p", action="store_true", help="log1p before the per-gene z-score (raw counts/TPM)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading slide features")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a shared machine)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="fp32; tf32 (TF32 tensor-core matmuls on CUDA); bf16 (bfloat16 autocast, float32 "
+                        "parameters, SSM state and loss)")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out first")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

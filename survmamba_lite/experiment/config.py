@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
+from survmamba_lite.utils.precision import check_precision
 
 __all__ = ["ExperimentConfig", "OPERATIONAL_FIELDS", "OPTIMIZERS", "config_differences"]
 
@@ -106,6 +107,10 @@ class ExperimentConfig:
         num_workers: DataLoader worker processes reading slide features.
         threads: CPU threads for torch (None: torch's default). On a shared or small
             machine 1 thread per run is often fastest for these small models.
+        precision: ``"fp32"``, ``"tf32"`` (float32 with TF32 tensor-core matrix products on
+            CUDA) or ``"bf16"`` (bfloat16 autocast; parameters, optimiser, the SSM state and the
+            loss stay float32); see :mod:`survmamba_lite.utils.precision`. Part of what a run
+            computes: a run is not resumed under another precision.
     """
 
     model: str
@@ -129,6 +134,7 @@ class ExperimentConfig:
     rna_log1p: bool = False
     num_workers: int = 0
     threads: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         spec = get_model_spec(self.model)           # unknown model: the registry's message
@@ -166,6 +172,7 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        check_precision(self.precision)
 
     # ------------------------------------------------------------------ derived
     @property

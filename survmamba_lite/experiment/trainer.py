@@ -11,6 +11,8 @@ One fold (:func:`train_fold`):
    loss is :func:`~survmamba_lite.survival.nll_loss` plus the model's
    ``auxiliary_loss(batch)`` when it has one (CLAM's instance clustering), divided by
    ``grad_accum``; the optimiser steps every ``grad_accum`` batches;
+   The forward pass runs under the config's ``precision``
+   (:func:`~survmamba_lite.utils.precision.autocast`); the loss is computed in float32.
 4. after every epoch: the validation c-index and loss (for the record: no early
    stopping, the last epoch's model is the fold's model) and an atomic
    ``checkpoint.pt`` (model, optimiser, completed epochs, history);
@@ -53,6 +55,7 @@ from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import (concordance_index, concordance_td, hazards_to_survival, integrated_brier_score,
                                      nll_loss, risk_score)
+from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
            "fold_metrics", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
@@ -149,7 +152,9 @@ def predict(model: nn.Module, dataset: CohortDataset, config: ExperimentConfig, 
     for (bag,) in tqdm(loader, desc="  predict", leave=False, disable=not progress):
         g = torch.Generator().manual_seed(derive_seed(config.seed, _case_key(bag.case_id)))
         batch = collate_bags([subsample_bag(bag, config.max_patches, g)]).to(device)
-        out = model(batch).float()                                                  # (1, T)
+        with autocast(config.precision, device):
+            out = model(batch)
+        out = out.float()                                                           # (1, T)
         logits.append(out.cpu())
         if int(batch.time_bin.min()) >= 0:
             losses.append(float(nll_loss(out, batch.time_bin, batch.event, alpha=config.alpha)))
@@ -261,6 +266,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     """
     fold_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
+    set_matmul_precision(config.precision)
     fold_seed = derive_seed(config.seed, fold)
     train_ds, val_ds, prep = fold_datasets(cohort, fold, binner_bins=config.n_bins, modalities=config.modalities,
                                            log1p=config.rna_log1p)
@@ -301,7 +307,9 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         total, n_batches = 0.0, len(loader)
         for i, bags in enumerate(tqdm(loader, desc=f"  epoch {epoch + 1}", leave=False, disable=not progress)):
             batch = collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
-            loss = nll_loss(model(batch).float(), batch.time_bin, batch.event, alpha=config.alpha)
+            with autocast(config.precision, device):
+                logits = model(batch)
+            loss = nll_loss(logits.float(), batch.time_bin, batch.event, alpha=config.alpha)   # loss in float32
             if has_aux:
                 loss = loss + model.auxiliary_loss(batch)
             if not torch.isfinite(loss):

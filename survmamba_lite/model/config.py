@@ -58,6 +58,13 @@ class SurvMambaConfig:
         genomic_hidden: hidden width of the per-function genomics encoder.
         dropout: dropout in encoders and before the head.
         scan_backend: selective-scan backend ("auto", "parallel", "ref", "mamba_ssm").
+        conv_backend: causal depthwise convolution backend ("auto": causal-conv1d's fused
+            kernel on CUDA when installed, else "torch"; or "torch", "causal_conv1d").
+        fuse_directions: run both Bi-Mamba directions in one convolution and one scan call
+            (same function as two calls, fewer GPU kernels).
+        recompute_tokens: recompute HIM's fine level and IFM in the backward pass, in slices of
+            whole groups of at most this many tokens, when they hold more (None: never).
+            Same results, activation memory bounded per slice instead of per slide.
 
     >>> c = SurvMambaConfig(n_bins=4, wsi_dim=32, hierarchy=None, modalities=("wsi",), variant="C")
     >>> c.grouped, c.coarse, c.ifm_fine, c.ifm_coarse
@@ -80,6 +87,9 @@ class SurvMambaConfig:
     genomic_hidden: int = 64
     dropout: float = 0.1
     scan_backend: str = "auto"
+    conv_backend: str = "auto"
+    fuse_directions: bool = True
+    recompute_tokens: int | None = 16384
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy
 
-__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "SNNBlock"]
+__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group_index", "SNNBlock"]
 
 
 class SNNBlock(nn.Sequential):
@@ -120,12 +120,27 @@ def group_functions(tokens: Tensor, hierarchy: GenomicHierarchy) -> tuple[Tensor
     >>> g.squeeze(-1).tolist(), m.tolist()
     ([[[1.0, 0.0], [0.0, 2.0]]], [[True, False], [True, True]])
     """
-    groups = hierarchy.process_functions
-    k_max = max(len(g) for g in groups)
-    index = torch.zeros(len(groups), k_max, dtype=torch.long, device=tokens.device)
-    mask = torch.zeros(len(groups), k_max, dtype=torch.bool, device=tokens.device)
-    for j, g in enumerate(groups):
-        index[j, : len(g)] = torch.tensor(g, device=tokens.device)
-        mask[j, : len(g)] = True
+    index, mask = function_group_index(hierarchy)
+    index, mask = index.to(tokens.device), mask.to(tokens.device)
     grouped = tokens[:, index] * mask.unsqueeze(-1)                   # (B, J, K, D)
     return grouped, mask
+
+
+def function_group_index(hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor]:
+    """Where each process's functions sit: ``index (J, K)`` long and ``mask (J, K)`` bool (CPU).
+
+    ``tokens[:, index] * mask[..., None]`` is :func:`group_functions`; a model builds these once
+    (as buffers) instead of once per forward pass.
+
+    >>> h = GenomicHierarchy(("a",), ("f1", "f2", "f3"), ("1", "2", "3"), ((0,), (0,), (0,)), (1, 0, 1), ("p", "q"))
+    >>> [t.tolist() for t in function_group_index(h)]
+    [[[1, 0], [0, 2]], [[True, False], [True, True]]]
+    """
+    groups = hierarchy.process_functions
+    k_max = max(len(g) for g in groups)
+    index = torch.zeros(len(groups), k_max, dtype=torch.long)
+    mask = torch.zeros(len(groups), k_max, dtype=torch.bool)
+    for j, g in enumerate(groups):
+        index[j, : len(g)] = torch.tensor(g, dtype=torch.long)
+        mask[j, : len(g)] = True
+    return index, mask

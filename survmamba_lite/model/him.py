@@ -13,6 +13,14 @@ one of 200 cost one call and never see each other's padding.
 
 With ``grouped=False`` (ablation model A) all fine tokens of a patient form one long
 sequence and there is no coarse level.
+
+Memory. With ``recompute_tokens`` set, a fine level holding more tokens than that keeps
+only its inputs for the backward pass and recomputes its activations there
+(``torch.utils.checkpoint``), in independent slices of whole groups of at most
+``recompute_tokens`` tokens each: groups do not see each other at the fine level, so the
+slices give exactly the unsliced result, and the activation memory of the fine level is
+that of one slice, whatever the slide size. Below the threshold nothing changes (small
+slides are launch-bound, where recomputation would only cost time).
 """
 from __future__ import annotations
 
@@ -20,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from torch.utils.checkpoint import checkpoint
 
 from survmamba_lite.ssm.bimamba import BiMamba
 
@@ -98,6 +108,10 @@ class HierarchicalInteractionMamba(nn.Module):
         bidirectional: Bi-Mamba or forward-only Mamba.
         dropout: dropout inside the blocks.
         scan_backend: selective-scan backend.
+        conv_backend: causal-convolution backend of the blocks.
+        fuse_directions: both scan directions in one call (see :class:`BiMamba`).
+        recompute_tokens: recompute the fine level in backward, in slices of at most this many
+            tokens, when it holds more (None: never; see the module docstring).
 
     Forward ``tokens: (B, S, K, D)`` and ``mask: (B, S, K)`` bool (real tokens first in
     each group, real groups first in each patient) -> :class:`HIMOutput`.
@@ -105,30 +119,42 @@ class HierarchicalInteractionMamba(nn.Module):
 
     def __init__(self, dim: int, d_state: int = 16, expand: int = 2, d_conv: int = 4, n_fine_layers: int = 1,
                  n_coarse_layers: int = 1, grouped: bool = True, coarse: bool = True, bidirectional: bool = True,
-                 dropout: float = 0.0, scan_backend: str = "auto"):
+                 dropout: float = 0.0, scan_backend: str = "auto", conv_backend: str = "auto",
+                 fuse_directions: bool = True, recompute_tokens: int | None = None):
         super().__init__()
         if coarse and not grouped:
             raise ValueError("the coarse level pools groups, so it needs grouped=True")
-        self.grouped, self.coarse = grouped, coarse
+        if recompute_tokens is not None and recompute_tokens < 1:
+            raise ValueError(f"recompute_tokens must be >= 1 or None, got {recompute_tokens}")
+        self.grouped, self.coarse, self.recompute_tokens = grouped, coarse, recompute_tokens
 
         def blocks(n):
-            return nn.ModuleList(BiMamba(dim, d_state, expand, d_conv, bidirectional, dropout, scan_backend)
-                                 for _ in range(n))
+            return nn.ModuleList(BiMamba(dim, d_state, expand, d_conv, bidirectional, dropout, scan_backend,
+                                         conv_backend, fuse_directions) for _ in range(n))
         self.fine_blocks = blocks(n_fine_layers)
         self.coarse_blocks = blocks(n_coarse_layers) if coarse else None
+
+    def _recompute(self, n_tokens: int) -> bool:
+        return self.recompute_tokens is not None and n_tokens > self.recompute_tokens and torch.is_grad_enabled()
 
     def forward(self, tokens: Tensor, mask: Tensor) -> HIMOutput:
         b, s, k, d = tokens.shape
         if self.grouped:
             x, m = tokens.reshape(b * s, k, d), mask.reshape(b * s, k)       # groups as a batch
-            for blk in self.fine_blocks:
-                x = blk(x, m)
+            if self._recompute(b * s * k):
+                rows = max(1, self.recompute_tokens // k)                     # whole groups per slice
+                x = torch.cat([checkpoint(_run_blocks, self.fine_blocks, xs, ms, use_reentrant=False)
+                               for xs, ms in zip(x.split(rows), m.split(rows))])
+            else:
+                x = _run_blocks(self.fine_blocks, x, m)
             fine_grouped = x.view(b, s, k, d)                                 # T'_s
             fine, fine_mask = compact(fine_grouped, mask)
         else:
             fine, fine_mask = compact(tokens, mask)                          # one sequence (model A)
-            for blk in self.fine_blocks:
-                fine = blk(fine, fine_mask)
+            if self._recompute(fine.shape[0] * fine.shape[1]):
+                fine = checkpoint(_run_blocks, self.fine_blocks, fine, fine_mask, use_reentrant=False)
+            else:
+                fine = _run_blocks(self.fine_blocks, fine, fine_mask)
             return HIMOutput(fine, fine_mask)
         if not self.coarse:
             return HIMOutput(fine, fine_mask)
@@ -137,3 +163,10 @@ class HierarchicalInteractionMamba(nn.Module):
         for blk in self.coarse_blocks:
             coarse = blk(coarse, group_mask)                                  # T
         return HIMOutput(fine, fine_mask, coarse, group_mask)
+
+
+def _run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor) -> Tensor:
+    """Apply ``blocks`` in turn to ``x: (B, L, D)`` with prefix mask ``mask: (B, L)``."""
+    for blk in blocks:
+        x = blk(x, mask)
+    return x

@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from survmamba_lite.model.him import masked_mean
 from survmamba_lite.ssm.bimamba import MambaBranch, check_prefix_mask
@@ -79,13 +80,16 @@ class InteractionFusionMamba(nn.Module):
         d_state, expand, d_conv: SSM sizes (``E = expand * D``).
         align: "pool" or "interpolate" (see the module docstring).
         scan_backend: selective-scan backend.
+        conv_backend: causal-convolution backend.
+        recompute_tokens: keep only the inputs for backward and recompute the rest there when
+            the two sequences hold more tokens than this (None: never).
 
     Forward ``a1: (B, L1, D)``, ``m1: (B, L1)``, ``a2: (B, L2, D)``, ``m2: (B, L2)``
     (bool prefix masks) -> fused ``(B, D)``.
     """
 
     def __init__(self, dim: int, d_state: int = 16, expand: int = 2, d_conv: int = 4, align: str = "pool",
-                 scan_backend: str = "auto"):
+                 scan_backend: str = "auto", conv_backend: str = "auto", recompute_tokens: int | None = None):
         super().__init__()
         if align not in ("pool", "interpolate"):
             raise ValueError(f"align must be 'pool' or 'interpolate', got {align!r}")
@@ -93,14 +97,25 @@ class InteractionFusionMamba(nn.Module):
         self.align = align
         self.norm = nn.ModuleList([nn.LayerNorm(dim), nn.LayerNorm(dim)])
         self.x_proj = nn.ModuleList([nn.Linear(dim, e, bias=False), nn.Linear(dim, e, bias=False)])
-        self.ssm = nn.ModuleList([MambaBranch(e, d_state, d_conv, scan_backend=scan_backend) for _ in range(2)])
+        self.recompute_tokens = recompute_tokens
+        self.ssm = nn.ModuleList([MambaBranch(e, d_state, d_conv, scan_backend=scan_backend, conv_backend=conv_backend)
+                                  for _ in range(2)])
         self.z_proj = nn.Linear(dim, e, bias=False)                              # Linear^z, shared
         self.out_proj = nn.Linear(2 * e, dim)                                    # Linear^T
 
     def forward(self, a1: Tensor, m1: Tensor, a2: Tensor, m2: Tensor) -> Tensor:
-        n1, n2 = check_prefix_mask(m1), check_prefix_mask(m2)
-        if bool((n1 == 0).any()) or bool((n2 == 0).any()):
-            raise ValueError("IFM needs at least one real token of each modality for every patient")
+        if m1.is_cuda:                  # checked where batches are built; no host sync on CUDA
+            n1, n2 = m1.sum(-1), m2.sum(-1)
+        else:
+            n1, n2 = check_prefix_mask(m1), check_prefix_mask(m2)
+            if bool((n1 == 0).any()) or bool((n2 == 0).any()):
+                raise ValueError("IFM needs at least one real token of each modality for every patient")
+        n_tokens = a1.shape[0] * (a1.shape[1] + a2.shape[1])
+        if self.recompute_tokens is not None and n_tokens > self.recompute_tokens and torch.is_grad_enabled():
+            return checkpoint(self._fuse, a1, m1, a2, m2, n1, n2, use_reentrant=False)
+        return self._fuse(a1, m1, a2, m2, n1, n2)
+
+    def _fuse(self, a1: Tensor, m1: Tensor, a2: Tensor, m2: Tensor, n1: Tensor, n2: Tensor) -> Tensor:
         ys, gates = [], []
         for o, (x, m) in enumerate(((a1, m1), (a2, m2))):
             t = self.norm[o](x)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from survmamba_lite.data.bag import SurvivalBatch
 from survmamba_lite.model.config import SurvMambaConfig
-from survmamba_lite.model.encoders import FunctionEncoder, PatchEncoder, group_functions
+from survmamba_lite.model.encoders import FunctionEncoder, PatchEncoder, function_group_index
 from survmamba_lite.model.him import HierarchicalInteractionMamba, HIMOutput, masked_mean
 from survmamba_lite.model.ifm import InteractionFusionMamba
 
@@ -51,7 +51,8 @@ class SurvMamba(nn.Module):
         def him():
             return HierarchicalInteractionMamba(c.dim, c.d_state, c.expand, c.d_conv, c.n_fine_layers,
                                                 c.n_coarse_layers, c.grouped, c.coarse, c.bidirectional,
-                                                0.0, c.scan_backend)
+                                                0.0, c.scan_backend, c.conv_backend, c.fuse_directions,
+                                                c.recompute_tokens)
         self.encoders = nn.ModuleDict()
         self.him = nn.ModuleDict()
         if "wsi" in c.modalities:
@@ -60,11 +61,15 @@ class SurvMamba(nn.Module):
         if "rna" in c.modalities:
             self.encoders["rna"] = FunctionEncoder(c.hierarchy, c.dim, c.genomic_hidden, c.dropout)
             self.him["rna"] = him()
+            index, mask = function_group_index(c.hierarchy)                  # (J, K) each, built once
+            self.register_buffer("function_index", index, persistent=False)
+            self.register_buffer("function_mask", mask, persistent=False)
         two = len(c.modalities) == 2
 
         def fusion(use_ifm: bool) -> nn.Module | None:
             if use_ifm:
-                return InteractionFusionMamba(c.dim, c.d_state, c.expand, c.d_conv, c.ifm_align, c.scan_backend)
+                return InteractionFusionMamba(c.dim, c.d_state, c.expand, c.d_conv, c.ifm_align, c.scan_backend,
+                                              c.conv_backend, c.recompute_tokens)
             return nn.Linear(2 * c.dim, c.dim) if two else None
         self.fuse_fine = fusion(c.ifm_fine)
         self.fuse_coarse = fusion(c.ifm_coarse) if c.coarse else None
@@ -89,7 +94,8 @@ class SurvMamba(nn.Module):
             if batch.rna is None:
                 raise ValueError(f"SurvMamba with modality 'rna' got a batch without RNA (cases {batch.case_id[:5]})")
             tokens = self.encoders["rna"](batch.rna)                          # (B, Fn, D)
-            grouped, mask = group_functions(tokens, self.config.hierarchy)   # (B, J, K, D), (J, K)
+            mask = self.function_mask                                         # (J, K): group_functions
+            grouped = tokens[:, self.function_index] * mask.unsqueeze(-1)    # (B, J, K, D)
             out["rna"] = self.him["rna"](grouped, mask.expand(grouped.shape[0], -1, -1))
         return out
 

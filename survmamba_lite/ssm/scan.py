@@ -265,6 +265,15 @@ def _selective_scan_mamba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
             "selective_scan: backend='mamba_ssm' does not take float64 tensors (its kernel runs in "
             "float32); cast to float32, or use backend='parallel' for float64."
         )
+    # The kernel takes u, delta, z and input-dependent B, C in one dtype ("input type": float32,
+    # bfloat16 or float16) and A, D, delta_bias in float32; its state and sums are float32.
+    # Under autocast (precision "bf16") the projections that produce u, delta, B, C come out in
+    # bfloat16 while others may be float32, so everything is cast to one input type here.
+    in_dtype = _kernel_input_dtype(u, delta)
+    u, delta = u.to(in_dtype), delta.to(in_dtype)
+    z = z.to(in_dtype) if z is not None else None
+    B = B.to(in_dtype) if B.dim() >= 3 else B.float()
+    C = C.to(in_dtype) if C.dim() >= 3 else C.float()
     A = A.float()
     D = D.float() if D is not None else None
     delta_bias = delta_bias.float() if delta_bias is not None else None
@@ -276,7 +285,22 @@ def _selective_scan_mamba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
         Bn, E, L = u.shape
         B = B.reshape(1, E, -1, 1).expand(Bn, E, B.shape[-1], L).contiguous() if B.dim() == 2 else B
         C = C.reshape(1, E, -1, 1).expand(Bn, E, C.shape[-1], L).contiguous() if C.dim() == 2 else C
-    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    with torch.autocast("cuda", enabled=False):
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _kernel_input_dtype(u: Tensor, delta: Tensor) -> torch.dtype:
+    """The one dtype the fused kernel gets for ``u``/``delta``/``z``/``B``/``C``.
+
+    bfloat16 or float16 when ``u`` or ``delta`` already is, or when CUDA autocast is on
+    (its dtype); float32 otherwise.
+    """
+    for X in (u, delta):
+        if X.dtype in (torch.bfloat16, torch.float16):
+            return X.dtype
+    if torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return torch.float32
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -330,7 +354,11 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         or float64 for float64 inputs), as in mamba-ssm. mamba-ssm does not propagate
         gradients through ``last_state``; ``ref`` and ``parallel`` do.
 
-    Computation runs in float32 at least (float64 stays float64). The ``parallel`` backend
+    Computation runs in float32 at least (float64 stays float64), also under autocast: the
+    ``ref`` and ``parallel`` backends upcast bfloat16 inputs and return ``y`` in ``u``'s dtype;
+    ``mamba_ssm`` casts ``u``, ``delta``, ``z`` and input-dependent ``B``/``C`` to one input
+    dtype (bfloat16 under bf16 autocast) and keeps ``A``, ``D``, ``delta_bias``, the state and
+    its sums in float32, as its kernel requires. The ``parallel`` backend
     is once differentiable (no double backward); use ``ref`` for higher derivatives.
 
     >>> g = torch.Generator().manual_seed(0)
@@ -345,8 +373,11 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
     chosen = _resolve_backend(backend, u, _compute_dtype(u, delta, A, B, C, D, z, delta_bias))
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if chosen == "ref":
-        return selective_scan_ref(*args)
-    if chosen == "parallel":
+    if chosen == "mamba_ssm":
+        return _selective_scan_mamba(*args)
+    # the PyTorch backends compute in float32 (at least) whatever autocast would pick for their
+    # products: A, the state and the sums stay float32 under precision "bf16"
+    with torch.autocast(u.device.type, enabled=False):
+        if chosen == "ref":
+            return selective_scan_ref(*args)
         return _selective_scan_parallel(*args)
-    return _selective_scan_mamba(*args)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from survmamba_lite.ssm.bimamba import MambaBranch
+from survmamba_lite.ssm.bimamba import BiMamba, MambaBranch
 
 __all__ = ["count_parameters", "count_flops", "Complexity", "measure_complexity", "SCAN_FLOPS_PER_ELEMENT"]
 
@@ -47,7 +47,14 @@ def count_flops(model: nn.Module, *args, **kwargs) -> dict[str, int]:
         b, length, e = output.shape
         scan[0] += SCAN_FLOPS_PER_ELEMENT * b * length * e * module.d_state
 
+    def fused_hook(module: BiMamba, inputs, output):    # both directions in one call: no branch hook fires
+        if module.backward_branch is not None and module.fuse_directions:
+            b, length, _ = output.shape
+            br = module.forward_branch
+            scan[0] += 2 * SCAN_FLOPS_PER_ELEMENT * b * length * br.d_inner * br.d_state
+
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, MambaBranch)]
+    handles += [m.register_forward_hook(fused_hook) for m in model.modules() if isinstance(m, BiMamba)]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*args, **kwargs)
