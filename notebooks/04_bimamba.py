@@ -101,7 +101,7 @@ for ax, bidi in zip(axes, (False, True)):
     im = ax.imshow(influence.log10().clamp(min=-6), cmap="viridis", vmin=-6, vmax=1)
     ax.set_title("bidirectional" if bidi else "forward only", fontsize=9)
     ax.set_xlabel("input position s")
-    ax.set_ylabel("output position t")
+axes[0].set_ylabel("output position t")
 plt.suptitle(r"$\log_{10}\|\partial y_t / \partial x_s\|$", fontsize=10)
 fig.colorbar(im, ax=axes, shrink=0.85, label=r"$\log_{10}\|\partial y_t / \partial x_s\|$ (clipped at -6)")
 plt.show()
