@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2
 
-.PHONY: test test-all venv bench clean
+.PHONY: test test-all venv bench clean gpu-setup
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan_benchmark.py --out benchmarks/results
+
+# mamba-ssm and causal-conv1d built for this machine's GPU alone and installed into GPU_PYTHON's
+# environment (one with a CUDA build of torch; not the CPU-only .venv): scripts/gpu-setup.sh.
+# Offline: put the two source tarballs in SDIST_DIR (default .whl/) first.
+GPU_PYTHON ?= python3
+gpu-setup:
+	PYTHON=$(GPU_PYTHON) bash scripts/gpu-setup.sh
 
 # the book's targets (`make book`, `make cohorts`) live in book.mk
 -include book.mk

@@ -1,17 +1,32 @@
-"""Table 2 and patch-count scaling: parameters, FLOPs, training-step time and peak memory.
+"""Table 2 and the patch-count grid: parameters, FLOPs, training-step time, memory, GPU use.
 
-Inputs are stated, not taken from a data set: one patient with ``--patches`` patch
-tokens of width ``--wsi-dim`` spread over ``--regions`` regions, and a transcriptome
-of the paper-scale synthetic KEGG-shaped hierarchy (1,577 genes, 352 functions,
-45 processes). Every model is built from the registry with its defaults (width 512
-unless a model's own paper says otherwise), so the comparison is like for like.
+Inputs are stated, not taken from a data set: one patient with a given number of patch
+tokens of width ``--wsi-dim`` in regions of ``--patches-per-region`` patches (a 4096 px
+region cut into 256 px patches: 256), and a transcriptome of the paper-scale synthetic
+KEGG-shaped hierarchy (1,577 genes, 352 functions, 45 processes). Every model is built
+from the registry with its defaults (width 512 unless a model's own paper says
+otherwise), so the comparison is like for like, and every model of a row group runs in the
+same precision.
 
-    python benchmarks/complexity.py --device cuda --out benchmarks/results
-    python benchmarks/complexity.py --device cpu --patches 1024 --scaling 256 512 1024
+A training step is what training does per patient: forward under the precision's autocast,
+the NLL loss in float32 (plus CLAM's instance loss where a model has one), backward, and a
+RAdam step (``--no-optimizer`` leaves the step out). Per row:
 
-Writes ``complexity_<device>.json``/``.csv`` (one row per model) and, with
-``--scaling``, ``scaling_<device>.json``/``.csv`` (one row per model and patch count).
-A model that runs out of memory gets ``oom`` in its row rather than stopping the run.
+* ``step_seconds``: the median of ``--repeats`` timed steps after one warm-up step;
+* ``peak_memory_bytes``: ``torch.cuda.max_memory_allocated`` over those steps;
+* ``gpu_busy_fraction``, ``kernels``: from one more step under ``torch.profiler``: the
+  time the GPU spent in kernels and copies over the median step time, and the number of
+  kernels launched;
+* ``flops`` (one forward pass) and ``train_tflops = 3 * flops / step_seconds``.
+
+    python benchmarks/complexity.py --device cuda --precision fp32 tf32 bf16 \
+        --sizes 4096 16384 65536 131072 --out benchmarks/results
+    python benchmarks/complexity.py --device cpu --sizes 1024 --models survmamba survpath
+
+Writes ``complexity_<device>.csv`` and ``.json`` (one row per model, size and precision;
+the JSON adds the machine and the command). A model that runs out of memory gets ``oom``
+in its row rather than stopping the run; a row whose first step takes longer than
+``--slow-seconds`` is timed once.
 """
 from __future__ import annotations
 
@@ -30,7 +45,10 @@ from survmamba_lite.data.kegg import build_genomic_hierarchy
 from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import nll_loss
-from survmamba_lite.utils.complexity import measure_complexity
+from survmamba_lite.ssm import available_backends
+from survmamba_lite.ssm.bimamba import available_conv_backends
+from survmamba_lite.utils.complexity import count_flops, measure_complexity
+from survmamba_lite.utils.precision import PRECISIONS
 
 TABLE2_MODELS = ("transmil-kp", "mcat", "motcat", "survpath", "survmamba")
 N_BINS = 4
@@ -59,16 +77,29 @@ def parse_model(spec: str) -> tuple[str, dict]:
     return name, options
 
 
-def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int) -> dict:
-    row = {"model": spec, "patches": int(batch.patch_mask.sum())}
+def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int, precision: str,
+            optimizer: bool, flops_cache: dict, slow_seconds: float) -> dict:
+    row = {"model": spec, "patches": int(batch.patch_mask.sum()), "precision": precision}
     try:
         torch.manual_seed(0)
         name, options = parse_model(spec)
         model = build_model(name, inputs, **options).to(device)
+        aux = getattr(model, "auxiliary_loss", None)
 
         def loss(logits, b):
-            return nll_loss(logits, b.time_bin, b.event)
-        c = measure_complexity(model, batch, loss, repeats=repeats)
+            value = nll_loss(logits, b.time_bin, b.event)
+            return value + aux(b) if callable(aux) else value
+        opt = torch.optim.RAdam(model.parameters(), lr=2e-4, weight_decay=5e-3) if optimizer else None
+        key = (spec, row["patches"])
+        if key not in flops_cache:
+            flops_cache[key] = count_flops(model, batch)
+        t0 = time.perf_counter()
+        measure_complexity(model, batch, loss, repeats=0, precision=precision, optimizer=opt,
+                           flops=flops_cache[key])                              # warm-up (and compile) only
+        first = time.perf_counter() - t0
+        c = measure_complexity(model, batch, loss, repeats=1 if first > slow_seconds else repeats,
+                               precision=precision, optimizer=opt, profile=device == "cuda",
+                               flops=flops_cache[key])
         row.update(c.to_dict())
         row["status"] = "ok"
     except torch.cuda.OutOfMemoryError:
@@ -80,23 +111,29 @@ def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int) ->
     finally:
         if device == "cuda":
             torch.cuda.empty_cache()
-    print(json.dumps({k: row.get(k) for k in ("model", "patches", "params", "flops", "step_seconds",
-                                              "peak_memory_bytes", "status")}), flush=True)
+    print(json.dumps({k: row.get(k) for k in ("model", "patches", "precision", "step_seconds", "peak_memory_bytes",
+                                              "gpu_busy_fraction", "kernels", "train_tflops", "status")}),
+          flush=True)
     return row
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     p.add_argument("--models", nargs="+", default=list(TABLE2_MODELS),
                    help="registry names, optionally with options: survmamba:dim=128,expand=1")
-    p.add_argument("--patches", type=int, default=4096, help="patch tokens of the Table 2 input")
-    p.add_argument("--regions", type=int, default=16, help="regions they are spread over (4096 px / 256 px = 16x16 grid)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384, 32768, 65536, 131072],
+                   help="patch counts per slide")
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=list(PRECISIONS),
+                   help="precisions; every model runs in each")
+    p.add_argument("--patches-per-region", type=int, default=256, help="region size (4096 px / 256 px = 16x16)")
     p.add_argument("--wsi-dim", type=int, default=768, help="patch-feature width F (CTransPath: 768)")
-    p.add_argument("--scaling", type=int, nargs="*", default=[], help="patch counts for the scaling curves")
-    p.add_argument("--patches-per-region", type=int, default=256, help="region size in the scaling runs")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per row")
+    p.add_argument("--slow-seconds", type=float, default=2.0, help="time a row once when its first step is slower")
+    p.add_argument("--no-optimizer", action="store_true", help="leave the RAdam step out of a training step")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--tag", default="", help="suffix of the output names (complexity_<device><tag>.csv)")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but torch sees no CUDA device")
@@ -107,22 +144,22 @@ def main(argv=None) -> int:
             "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
             "cpu_threads": torch.get_num_threads(), "wsi_dim": args.wsi_dim, "n_genes": hierarchy.n_genes,
             "n_functions": hierarchy.n_functions, "n_processes": hierarchy.n_processes, "n_bins": N_BINS,
+            "patches_per_region": args.patches_per_region, "optimizer_step": not args.no_optimizer,
+            "scan_backends": available_backends(args.device), "conv_backends": available_conv_backends(args.device),
             "date": time.strftime("%Y-%m-%d"), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:])}
+    print(json.dumps(meta), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    batch = make_batch(args.patches, args.regions, args.wsi_dim, hierarchy.n_genes, args.device)
-    rows = [measure(m, inputs, batch, args.device, args.repeats) for m in args.models]
-    (args.out / f"complexity_{args.device}.json").write_text(
-        json.dumps({"meta": meta | {"patches": args.patches, "regions": args.regions}, "rows": rows}, indent=2))
-    pd.DataFrame(rows).to_csv(args.out / f"complexity_{args.device}.csv", index=False)
-
-    if args.scaling:
-        srows = []
-        for n in args.scaling:
-            b = make_batch(n, max(1, n // args.patches_per_region), args.wsi_dim, hierarchy.n_genes, args.device)
-            srows += [measure(m, inputs, b, args.device, args.repeats) for m in args.models]
-        (args.out / f"scaling_{args.device}.json").write_text(json.dumps({"meta": meta, "rows": srows}, indent=2))
-        pd.DataFrame(srows).to_csv(args.out / f"scaling_{args.device}.csv", index=False)
+    rows, flops_cache = [], {}
+    for n in args.sizes:
+        batch = make_batch(n, max(1, n // args.patches_per_region), args.wsi_dim, hierarchy.n_genes, args.device)
+        for precision in args.precision:
+            rows += [measure(m, inputs, batch, args.device, args.repeats, precision, not args.no_optimizer,
+                             flops_cache, args.slow_seconds) for m in args.models]
+        del batch
+    stem = f"complexity_{args.device}{args.tag}"
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    pd.DataFrame(rows).to_csv(args.out / f"{stem}.csv", index=False)
     return 0
 
 

@@ -67,7 +67,14 @@ def count_flops(model: nn.Module, *args, **kwargs) -> dict[str, int]:
 
 @dataclass
 class Complexity:
-    """One row of a Table-2-style comparison."""
+    """One row of a Table-2-style comparison.
+
+    ``gpu_busy_fraction`` is the share of a training step's wall time during which the GPU
+    runs a kernel or a copy (from one profiled step; None on CPU or without profiling),
+    ``kernels`` the number of GPU kernels that step launches, ``train_tflops`` the achieved
+    rate ``3 * flops / step_seconds`` (a training step costs about three forward passes;
+    element-wise work is not counted, see the module docstring).
+    """
 
     params: int
     flops: int
@@ -76,36 +83,78 @@ class Complexity:
     step_seconds: float
     peak_memory_bytes: int | None
     device: str
+    precision: str = "fp32"
+    gpu_busy_fraction: float | None = None
+    kernels: int | None = None
+    train_tflops: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3) -> Complexity:
+def _busy_and_kernels(prof) -> tuple[float, int]:
+    """GPU-busy seconds (union of kernel and copy intervals) and the kernel count of a profile."""
+    from torch.autograd import DeviceType
+
+    spans, kernels = [], 0
+    for evt in prof.events():
+        if evt.device_type != DeviceType.CUDA:
+            continue
+        spans.append((evt.time_range.start, evt.time_range.end))
+        name = evt.name.lower()
+        kernels += not (name.startswith("memcpy") or name.startswith("memset"))
+    busy, end = 0.0, float("-inf")
+    for a, b in sorted(spans):                                  # union of intervals, in microseconds
+        if b <= end:
+            continue
+        busy += b - max(a, end)
+        end = b
+    return busy * 1e-6, kernels
+
+
+def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, precision: str = "fp32",
+                       optimizer: torch.optim.Optimizer | None = None, profile: bool = False,
+                       flops: dict[str, int] | None = None) -> Complexity:
     """Parameters, forward FLOPs, median training-step time and peak memory for ``batch``.
 
     Args:
         model: maps ``batch`` to hazard logits ``(B, T)``.
         batch: a :class:`~survmamba_lite.data.SurvivalBatch` on the model's device.
         loss_fn: ``loss_fn(logits, batch) -> scalar``; default: the mean of the logits.
-        repeats: timed steps (after one warm-up step).
+        repeats: timed steps (after one warm-up step); 0 reports the warm-up step's time.
+        precision: ``"fp32"``, ``"tf32"`` or ``"bf16"`` (:mod:`survmamba_lite.utils.precision`);
+            the loss is computed in float32.
+        optimizer: when given, a step includes ``optimizer.step()`` (as in training).
+        profile: on CUDA, profile one more step with ``torch.profiler`` for the GPU-busy
+            fraction and the kernel count.
+        flops: precomputed :func:`count_flops` of this model and batch (they do not depend on
+            the precision), to skip counting again.
 
     Peak memory is measured on CUDA only (``None`` on CPU).
     """
+    from survmamba_lite.utils.precision import autocast, set_matmul_precision
+
     device = next(model.parameters()).device
-    flops = count_flops(model, batch)
+    set_matmul_precision(precision)
+    flops = flops or count_flops(model, batch)
     loss_fn = loss_fn or (lambda logits, b: logits.mean())
     model.train()
 
     def step():
         model.zero_grad(set_to_none=True)
-        loss_fn(model(batch), batch).backward()
+        with autocast(precision, device):
+            logits = model(batch)
+        loss_fn(logits.float(), batch).backward()
+        if optimizer is not None:
+            optimizer.step()
 
-    step()
     cuda = device.type == "cuda"
+    t0 = time.perf_counter()
+    step()
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    warmup = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -114,6 +163,18 @@ def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3) 
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
     peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
+    median = sorted(times)[len(times) // 2] if times else warmup           # repeats=0: the warm-up step
+    busy = kernels = None
+    if profile and cuda:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize(device)
+        busy_seconds, kernels = _busy_and_kernels(prof)
+        busy = min(1.0, busy_seconds / median)
     return Complexity(params=count_parameters(model), flops=flops["total"], flops_matmul=flops["matmul"],
-                      flops_scan=flops["scan"], step_seconds=sorted(times)[len(times) // 2],
-                      peak_memory_bytes=peak, device=str(device))
+                      flops_scan=flops["scan"], step_seconds=median, peak_memory_bytes=peak, device=str(device),
+                      precision=precision, gpu_busy_fraction=busy, kernels=kernels,
+                      train_tflops=3 * flops["total"] / median / 1e12)
