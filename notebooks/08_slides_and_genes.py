@@ -39,6 +39,7 @@ seed = 0              # seed of the synthetic stand-ins
 region_size = 1024    # region side in 20x pixels (the paper: 4096; smaller here so a small slide has several)
 
 # %%
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,7 +51,8 @@ from matplotlib.patches import Rectangle
 print(f"seed: {seed}")
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 data_root = Path(data_root) if data_root is not None else project_root.parent / "shared" / "data"
-print("data_root:", data_root if data_root.exists() else f"{data_root} (not found)")
+shown_root = Path(os.path.relpath(data_root, project_root))          # no machine-specific folders on the page
+print("data_root:", shown_root if data_root.exists() else f"{shown_root} (not found)")
 workdir = Path(tempfile.mkdtemp(prefix="survmamba_data_"))
 
 # %% [markdown]
@@ -70,7 +72,7 @@ if slide_path.exists():
     print(f"using the real H&E slide {slide_path.name}")
 else:
     slide_path = write_synthetic_slide(workdir / "synthetic.tiff", width=3000, height=2000, seed=seed)
-    print(f"no real slide under {data_root / 'wsi'}: using a synthetic slide instead ({slide_path.name})")
+    print(f"no real slide under {shown_root / 'wsi'}: using a synthetic slide instead ({slide_path.name})")
 grid = tile_slide(slide_path, None, region_size=region_size, patch_size=256, overview=False, progress=False)
 print(f"{grid.slide_width} x {grid.slide_height} px at {grid.scale.mpp} um/px ({grid.scale.mpp_source}); "
       f"{grid.n_regions} regions, {grid.n_patches} patches of {grid.patch_size_level0} px")
@@ -124,7 +126,7 @@ else:
     from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
 
     table, _, _ = synthetic_hierarchy(SCALES["paper"], seed)
-    print(f"no KEGG table under {data_root / 'kegg'}: using the synthetic paper-scale hierarchy instead")
+    print(f"no KEGG table under {shown_root / 'kegg'}: using the synthetic paper-scale hierarchy instead")
 n_genes = len({g for genes in table["genes"] for g in genes.split(",") if g})
 print(f"{len(table)} functions in {table['process'].nunique()} processes, {n_genes} distinct genes")
 
@@ -163,7 +165,7 @@ else:
     rng = np.random.default_rng(seed)
     all_genes = sorted({g for gs in table["genes"] for g in gs.split(",") if g})
     genes = list(rng.choice(all_genes, size=min(1577, len(all_genes)), replace=False))
-    print(f"no TCGA RNA table under {data_root}: using {len(genes)} genes drawn at random from the hierarchy")
+    print(f"no TCGA RNA table under {shown_root}: using {len(genes)} genes drawn at random from the hierarchy")
 for min_genes in (1, 5):
     h, stats = build_genomic_hierarchy(table, genes, min_genes=min_genes)
     print(f"min_genes={min_genes}: {h.n_functions} functions in {h.n_processes} processes, "

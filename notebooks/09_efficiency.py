@@ -59,7 +59,7 @@ SEED = 0
 torch.manual_seed(SEED)
 RESULTS = Path("..") / "benchmarks" / "results"
 sys.path.insert(0, str(Path("..") / "benchmarks"))       # the benchmark's own input builders
-print(f"seed: {SEED}, results from {RESULTS.resolve()}")
+print(f"seed: {SEED}, results from benchmarks/results/ of the project")
 
 # %% [markdown]
 # ## The paper's Table 2
