@@ -256,6 +256,10 @@ INSPECT_JS = r"""
     untypeset: Array.from(mathNodes).filter(e => !e.querySelector('mjx-container') && !e.matches('mjx-container'))
                     .map(e => e.textContent.slice(0, 120)),
     rawTex: (visible.match(RAW_TEX) || []).slice(0, 10),
+    // outputs that name a folder of the machine that built the page (a temporary or home folder)
+    buildPaths: text('.cell_output').flatMap(t => t.match(/(^|[\s'"(=])\/(tmp|home|root)\/\S*/g) || []),
+    // long dumps: one output longer than a screenful of text
+    longOutputs: text('.cell_output .output').filter(t => t.length > 4000).map(t => t.slice(0, 80)),
     // content images (cell outputs and figures): each inside a <figure> with a numbered caption
     uncaptioned: Array.from(document.images)
         .filter(i => (i.getAttribute('src') || '').includes('_images/'))
@@ -414,6 +418,10 @@ def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     assert not info["untypeset"], f"{page}: formulas left as TeX: {info['untypeset'][:5]}"
     assert not info["rawTex"], f"{page}: raw TeX visible in the text: {info['rawTex']}"
 
+    # no build paths or long dumps in cell outputs
+    assert not info["buildPaths"], f"{page}: outputs show the build machine's paths: {info['buildPaths'][:5]}"
+    assert not info["longOutputs"], f"{page}: outputs longer than 4000 characters: {info['longOutputs']}"
+
     # every figure has a numbered caption
     assert not info["uncaptioned"], f"{page}: figures without a numbered caption: {info['uncaptioned']}"
 
@@ -461,6 +469,7 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
     (tmp_path / "broken.html").write_text(
         "<html><head><meta charset='utf-8'></head><body><h1>Broken</h1><img src='ok.png'><img src='_images/missing.png'>"
+        "<div class='cell_output'><div class='output stream'><pre>results in /tmp/survmamba_x/run</pre></div></div>"
         "<div class='cell_output'><div class='output traceback'><pre>Traceback (most recent call last):\n"
         "ValueError: boom</pre></div><div class='output stderr'><pre>KeyError: 'x'</pre></div></div>"
         "<p>| a | b | |---|---| | 1 | 2 |</p><p>| a | b |\n|\u2014|\u2014|</p><p>a | b, c - d</p>"
@@ -484,6 +493,7 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
     assert set(info["rawTex"]) == {"\\(", "\\operatorname", "\\)"}, info["rawTex"]
     assert info["uncaptioned"] == ["_images/missing.png", "_images/uncaptioned.png"]
     assert external_requests(events, srv.base) == ["http://cdn.example.invalid/outside.png"]
+    assert [p.strip() for p in info["buildPaths"]] == ["/tmp/survmamba_x/run"]
     assert len(info["errorOutputs"]) == 1 and info["bodyHasTraceback"]
     assert [bool(ERROR_TEXT.search(t)) for t in info["stderr"]] == [True]
     assert info["rawTables"] == ["| a | b | |---|---| | 1 | 2 |", "| a | b | |\u2014|\u2014|"]
