@@ -76,4 +76,4 @@ cohorts: $(BOOK_STAMP)
 	    $(BOOK_ENV) $(VENV)/bin/papermill notebooks/10_training.ipynb $(COHORT_RUNS)/$$c/10_training.ipynb \
 	        --cwd notebooks -k python3 -p cohort $$c -p out_dir $(CURDIR)/$(COHORT_RUNS)/$$c/run $(COHORT_ARGS); \
 	done
-	$(VENV)/bin/survmamba report $(addprefix $(COHORT_RUNS)/,$(addsuffix /run,$(COHORTS))) --out $(COHORT_RUNS)/report
+	$(VENV)/bin/survmamba report $(addprefix $(COHORT_RUNS)/,$(addsuffix /run,$(COHORTS))) --out $(COHORT_RUNS)/report --overwrite

@@ -17,7 +17,10 @@ RAdam step (``--no-optimizer`` leaves the step out). Per row:
 * ``gpu_busy_fraction``, ``kernels``: from one more step under ``torch.profiler``: the
   time the GPU spent in kernels and copies over the median step time, and the number of
   kernels launched;
-* ``flops`` (one forward pass) and ``train_tflops = 3 * flops / step_seconds``.
+* ``flops`` (one forward pass) and ``train_tflops = 3 * flops / step_seconds``;
+* ``cuda_graphs``: whether the step was replayed from a CUDA graph (``--cuda-graphs on``;
+  :class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`, for every model alike; a
+  model whose step cannot be recorded gets the reason in ``status``).
 
     python benchmarks/complexity.py --device cuda --precision fp32 tf32 bf16 \
         --sizes 4096 16384 65536 131072 --out benchmarks/results
@@ -78,8 +81,8 @@ def parse_model(spec: str) -> tuple[str, dict]:
 
 
 def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int, precision: str,
-            optimizer: bool, flops_cache: dict, slow_seconds: float) -> dict:
-    row = {"model": spec, "patches": int(batch.patch_mask.sum()), "precision": precision}
+            optimizer: bool, flops_cache: dict, slow_seconds: float, cuda_graphs: bool = False) -> dict:
+    row = {"model": spec, "patches": int(batch.patch_mask.sum()), "precision": precision, "cuda_graphs": cuda_graphs}
     try:
         torch.manual_seed(0)
         name, options = parse_model(spec)
@@ -89,21 +92,26 @@ def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int, pr
         def loss(logits, b):
             value = nll_loss(logits, b.time_bin, b.event)
             return value + aux(b) if callable(aux) else value
-        opt = torch.optim.RAdam(model.parameters(), lr=2e-4, weight_decay=5e-3) if optimizer else None
+        opt = (torch.optim.RAdam(model.parameters(), lr=2e-4, weight_decay=5e-3, capturable=cuda_graphs)
+               if optimizer or cuda_graphs else None)
         key = (spec, row["patches"])
         if key not in flops_cache:
             flops_cache[key] = count_flops(model, batch)
         t0 = time.perf_counter()
         measure_complexity(model, batch, loss, repeats=0, precision=precision, optimizer=opt,
-                           flops=flops_cache[key])                              # warm-up (and compile) only
+                           flops=flops_cache[key])                              # warm-up only
         first = time.perf_counter() - t0
         c = measure_complexity(model, batch, loss, repeats=1 if first > slow_seconds else repeats,
                                precision=precision, optimizer=opt, profile=device == "cuda",
-                               flops=flops_cache[key])
+                               flops=flops_cache[key], cuda_graphs=cuda_graphs)
         row.update(c.to_dict())
         row["status"] = "ok"
     except torch.cuda.OutOfMemoryError:
         row["status"] = "oom"
+    except Exception as err:                         # e.g. a model that reads the host inside a graph
+        if not cuda_graphs:
+            raise
+        row["status"] = f"graph capture failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
     except RuntimeError as err:                      # CPU allocation failures
         if "memory" not in str(err).lower():
             raise
@@ -111,7 +119,7 @@ def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int, pr
     finally:
         if device == "cuda":
             torch.cuda.empty_cache()
-    print(json.dumps({k: row.get(k) for k in ("model", "patches", "precision", "step_seconds", "peak_memory_bytes",
+    print(json.dumps({k: row.get(k) for k in ("model", "patches", "precision", "cuda_graphs", "step_seconds", "peak_memory_bytes",
                                               "gpu_busy_fraction", "kernels", "train_tflops", "status")}),
           flush=True)
     return row
@@ -132,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="timed steps per row")
     p.add_argument("--slow-seconds", type=float, default=2.0, help="time a row once when its first step is slower")
     p.add_argument("--no-optimizer", action="store_true", help="leave the RAdam step out of a training step")
+    p.add_argument("--cuda-graphs", nargs="+", default=["off"], choices=["off", "on"],
+                   help="eager steps (off) and/or steps replayed from a CUDA graph (on; GraphedTrainStep)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--tag", default="", help="suffix of the output names (complexity_<device><tag>.csv)")
     args = p.parse_args(argv)
@@ -154,8 +164,9 @@ def main(argv=None) -> int:
     for n in args.sizes:
         batch = make_batch(n, max(1, n // args.patches_per_region), args.wsi_dim, hierarchy.n_genes, args.device)
         for precision in args.precision:
-            rows += [measure(m, inputs, batch, args.device, args.repeats, precision, not args.no_optimizer,
-                             flops_cache, args.slow_seconds) for m in args.models]
+            for graphs in args.cuda_graphs:
+                rows += [measure(m, inputs, batch, args.device, args.repeats, precision, not args.no_optimizer,
+                                 flops_cache, args.slow_seconds, graphs == "on") for m in args.models]
         del batch
     stem = f"complexity_{args.device}{args.tag}"
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

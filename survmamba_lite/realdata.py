@@ -38,6 +38,7 @@ fixed ridge penalty ``penalizer = 0.1`` (``l1_ratio = 0``). No value was tuned.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -52,11 +53,13 @@ import numpy as np
 import pandas as pd
 
 from survmamba_lite.survival import bootstrap_ci, concordance_index
+from survmamba_lite.utils.io import atomic_write_text
 
 __all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PAPER_MODELS", "DEFAULT_MODELS",
            "PAPER_TABLE1", "SLIDES", "PCACoxReference", "import_cohort", "build_hierarchy", "run_cox_cv",
            "run_model_cv", "summarise_predictions", "fold_mean_bootstrap_ci", "genomic_table", "write_genomic_table",
-           "run_genomic_check", "cohort_summary", "write_cohort_summaries", "feature_pca_rgb", "draw_feature_map", "run_slide_check", "main"]
+           "run_genomic_check", "paired_differences", "paired_differences_markdown", "with_width", "SETTINGS",
+           "cohort_summary", "write_cohort_summaries", "feature_pca_rgb", "draw_feature_map", "run_slide_check", "main"]
 
 KEGG_TABLE = "kegg/kegg352_pathway_class_genes.tsv"
 RUNS_DIR = "runs"
@@ -127,25 +130,34 @@ class ModelRun:
     paper_row: str | None = None
 
 
-#: the CPU settings (fixed before any run; see results/real_data/README.md)
+#: the CPU settings (fixed before any run; see results/real_data/README.md), spelled out so
+#: that they still build the models of the recorded CPU-width rows: SNN with 2 x 256 blocks
+#: and SNNTrans with exact attention (the registry defaults are now the originals' 4 x 256
+#: SNN and TransMIL's Nystrom attention).
 MODELS: dict[str, ModelRun] = {m.key: m for m in (
     ModelRun("cox", "Cox (PCA-32, ridge 0.1)", "cox", {"n_components": 32, "penalizer": 0.1}),
-    ModelRun("snn", "SNN", "snn", {"dim": 256}, "SNN"),
-    ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 64, "heads": 4}, "SNNTrans"),
+    ModelRun("snn", "SNN", "snn", {"dim": 256, "n_layers": 2}, "SNN"),
+    ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 64, "heads": 4, "attention": "exact"}, "SNNTrans"),
     ModelRun("survmamba-rna", "SurvMamba-RNA (C, bi)", "survmamba-rna", {"dim": 32, "d_state": 8}),
     ModelRun("survmamba-rna-uni", "SurvMamba-RNA (C, uni)", "survmamba-rna",
              {"dim": 32, "d_state": 8, "bidirectional": False}),
 )}
-#: the paper's widths (512-d tokens, state size 16), for a GPU: ``--paper-dims``
+#: the paper's widths (512-d tokens, state size 16), for a GPU: ``--paper-dims``. SNN is the
+#: baseline as its original defines it (MCAT/PORPOISE "small" SNN: 4 x 256 ELU blocks, the
+#: registry default), not a 512-wide variant. Fixed before any validation fold was seen.
 PAPER_MODELS: dict[str, ModelRun] = {
     "cox": MODELS["cox"],
-    "snn": ModelRun("snn", "SNN", "snn", {"dim": 512}, "SNN"),
+    "snn": ModelRun("snn", "SNN", "snn", {}, "SNN"),
     "snntrans": ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 512, "heads": 8}, "SNNTrans"),
     "survmamba-rna": ModelRun("survmamba-rna", "SurvMamba-RNA (C, bi)", "survmamba-rna", {"dim": 512}),
     "survmamba-rna-uni": ModelRun("survmamba-rna-uni", "SurvMamba-RNA (C, uni)", "survmamba-rna",
                                   {"dim": 512, "bidirectional": False}),
 }
 DEFAULT_MODELS = tuple(MODELS)
+#: the label of each width setting, written into every run file and the table
+SETTINGS = {"cpu": "CPU widths", "paper": "paper widths", "smoke": "smoke test (--dim)"}
+#: where ``--paper-dims`` runs go by default, beside the CPU-width rows in ``results/real_data``
+PAPER_WIDTH_DIR = "paper_width"
 
 #: the real slides: file under ``wsi/`` and the resolution arguments it needs
 SLIDES: tuple[tuple[str, dict[str, float]], ...] = (
@@ -342,7 +354,7 @@ def write_cohort_summaries(cohort_dirs: Mapping[str, str | os.PathLike], out: st
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     data.update({k: cohort_summary(d) for k, d in cohort_dirs.items()})
     data = {k: data[k] for k in sorted(data, key=lambda k: list(COHORTS).index(k) if k in COHORTS else 99)}
-    _write_atomic(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
     return data
 
 
@@ -448,12 +460,6 @@ def _run_file(out: Path, cohort_key: str, model_key: str) -> Path:
     return out / RUNS_DIR / f"{cohort_key}__{model_key}.json"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def genomic_table(out: str | os.PathLike) -> pd.DataFrame:
     """One row per ``runs/*.json`` under ``out`` (cohort, then model order), at full precision,
     with the paper's Table 1 numbers beside ours."""
@@ -467,7 +473,7 @@ def genomic_table(out: str | os.PathLike) -> pd.DataFrame:
             "cohort": r["cohort"], "source": r["source"], "cohort_key": r["cohort_key"], "model": r["label"],
             "model_key": r["model_key"], "n_cases": r["n_cases"], "n_events": r["n_events"],
             "n_genes": r["n_genes"], "n_functions": r["n_functions"], "n_processes": r["n_processes"],
-            "epochs": r.get("epochs"),
+            "epochs": r.get("epochs"), "setting": SETTINGS[r.get("setting", "cpu")],
             "fold_c_index": " ".join(f"{c:.3f}" for c in r["fold_c_index"]),
             "c_index_mean": r["c_index_mean"], "c_index_std": r["c_index_std"],
             "fold_mean_ci95_low": r["fold_mean_ci95"][0], "fold_mean_ci95_high": r["fold_mean_ci95"][1],
@@ -490,9 +496,118 @@ def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
     under ``out`` (:func:`genomic_table`)."""
     out = Path(out)
     table = genomic_table(out)
-    _write_atomic(out / "genomic_table.csv", table.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
-    _write_atomic(out / "genomic_table.md", genomic_table_markdown(table))
+    atomic_write_text(out / "genomic_table.csv", table.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    atomic_write_text(out / "genomic_table.md", genomic_table_markdown(table))
+    paired = paired_differences(out)
+    if not paired.empty:
+        atomic_write_text(out / "paired_differences.csv",
+                          paired.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+        atomic_write_text(out / "paired_differences.md", paired_differences_markdown(paired))
+    from survmamba_lite.realdata_inner import INNER_DIR, inner_table, inner_table_markdown
+
+    if (out / INNER_DIR).is_dir():
+        atomic_write_text(out / "inner_validation.md", inner_table_markdown(inner_table(out)))
     return table
+
+
+#: the comparisons of :func:`paired_differences`: (model, reference) run keys
+PAIRED = (("survmamba-rna", "snn"), ("survmamba-rna-uni", "snn"))
+
+
+def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    from scipy import stats
+
+    n = x.size
+    if n < 2:
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def paired_differences(out: str | os.PathLike, *, level: float = 0.95) -> pd.DataFrame:
+    r"""Per cohort, genomic SurvMamba minus SNN over the paired folds, with a t-interval.
+
+    For each cohort with both runs (same published folds), :math:`d_k = C_k^{model} - C_k^{SNN}`
+    for the folds ``k`` both have; the interval is Student's
+    :math:`ar d \pm t_{0.975,\,n-1}\, s_d / \sqrt n` (``n = 5`` folds: ``t = 2.776``). The
+    folds share their training patients, so the interval treats the fold differences as
+    independent, which they are not quite (it is the usual, somewhat narrow, CV interval).
+    Beside it: our SNN's fold mean with the same t-interval, the paper's SNN mean
+    (:data:`PAPER_TABLE1`), and whether the paper's mean lies inside our interval.
+
+    Returns:
+        one row per (cohort, comparison); empty when no cohort has both runs.
+    """
+    out = Path(out)
+    runs = {}
+    for path in sorted((out / RUNS_DIR).glob("*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        runs[(r["cohort_key"], r["model_key"])] = r
+    rows = []
+    for cohort_key in [k for k in COHORTS if any(c == k for c, _ in runs)]:
+        for model_key, ref_key in PAIRED:
+            a, b = runs.get((cohort_key, model_key)), runs.get((cohort_key, ref_key))
+            if a is None or b is None or len(a["fold_c_index"]) != len(b["fold_c_index"]):
+                continue
+            ca, cb = np.asarray(a["fold_c_index"]), np.asarray(b["fold_c_index"])
+            d = ca - cb
+            lo, hi = _t_interval(d, level)
+            s_lo, s_hi = _t_interval(cb, level)
+            paper = PAPER_TABLE1["SNN"].get(b["cohort"]) if b["source"] in ("xena", "porpoise") else None
+            rows.append({
+                "cohort": b["cohort"], "source": b["source"], "cohort_key": cohort_key,
+                "setting": SETTINGS[b.get("setting", "cpu")], "model": a["label"], "reference": b["label"],
+                "n_folds": int(d.size), "fold_differences": " ".join(f"{v:+.3f}" for v in d),
+                "mean_difference": float(d.mean()), "diff_ci_low": lo, "diff_ci_high": hi,
+                "snn_mean": float(cb.mean()), "snn_ci_low": s_lo, "snn_ci_high": s_hi,
+                "paper_snn_mean": paper[0] if paper else None,
+                "paper_snn_in_our_interval": None if paper is None or math.isnan(s_lo)
+                else bool(s_lo <= paper[0] <= s_hi),
+            })
+    return pd.DataFrame(rows)
+
+
+def paired_differences_markdown(table: pd.DataFrame) -> str:
+    """:func:`paired_differences` as Markdown."""
+    from survmamba_lite.experiment.report import to_markdown
+
+    def yes_no(v):
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else ("yes" if v else "no")
+
+    def interval(lo, hi, fmt):
+        return "[—]" if math.isnan(lo) else f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+    cells = pd.DataFrame([{
+        "cohort (source)": f"{r.cohort} ({r.source})", "widths": r.setting, "difference": f"{r.model} − {r.reference}",
+        "per fold": r.fold_differences,
+        "mean [95% t-interval]": f"{r.mean_difference:+.3f} {interval(r.diff_ci_low, r.diff_ci_high, '+.3f')}",
+        "our SNN mean [95% t-interval]": f"{r.snn_mean:.3f} {interval(r.snn_ci_low, r.snn_ci_high, '.3f')}",
+        "paper SNN": "—" if r.paper_snn_mean is None or (isinstance(r.paper_snn_mean, float)
+                                                       and math.isnan(r.paper_snn_mean)) else f"{r.paper_snn_mean:.3f}",
+        "paper SNN inside ours": yes_no(r.paper_snn_in_our_interval),
+    } for r in table.itertuples(index=False)])
+    return to_markdown(cells) + "\n"
+
+
+def with_width(model_table: Mapping[str, ModelRun], dim: int) -> dict[str, ModelRun]:
+    """``model_table`` with every deep model's width set to ``dim`` (heads cut to divide it): a
+    quick smoke test of a setting's code path, never a reported result.
+
+    >>> with_width(PAPER_MODELS, 16)["snntrans"].options
+    {'dim': 16, 'heads': 8}
+    """
+    if dim < 2:
+        raise ValueError(f"with_width: dim must be >= 2, got {dim}")
+    out = {}
+    for key, m in model_table.items():
+        if m.registry == "cox":
+            out[key] = m
+            continue
+        options = {**dict(m.options), "dim": dim}
+        if "heads" in options:
+            options["heads"] = max(h for h in range(1, options["heads"] + 1) if dim % h == 0)
+        out[key] = dataclasses.replace(m, options=options)
+    return out
 
 
 def genomic_table_markdown(table: pd.DataFrame, *, compact: bool = False) -> str:
@@ -512,6 +627,8 @@ def genomic_table_markdown(table: pd.DataFrame, *, compact: bool = False) -> str
     columns = {
         "cohort (source)": lambda r: f"{r.cohort} ({r.source})",
         "model": lambda r: r.model,
+        "widths, epochs": lambda r: "—" if r.epochs is None or (isinstance(r.epochs, float) and math.isnan(r.epochs))
+        else f"{r.setting}, {int(r.epochs)}",
         "cases (deaths)": lambda r: f"{r.n_cases} ({r.n_events})",
         "c-index, ours: mean ± std": lambda r: pm(r.c_index_mean, r.c_index_std),
         "95% CI of the mean": lambda r: f"[{r.fold_mean_ci95_low:.3f}, {r.fold_mean_ci95_high:.3f}]",
@@ -531,7 +648,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                       work: str | os.PathLike, models: Sequence[str] = DEFAULT_MODELS, epochs: int = 3,
                       model_table: Mapping[str, ModelRun] = MODELS, folds: Sequence[int] | None = None,
                       seed: int = 0, threads: int | None = 1, device: str = "cpu", n_boot: int = 1000,
-                      progress: bool = False, log: Callable[[str], None] = _log) -> pd.DataFrame:
+                      setting: str = "cpu", inner_val: bool = False, progress: bool = False,
+                      log: Callable[[str], None] = _log) -> pd.DataFrame:
     """Every model on every cohort folder; one ``runs/<cohort>__<model>.json`` each, then the table.
 
     Args:
@@ -541,6 +659,9 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
         models: keys of ``model_table``.
         epochs: training epochs of the deep models.
         folds: fold indices (None: all).
+        setting: ``"cpu"``, ``"paper"`` or ``"smoke"`` (:data:`SETTINGS`), the width label of the rows.
+        inner_val: also run :func:`~survmamba_lite.realdata_inner.inner_validation` for every
+            deep model (``inner/<cohort>__<model>.json``; training folds only).
     """
     from survmamba_lite.data.layout import load_cohort
 
@@ -549,6 +670,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
     unknown = [m for m in models if m not in model_table]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(model_table)}")
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {sorted(SETTINGS)}, got {setting!r}")
     for cohort_key, cohort_dir in cohort_dirs.items():
         cohort = load_cohort(cohort_dir)
         name = str(cohort.manifest.get("cohort", cohort_key)).upper()
@@ -565,18 +688,27 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                 "model_key": mkey, "label": model.label, "paper_row": model.paper_row,
                 "n_genes": cohort.hierarchy.n_genes, "n_functions": cohort.hierarchy.n_functions,
                 "n_processes": cohort.hierarchy.n_processes,
-                "epochs": None if model.registry == "cox" else int(epochs), **summary,
+                "epochs": None if model.registry == "cox" else int(epochs), "setting": setting, **summary,
                 "wall_s": round(wall, 1), "compute_s": round(float(settings.get("train_seconds", wall)), 1),
                 "settings": settings,
                 "splits": "published 5-fold splits of the source release",
             }
-            _write_atomic(_run_file(out, cohort_key, mkey), json.dumps(record, indent=1) + "\n")
+            atomic_write_text(_run_file(out, cohort_key, mkey), json.dumps(record, indent=1) + "\n")
             log(f"[{cohort_key} / {model.label}] c-index {summary['c_index_mean']:.3f} ± "
                 f"{summary['c_index_std'] or 0:.3f} (folds {' '.join(f'{c:.3f}' for c in cis)}; 95% CI of the mean "
                 f"{summary['fold_mean_ci95'][0]:.3f}-{summary['fold_mean_ci95'][1]:.3f}; pooled OOF "
                 f"{summary['oof_c_index']:.3f} [{summary['oof_ci95'][0]:.3f}, {summary['oof_ci95'][1]:.3f}]) "
                 f"in {wall:.0f} s")
             write_genomic_table(out)                 # the table so far, rebuilt after every run
+            if inner_val and model.registry != "cox":
+                from survmamba_lite.realdata_inner import INNER_DIR, inner_validation
+
+                rec = inner_validation(cohort_dir, model, work=work / "inner" / cohort_key, epochs=epochs, seed=seed,
+                                       folds=folds, threads=threads, device=device, progress=progress, log=log)
+                rec.update({"cohort_key": cohort_key, "cohort": name, "setting": setting})
+                (out / INNER_DIR).mkdir(exist_ok=True)
+                atomic_write_text(out / INNER_DIR / f"{cohort_key}__{mkey}.json", json.dumps(rec, indent=1) + "\n")
+                write_genomic_table(out)
     return write_genomic_table(out)
 
 
@@ -718,7 +850,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="models (default: all)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs of the deep models (default 3)")
     p.add_argument("--paper-dims", action="store_true",
-                   help="the paper's widths (512-d tokens, state size 16) instead of the CPU settings")
+                   help="the paper's widths (512-d tokens, state size 16; SNN as its original, 4 x 256) instead of "
+                        "the CPU settings; give a --out of its own (results/real_data/paper_width)")
+    p.add_argument("--folds", nargs="+", type=int, default=None, help="fold indices (default: all five)")
+    p.add_argument("--dim", type=int, default=None,
+                   help="override every deep model's width: a smoke test of the code path, not a result")
+    p.add_argument("--inner-val", action="store_true",
+                   help="also train each deep model on an inner split of every training fold to diagnose a "
+                        "constant-risk collapse (training folds only; writes inner/ and inner_validation.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
@@ -749,9 +888,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_cohort_summaries(dirs, args.out)
         timings["import_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
+        model_table = PAPER_MODELS if args.paper_dims else MODELS
+        if args.dim is not None:
+            model_table = with_width(model_table, args.dim)
         table = run_genomic_check(dirs, args.out, work=args.work, models=args.models, epochs=args.epochs,
-                                  model_table=PAPER_MODELS if args.paper_dims else MODELS, seed=args.seed,
+                                  model_table=model_table, folds=args.folds, seed=args.seed,
                                   threads=args.threads, device=args.device, n_boot=args.n_boot,
+                                  setting="smoke" if args.dim is not None else "paper" if args.paper_dims else "cpu",
+                                  inner_val=args.inner_val,
                                   progress=args.progress)
         timings["genomic_s"] = round(time.perf_counter() - t0, 1)
         _log(genomic_table_markdown(table))

@@ -137,8 +137,9 @@ def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
         return [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()]
 
     full, compact = cells(rd.genomic_table_markdown(table)), cells(rd.genomic_table_markdown(table, compact=True))
-    assert full[0][6] == "folds" and full[0][8] == "compute s"
-    assert compact == [row[:6] + row[7:8] for row in full]
+    assert full[0][2] == "widths, epochs" and full[0][7] == "folds" and full[0][9] == "compute s"
+    assert compact == [row[:7] + row[8:9] for row in full]
+    assert [r[2] for r in full[2:]] == ["—", "CPU widths, 1", "CPU widths, 1"]
     for row in table.itertuples():
         run = json.loads((out / "runs" / f"coadread__{row.model_key}.json").read_text())
         folds = load_cohort(small_rna_cohort).folds
@@ -154,6 +155,65 @@ def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
     # the experiments layer's own pooled c-index equals ours
     summary = json.loads((tmp_path / "work" / "runs" / "coadread" / "snn" / "summary.json").read_text())
     assert summary["oof_c_index"] == pytest.approx(table.set_index("model_key").loc["snn", "oof_c_index"], abs=1e-4)
+
+
+def _run_file(out, cohort_key, cohort, model_key, label, cis, setting=None):
+    rec = {"cohort_key": cohort_key, "cohort": cohort, "source": "xena", "model_key": model_key, "label": label,
+           "fold_c_index": cis}
+    if setting:
+        rec["setting"] = setting
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "runs" / f"{cohort_key}__{model_key}.json").write_text(json.dumps(rec))
+
+
+def test_paired_differences_t_interval_by_hand(tmp_path):
+    from scipy import stats
+
+    snn = [0.556, 0.548, 0.637, 0.535, 0.622]            # the device's paper-width SNN on Xena BLCA (issue 14)
+    sm = [0.600, 0.530, 0.650, 0.560, 0.610]
+    _run_file(tmp_path, "blca", "BLCA", "snn", "SNN", snn, "paper")
+    _run_file(tmp_path, "blca", "BLCA", "survmamba-rna", "SurvMamba-RNA (C, bi)", sm, "paper")
+    _run_file(tmp_path, "coadread", "COADREAD", "snn", "SNN", [0.6, 0.62, 0.61, 0.64, 0.6])   # no partner: no row
+    table = rd.paired_differences(tmp_path)
+    assert len(table) == 1
+    row = table.iloc[0]
+    d = np.array(sm) - np.array(snn)
+    half = 2.7764451051977987 * d.std(ddof=1) / np.sqrt(5)                 # t_{0.975, 4}
+    assert stats.t.ppf(0.975, 4) == pytest.approx(2.7764451051977987)
+    assert row.mean_difference == pytest.approx(d.mean())
+    assert (row.diff_ci_low, row.diff_ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    s_half = 2.7764451051977987 * np.std(snn, ddof=1) / np.sqrt(5)
+    assert (row.snn_ci_low, row.snn_ci_high) == pytest.approx((np.mean(snn) - s_half, np.mean(snn) + s_half))
+    # paper SNN on BLCA: 0.610; our mean 0.5796 +- 0.0567 -> inside
+    assert row.paper_snn_mean == 0.61 and row.paper_snn_in_our_interval
+    assert row.setting == "paper widths"
+    md = rd.paired_differences_markdown(table)
+    assert "yes" in md and "SurvMamba-RNA (C, bi) − SNN" in md
+
+
+def test_inner_validation_reads_training_folds_only(small_rna_cohort, tmp_path):
+    from survmamba_lite.realdata_inner import inner_validation, risk_spread
+
+    cohort = load_cohort(small_rna_cohort)
+    model = rd.ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
+    rec = inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], log=lambda m: None)
+    (f,) = rec["folds"]
+    train_ids, val_ids = cohort.folds[0]
+    split = json.loads((tmp_path / "snn" / "outer_0" / "split.json").read_text())
+    assert set(split["train"]) | set(split["val"]) == set(train_ids)      # the inner split covers the training fold
+    assert not (set(split["train"]) | set(split["val"])) & set(val_ids)   # and never touches its validation fold
+    assert f["n_inner_val"] == len(split["val"]) and len(split["val"]) == pytest.approx(len(train_ids) / 5, abs=2)
+    assert f["collapsed"] == (f["inner_val_risk"]["risk_std"] < 0.01)
+    assert len(f["inner_val_c_index_by_epoch"]) == 1
+    assert risk_spread([-1.0, -1.0 + 1e-4])["collapsed"]
+
+
+def test_with_width_keeps_settings_and_cuts_heads():
+    small = rd.with_width(rd.PAPER_MODELS, 12)
+    assert small["snn"].options == {"dim": 12} and small["cox"] is rd.PAPER_MODELS["cox"]
+    assert small["snntrans"].options == {"dim": 12, "heads": 6}
+    assert small["survmamba-rna-uni"].options == {"dim": 12, "bidirectional": False}
+    assert rd.PAPER_MODELS["snn"].options == {}                             # SNN as its original: 4 x 256
 
 
 def test_cohort_summary_counts(small_rna_cohort, tmp_path):

@@ -84,13 +84,13 @@ def test_unknown_option_is_named_with_accepted_options(inputs):
 def test_accepted_options_come_from_the_constructor_signature():
     assert accepted_options(get_model_spec("abmil")) == {"dim": 512, "dropout": 0.25}
     assert accepted_options(get_model_spec("transmil-kp")) == {
-        "dim": 512, "fusion_dim": 32, "heads": 8, "dropout": 0.25, "attn_dropout": 0.1}
+        "dim": 512, "fusion_dim": 32, "heads": 8, "dropout": 0.25, "attn_dropout": 0.1, "kp_gates": True}
     assert accepted_options(get_model_spec("motcat"))["ot_tau"] == 0.5
 
 
 def test_options_reach_the_model(inputs):
     model = build_model("abmil-kp", inputs, dim=8, fusion_dim=3)
-    assert model.fusion == "kp" and model.kron.fc[0].in_features == 16
+    assert model.fusion == "kp" and model.kron.encoder1[0].in_features == 16
     assert model.head.in_features == 8
 
 

@@ -19,6 +19,8 @@ from survmamba_lite.survival import (
     concordance_index_ref,
     concordance_td,
     integrated_brier_score,
+    bin_end_times,
+    bin_survival_grid,
     survival_at,
 )
 
@@ -184,13 +186,14 @@ def test_concordance_td_equals_harrell_for_proportional_curves():
 # ----------------------------------------------------------------------------- Brier / IPCW
 
 
-def _km_censoring_loop(t_train, e_train, u):
-    """Product-limit estimate of P(C > u), written as a plain loop."""
+def _km_censoring_loop(t_train, e_train, u, left=False):
+    """Product-limit estimate of P(C > u) (``left``: P(C >= u), the limit just before u), as a plain loop."""
     g = 1.0
     for v in sorted(set(t_train)):
-        if v > u:
+        if v > u or (left and v == u):
             break
-        at_risk = sum(1 for x in t_train if x >= v)
+        deaths = sum(1 for x, e in zip(t_train, e_train) if x == v and e)     # deaths leave first
+        at_risk = sum(1 for x in t_train if x >= v) - deaths
         cens = sum(1 for x, e in zip(t_train, e_train) if x == v and not e)
         g *= 1.0 - cens / at_risk
     return g
@@ -202,7 +205,7 @@ def _brier_loop(surv, grid, time, event, t_train, e_train):
         total = 0.0
         for i in range(len(time)):
             if time[i] <= tau and event[i]:
-                total += surv[i][k] ** 2 / _km_censoring_loop(t_train, e_train, time[i])
+                total += surv[i][k] ** 2 / _km_censoring_loop(t_train, e_train, time[i], left=True)
             elif time[i] > tau:
                 total += (1.0 - surv[i][k]) ** 2 / _km_censoring_loop(t_train, e_train, tau)
         out.append(total / len(time))
@@ -223,12 +226,22 @@ def _brier_data(seed):
     return surv, grid, t_te, e_te, t_tr, e_tr
 
 
-def test_censoring_km_matches_lifelines():
+def test_censoring_km_matches_lifelines_and_scikit_survival():
+    """lifelines' reverse KM keeps the deaths of a tied time in the censoring risk set, so it agrees
+    with ours where no death ties a censoring; scikit-survival's reverse KM (deaths first) agrees always."""
+    from sksurv.nonparametric import kaplan_meier_estimator
+
     _, _, _, _, t_tr, e_tr = _brier_data(0)
     g = censoring_km(t_tr, e_tr)
-    kmf = KaplanMeierFitter().fit(t_tr, 1 - e_tr)
     query = np.linspace(0, t_tr.max(), 50)
-    assert np.allclose(g(query), kmf.survival_function_at_times(query).to_numpy(), atol=1e-12)
+    times, prob = kaplan_meier_estimator(e_tr.astype(bool), t_tr, reverse=True)
+    ref = np.concatenate([[1.0], prob])[np.searchsorted(times, query, side="right")]
+    np.testing.assert_allclose(g(query), ref, atol=1e-12)
+    untied = ~np.isin(t_tr, t_tr[e_tr == 1]) | (e_tr == 1)          # drop censorings tied with a death
+    t_u, e_u = t_tr[untied], e_tr[untied]
+    kmf = KaplanMeierFitter().fit(t_u, 1 - e_u)
+    np.testing.assert_allclose(censoring_km(t_u, e_u)(query), kmf.survival_function_at_times(query).to_numpy(),
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -324,3 +337,92 @@ def test_bootstrap_skips_undefined_replicates_with_warning():
     assert res.estimate == 1.0
     with pytest.raises(ValueError, match="first dimension"):
         bootstrap_ci(concordance_index, time, risk[:3], event, n_boot=10, seed=0)
+
+
+# ----------------------------------------------------------------------------- against scikit-survival
+
+def _tied_censored_case():
+    """Training and test folds with tied deaths, tied censorings and deaths tied with censorings."""
+    t_tr = np.array([1, 2, 2, 2, 3, 4, 4, 5, 5, 6, 7, 8, 8, 9, 10, 12], dtype=float)
+    e_tr = np.array([1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 1, 1, 0])
+    t_te = np.array([1, 2, 2, 3, 4, 4, 5, 6, 7, 8, 8, 9, 11], dtype=float)
+    e_te = np.array([0, 1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1])
+    rng = np.random.default_rng(7)
+    grid = np.array([2.0, 4.0, 5.0, 8.0, 9.0])
+    surv = np.sort(rng.uniform(0.05, 1.0, size=(t_te.size, grid.size)), axis=1)[:, ::-1].copy()
+    return surv, grid, t_te, e_te, t_tr, e_tr
+
+
+def test_brier_matches_scikit_survival_with_ties_and_censoring():
+    """sksurv weights a death by G(t_i); with ipcw="right" we agree to rounding. Graf's G(t_i-) then
+    differs exactly at the deaths whose time is also a training censoring time (2, 4 and 8 here)."""
+    from sksurv.metrics import brier_score as sk_brier
+    from sksurv.metrics import integrated_brier_score as sk_ibs
+    from sksurv.util import Surv
+
+    surv, grid, t_te, e_te, t_tr, e_tr = _tied_censored_case()
+    y_tr, y_te = Surv.from_arrays(e_tr.astype(bool), t_tr), Surv.from_arrays(e_te.astype(bool), t_te)
+    _, ref = sk_brier(y_tr, y_te, surv, grid)
+    right = brier_score(surv, grid, t_te, e_te, t_tr, e_tr, ipcw="right")
+    print("sksurv", ref, "ours (right)", right)
+    np.testing.assert_allclose(right, ref, rtol=0, atol=1e-12)
+    assert integrated_brier_score(surv, grid, t_te, e_te, t_tr, e_tr, ipcw="right") == pytest.approx(
+        sk_ibs(y_tr, y_te, surv, grid), abs=1e-12)
+    # Graf: the same censoring KM (scikit-survival's, deaths first at ties) just before t_i
+    from sksurv.nonparametric import CensoringDistributionEstimator
+    cens = CensoringDistributionEstimator().fit(y_tr)
+    g_left = cens.predict_proba(np.nextafter(t_te, -np.inf))
+    g_tau = cens.predict_proba(grid)
+    case = (e_te[:, None] == 1) & (t_te[:, None] <= grid[None, :])
+    control = t_te[:, None] > grid[None, :]
+    expected = (np.where(case, surv ** 2 / g_left[:, None], 0) + np.where(control, (1 - surv) ** 2 / g_tau, 0)).mean(0)
+    graf = brier_score(surv, grid, t_te, e_te, t_tr, e_tr)
+    print("graf", graf, "sksurv G(t-) by hand", expected)
+    np.testing.assert_allclose(graf, expected, rtol=0, atol=1e-12)
+    tied = np.isin(t_te[e_te == 1], t_tr[e_tr == 0])
+    assert tied.any() and not np.allclose(graf, ref)        # the case exercises the difference
+    with pytest.raises(ValueError, match="ipcw must be"):
+        brier_score(surv, grid, t_te, e_te, t_tr, e_tr, ipcw="left")
+
+
+def test_censoring_km_left_limit_matches_scikit_survival():
+    from sksurv.nonparametric import CensoringDistributionEstimator
+    from sksurv.util import Surv
+
+    _, _, _, _, t_tr, e_tr = _tied_censored_case()
+    cens = CensoringDistributionEstimator().fit(Surv.from_arrays(e_tr.astype(bool), t_tr))
+    q = np.unique(np.concatenate([t_tr, t_tr + 0.5, [0.0]]))
+    g = censoring_km(t_tr, e_tr)
+    np.testing.assert_allclose(g(q), cens.predict_proba(q), atol=1e-12)
+    np.testing.assert_allclose(g.left(q), cens.predict_proba(np.nextafter(q, -np.inf)), atol=1e-12)
+
+
+def test_concordance_td_of_proportional_curves_matches_scikit_survival_harrell():
+    """For curves that never cross, Antolini's C with ties scored 1/2 is Harrell's C (sksurv's estimate)."""
+    from sksurv.metrics import concordance_index_censored
+
+    _, _, t_te, e_te, _, _ = _tied_censored_case()
+    rng = np.random.default_rng(3)
+    risk = rng.integers(0, 5, size=t_te.size).astype(float)          # tied risks as well
+    edges = np.array([0.0, 2.0, 5.0, 8.0, np.inf])
+    surv = np.exp(-np.exp(risk)[:, None] * np.arange(1, 5)[None, :] / 10)    # (n, T) non-crossing
+    ref = concordance_index_censored(e_te.astype(bool), t_te, risk)[0]
+    got = concordance_td(t_te, e_te, surv, bin_survival_grid(edges))
+    print(f"C_td {got:.6f}  sksurv Harrell {ref:.6f}")
+    assert got == pytest.approx(ref, abs=1e-12)
+
+
+def test_one_curve_placement_for_both_metrics():
+    """A death in bin k is scored with S_k by the time-dependent C, and the Brier score at the end of
+    bin k compares S_k with 'alive at the end of bin k' (a perfect step prediction scores 0)."""
+    edges = np.array([0.0, 2.0, 5.0, np.inf])
+    grid, taus = bin_survival_grid(edges), bin_end_times(edges)
+    surv = np.array([[0.9, 0.6, 0.2]])
+    assert survival_at(surv, grid, [0.0, 1.99, 2.0, 4.99, 5.0]).tolist() == [[0.9, 0.9, 0.6, 0.6, 0.2]]
+    np.testing.assert_array_equal(survival_at(surv, grid, taus), [[0.9, 0.6]])
+    # patients dying in bins 0, 1, 2 exactly at the left edge of the next: the truth at the bin ends is a step
+    time = np.array([1.0, 2.0, 5.0, 9.0])
+    event = np.ones(4, dtype=int)
+    perfect = (time[:, None] > taus[None, :]).astype(float)      # alive at the end of bin k  <=>  t >= e_{k+1}
+    np.testing.assert_array_equal(perfect, [[0, 0], [1, 0], [1, 1], [1, 1]])
+    assert integrated_brier_score(perfect, taus, time, event, time, event) == 0.0

@@ -3,7 +3,7 @@
 =================  ==========  =============================================================
 registry name      modalities  model
 =================  ==========  =============================================================
-snn                rna         :class:`SNN` (Klambauer et al., 2017)
+snn                rna         :class:`SNN` (Klambauer et al., 2017; MCAT/PORPOISE's 4 x 256)
 snntrans           rna         :class:`SNNTrans` (per-function SNN tokens + TransMIL)
 abmil              wsi         :class:`ABMIL` (Ilse et al., 2018)
 clam-sb, clam-mb   wsi         :class:`CLAMSB`, :class:`CLAMMB` (Lu et al., 2021)
@@ -45,7 +45,7 @@ _KP = ("Chen et al., Pathomic fusion: an integrated framework for fusing histopa
 def _late(mil_name: str, mil_ref: str, cls, fusion: str) -> ModelSpec:
     label = {"cat": "Cat", "kp": "KP"}[fusion]
     how = ("concatenation" if fusion == "cat"
-           else "Kronecker product of the two embeddings (each reduced, with a 1 appended)")
+           else "Pathomic Fusion's gated Kronecker product (each gated by the other, reduced, a 1 appended)")
     reference = f"{mil_ref}; {_SNN}" + ("" if fusion == "cat" else f"; {_KP}")
     return ModelSpec(
         f"{mil_name.lower()}-{fusion}", ("wsi", "rna"), factory_from_class(cls, fusion=fusion),
@@ -55,19 +55,21 @@ def _late(mil_name: str, mil_ref: str, cls, fusion: str) -> ModelSpec:
 
 _SPECS = (
     ModelSpec("snn", ("rna",), factory_from_class(SNN),
-              "self-normalising network on the concatenated RNA vector", _SNN, "SNN"),
+              "self-normalising network on the concatenated RNA vector (4 x 256 ELU blocks, as in MCAT/PORPOISE)",
+              _SNN, "SNN"),
     ModelSpec("snntrans", ("rna",), factory_from_class(SNNTrans),
               "per-function SNN tokens, then TransMIL over the function tokens", f"{_SNN}; {_TRANSMIL}",
               "SNNTrans"),
     ModelSpec("abmil", ("wsi",), factory_from_class(ABMIL),
               "gated-attention MIL pooling over all patches", _ABMIL, "ABMIL"),
     ModelSpec("clam-sb", ("wsi",), factory_from_class(CLAMSB),
-              "CLAM, single attention branch, with instance-level clustering loss", _CLAM, "CLAM-SB"),
+              "CLAM, single attention branch; loss 0.7 bag + 0.3 instance clustering, one forward pass", _CLAM,
+              "CLAM-SB"),
     ModelSpec("clam-mb", ("wsi",), factory_from_class(CLAMMB),
               "CLAM, one attention branch and classifier per time bin, with instance clustering loss",
               _CLAM, "CLAM-MB"),
     ModelSpec("transmil", ("wsi",), factory_from_class(TransMIL),
-              "TransMIL: squared bag, class token, two attention layers and the PPEG position encoding",
+              "TransMIL: squared bag, class token, two Nystrom attention layers and the PPEG position encoding",
               _TRANSMIL, "TransMIL"),
     _late("ABMIL", _ABMIL, ABMILFusion, "cat"),
     _late("ABMIL", _ABMIL, ABMILFusion, "kp"),
@@ -84,7 +86,7 @@ _SPECS = (
               "Xu & Chen, Multimodal optimal transport-based co-attention transformer with global structure "
               "consistency for survival prediction, ICCV 2023", "MOTCat"),
     ModelSpec("survpath", ("wsi", "rna"), factory_from_class(SurvPath),
-              "pathway and patch tokens in one transformer layer without patch-to-patch attention",
+              "pathway and patch tokens in one attention layer without patch-to-patch attention or residuals",
               "Jaume et al., Modeling dense multimodal interactions between biological pathways and histology "
               "for survival prediction, CVPR 2024", "SurvPath"),
 )

@@ -1,45 +1,69 @@
 """Genomic-guided co-attention models: MCAT and MOTCat.
 
 * :class:`MCAT` — Chen et al., "Multimodal co-attention transformer for survival
-  prediction in gigapixel whole slide images", ICCV 2021.
+  prediction in gigapixel whole slide images", ICCV 2021; follows ``MCAT_Surv`` in
+  mahmoodlab/MCAT ``models/model_coattn.py``.
 * :class:`MOTCat` — Xu & Chen, "Multimodal optimal transport-based co-attention
-  transformer with global structure consistency for survival prediction", ICCV 2023.
+  transformer with global structure consistency for survival prediction", ICCV 2023;
+  follows ``MOTCAT_Surv`` and ``OT_Attn_assem`` in Innse/MOTCat ``models/model_motcat.py``.
 
-Shared pipeline (``N`` genomic tokens, ``L`` patches)::
+Shared pipeline (``N`` genomic tokens, ``L`` patches, ``D = 256``)::
 
-    H = ReLU(W_h x)                          patch tokens        (B, L, D)
-    G = per-group SNN(rna)                   genomic tokens      (B, N, D)
+    H = Drop(ReLU(W_h x))                    patch tokens        (B, L, D)
+    G = per-group SNN(rna)                   genomic tokens      (B, N, D)   (two SNN blocks each)
     H^ = CoAttn(G, H)                        genomic-guided WSI  (B, N, D)
-    H^ <- Transformer_path(H^),  G <- Transformer_omic(G)      (2 layers each)
+    H^ <- Transformer_path(H^),  G <- Transformer_omic(G)      (2 post-norm layers, 8 heads, FF 2D)
     h = rho(GatedAttnPool(H^)),  g = rho(GatedAttnPool(G))     (B, D) each
-    z = fusion(h, g)   (concat: ReLU(W2 ReLU(W1 [h; g])); or Kronecker product)
+    z = fusion(h, g)   (concat: ReLU(W2 ReLU(W1 [h; g])); or the gated Kronecker fusion)
     logits = Linear(D, T)(z)
 
-MCAT's co-attention is softmax attention with the genomic tokens as queries and the
-patches as keys and values: ``H^ = softmax(W_q G (W_k H)^T / sqrt(D)) W_v H``. MOTCat
-replaces the attention matrix by an entropic optimal-transport plan between the
-genomic tokens and the patches (:func:`sinkhorn_log`), ``H^ = N * pi H``.
+MCAT's co-attention is single-head softmax attention with the genomic tokens as queries
+and the patches as keys and values (``nn.MultiheadAttention(256, 1)``):
+``H^ = W_o softmax(W_q G (W_k H)^T / sqrt(D)) W_v H``. MOTCat replaces it by an
+entropic unbalanced optimal-transport plan between the patches and the genomic tokens
+(:func:`sinkhorn_log`), ``H^ = pi^T H`` with no projection.
 
-Genomic tokens: MCAT and MOTCat group genes into six gene families (tumour suppressors,
-oncogenes, ...). This package's hierarchy offers functions (KEGG pathways, ~350) and
-processes (KEGG classes, ~45); the default ``genomic_tokens="process"`` makes one token
-per process, each from its own SNN over the union of the process's genes — the coarse,
-few-group granularity of the original; ``"function"`` gives one token per pathway.
+Genomic tokens (``genomic_tokens``): MCAT and MOTCat make one token per gene *family*
+(six families: tumour suppressors, oncogenes, protein kinases, cell differentiation
+markers, transcription factors, cytokines and growth factors; their
+``datasets_csv_sig/signatures.csv``): ``genomic_tokens="family"`` with ``gene_families``
+(a path to such a table or a mapping family -> gene symbols) gives those. The family
+table is not shipped with this package, so the default is ``"process"``: one token per
+KEGG process (~45 groups, the union of the process's pathway genes), the closest
+few-group granularity the cohort's own hierarchy offers; ``"function"`` gives one token
+per pathway (~350).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, KroneckerFusion, TransformerLayer,
-                                             flatten_bag, process_level_hierarchy, require_modalities)
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, GatedKroneckerFusion, GroupSNN,
+                                             TransformerLayer, flatten_bag, gene_family_hierarchy,
+                                             process_level_hierarchy, read_gene_families, require_modalities)
 from survmamba_lite.baselines.genomic import check_rna_width
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
-from survmamba_lite.model.encoders import FunctionEncoder
 
 __all__ = ["sinkhorn_log", "MCAT", "MOTCat"]
 
-GENOMIC_TOKENS = ("process", "function")
+GENOMIC_TOKENS = ("family", "process", "function")
+
+
+def genomic_groups(hierarchy: GenomicHierarchy, genomic_tokens: str,
+                   gene_families: str | Path | Mapping[str, Sequence[str]] | None, who: str) -> GenomicHierarchy:
+    """The gene groups (one genomic token each) for ``genomic_tokens`` = family / process / function."""
+    if genomic_tokens not in GENOMIC_TOKENS:
+        raise ValueError(f"{who}: genomic_tokens must be one of {GENOMIC_TOKENS}, got {genomic_tokens!r}")
+    if genomic_tokens == "family":
+        if gene_families is None:
+            raise ValueError(f"{who}: genomic_tokens='family' needs gene_families, a CSV with one column per gene "
+                             "family (MCAT's datasets_csv_sig/signatures.csv layout) or a mapping family -> genes")
+        families = gene_families if isinstance(gene_families, Mapping) else read_gene_families(gene_families)
+        return gene_family_hierarchy(hierarchy, families)
+    return process_level_hierarchy(hierarchy) if genomic_tokens == "process" else hierarchy
 
 
 def sinkhorn_log(cost: Tensor, a: Tensor, b: Tensor, eps: float, tau: float | None = None,
@@ -91,17 +115,14 @@ class _CoAttentionSurvival(nn.Module):
     modalities = ("wsi", "rna")
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int, heads: int,
-                 n_layers: int, genomic_tokens: str, fusion: str, fusion_dim: int, fn_hidden: int,
+                 n_layers: int, genomic_tokens: str, gene_families, fusion: str, fusion_dim: int, fn_hidden: int,
                  dropout: float):
         super().__init__()
-        if genomic_tokens not in GENOMIC_TOKENS:
-            raise ValueError(f"{type(self).__name__}: genomic_tokens must be one of {GENOMIC_TOKENS}, "
-                             f"got {genomic_tokens!r}")
         if fusion not in ("concat", "kp"):
             raise ValueError(f"{type(self).__name__}: fusion must be 'concat' or 'kp', got {fusion!r}")
         self.hierarchy, self.fusion = hierarchy, fusion
-        groups = process_level_hierarchy(hierarchy) if genomic_tokens == "process" else hierarchy
-        self.genomic = FunctionEncoder(groups, dim, hidden=fn_hidden, dropout=dropout)
+        self.groups = genomic_groups(hierarchy, genomic_tokens, gene_families, type(self).__name__)
+        self.genomic = GroupSNN(self.groups, dim, hidden=fn_hidden)
         self.patches = nn.Sequential(nn.Linear(wsi_dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.path_layers = nn.ModuleList(TransformerLayer(dim, heads, 2 * dim, dropout) for _ in range(n_layers))
         self.omic_layers = nn.ModuleList(TransformerLayer(dim, heads, 2 * dim, dropout) for _ in range(n_layers))
@@ -111,10 +132,8 @@ class _CoAttentionSurvival(nn.Module):
         self.omic_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
         if fusion == "concat":
             self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
-        else:
-            self.reduce_path = nn.Sequential(nn.Linear(dim, fusion_dim), nn.ReLU())
-            self.reduce_omic = nn.Sequential(nn.Linear(dim, fusion_dim), nn.ReLU())
-            self.fuse_kp = KroneckerFusion(fusion_dim, fusion_dim, dim, dropout)
+        else:   # MCAT's "bilinear": BilinearFusion(dim1=256, dim2=256, scale_dim1=8, scale_dim2=8, mmhid=256)
+            self.fuse_kp = GatedKroneckerFusion(dim, dim, fusion_dim, fusion_dim, dim, hidden=256, dropout=dropout)
         self.head = nn.Linear(dim, n_bins)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
@@ -137,7 +156,7 @@ class _CoAttentionSurvival(nn.Module):
         if self.fusion == "concat":
             z = self.fuse(torch.cat([e_path, e_omic], -1))
         else:
-            z = self.fuse_kp(self.reduce_path(e_path), self.reduce_omic(e_omic))
+            z = self.fuse_kp(e_path, e_omic)
         return self.head(z)
 
 
@@ -151,18 +170,21 @@ class MCAT(_CoAttentionSurvival):
         dim: model width ``D``.
         heads: heads of the per-modality transformers (the co-attention has one head, as in MCAT).
         n_layers: transformer layers per modality (2 in MCAT).
-        genomic_tokens: ``"process"`` (default) or ``"function"``, see the module notes.
-        fusion: ``"concat"`` (MCAT's default) or ``"kp"``.
-        fusion_dim: width before the Kronecker product (``kp`` only).
-        fn_hidden: hidden width of each genomic group's SNN.
-        dropout: dropout rate.
+        genomic_tokens: ``"family"`` (MCAT's, needs ``gene_families``), ``"process"`` (default)
+            or ``"function"``, see the module notes.
+        gene_families: path to a gene-family table or a mapping family -> gene symbols.
+        fusion: ``"concat"`` (MCAT's default) or ``"kp"`` (gated Kronecker fusion, MCAT's "bilinear").
+        fusion_dim: width of each modality before the Kronecker product (``kp`` only; 256 / 8 = 32).
+        fn_hidden: hidden width of each genomic group's SNN (256).
+        dropout: dropout rate (0.25).
     """
 
-    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 512, heads: int = 8,
-                 n_layers: int = 2, genomic_tokens: str = "process", fusion: str = "concat",
-                 fusion_dim: int = 32, fn_hidden: int = 64, dropout: float = 0.25):
-        super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, fusion, fusion_dim,
-                         fn_hidden, dropout)
+    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 8,
+                 n_layers: int = 2, genomic_tokens: str = "process",
+                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "concat",
+                 fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25):
+        super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,
+                         fusion_dim, fn_hidden, dropout)
         self.coattn = Attention(dim, heads=1)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
@@ -170,20 +192,23 @@ class MCAT(_CoAttentionSurvival):
 
 
 class MOTCat(_CoAttentionSurvival):
-    """MOTCat: optimal-transport co-attention between genomic tokens and patches.
+    """MOTCat: optimal-transport co-attention between the patches and the genomic tokens.
 
-    The cost is the squared Euclidean distance between tokens, scaled by its maximum
-    over the patient's real pairs: ``C_ij = |g_i - h_j|^2 / max C``. The plan ``pi``
-    (uniform marginals ``1/N`` over genomic tokens and ``1/n`` over the patient's ``n``
-    real patches; unbalanced with ``ot_tau`` as in MOTCat, balanced if ``ot_tau`` is None)
-    transports patches to genomic tokens, and ``H^ = N * pi H``: in the balanced case
-    each row of ``N * pi`` sums to one (a barycentric average of the patches matched
-    to that genomic token). As with the external OT solver of the original, the plan is
-    by default a constant for back-propagation (gradients reach the patches through
-    ``pi H``); ``differentiable_plan=True`` back-propagates through the iterations.
-    MOTCat's approximation of the plan by averaging over random mini-batches of
-    patches (to save memory on very large bags) is not used: the plan is computed over
-    the whole bag, which that procedure approximates.
+    As ``OT_Attn_assem`` (Innse/MOTCat ``models/model_motcat.py``, ``impl="pot-uot-l2"``):
+    both token sets are first shifted per token by their minimum feature,
+    ``normalize_feature(x) = x - min_d x_d`` (every token then has minimum 0), the cost is
+    the squared Euclidean distance of the shifted tokens scaled by its maximum over the
+    patient's real pairs, ``C_ij = |g~_i - h~_j|^2 / max C``, and the plan ``pi`` (uniform
+    marginals ``1/N`` over genomic tokens and ``1/n`` over the patient's ``n`` real patches;
+    unbalanced with ``ot_tau`` as in MOTCat, balanced if ``ot_tau`` is None) transports
+    patches to genomic tokens. The co-attended tokens are ``H^ = pi^T H`` (in MOTCat's
+    orientation, ``(N, L) @ (L, D)`` here): the *unshifted* patch tokens weighted by the
+    plan, without rescaling, so a genomic token's row carries the mass ``~1/N`` the plan
+    gives it. As with the external OT solver of the original, the plan is by default a
+    constant for back-propagation (gradients reach the patches through ``pi^T H``);
+    ``differentiable_plan=True`` back-propagates through the iterations. MOTCat's
+    approximation of the plan by averaging over random mini-batches of patches (to save
+    memory on very large bags) is not used: the plan is computed over the whole bag.
 
     Args:
         ot_reg: entropic regularisation ``eps`` (0.1 in MOTCat).
@@ -193,20 +218,27 @@ class MOTCat(_CoAttentionSurvival):
         Other arguments as :class:`MCAT`.
     """
 
-    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 512, heads: int = 8,
-                 n_layers: int = 2, genomic_tokens: str = "process", fusion: str = "concat",
-                 fusion_dim: int = 32, fn_hidden: int = 64, dropout: float = 0.25, ot_reg: float = 0.1,
+    def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 8,
+                 n_layers: int = 2, genomic_tokens: str = "process",
+                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "concat",
+                 fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25, ot_reg: float = 0.1,
                  ot_tau: float | None = 0.5, ot_iters: int = 100, differentiable_plan: bool = False):
-        super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, fusion, fusion_dim,
-                         fn_hidden, dropout)
+        super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,
+                         fusion_dim, fn_hidden, dropout)
         self.ot_reg, self.ot_tau, self.ot_iters = ot_reg, ot_tau, ot_iters
         self.differentiable_plan = differentiable_plan
+
+    @staticmethod
+    def normalize_feature(x: Tensor) -> Tensor:
+        """MOTCat's per-token shift ``x - min_d x_d``: ``(..., D) -> (..., D)``, every token's minimum is 0."""
+        return x - x.amin(-1, keepdim=True)
 
     def transport_plan(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
         """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, N, L)``."""
         with torch.set_grad_enabled(self.differentiable_plan and torch.is_grad_enabled()):
             if not self.differentiable_plan:
                 g, h = g.detach(), h.detach()
+            g, h = self.normalize_feature(g), self.normalize_feature(h)
             cost = ((g * g).sum(-1, keepdim=True) + (h * h).sum(-1).unsqueeze(1)
                     - 2 * g @ h.transpose(1, 2)).clamp_min(0.0)                   # (B, N, L) = |g_i - h_j|^2
             keep = mask.unsqueeze(1)
@@ -217,4 +249,4 @@ class MOTCat(_CoAttentionSurvival):
             return sinkhorn_log(cost, a, b, self.ot_reg, self.ot_tau, self.ot_iters)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        return g.shape[1] * (self.transport_plan(g, h, mask) @ h)
+        return self.transport_plan(g, h, mask) @ h                                # (B, N, D) = pi^T H

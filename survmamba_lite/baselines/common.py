@@ -5,22 +5,35 @@
 * :func:`masked_mean` and :class:`Attention` — padding-aware pooling and softmax attention.
 * :class:`GatedAttentionPool` — the gated attention pooling of Ilse et al. (2018).
 * :class:`TransformerLayer` — a post-norm transformer encoder layer (as in MCAT).
-* :class:`KroneckerFusion` — the Kronecker-product fusion of Pathomic Fusion (Chen et al., 2020).
+* :class:`KroneckerFusion` — the plain Kronecker product of two embeddings (each with a 1 appended).
+* :class:`GatedKroneckerFusion` — Pathomic Fusion's gated Kronecker fusion (Chen et al., 2020),
+  the "KP"/"bilinear" fusion of the Table 1 late-fusion rows, MCAT and MOTCat.
+* :class:`GroupSNN` — one two-block self-normalising network per gene group (the per-signature
+  / per-pathway networks of MCAT, MOTCat and SurvPath).
 * :func:`process_level_hierarchy` — one genomic token per biological process instead of per
-  function (the coarse genomic groups used by MCAT and MOTCat here).
+  function; :func:`gene_family_hierarchy` and :func:`read_gene_families` — one token per gene
+  family (MCAT's six families: tumour suppressors, oncogenes, protein kinases, cell
+  differentiation markers, transcription factors, cytokines and growth factors).
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
+from survmamba_lite.model.him import compact
 from survmamba_lite.model.him import masked_mean as _masked_mean
 
 __all__ = ["flatten_bag", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
-           "TransformerLayer", "KroneckerFusion", "process_level_hierarchy"]
+           "TransformerLayer", "KroneckerFusion", "GatedKroneckerFusion", "GroupSNN", "process_level_hierarchy",
+           "gene_family_hierarchy", "read_gene_families"]
 
 
 def require_modalities(batch: SurvivalBatch, model: nn.Module) -> None:
@@ -53,14 +66,7 @@ def flatten_bag(patches: Tensor, patch_mask: Tensor) -> tuple[Tensor, Tensor]:
     >>> x.tolist(), mask.tolist()
     ([[[2.0, 3.0], [4.0, 5.0]]], [[True, True]])
     """
-    b, r, p, f = patches.shape
-    x = patches.reshape(b, r * p, f)
-    mask = patch_mask.reshape(b, r * p)
-    n_max = int(mask.sum(1).max())
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_max]   # real first
-    x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, f))                  # (B, L, F)
-    mask = torch.gather(mask, 1, order)                                            # (B, L)
-    return x * mask.unsqueeze(-1), mask
+    return compact(patches, patch_mask)          # the same algorithm as HIM's (static_shapes-aware)
 
 
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -115,7 +121,9 @@ class GatedAttentionPool(nn.Module):
         a_ck = softmax_k( w_c^T (tanh(V h_k) * sigmoid(U h_k)) ),    z_c = sum_k a_ck h_k
 
     Padding instances get zero weight. ``n_branches > 1`` gives the multi-branch
-    attention of CLAM-MB (one attention distribution per class).
+    attention of CLAM-MB (one attention distribution per class). The layers are those of
+    ``Attn_Net_Gated`` (mahmoodlab/CLAM ``models/model_clam.py``, mahmoodlab/MCAT
+    ``models/model_utils.py``), ``w`` with its bias (which cancels in the softmax).
 
     Args:
         dim: instance width ``D``.
@@ -134,7 +142,7 @@ class GatedAttentionPool(nn.Module):
         super().__init__()
         self.v = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Dropout(dropout))
         self.u = nn.Sequential(nn.Linear(dim, hidden), nn.Sigmoid(), nn.Dropout(dropout))
-        self.w = nn.Linear(hidden, n_branches, bias=False)   # a bias would cancel in the softmax
+        self.w = nn.Linear(hidden, n_branches)
 
     def forward(self, h: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         scores = self.w(self.v(h) * self.u(h)).transpose(1, 2)                   # (B, C, L)
@@ -166,15 +174,14 @@ class TransformerLayer(nn.Module):
 
 
 class KroneckerFusion(nn.Module):
-    """Kronecker-product fusion of two embeddings (Pathomic Fusion, Chen et al., IEEE TMI 2020).
+    """Plain Kronecker-product fusion of two embeddings (the core of Pathomic Fusion, Chen et al. 2020).
 
-    Each embedding is reduced to a small width, a constant 1 is appended so that the
-    product keeps the unimodal terms, and the flattened outer product is projected::
+    A constant 1 is appended to each embedding so that the product keeps the unimodal
+    terms, and the flattened outer product is projected::
 
         z = ReLU(W vec([a; 1] (x) [b; 1]) + c)        ((d_a + 1)(d_b + 1) -> d_out)
 
-    Pathomic Fusion also gates each modality before the product; the late-fusion
-    baselines of the comparison use the product itself, which is what is kept here.
+    Without the gates of :class:`GatedKroneckerFusion` (which uses this product inside).
 
     ``a: (B, d_a)``, ``b: (B, d_b)`` -> ``(B, d_out)``.
 
@@ -194,11 +201,128 @@ class KroneckerFusion(nn.Module):
         return self.fc(outer.flatten(1))
 
 
+class GatedKroneckerFusion(nn.Module):
+    """Pathomic Fusion's gated Kronecker fusion (Chen et al., IEEE TMI 2020).
+
+    Follows ``BilinearFusion`` of mahmoodlab/PathomicFusion ``fusion.py`` as the Table 1
+    baselines use it (mahmoodlab/MCAT and mahmoodlab/PORPOISE ``models/model_utils.py`` /
+    ``models/model_porpoise.py``, ``fusion="bilinear"``: ``skip=0, use_bilinear=0``, both gates
+    on, each modality reduced by ``scale_dim = 8``, i.e. 256 -> 32). For modality ``a`` (and
+    symmetrically ``b``)::
+
+        h_a = ReLU(W_h a)                          (d_a -> r_a)
+        z_a = W_z [a; b]                           (d_a + d_b -> r_a), the gate's score
+        o_a = Drop(ReLU(W_o (sigmoid(z_a) * h_a)))  (r_a -> r_a)
+        z   = Drop(ReLU(W_2 Drop(ReLU(W_1 Drop(vec([o_a; 1] (x) [o_b; 1]))))))
+                                                   ((r_a+1)(r_b+1) -> hidden -> d_out)
+
+    ``gated=False`` drops the gates (``o_a = Drop(ReLU(W_o h_a))``, Pathomic Fusion's
+    ``gate1=0``), the plain product of reduced embeddings.
+
+    Args:
+        d_a, d_b: input widths.
+        r_a, r_b: reduced widths before the product (32 = 256 / 8 in the original).
+        d_out: output width (``mmhid``, 256).
+        hidden: width after the product (256 in the original).
+        dropout: dropout rate (0.25).
+        gated: use the gates.
+
+    ``a: (B, d_a)``, ``b: (B, d_b)`` -> ``(B, d_out)``.
+
+    >>> GatedKroneckerFusion(256, 256, 32, 32, 256)(torch.randn(2, 256), torch.randn(2, 256)).shape
+    torch.Size([2, 256])
+    """
+
+    def __init__(self, d_a: int, d_b: int, r_a: int, r_b: int, d_out: int, hidden: int = 256,
+                 dropout: float = 0.25, gated: bool = True):
+        super().__init__()
+        self.gated = gated
+        self.h_a = nn.Sequential(nn.Linear(d_a, r_a), nn.ReLU())
+        self.h_b = nn.Sequential(nn.Linear(d_b, r_b), nn.ReLU())
+        if gated:
+            self.z_a = nn.Linear(d_a + d_b, r_a)
+            self.z_b = nn.Linear(d_a + d_b, r_b)
+        self.o_a = nn.Sequential(nn.Linear(r_a, r_a), nn.ReLU(), nn.Dropout(dropout))
+        self.o_b = nn.Sequential(nn.Linear(r_b, r_b), nn.ReLU(), nn.Dropout(dropout))
+        self.post_drop = nn.Dropout(dropout)
+        self.encoder1 = nn.Sequential(nn.Linear((r_a + 1) * (r_b + 1), hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.encoder2 = nn.Sequential(nn.Linear(hidden, d_out), nn.ReLU(), nn.Dropout(dropout))
+
+    def gates(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """The gate values ``sigmoid(z_a), sigmoid(z_b)``: ``(B, r_a)``, ``(B, r_b)``."""
+        ab = torch.cat([a, b], -1)
+        return torch.sigmoid(self.z_a(ab)), torch.sigmoid(self.z_b(ab))
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        h_a, h_b = self.h_a(a), self.h_b(b)                                        # (B, r_a), (B, r_b)
+        if self.gated:
+            g_a, g_b = self.gates(a, b)
+            h_a, h_b = g_a * h_a, g_b * h_b
+        one = a.new_ones(a.shape[0], 1)
+        o_a = torch.cat([self.o_a(h_a), one], -1)                                  # (B, r_a + 1)
+        o_b = torch.cat([self.o_b(h_b), one], -1)                                  # (B, r_b + 1)
+        outer = (o_a.unsqueeze(2) * o_b.unsqueeze(1)).flatten(1)                   # (B, (r_a+1)(r_b+1))
+        return self.encoder2(self.encoder1(self.post_drop(outer)))
+
+
+class GroupSNN(nn.Module):
+    """One two-block self-normalising network per gene group: RNA vector -> one token per group.
+
+    For group ``f`` with gene index set ``I_f`` (``K_f`` genes)::
+
+        token_f = SNNBlock_f2(SNNBlock_f1(x[I_f]))     (K_f -> hidden -> D; ELU, AlphaDropout)
+
+    the per-signature networks ``sig_networks`` of MCAT and MOTCat (mahmoodlab/MCAT
+    ``models/model_coattn.py``, Innse/MOTCat ``models/model_motcat.py``: hidden ``[256, 256]``)
+    and the per-pathway networks of SurvPath (mahmoodlab/SurvPath ``models/model_SurvPath.py``,
+    ``init_per_path_model``). Unlike :class:`~survmamba_lite.model.encoders.FunctionEncoder`
+    (one block, a shared second layer) each group has both layers of its own:
+    ``sum_f (K_f H + H + H D + D)`` parameters. The first layer is stored ragged (one row
+    per (group, gene) membership), the second as a ``(Fn, H, D)`` tensor; no Python loop.
+
+    Args:
+        hierarchy: its functions are the groups.
+        dim: token width ``D``.
+        hidden: hidden width ``H``.
+        dropout: alpha-dropout after each block (0.25).
+
+    ``rna: (B, G)`` -> ``(B, Fn, D)``.
+
+    >>> h = GenomicHierarchy(("a", "b", "c"), ("f1", "f2"), ("one", "two"), ((0, 1), (1, 2)), (0, 0), ("p",))
+    >>> net = GroupSNN(h, dim=8, hidden=4)
+    >>> net(torch.randn(5, 3)).shape, sum(p.numel() for p in net.parameters()) == 2 * (2 * 4 + 4 + 4 * 8 + 8)
+    (torch.Size([5, 2, 8]), True)
+    """
+
+    def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 256, dropout: float = 0.25):
+        super().__init__()
+        pair_function = [f for f, genes in enumerate(hierarchy.function_genes) for _ in genes]
+        pair_gene = [g for genes in hierarchy.function_genes for g in genes]
+        sizes = torch.tensor([len(g) for g in hierarchy.function_genes], dtype=torch.float32)
+        self.register_buffer("pair_function", torch.tensor(pair_function), persistent=False)  # (M,)
+        self.register_buffer("pair_gene", torch.tensor(pair_gene), persistent=False)          # (M,)
+        fan_in = sizes[self.pair_function].unsqueeze(-1)                                      # (M, 1)
+        n_f = hierarchy.n_functions
+        self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (M, H)
+        self.b1 = nn.Parameter(torch.zeros(n_f, hidden))                                      # (Fn, H)
+        self.w2 = nn.Parameter(torch.randn(n_f, hidden, dim) / math.sqrt(hidden))            # (Fn, H, D)
+        self.b2 = nn.Parameter(torch.zeros(n_f, dim))                                         # (Fn, D)
+        self.act = nn.ELU()
+        self.drop = nn.AlphaDropout(dropout)
+
+    def forward(self, rna: Tensor) -> Tensor:
+        contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, M, H)
+        hid = self.b1.expand(rna.shape[0], -1, -1).index_add(1, self.pair_function, contrib)  # (B, Fn, H)
+        hid = self.drop(self.act(hid))
+        out = torch.einsum("bfh,fhd->bfd", hid, self.w2) + self.b2                 # (B, Fn, D)
+        return self.drop(self.act(out))
+
+
 def process_level_hierarchy(hierarchy: GenomicHierarchy) -> GenomicHierarchy:
     """A hierarchy whose "functions" are the processes: one gene group per process.
 
     Each process becomes a single group holding the union of its functions' genes
-    (in ascending gene order); feeding it to
+    (in ascending gene order); feeding it to :class:`GroupSNN` or
     :class:`~survmamba_lite.model.encoders.FunctionEncoder` gives one token per process.
 
     >>> h = GenomicHierarchy(("a", "b", "c"), ("f1", "f2", "f3"), ("1", "2", "3"),
@@ -217,3 +341,46 @@ def process_level_hierarchy(hierarchy: GenomicHierarchy) -> GenomicHierarchy:
         function_process=tuple(range(hierarchy.n_processes)),
         process_names=hierarchy.process_names,
     )
+
+
+def read_gene_families(path: str | Path) -> dict[str, list[str]]:
+    """Gene families from a table laid out as MCAT's ``signatures.csv``: one column per family,
+    gene symbols down the column (shorter columns padded with blanks).
+
+    Returns ``{family: [gene, ...]}`` in column order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"gene-family table {path} not found; give a CSV with one column per family and "
+                                "gene symbols down each column (MCAT's datasets_csv_sig/signatures.csv layout)")
+    table = pd.read_csv(path, dtype=str)
+    families = {str(c): [g.strip() for g in table[c].dropna() if g.strip()] for c in table.columns}
+    empty = [c for c, genes in families.items() if not genes]
+    if empty:
+        raise ValueError(f"{path}: family column(s) {empty} list no genes; remove them or fill them")
+    return families
+
+
+def gene_family_hierarchy(hierarchy: GenomicHierarchy, families: Mapping[str, Sequence[str]]) -> GenomicHierarchy:
+    """A hierarchy whose "functions" are gene families: one gene group (token) per family.
+
+    Genes are matched by symbol against ``hierarchy.genes`` (the RNA vector's genes); genes
+    of a family absent from the RNA table are skipped, as MCAT does when it intersects the
+    signatures with the cohort's columns.
+
+    >>> h = GenomicHierarchy(("TP53", "MYC", "EGFR"), ("f",), ("f",), ((0, 1, 2),), (0,), ("p",))
+    >>> gene_family_hierarchy(h, {"Tumor Suppressor Genes": ["TP53", "RB1"], "Oncogenes": ["MYC", "EGFR"]}).function_genes
+    ((0,), (1, 2))
+    """
+    index = {g: i for i, g in enumerate(hierarchy.genes)}
+    groups, names = [], []
+    for name, genes in families.items():
+        members = tuple(sorted({index[g] for g in genes if g in index}))
+        if not members:
+            raise ValueError(f"gene family {name!r}: none of its {len(genes)} genes is in the cohort's RNA table "
+                             f"({hierarchy.n_genes} genes, e.g. {list(hierarchy.genes[:3])}); check the gene symbols")
+        groups.append(members)
+        names.append(str(name))
+    return GenomicHierarchy(genes=hierarchy.genes, function_ids=tuple(names), function_names=tuple(names),
+                            function_genes=tuple(groups), function_process=tuple(range(len(names))),
+                            process_names=tuple(names))

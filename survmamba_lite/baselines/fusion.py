@@ -1,12 +1,17 @@
 """Late fusion of a MIL slide embedding with an SNN genomic embedding (Cat and KP rows of Table 1).
 
 ``e_wsi = MIL(slide)`` (ABMIL, CLAM-MB or TransMIL bag embedding) and ``e_rna = SNN(rna)``
-(:class:`~survmamba_lite.baselines.genomic.SNNEncoder`) are fused once, at the bag level:
+(:class:`~survmamba_lite.baselines.genomic.SNNEncoder`, two blocks as the genomic branch of
+``PorpoiseMMF`` in mahmoodlab/PORPOISE ``models/model_porpoise.py``) are fused once, at the
+bag level:
 
 * ``cat``: ``z = ReLU(W [e_wsi; e_rna])`` (``-> D``);
-* ``kp``: both are reduced to ``fusion_dim`` (``ReLU(Linear)``, 32 by default), then
-  Kronecker-product fusion as in Pathomic Fusion
-  (:class:`~survmamba_lite.baselines.common.KroneckerFusion`, ``33 * 33 -> D``).
+* ``kp``: Pathomic Fusion's gated Kronecker fusion
+  (:class:`~survmamba_lite.baselines.common.GatedKroneckerFusion`, as ``BilinearFusion`` of
+  mahmoodlab/PathomicFusion ``fusion.py`` used by PORPOISE's ``fusion="bilinear"``): each
+  embedding is gated by the other and reduced to ``fusion_dim`` (32), the Kronecker product
+  of the two (each with a 1 appended, ``33 * 33``) goes through ``-> 256 -> D``;
+  ``kp_gates=False`` drops the gates.
 
 The hazard logits are ``Linear(D, T)(z)``.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from survmamba_lite.baselines.common import KroneckerFusion, flatten_bag, require_modalities
+from survmamba_lite.baselines.common import GatedKroneckerFusion, flatten_bag, require_modalities
 from survmamba_lite.baselines.genomic import SNNEncoder, check_rna_width
 from survmamba_lite.baselines.mil import ABMILEncoder, CLAMEncoder
 from survmamba_lite.baselines.transmil import TransMILEncoder
@@ -37,25 +42,25 @@ class LateFusion(nn.Module):
         dim: model width ``D`` of the SNN and the fused layer.
         fusion_dim: width of each modality before the Kronecker product (``kp`` only).
         dropout: dropout rate.
+        kp_gates: gate each modality by the other before the product (``kp`` only; Pathomic Fusion).
     """
 
     modalities = ("wsi", "rna")
 
     def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, wsi_encoder: nn.Module, fusion: str,
-                 dim: int, fusion_dim: int, dropout: float):
+                 dim: int, fusion_dim: int, dropout: float, kp_gates: bool = True):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"late fusion: unknown fusion {fusion!r}; choose one of {FUSIONS}")
         self.hierarchy, self.fusion = hierarchy, fusion
         self.wsi_encoder = wsi_encoder
-        self.rna_encoder = SNNEncoder(hierarchy.n_genes, dim, dropout=dropout)
+        self.rna_encoder = SNNEncoder(hierarchy.n_genes, dim, n_layers=2, dropout=dropout)
         d_wsi = wsi_encoder.out_dim
         if fusion == "cat":
             self.fuse = nn.Sequential(nn.Linear(d_wsi + dim, dim), nn.ReLU(), nn.Dropout(dropout))
         else:
-            self.reduce_wsi = nn.Sequential(nn.Linear(d_wsi, fusion_dim), nn.ReLU())
-            self.reduce_rna = nn.Sequential(nn.Linear(dim, fusion_dim), nn.ReLU())
-            self.kron = KroneckerFusion(fusion_dim, fusion_dim, dim, dropout)
+            self.kron = GatedKroneckerFusion(d_wsi, dim, fusion_dim, fusion_dim, dim, hidden=256, dropout=dropout,
+                                             gated=kp_gates)
         self.head = nn.Linear(dim, n_bins)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
@@ -66,7 +71,7 @@ class LateFusion(nn.Module):
         if self.fusion == "cat":
             z = self.fuse(torch.cat([e_wsi, e_rna], -1))
         else:
-            z = self.kron(self.reduce_wsi(e_wsi), self.reduce_rna(e_rna))
+            z = self.kron(e_wsi, e_rna)
         return self.head(z)
 
 
@@ -74,8 +79,9 @@ class ABMILFusion(LateFusion):
     """ABMIL (Cat) / ABMIL (KP): :class:`~survmamba_lite.baselines.mil.ABMILEncoder` + SNN, late fusion."""
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, fusion: str, dim: int = 512,
-                 fusion_dim: int = 32, dropout: float = 0.25):
-        super().__init__(n_bins, hierarchy, ABMILEncoder(wsi_dim, dim, dropout), fusion, dim, fusion_dim, dropout)
+                 fusion_dim: int = 32, dropout: float = 0.25, kp_gates: bool = True):
+        super().__init__(n_bins, hierarchy, ABMILEncoder(wsi_dim, dim, dropout), fusion, dim, fusion_dim, dropout,
+                         kp_gates)
 
 
 class CLAMMBFusion(LateFusion):
@@ -87,15 +93,16 @@ class CLAMMBFusion(LateFusion):
     """
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, fusion: str, dim: int = 512,
-                 fusion_dim: int = 32, n_branches: int | None = None, dropout: float = 0.25):
+                 fusion_dim: int = 32, n_branches: int | None = None, dropout: float = 0.25, kp_gates: bool = True):
         encoder = CLAMEncoder(wsi_dim, dim, n_branches or n_bins, dropout)
-        super().__init__(n_bins, hierarchy, encoder, fusion, dim, fusion_dim, dropout)
+        super().__init__(n_bins, hierarchy, encoder, fusion, dim, fusion_dim, dropout, kp_gates)
 
 
 class TransMILFusion(LateFusion):
     """TransMIL (Cat) / TransMIL (KP): :class:`~survmamba_lite.baselines.transmil.TransMILEncoder` + SNN."""
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, fusion: str, dim: int = 512,
-                 fusion_dim: int = 32, heads: int = 8, dropout: float = 0.25, attn_dropout: float = 0.1):
+                 fusion_dim: int = 32, heads: int = 8, dropout: float = 0.25, attn_dropout: float = 0.1,
+                 kp_gates: bool = True):
         encoder = TransMILEncoder(wsi_dim, dim, heads, attn_dropout)
-        super().__init__(n_bins, hierarchy, encoder, fusion, dim, fusion_dim, dropout)
+        super().__init__(n_bins, hierarchy, encoder, fusion, dim, fusion_dim, dropout, kp_gates)

@@ -1,10 +1,13 @@
 """Genomic (transcriptomics-only) baselines: SNN and SNNTrans.
 
 * :class:`SNN` — self-normalising network (Klambauer et al., "Self-normalizing neural
-  networks", NeurIPS 2017) on the concatenated RNA vector: blocks of
-  ``Linear -> SELU-family activation -> AlphaDropout`` keep activations near zero mean
-  and unit variance; here ELU blocks with SNN initialisation (:class:`SNNBlock`, as in
-  the survival literature's SNN baseline), then ``Linear(D, T)``.
+  networks", NeurIPS 2017) on the concatenated RNA vector, as the survival baseline of
+  MCAT and PORPOISE defines it (``SNN`` with ``model_size_omic="small"`` in
+  mahmoodlab/MCAT ``models/model_genomic.py`` and mahmoodlab/PORPOISE
+  ``models/model_genomic.py``): four blocks ``Linear -> ELU -> AlphaDropout(0.25)`` of width
+  256 with SNN initialisation (:class:`~survmamba_lite.model.encoders.SNNBlock`), then
+  ``Linear(256, T)``. That code uses ELU where Klambauer et al. use SELU; we follow the
+  code (the baseline whose numbers the tables quote) and offer ``activation="selu"``.
 * :class:`SNNTrans` — genes grouped by function (KEGG pathway) into tokens, each by its
   own small SNN (:class:`~survmamba_lite.model.encoders.FunctionEncoder`), then TransMIL
   over the function tokens.
@@ -30,13 +33,15 @@ def check_rna_width(rna: Tensor, hierarchy: GenomicHierarchy, model: nn.Module) 
 
 
 class SNNEncoder(nn.Module):
-    """RNA vector -> embedding with ``n_layers`` SNN blocks: ``(B, G) -> (B, D)``."""
+    """RNA vector -> embedding with ``n_layers`` SNN blocks of width ``D``: ``(B, G) -> (B, D)``."""
 
-    def __init__(self, n_genes: int, dim: int, n_layers: int = 2, dropout: float = 0.25):
+    def __init__(self, n_genes: int, dim: int, n_layers: int = 4, dropout: float = 0.25, activation: str = "elu"):
         super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"SNNEncoder: n_layers must be >= 1, got {n_layers}")
         self.out_dim = dim
-        self.net = nn.Sequential(SNNBlock(n_genes, dim, dropout),
-                                 *(SNNBlock(dim, dim, dropout) for _ in range(n_layers - 1)))
+        self.net = nn.Sequential(SNNBlock(n_genes, dim, dropout, activation),
+                                 *(SNNBlock(dim, dim, dropout, activation) for _ in range(n_layers - 1)))
 
     def forward(self, rna: Tensor) -> Tensor:
         return self.net(rna)
@@ -45,21 +50,26 @@ class SNNEncoder(nn.Module):
 class SNN(nn.Module):
     """SNN survival model (transcriptomics only): :class:`SNNEncoder` then ``Linear(D, T)``.
 
+    Follows ``SNN`` (``model_size_omic="small"``) of mahmoodlab/MCAT and mahmoodlab/PORPOISE
+    ``models/model_genomic.py``: ``G -> 256 -> 256 -> 256 -> 256`` SNN blocks and a linear
+    classifier, ``256 G + 3 * 256^2 + 4 * 256 + 257 T`` parameters.
+
     Args:
         n_bins: number of time bins ``T``.
         hierarchy: gives the gene order and count ``G`` of the RNA vector.
-        dim: hidden width ``D``.
-        n_layers: number of SNN blocks (2 as in the "small" SNN of MCAT/PORPOISE).
-        dropout: alpha-dropout rate.
+        dim: hidden width ``D`` (256 in the original).
+        n_layers: number of SNN blocks (4 in the original "small" SNN).
+        dropout: alpha-dropout rate (0.25).
+        activation: ``"elu"`` (the original code) or ``"selu"`` (Klambauer et al.).
     """
 
     modalities = ("rna",)
 
-    def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, dim: int = 512, n_layers: int = 2,
-                 dropout: float = 0.25):
+    def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, dim: int = 256, n_layers: int = 4,
+                 dropout: float = 0.25, activation: str = "elu"):
         super().__init__()
         self.hierarchy = hierarchy
-        self.encoder = SNNEncoder(hierarchy.n_genes, dim, n_layers, dropout)
+        self.encoder = SNNEncoder(hierarchy.n_genes, dim, n_layers, dropout, activation)
         self.head = nn.Linear(dim, n_bins)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
@@ -82,16 +92,17 @@ class SNNTrans(nn.Module):
         fn_hidden: hidden width of each per-function network.
         dropout: alpha-dropout of the function networks.
         attn_dropout: TransMIL attention dropout.
+        attention: TransMIL's ``"nystrom"`` attention (default) or ``"exact"``.
     """
 
     modalities = ("rna",)
 
     def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, dim: int = 512, heads: int = 8,
-                 fn_hidden: int = 64, dropout: float = 0.25, attn_dropout: float = 0.1):
+                 fn_hidden: int = 64, dropout: float = 0.25, attn_dropout: float = 0.1, attention: str = "nystrom"):
         super().__init__()
         self.hierarchy = hierarchy
         self.functions = FunctionEncoder(hierarchy, dim, hidden=fn_hidden, dropout=dropout)
-        self.encoder = TransMILEncoder(dim, dim, heads, attn_dropout)
+        self.encoder = TransMILEncoder(dim, dim, heads, attn_dropout, attention)
         self.head = nn.Linear(dim, n_bins)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:

@@ -6,13 +6,14 @@ the gated attention of Ilse et al.; they differ in what follows the pooling.
 * :class:`ABMIL` — Ilse, Tomczak & Welling, "Attention-based deep multiple instance
   learning", ICML 2018: ``Linear(F, D) -> ReLU`` instance embedding, gated attention
   pooling, a ``Linear(D, D) -> ReLU`` bag layer and the survival classifier ``D -> T``
-  (the survival form used by PORPOISE/MCAT's "AMIL").
+  (the survival form used by PORPOISE/MCAT's "AMIL", mahmoodlab/PORPOISE
+  ``models/model_porpoise.py``).
 * :class:`CLAMSB` / :class:`CLAMMB` — Lu et al., "Data-efficient and weakly supervised
   computational pathology on whole-slide images", Nature BME 2021: the same gated
   attention, single-branch (SB: one attention map, one bag classifier) or
   multi-branch (MB: one attention map and one ``D -> 1`` classifier per class; here
   the classes are the ``T`` time bins), plus the instance-level clustering loss
-  (:meth:`CLAMSB.auxiliary_loss`).
+  (:meth:`CLAMSB.auxiliary_loss`), weighted ``0.7 * bag + 0.3 * instance`` as in CLAM.
 """
 from __future__ import annotations
 
@@ -101,38 +102,54 @@ class CLAMEncoder(nn.Module):
 class CLAMSB(nn.Module):
     """CLAM, single attention branch (Lu et al., 2021), as a survival model.
 
-    Bag logits ``Linear(D, T)(z)`` from the single attention-pooled embedding ``z``.
+    Follows ``CLAM_SB`` (mahmoodlab/CLAM ``models/model_clam.py``: ``F -> 512`` instance
+    layer, ``Attn_Net_Gated(512, 256)``, bag classifier ``Linear(512, T)``, one
+    ``Linear(512, 2)`` instance classifier per class) and its training loss
+    (``train_loop_clam`` in ``utils/core_utils.py``)::
 
-    Instance-level clustering (the paper's auxiliary task): each class ``c`` has an
-    instance classifier ``Linear(D, 2)``; for a bag of class ``y`` the ``k`` patches
-    with the highest attention (of the branch belonging to ``y``) are pseudo-labelled
-    positive and the ``k`` lowest negative, and the classifier of ``y`` is trained on
-    them with cross-entropy (the paper also offers a smooth SVM loss). For survival,
-    the class of a patient is its time bin, which is only the true class when the
-    death was observed, so only patients with ``event = 1`` contribute; the loss is
-    zero for a batch without an observed death. It is returned (already weighted by
-    ``instance_weight``, 0.3 in CLAM) by :meth:`auxiliary_loss` for the training loop
-    to add to the survival loss; :meth:`forward` returns the bag logits only.
+        loss = bag_weight * L_bag + (1 - bag_weight) * L_instance       (bag_weight = 0.7)
+
+    with ``L_bag`` the survival NLL here. Both terms come from **one** forward pass: in
+    training mode :meth:`forward` also computes the instance loss from the same instance
+    embeddings and attention, and :meth:`auxiliary_loss` returns
+    ``(1 - bag_weight) * L_instance`` of that pass; the training loop multiplies the
+    survival loss by :attr:`survival_loss_weight` (``= bag_weight``) and adds it.
+
+    Instance-level clustering (CLAM's ``inst_eval``, not subtyping): the class ``y`` of a bag
+    has an instance classifier ``Linear(D, 2)``; the ``k`` patches with the highest attention
+    (of the branch belonging to ``y``) are pseudo-labelled positive and the ``k`` lowest
+    negative, and the classifier of ``y`` is trained on them with cross-entropy. For
+    survival the class of a patient is its time bin, which is only the true class when the
+    death was observed, so only patients with ``event = 1`` contribute (CLAM has no
+    censoring); the instance loss is zero for a batch without an observed death.
 
     Args:
         n_bins: number of time bins ``T`` (the classes).
         wsi_dim: patch-feature width ``F``.
-        dim: model width ``D``.
+        dim: model width ``D`` (512 in CLAM's "small" size).
         dropout: dropout rate.
         k_sample: patches per pseudo-label (8 in CLAM; reduced to half the bag for small bags).
-        instance_weight: weight of the instance loss.
+        bag_weight: weight of the bag (survival) loss; the instance loss gets ``1 - bag_weight``.
     """
 
     modalities = ("wsi",)
     n_branches_per_class = False
 
     def __init__(self, n_bins: int, wsi_dim: int, dim: int = 512, dropout: float = 0.25,
-                 k_sample: int = 8, instance_weight: float = 0.3):
+                 k_sample: int = 8, bag_weight: float = 0.7):
         super().__init__()
-        self.k_sample, self.instance_weight = k_sample, instance_weight
+        if not 0.0 <= bag_weight <= 1.0:
+            raise ValueError(f"{type(self).__name__}: bag_weight must lie in [0, 1], got {bag_weight}")
+        self.k_sample, self.bag_weight = k_sample, bag_weight
         self.encoder = CLAMEncoder(wsi_dim, dim, n_bins if self.n_branches_per_class else 1, dropout)
         self.instance_classifiers = nn.ModuleList(nn.Linear(dim, 2) for _ in range(n_bins))
         self._build_head(n_bins, dim)
+        self._last: tuple[SurvivalBatch, Tensor] | None = None      # (batch, instance loss) of the last training pass
+
+    @property
+    def survival_loss_weight(self) -> float:
+        """Weight of the survival (bag) loss in training: CLAM's ``bag_weight``."""
+        return self.bag_weight
 
     def _build_head(self, n_bins: int, dim: int) -> None:
         self.head = nn.Linear(dim, n_bins)
@@ -142,14 +159,12 @@ class CLAMSB(nn.Module):
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
-        _, z, _ = self.encoder.attend(*flatten_bag(batch.patches, batch.patch_mask))
+        x, mask = flatten_bag(batch.patches, batch.patch_mask)
+        h, z, a = self.encoder.attend(x, mask)                                    # (B,L,D), (B,C,D), (B,C,L)
+        self._last = (batch, self._instance_loss(batch, h, a, mask)) if self.training else None
         return self._bag_logits(z)
 
-    def instance_loss(self, batch: SurvivalBatch) -> Tensor:
-        """Unweighted mean instance-clustering loss over patients with an observed death."""
-        require_modalities(batch, self)
-        x, mask = flatten_bag(batch.patches, batch.patch_mask)
-        h, _, a = self.encoder.attend(x, mask)                                    # (B,L,D), _, (B,C,L)
+    def _instance_loss(self, batch: SurvivalBatch, h: Tensor, a: Tensor, mask: Tensor) -> Tensor:
         losses = []
         for i in torch.nonzero(batch.event > 0).flatten().tolist():
             y = int(batch.time_bin[i])
@@ -169,9 +184,27 @@ class CLAMSB(nn.Module):
             return h.sum() * 0.0
         return torch.stack(losses).mean()
 
+    def instance_loss(self, batch: SurvivalBatch) -> Tensor:
+        """Unweighted mean instance-clustering loss over patients with an observed death.
+
+        The loss of the last training-mode :meth:`forward` on ``batch`` when there was one;
+        otherwise computed from a forward pass of the encoder (evaluation, inspection).
+        """
+        if self._last is not None and self._last[0] is batch:
+            return self._last[1]
+        require_modalities(batch, self)
+        x, mask = flatten_bag(batch.patches, batch.patch_mask)
+        h, _, a = self.encoder.attend(x, mask)
+        return self._instance_loss(batch, h, a, mask)
+
     def auxiliary_loss(self, batch: SurvivalBatch) -> Tensor:
-        """``instance_weight * instance_loss(batch)``, to add to the survival loss in training."""
-        return self.instance_weight * self.instance_loss(batch)
+        """``(1 - bag_weight) * instance_loss(batch)``, added in training to ``bag_weight * survival loss``.
+
+        Releases the stored loss of the last training pass (its graph) once read.
+        """
+        out = (1.0 - self.bag_weight) * self.instance_loss(batch)
+        self._last = None
+        return out
 
 
 class CLAMMB(CLAMSB):
@@ -179,8 +212,8 @@ class CLAMMB(CLAMSB):
 
     One gated-attention branch per class (time bin ``t``) pools its own embedding
     ``z_t``, and a per-class ``D -> 1`` classifier gives logit ``t = w_t . z_t + b_t``.
-    The instance loss uses the attention of the true class's branch. Arguments as
-    :class:`CLAMSB`.
+    The instance loss uses the attention of the true class's branch. Follows ``CLAM_MB`` in
+    mahmoodlab/CLAM ``models/model_clam.py``. Arguments as :class:`CLAMSB`.
     """
 
     n_branches_per_class = True

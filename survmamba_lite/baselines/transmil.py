@@ -1,35 +1,49 @@
 """TransMIL (Shao et al., "TransMIL: Transformer based correlated multiple instance
 learning for whole slide image classification", NeurIPS 2021).
 
-Architecture, for a bag of ``n`` instance tokens:
+Follows ``TransMIL`` in szc19990412/TransMIL ``models/TransMIL.py``, whose attention is
+``NystromAttention`` of the ``nystrom-attention`` package (lucidrains/nystrom-attention
+``nystrom_attention/nystrom_attention.py``), written here in PyTorch
+(:class:`NystromAttention`). For a bag of ``n`` instance tokens:
 
-1. ``h = ReLU(W x)`` (``F -> D``).
+1. ``h = ReLU(W x)`` (``F -> D``, ``D = 512``).
 2. *Squaring*: ``s = ceil(sqrt(n))``; the first ``s^2 - n`` tokens are repeated at the
    end so that the sequence fills an ``s x s`` grid; a learnable class token is prepended.
-3. Transformer layer ``x <- x + MSA(LN(x))``.
+3. Transformer layer ``x <- x + NystromMSA(LN(x))`` (8 heads of width ``D/8``, ``D/2``
+   landmarks, 6 pseudo-inverse iterations, the residual depth-wise convolution of the
+   values with kernel 33 along the sequence, dropout 0.1 after the output projection).
 4. PPEG (pyramid position encoding generator): the ``s^2`` tokens are laid out on the
    ``s x s`` grid and ``x <- x + DWConv7(x) + DWConv5(x) + DWConv3(x)`` (depth-wise
    convolutions, zero padding); the class token is left as is.
 5. A second transformer layer, LayerNorm, and the class token is the bag embedding.
 
-Differences from the original, on purpose: the original approximates self-attention
-with Nyström attention (landmarks, pseudo-inverse) to handle long bags; here exact
-softmax attention (``torch.nn.functional.scaled_dot_product_attention``) is used, of
-which Nyström attention is an approximation. Batches are handled exactly: every
-patient is squared to its own ``s_b x s_b`` grid, placed in the top-left corner of a
-shared ``S x S`` grid (``S = max s_b``) whose other cells are zero and masked out of
-attention. Because the convolutions pad with zeros, a patient gives the same output
-alone or in a padded batch.
+``attention="exact"`` replaces the Nyström approximation (and its value convolution) by
+exact softmax attention, of which Nyström attention is an approximation: the variant this
+package used before, kept to measure what the approximation changes.
+
+Batches are handled exactly: every patient is squared to its own ``s_b x s_b`` grid,
+placed in the top-left corner of a shared ``S x S`` grid (``S = max s_b``) whose other
+cells are zero. Nyström attention mixes tokens through landmarks (segment means) and a
+convolution along the sequence, so it runs on each patient's own sequence (class token
+and its ``s_b^2`` cells in row-major order, exactly the original's sequence); exact
+attention masks the other cells. Because the PPEG convolutions pad with zeros, a patient
+gives the same output alone or in a padded batch.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+
+import torch.nn.functional as F
+from einops import rearrange
+
 from survmamba_lite.baselines.common import Attention, flatten_bag, require_modalities
 from survmamba_lite.data.bag import SurvivalBatch
 
-__all__ = ["square_bag", "PPEG", "TransMILEncoder", "TransMIL"]
+__all__ = ["square_bag", "PPEG", "moore_penrose_pinv", "NystromAttention", "TransMILEncoder", "TransMIL"]
+
+ATTENTIONS = ("nystrom", "exact")
 
 
 def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -81,17 +95,102 @@ class PPEG(nn.Module):
         return out.flatten(2).transpose(1, 2)                                     # (B, S*S, D)
 
 
-class _TransLayer(nn.Module):
-    """Pre-norm self-attention with residual: ``x + MSA(LN(x))``."""
+def moore_penrose_pinv(x: Tensor, iters: int = 6) -> Tensor:
+    """Iterative Moore-Penrose pseudo-inverse of Nyströmformer (Xiong et al., 2021, Eq. 16).
 
-    def __init__(self, dim: int, heads: int, dropout: float):
+    ``z_0 = x^T / (max_j sum_i |x_ij| * max_i sum_j |x_ij|)`` (the maxima over the whole
+    tensor, all heads), then ``z <- z (13 I - x z (15 I - x z (7 I - x z))) / 4``.
+
+    ``x: (..., m, m)`` -> ``(..., m, m)``.
+
+    >>> a = torch.softmax(torch.randn(1, 4, 4, dtype=torch.float64), -1)
+    >>> torch.allclose(moore_penrose_pinv(a, 30), torch.linalg.inv(a), atol=1e-6)
+    True
+    """
+    absx = x.abs()
+    z = x.transpose(-1, -2) / (absx.sum(-1).max() * absx.sum(-2).max())
+    eye = torch.eye(x.shape[-1], device=x.device, dtype=x.dtype)
+    for _ in range(iters):
+        xz = x @ z
+        z = 0.25 * z @ (13 * eye - xz @ (15 * eye - xz @ (7 * eye - xz)))
+    return z
+
+
+class NystromAttention(nn.Module):
+    """Nyström self-attention with a residual depth-wise convolution of the values.
+
+    For one sequence of ``n`` tokens (zero tokens are prepended to a multiple of ``m``
+    landmarks; with ``to_qkv`` unbiased they have zero query, key and value, as in the
+    original), per head with ``q`` scaled by ``d^-1/2``::
+
+        q~, k~ = means of q, k over m consecutive segments             (m, d)
+        out    = softmax(q k~^T) pinv(softmax(q~ k~^T)) softmax(q~ k^T) v  +  Conv_33(v)
+        y      = Drop(W_o out)                                          (heads * d -> D)
+
+    ``Conv_33`` is a depth-wise (per head) convolution along the sequence, kernel 33, no
+    bias. With ``n <= m`` every token is its own landmark and the first three factors are
+    exact softmax attention.
+
+    Args:
+        dim: token width ``D``.
+        heads: heads (8 in TransMIL).
+        dim_head: head width (``D / 8`` in TransMIL).
+        landmarks: ``m`` (``D / 2`` in TransMIL).
+        pinv_iters: pseudo-inverse iterations (6).
+        kernel: residual convolution kernel (33).
+        dropout: dropout after the output projection (0.1).
+
+    ``x: (1, n, D)`` (one sequence, no padding) -> ``(1, n, D)``.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, landmarks: int = 256, pinv_iters: int = 6,
+                 kernel: int = 33, dropout: float = 0.1):
+        super().__init__()
+        inner = heads * dim_head
+        self.heads, self.landmarks, self.pinv_iters, self.scale = heads, landmarks, pinv_iters, dim_head ** -0.5
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
+        self.res_conv = nn.Conv2d(heads, heads, (kernel, 1), padding=(kernel // 2, 0), groups=heads, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, m = x.shape[1], self.landmarks
+        pad = (-n) % m
+        x = F.pad(x, (0, 0, pad, 0))                                              # zeros in front: (B, n', D)
+        q, k, v = rearrange(self.to_qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        q = q * self.scale
+        seg = x.shape[1] // m
+        q_l = rearrange(q, "b h (m s) d -> b h m s d", s=seg).mean(3)             # (B, heads, m, d)
+        k_l = rearrange(k, "b h (m s) d -> b h m s d", s=seg).mean(3)
+        attn1 = (q @ k_l.transpose(-1, -2)).softmax(-1)                           # (B, heads, n', m)
+        attn2 = (q_l @ k_l.transpose(-1, -2)).softmax(-1)                         # (B, heads, m, m)
+        attn3 = (q_l @ k.transpose(-1, -2)).softmax(-1)                           # (B, heads, m, n')
+        out = (attn1 @ moore_penrose_pinv(attn2, self.pinv_iters)) @ (attn3 @ v)  # (B, heads, n', d)
+        out = out + self.res_conv(v)
+        out = self.to_out(rearrange(out, "b h l d -> b l (h d)"))
+        return out[:, -n:]
+
+
+class _TransLayer(nn.Module):
+    """Pre-norm self-attention with residual: ``x + MSA(LN(x))`` (Nyström or exact)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, attention: str):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dropout)
+        self.attention = attention
+        if attention == "nystrom":
+            self.attn = NystromAttention(dim, heads, dim // heads, max(dim // 2, 1), dropout=dropout)
+        else:
+            self.attn = Attention(dim, heads, dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         y = self.norm(x)
-        return x + self.attn(y, y, mask)
+        if self.attention == "exact":
+            return x + self.attn(y, y, mask)
+        out = torch.zeros_like(y)
+        for b in range(y.shape[0]):                        # each patient's own sequence, in grid order
+            keep = mask[b]
+            out[b, keep] = self.attn(y[b, keep].unsqueeze(0))[0]
+        return x + out
 
 
 class TransMILEncoder(nn.Module):
@@ -102,6 +201,7 @@ class TransMILEncoder(nn.Module):
         dim: model width ``D`` (divisible by ``heads``).
         heads: attention heads (8 in TransMIL).
         dropout: attention dropout (0.1 in TransMIL).
+        attention: ``"nystrom"`` (TransMIL's) or ``"exact"`` softmax attention.
 
     ``x: (B, L, d_in)`` with real tokens first, ``mask: (B, L)`` -> ``(B, D)``.
 
@@ -110,14 +210,18 @@ class TransMILEncoder(nn.Module):
     torch.Size([2, 8])
     """
 
-    def __init__(self, d_in: int, dim: int, heads: int = 8, dropout: float = 0.1):
+    def __init__(self, d_in: int, dim: int, heads: int = 8, dropout: float = 0.1, attention: str = "nystrom"):
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"TransMIL: attention must be one of {ATTENTIONS}, got {attention!r}")
+        if dim % heads:
+            raise ValueError(f"TransMIL: dim={dim} is not divisible by heads={heads}; choose heads dividing dim")
         self.out_dim = dim
         self.fc = nn.Sequential(nn.Linear(d_in, dim), nn.ReLU())
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.layer1 = _TransLayer(dim, heads, dropout)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.layer1 = _TransLayer(dim, heads, dropout, attention)
         self.ppeg = PPEG(dim)
-        self.layer2 = _TransLayer(dim, heads, dropout)
+        self.layer2 = _TransLayer(dim, heads, dropout, attention)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -139,13 +243,15 @@ class TransMIL(nn.Module):
         dim: model width ``D`` (512 in the paper's setting).
         heads: attention heads.
         dropout: attention dropout.
+        attention: ``"nystrom"`` (TransMIL's, default) or ``"exact"``.
     """
 
     modalities = ("wsi",)
 
-    def __init__(self, n_bins: int, wsi_dim: int, dim: int = 512, heads: int = 8, dropout: float = 0.1):
+    def __init__(self, n_bins: int, wsi_dim: int, dim: int = 512, heads: int = 8, dropout: float = 0.1,
+                 attention: str = "nystrom"):
         super().__init__()
-        self.encoder = TransMILEncoder(wsi_dim, dim, heads, dropout)
+        self.encoder = TransMILEncoder(wsi_dim, dim, heads, dropout, attention)
         self.head = nn.Linear(dim, n_bins)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:

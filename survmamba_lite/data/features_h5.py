@@ -22,7 +22,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-__all__ = ["SlideFeatures", "write_features_h5", "read_features_h5", "FORMAT_VERSION", "REQUIRED_ATTRS"]
+from survmamba_lite.utils.io import atomic_path
+
+__all__ = ["SlideFeatures", "write_features_h5", "read_features_h5", "read_features_shape", "FORMAT_VERSION",
+           "REQUIRED_ATTRS"]
 
 FORMAT_VERSION = 1
 REQUIRED_ATTRS = ("slide_id", "patch_size", "region_size", "magnification", "encoder")
@@ -89,15 +92,13 @@ def write_features_h5(path: str | os.PathLike, sf: SlideFeatures) -> Path:
     path = Path(path)
     _check(sf, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("features", data=np.asarray(sf.features, dtype=np.float32))
         f.create_dataset("coords", data=np.asarray(sf.coords, dtype=np.int64))
         f.create_dataset("region", data=np.asarray(sf.region, dtype=np.int64))
         for k, v in sf.attrs.items():
             f.attrs[k] = v
         f.attrs["format_version"] = FORMAT_VERSION
-    os.replace(tmp, path)
     return path
 
 
@@ -133,3 +134,26 @@ def read_features_h5(path: str | os.PathLike, *, load_features: bool = True) -> 
     if load_features:
         _check(sf, str(path))
     return sf
+
+
+def read_features_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """``(P, F)`` of a features file's ``features`` dataset, read from its header only (no array data).
+
+    >>> import tempfile
+    >>> sf = SlideFeatures(np.ones((3, 4), np.float32), np.zeros((3, 2), np.int64), np.array([0, 0, 1]),
+    ...     dict(slide_id="s1", patch_size=256, region_size=4096, magnification=20.0, encoder="synthetic"))
+    >>> read_features_shape(write_features_h5(Path(tempfile.mkdtemp()) / "s1.h5", sf))
+    (3, 4)
+    """
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable HDF5 file ({err}); delete it and re-extract the slide") from err
+    with f:
+        if "features" not in f:
+            raise ValueError(f"{path}: no 'features' dataset; expected features (P, F), coords (P, 2), region (P,)")
+        shape = f["features"].shape
+    if len(shape) != 2:
+        raise ValueError(f"{path}: 'features' must be (P, F), got shape {shape}")
+    return int(shape[0]), int(shape[1])

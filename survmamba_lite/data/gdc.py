@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from survmamba_lite.data.layout import split_slide_ids
+from survmamba_lite.utils.io import atomic_path, atomic_write_text
 
 __all__ = ["GDC_FILES_ENDPOINT", "GDC_MANIFEST_COLUMNS", "slide_file_table", "gdc_files_query",
            "build_gdc_manifest", "GdcManifestResult"]
@@ -124,14 +125,17 @@ def build_gdc_manifest(clinical: str | os.PathLike, out: str | os.PathLike,
         raise ValueError(f"{clinical}: no slide ids in column slide_id; nothing to download")
     out.parent.mkdir(parents=True, exist_ok=True)
     if gdc_files is None:
-        table[["filename", "case_id", "slide_id", "name_uuid"]].to_csv(out, sep="\t", index=False, lineterminator="\n")
+        with atomic_path(out) as tmp:
+            table[["filename", "case_id", "slide_id", "name_uuid"]].to_csv(tmp, sep="\t", index=False,
+                                                                          lineterminator="\n")
         query = out.with_name(out.name + ".query.json")
-        query.write_text(json.dumps(gdc_files_query(table["filename"].tolist()), indent=1) + "\n")
+        atomic_write_text(query, json.dumps(gdc_files_query(table["filename"].tolist()), indent=1) + "\n")
         return GdcManifestResult(out, len(table), False, query,
                                  names_without_uuid=table.loc[table["name_uuid"] == "", "filename"].tolist())
     resp = _read_gdc_files(Path(gdc_files))
     merged = table.merge(resp, on="filename", how="left")
     missing = merged.loc[merged["id"].isna(), "filename"].tolist()
     found = merged.dropna(subset=["id"])
-    found[list(GDC_MANIFEST_COLUMNS)].to_csv(out, sep="\t", index=False, lineterminator="\n")
+    with atomic_path(out) as tmp:
+        found[list(GDC_MANIFEST_COLUMNS)].to_csv(tmp, sep="\t", index=False, lineterminator="\n")
     return GdcManifestResult(out, len(found), True, missing=missing)

@@ -53,6 +53,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from survmamba_lite.data.bag import GenomicHierarchy
+from survmamba_lite.utils.io import atomic_path
 
 __all__ = [
     "HIERARCHY_COLUMNS",
@@ -175,8 +176,8 @@ def write_hierarchy_tsv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     path = Path(path)
     df = _check_hierarchy_frame(df, "hierarchy to write")
     cols = list(HIERARCHY_COLUMNS) + (["category"] if "category" in df.columns else [])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df[cols].to_csv(path, sep="\t", index=False, lineterminator="\n")
+    with atomic_path(path) as tmp:
+        df[cols].to_csv(tmp, sep="\t", index=False, lineterminator="\n")
     return path
 
 

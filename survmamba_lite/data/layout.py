@@ -40,8 +40,9 @@ import pandas as pd
 import yaml
 
 from survmamba_lite.data.bag import GenomicHierarchy
-from survmamba_lite.data.features_h5 import read_features_h5
+from survmamba_lite.data.features_h5 import read_features_h5, read_features_shape
 from survmamba_lite.data.kegg import HierarchyStats, build_genomic_hierarchy, read_hierarchy_tsv
+from survmamba_lite.utils.io import atomic_path, atomic_write_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -217,9 +218,7 @@ def _read_csv(path: Path, problems: list[Problem], what: str) -> pd.DataFrame | 
 def write_manifest(root: str | os.PathLike, manifest: dict) -> Path:
     """Write ``manifest.yaml`` (keys kept in the given order)."""
     path = Path(root) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(manifest, fh, sort_keys=False, default_flow_style=None, width=100)
+    atomic_write_text(path, yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=100))
     return path
 
 
@@ -243,8 +242,8 @@ def write_clinical(root: str | os.PathLike, clinical: pd.DataFrame) -> Path:
     out["slide_id"] = out["slide_id"].fillna("")
     out["event"] = out["event"].astype(int)
     path = Path(root) / CLINICAL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     return path
 
 
@@ -253,7 +252,8 @@ def write_rna(root: str | os.PathLike, rna: pd.DataFrame, float_format: str = "%
     path = Path(root) / RNA
     out = rna.copy()
     out.index.name = "case_id"
-    out.to_csv(path, float_format=float_format, lineterminator="\n")
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, float_format=float_format, lineterminator="\n")
     return path
 
 
@@ -269,7 +269,8 @@ def write_folds(root: str | os.PathLike, folds: Sequence[tuple[Sequence[str], Se
         df = pd.DataFrame({"train": list(train) + [""] * (n - len(train)),
                            "val": list(val) + [""] * (n - len(val))})
         p = d / f"fold_{k}.csv"
-        df.to_csv(p, index=False, lineterminator="\n")
+        with atomic_path(p) as tmp:
+            df.to_csv(tmp, index=False, lineterminator="\n")
         paths.append(p)
     return paths
 
@@ -584,7 +585,7 @@ def _check_features(root: Path, man: dict, clinical: pd.DataFrame | None, deep: 
         return 0, None
     d = root / FEATURES_DIR
     expected = (man.get("features") or {}).get("width")
-    width, n_slides, first = None, 0, True
+    width, width_from, n_slides, first = None, "", 0, True
     for case, cell in clinical["slide_id"].items():
         for s in split_slide_ids(cell):
             n_slides += 1
@@ -596,25 +597,27 @@ def _check_features(root: Path, man: dict, clinical: pd.DataFrame | None, deep: 
                                         column="slide_id", case_id=case))
                 continue
             try:
-                sf = read_features_h5(path, load_features=deep or first)
+                read_features_h5(path, load_features=deep or first)       # datasets, attributes, NaN (deep)
+                n, w = read_features_shape(path)             # from the header: every slide's width is checked
             except (ValueError, OSError) as err:
                 problems.append(Problem(rel, str(err).replace(str(path) + ": ", ""),
                                         "re-extract the slide", case_id=case))
                 continue
-            n = sf.features.shape[0]
             if n == 0:
                 problems.append(Problem(rel, "zero patches (an empty bag)", "re-tile the slide with a lower tissue "
                                         "threshold or remove it from slide_id", case_id=case))
                 continue
-            if deep or first:
-                w = int(sf.features.shape[1])
-                if width is None:
-                    width = w
-                if w != width or (expected is not None and w != expected):
-                    problems.append(Problem(rel, f"feature width {w} differs from the manifest/other slides "
-                                            f"({expected or width})", "extract all slides with the same encoder",
-                                            case_id=case))
-                first = False
+            if width is None:
+                width, width_from = w, rel
+            if expected is not None and w != expected:
+                problems.append(Problem(rel, f"feature width {w} differs from the manifest's features.width "
+                                        f"{expected}", "extract all slides with the same encoder (or correct "
+                                        "features.width in manifest.yaml)", case_id=case))
+            elif w != width:
+                problems.append(Problem(rel, f"feature width {w} differs from the other slides' {width} (e.g. "
+                                        f"{width_from})", "extract all slides with the same encoder",
+                                        case_id=case))
+            first = False
     return n_slides, width if width is not None else expected
 
 
@@ -623,9 +626,9 @@ def validate_cohort(root: str | os.PathLike, *, deep: bool = False, min_genes: i
 
     Args:
         root: the cohort folder.
-        deep: read every slide's full feature array (width and NaN checks on every
-            slide). Without it, coordinates and regions are read for every slide and the
-            full array for the first one only.
+        deep: read every slide's full feature array (NaN/inf check on every slide).
+            Without it, coordinates, regions and the feature width (from the file's
+            header) are read for every slide and the full array for the first one only.
         min_genes: function filter (default: ``manifest.hierarchy.min_genes`` or 1).
 
     Returns:

@@ -82,11 +82,12 @@ Files: the layout's files, ``synthetic_truth.csv`` (``true_risk`` and each score
 >>> import tempfile
 >>> root = make_synthetic_cohort("COADREAD", "tiny", seed=1, out=Path(tempfile.mkdtemp()) / "c")
 >>> truth = pd.read_csv(root / "synthetic_truth.csv")
->>> len(truth), sorted(p.name for p in root.iterdir())[:3]
-(296, ['clinical.csv', 'features', 'hierarchy.tsv'])
+>>> len(truth), sorted(p.name for p in root.iterdir())[:4]
+(296, ['.survmamba-outputs.json', 'clinical.csv', 'features', 'hierarchy.tsv'])
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import zlib
@@ -100,6 +101,8 @@ from survmamba_lite.data.features_h5 import SlideFeatures, write_features_h5
 from survmamba_lite.data.kegg import write_hierarchy_tsv
 from survmamba_lite.data.layout import (FEATURES_DIR, FORMAT_VERSION, TRUTH, make_folds, write_clinical,
                                         write_folds, write_manifest, write_rna)
+from survmamba_lite.errors import UserError
+from survmamba_lite.utils.outputs import COHORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
 __all__ = ["SynthScale", "SCALES", "COHORTS", "CohortSpec", "make_synthetic_cohort", "synthetic_hierarchy"]
 
@@ -292,7 +295,9 @@ def make_synthetic_cohort(cohort: str, scale: str = "tiny", seed: int = 0, out: 
         cohort: one of :data:`COHORTS` (``BRCA, BLCA, COADREAD, UCEC, LUAD``).
         scale: ``tiny``, ``course`` or ``paper``.
         seed: the seed; same seed, same files.
-        out: the folder to create (must be empty or absent).
+        out: the folder to create (must be empty or absent). The cohort is written into a
+            staging folder beside it and renamed into place when complete, so ``out`` holds
+            a whole cohort or nothing.
         n_folds: stratified cross-validation folds written to ``splits/``.
         command: the command line recorded in the manifest (default: the equivalent
             ``survmamba synth`` call).
@@ -302,14 +307,34 @@ def make_synthetic_cohort(cohort: str, scale: str = "tiny", seed: int = 0, out: 
     """
     key = cohort.upper()
     if key not in COHORTS:
-        raise ValueError(f"unknown cohort {cohort!r}; choose one of {sorted(COHORTS)}")
+        raise UserError(f"unknown cohort {cohort!r}; choose one of {sorted(COHORTS)}")
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
+        raise UserError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
+    spec = COHORTS[key]
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise UserError(f"--seed {seed!r}: the seed must be an integer >= 0")
     seed = int(seed)
+    if isinstance(n_folds, bool) or int(n_folds) != n_folds or not 2 <= n_folds <= spec.n_cases:
+        raise UserError(f"--n-folds {n_folds!r}: the number of cross-validation folds must be an integer from 2 to "
+                        f"the {spec.n_cases} cases of {key} (5 is usual)")
+    n_folds = int(n_folds)
+    final = Path(out)
+    check_out_dir(final, COHORT)             # new or empty; refused otherwise, before anything is written
+    if command is None:
+        command = shlex.join(["survmamba", "synth", "--cohort", key, "--scale", scale, "--seed", str(seed),
+                              "--out", str(final)])
+    root = staging_dir(final, COHORT)        # written whole, then renamed onto `final`
+    try:
+        _write_cohort(root, key, scale, seed, n_folds, command)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            discard_dir(root, COHORT)
+        raise
+    return publish_dir(root, final)
+
+
+def _write_cohort(root: Path, key: str, scale: str, seed: int, n_folds: int, command: str) -> None:
     spec, sc = COHORTS[key], SCALES[scale]
-    root = Path(out)
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root}: folder is not empty; choose a new --out folder or delete it first")
     (root / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
     code = _cohort_code(key)
     encoder = f"synthetic-{scale}"
@@ -370,10 +395,6 @@ def make_synthetic_cohort(cohort: str, scale: str = "tiny", seed: int = 0, out: 
                           "g_process": g_process, "g_function": g_function, "x_interaction": x_interaction,
                           "frailty": frailty, "event_time": t_event, "censor_time": censor})
     truth.to_csv(root / TRUTH, index=False, float_format="%.6g", lineterminator="\n")
-
-    if command is None:
-        command = shlex.join(["survmamba", "synth", "--cohort", key, "--scale", scale, "--seed", str(seed),
-                              "--out", str(root)])
     write_manifest(root, {
         "format_version": FORMAT_VERSION,
         "name": f"synthetic-{key.lower()}-{scale}-seed{seed}",
@@ -403,4 +424,3 @@ def make_synthetic_cohort(cohort: str, scale: str = "tiny", seed: int = 0, out: 
         },
         "created_by": command,
     })
-    return root

@@ -22,6 +22,7 @@ What the import does, once and here only:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -33,9 +34,11 @@ import numpy as np
 import pandas as pd
 
 from survmamba_lite.data.kegg import build_genomic_hierarchy, read_hierarchy_tsv, write_hierarchy_tsv
-from survmamba_lite.data.layout import (FEATURES_DIR, FORMAT_VERSION, write_clinical, write_folds, write_manifest,
-                                        write_rna)
+from survmamba_lite.data.layout import (FEATURES_DIR, FORMAT_VERSION, CohortError, validate_cohort, write_clinical,
+                                        write_folds, write_manifest, write_rna)
 from survmamba_lite.data.wsi.tiling import slide_id_from_path
+from survmamba_lite.errors import UserError
+from survmamba_lite.utils.outputs import COHORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
 __all__ = ["ImportReport", "import_xena", "import_porpoise", "read_source_splits", "slide_stem"]
 
@@ -95,13 +98,25 @@ def read_source_splits(splits_dir: str | os.PathLike) -> list[tuple[list[str], l
     if not files:
         raise FileNotFoundError(f"{d}: no splits_<k>.csv files")
     folds = []
-    for _, p in files:
+    val_owner: dict[str, int] = {}
+    for k, p in files:
         df = pd.read_csv(p, dtype=str)
         missing = [c for c in ("train", "val") if c not in df.columns]
         if missing:
             raise ValueError(f"{p}: missing column(s) {missing}; expected columns train, val of case ids")
-        folds.append(([s.strip() for s in df["train"].dropna() if s.strip()],
-                      [s.strip() for s in df["val"].dropna() if s.strip()]))
+        train = [s.strip() for s in df["train"].dropna() if s.strip()]
+        val = [s.strip() for s in df["val"].dropna() if s.strip()]
+        both = sorted(set(train) & set(val))
+        if both:
+            raise UserError(f"{p} (fold {k}): {len(both)} case(s) are in both train and val, e.g. case {both[0]}; "
+                            "a validation case must not be trained on: fix the split file (nothing was written)")
+        again = [c for c in val if c in val_owner]
+        if again:
+            raise UserError(f"{p} (fold {k}): case {again[0]} is also a validation case of fold "
+                            f"{val_owner[again[0]]} ({len(again)} such case(s)); validation folds of k-fold "
+                            "cross-validation must not overlap: fix the split files (nothing was written)")
+        val_owner.update((c, k) for c in val)
+        folds.append((train, val))
     return folds
 
 
@@ -159,9 +174,8 @@ def _assemble(out: Path, *, cohort: str, source: str, clinical: pd.DataFrame, rn
               folds: list[tuple[list[str], list[str]]] | None, hierarchy: str | os.PathLike,
               features_dir: str | os.PathLike | None, min_genes: int, dropped: list[tuple[str, str]],
               notes: list[str], command: str, rna_where: str, clin_where: str, link: bool) -> ImportReport:
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out}: folder is not empty; choose a new --out folder or delete it first")
+    final = Path(out)
+    check_out_dir(final, COHORT)
     table = read_hierarchy_tsv(hierarchy)
     bad = rna.columns[~np.isfinite(rna.to_numpy(dtype=float)).all(0)].tolist()
     if bad:
@@ -192,6 +206,29 @@ def _assemble(out: Path, *, cohort: str, source: str, clinical: pd.DataFrame, rn
     clin = clinical.loc[keep].copy()
     rna = rna.loc[keep]
 
+    out = staging_dir(final, COHORT)          # written whole, checked, then renamed onto `final`
+    try:
+        report = _write_cohort(out, final, cohort=cohort, source=source, clin=clin, rna=rna, folds=folds,
+                               table=table, features_dir=features_dir, min_genes=min_genes, dropped=dropped,
+                               notes=notes, command=command, link=link)
+        try:
+            validate_cohort(out)
+        except CohortError as err:
+            raise UserError(f"the imported cohort would not pass `survmamba validate`, so nothing was written to "
+                            f"{final}: {err}") from None
+    except BaseException:
+        with contextlib.suppress(Exception):
+            discard_dir(out, COHORT)
+        raise
+    publish_dir(out, final)
+    report.root = final
+    return report
+
+
+def _write_cohort(out: Path, final: Path, *, cohort: str, source: str, clin: pd.DataFrame, rna: pd.DataFrame,
+                  folds: list[tuple[list[str], list[str]]] | None, table: pd.DataFrame,
+                  features_dir: str | os.PathLike | None, min_genes: int, dropped: list[tuple[str, str]],
+                  notes: list[str], command: str, link: bool) -> ImportReport:
     modalities = ["rna"]
     n_slides = 0
     width = encoder = None
@@ -239,7 +276,6 @@ def _assemble(out: Path, *, cohort: str, source: str, clinical: pd.DataFrame, rn
         out_folds = make_folds(clin.reset_index(), 5, 0)
         notes.append("no --splits: wrote 5 stratified folds (make_folds, seed 0)")
 
-    out.mkdir(parents=True, exist_ok=True)
     write_clinical(out, clin.reset_index())
     write_rna(out, rna, float_format="%.6g")
     write_hierarchy_tsv(table, out / "hierarchy.tsv")

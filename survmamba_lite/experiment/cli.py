@@ -10,28 +10,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+from survmamba_lite.errors import UserError
+from survmamba_lite.experiment.options import coerce_options, split_option
 from survmamba_lite.utils.precision import PRECISIONS
 
-__all__ = ["add_commands", "parse_option"]
-
-
-def parse_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, null), else a string.
-
-    >>> parse_option("d_state=8"), parse_option("ifm_align=interpolate"), parse_option("bidirectional=false")
-    (('d_state', 8), ('ifm_align', 'interpolate'), ('bidirectional', False))
-    """
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
+__all__ = ["add_commands"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -47,7 +33,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from survmamba_lite.cli import UserError
     from survmamba_lite.experiment.config import ExperimentConfig
     from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 
@@ -60,13 +45,15 @@ def _config_from_args(args: argparse.Namespace):
         if given and allowed is not None and key not in allowed:
             raise UserError(f"{flag} applies to the SurvMamba models ({mamba_models}); model {args.model!r} has "
                             f"no {key!r} option. Its options: {', '.join(allowed) or 'none'}")
-    options = dict(args.set or [])
-    if args.variant is not None:
-        options["variant"] = args.variant
-    if args.unidirectional:
-        options["bidirectional"] = False
-    if args.dim is not None:
-        options["dim"] = args.dim
+    options = coerce_options(args.model, args.set)
+    for flag, key, value in (("--variant", "variant", args.variant),
+                             ("--unidirectional", "bidirectional", False if args.unidirectional else None),
+                             ("--dim", "dim", args.dim)):
+        if value is None:
+            continue
+        if key in options and options[key] != value:
+            raise UserError(f"{flag} and --set {key}={options[key]} disagree; give one of them")
+        options[key] = value
     return ExperimentConfig(
         model=args.model, cohort_dir=str(args.cohort_dir), out_dir=str(args.out), model_options=options,
         folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, lr=args.lr,
@@ -76,9 +63,27 @@ def _config_from_args(args: argparse.Namespace):
         threads=args.threads, precision=args.precision)
 
 
+def _check_cv_numbers(args: argparse.Namespace) -> None:
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--grad-accum", args.grad_accum, 1), ("--n-bins", args.n_bins, 1),
+                             ("--n-folds", args.n_folds, 2), ("--max-patches", args.max_patches, 1),
+                             ("--max-cases", args.max_cases, 1), ("--threads", args.threads, 1),
+                             ("--num-workers", args.num_workers, 0), ("--dim", args.dim, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: must be an integer >= {low}")
+    for k in args.folds or []:
+        if k < 0:
+            raise UserError(f"--folds {k}: fold indices start at 0")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError(f"--alpha {args.alpha}: must lie in [0, 1]")
+    if not args.lr > 0 or not args.weight_decay >= 0:
+        raise UserError(f"--lr {args.lr} must be > 0 and --weight-decay {args.weight_decay} >= 0")
+
+
 def _cmd_cv(args: argparse.Namespace) -> int:
     from survmamba_lite.experiment.cv import run_cv
 
+    _check_cv_numbers(args)
     config = _config_from_args(args)
     t0 = time.perf_counter()
     result = run_cv(config, overwrite=args.overwrite, progress=not args.quiet)
@@ -95,12 +100,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from survmamba_lite.experiment.report import ComplexitySizes, make_report
 
+    for flag, value, low in (("--n-boot", args.n_boot, 1), ("--n-perm", args.n_perm, 0), ("--patches", args.patches, 1),
+                             ("--regions", args.regions, 1), ("--wsi-dim", args.wsi_dim, 1),
+                             ("--repeats", args.repeats, 1), ("--threads", args.threads, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: must be an integer >= {low}")
+    if args.regions > args.patches:
+        raise UserError(f"--regions {args.regions} is more than --patches {args.patches}; every region needs a patch")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     sizes = ComplexitySizes(patches=args.patches, regions=args.regions, wsi_dim=args.wsi_dim,
                             genes_scale=args.genes_scale, repeats=args.repeats)
     rep = make_report(args.runs, args.out, complexity=args.complexity, sizes=sizes, device=args.device,
-                      svg=args.svg, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
+                      svg=args.svg, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed, overwrite=args.overwrite)
     print(rep.markdown)
     print(f"wrote {len(rep.files)} files to {rep.out_dir}")
     return 0
@@ -115,41 +127,51 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser("cv", help="k-fold cross-validation of one model on one cohort (resumable)",
                               description="Train and evaluate a model on every fold of a cohort. Rerunning the "
-                                          "same command resumes a killed run.")
+                                          "same command resumes a killed run; a run whose configuration or "
+                                          "inputs (clinical, splits, RNA, feature files) changed is refused.")
     p.add_argument("--cohort-dir", required=True, type=Path, help="cohort folder (manifest.yaml, clinical.csv, ...)")
     p.add_argument("--model", required=True, help="registry name (see `survmamba models`)")
-    p.add_argument("--variant", choices=sorted(VARIANTS), help="SurvMamba ablation model of Table 3 (F = SurvMamba)")
+    p.add_argument("--variant", choices=sorted(VARIANTS),
+                   help="SurvMamba ablation model of Table 3 (F = SurvMamba; default: the model's)")
     p.add_argument("--unidirectional", action="store_true", help="SurvMamba with forward-only Mamba (Fig. 3)")
     p.add_argument("--dim", type=int, help="model width D (default: the model's, 512 for most)")
-    p.add_argument("--set", type=parse_option, action="append", metavar="KEY=VALUE",
-                   help="any other model option, e.g. --set d_state=8 (repeatable)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--set", type=split_option, action="append", metavar="KEY=VALUE",
+                   help="any other model option, typed as the option's default (bool: true/false/1/0), e.g. "
+                        "--set d_state=8 (repeatable)")
+    p.add_argument("--epochs", type=int, default=20, help="training epochs per fold (the last epoch is evaluated)")
     p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--weight-decay", type=float, default=5e-3)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (RAdam)")
+    p.add_argument("--weight-decay", type=float, default=5e-3, help="weight decay")
+    p.add_argument("--batch-size", type=int, default=1, help="patients per batch")
     p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
     p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")
     p.add_argument("--alpha", type=float, default=0.0, help="extra weight of uncensored patients in the NLL")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="master seed of folds, epochs and patch subsets")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--max-patches", type=int, help="at most N patches per patient (quick CPU runs)")
-    p.add_argument("--max-cases", type=int, help="a seeded subset of N cases (quick CPU runs)")
+    p.add_argument("--max-patches", type=int, help="at most N patches per patient (quick CPU runs; default: all)")
+    p.add_argument("--max-cases", type=int, help="a seeded subset of N cases (quick CPU runs; default: all)")
     p.add_argument("--n-folds", type=int, default=5, help="folds to make when the cohort has no splits/")
     p.add_argument("--rna-log1p", action="store_true", help="log1p before the per-gene z-score (raw counts/TPM)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading slide features")
-    p.add_argument("--threads", type=int, help="torch CPU threads (1 is often fastest on a shared machine)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: torch's; 1 is often fastest on a shared machine)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp32; tf32 (TF32 tensor-core matmuls on CUDA); bf16 (bfloat16 autocast, float32 "
                         "parameters, SSM state and loss)")
-    p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out first")
+    p.add_argument("--out", required=True, type=Path, help="run directory (new, empty, or a run to resume)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the earlier run in --out first (only the files survmamba cv wrote; refused when "
+                        "the folder holds anything else)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_cv)
 
-    p = subparsers.add_parser("report", help="tables and figures (Tables 1-3, Figs. 3-4) from run directories")
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--out", required=True, type=Path)
+    p = subparsers.add_parser("report", help="tables and figures (Tables 1-3, Figs. 3-4) from run directories",
+                              description="Tables and figures from finished run directories of `survmamba cv`. "
+                                          "Each run's files are checked against its summary.json first.")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories of `survmamba cv`")
+    p.add_argument("--out", required=True, type=Path, help="report folder (new or empty)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier report in --out (only the files survmamba report wrote)")
     p.add_argument("--complexity", action="store_true", help="also measure Table 2 (params, FLOPs, step time)")
     p.add_argument("--patches", type=int, default=4096, help="complexity input: patch tokens")
     p.add_argument("--regions", type=int, default=16, help="complexity input: regions")
@@ -158,7 +180,7 @@ def add_commands(subparsers) -> None:
                    help="complexity input: synthetic KEGG-shaped hierarchy (paper: 1577 genes)")
     p.add_argument("--repeats", type=int, default=3, help="complexity: timed steps")
     p.add_argument("--device", default="auto", help="complexity device")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
     p.add_argument("--n-perm", type=int, default=1000,

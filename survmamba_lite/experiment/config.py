@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
+from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.precision import check_precision
 
 __all__ = ["ExperimentConfig", "OPERATIONAL_FIELDS", "OPTIMIZERS", "config_differences"]
@@ -238,10 +239,7 @@ class ExperimentConfig:
         payload = self.to_dict()
         if derived is not None:
             payload["derived"] = dict(derived)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ExperimentConfig":

@@ -18,14 +18,16 @@ A run directory::
 Running the same command again resumes: folds with ``DONE`` are read back, not
 recomputed; an unfinished fold continues after the last epoch in its checkpoint. A
 ``config.json`` that differs from the new config (other than the operational fields
-``out_dir, device, num_workers, threads``) is refused: use a new ``--out`` or
-``--overwrite``.
+``out_dir, device, num_workers, threads``) is refused, and so is a run whose inputs
+changed since it began (:mod:`~survmamba_lite.experiment.inputs`): use a new ``--out`` or
+``--overwrite``. ``--overwrite`` deletes only the files ``survmamba cv`` writes, in a
+folder marked as a run (:mod:`~survmamba_lite.utils.outputs`), and refuses when the folder
+holds anything else.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +41,15 @@ from tqdm import tqdm
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_folds, read_manifest,
                                         write_folds)
+from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
+from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
 from survmamba_lite.experiment.trainer import (DONE, METRICS, PREDICTIONS, EpochCallback, atomic_write_text,
                                                derive_seed, train_fold, _json_safe)
+from survmamba_lite.experiment.trainer import resolve_device
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
+from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
 __all__ = ["CVResult", "run_cv", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
            "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
@@ -184,6 +190,7 @@ def _derived(config: ExperimentConfig, cohort: Cohort, folds_source: str, wsi_di
         "n_functions": h.n_functions if h is not None and "rna" in config.modalities else None,
         "n_processes": h.n_processes if h is not None and "rna" in config.modalities else None,
         "torch": torch.__version__,
+        "inputs": input_fingerprint(cohort.root, config.modalities),
     }
 
 
@@ -196,32 +203,32 @@ def read_run_config(out_dir: str | Path) -> tuple[ExperimentConfig, dict]:
 
 
 def _prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) -> Path:
+    """Check ``--out`` (and, on resume, that config and inputs are unchanged), then claim it."""
     out = Path(config.out_dir)
     if not str(config.out_dir):
-        raise ValueError("out_dir is empty: give the run directory (--out RUN_DIR)")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a directory; choose another --out")
-    has_config = (out / CONFIG).is_file()
-    if out.is_dir() and any(out.iterdir()) and not has_config:
-        raise ValueError(f"{out}: folder is not empty and holds no {CONFIG}, so it is not a run directory; "
-                         "choose a new --out (nothing was deleted)")
-    if has_config and overwrite:
-        shutil.rmtree(out)
-    elif has_config:
+        raise UserError("out_dir is empty: give the run directory (--out RUN_DIR)")
+    resolve_device(config.device)                         # a missing CUDA device: refused before writing
+    legacy = (out / CONFIG).is_file() and not (out / MARKER).exists() and not foreign_files(out, CV_RUN)
+    state = "ours" if legacy else check_out_dir(out, CV_RUN, overwrite=overwrite, resume=True)
+    if state == "ours" and overwrite:
+        clear_out_dir(out, CV_RUN)
+    elif state == "ours" and (out / CONFIG).is_file():
         try:
             old, old_derived = read_run_config(out)
         except (ValueError, TypeError) as err:
-            raise ValueError(f"{out / CONFIG} cannot be read as an experiment config ({err}); use a new --out, "
-                             "or --overwrite to delete that run") from None
+            raise UserError(f"{out / CONFIG} cannot be read as an experiment config ({err}); nothing was changed. "
+                            f"Restore it, or choose a new --out (--overwrite would delete the run's finished "
+                            f"folds in {out})") from None
         diff = config_differences(old, config)
         for key in ("cohort_name", "n_cases"):
             if old_derived.get(key) not in (None, derived[key]):
                 diff[f"cohort {key}"] = (old_derived.get(key), derived[key])
         if diff:
             listed = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, (a, b) in diff.items())
-            raise ValueError(f"{out} holds a run with a different configuration ({listed}). Resuming would mix "
-                             "results: use a new --out, or --overwrite to delete that run and start again")
-    out.mkdir(parents=True, exist_ok=True)
+            raise UserError(f"{out} holds a run with a different configuration ({listed}). Resuming would mix "
+                            "results: use a new --out, or --overwrite to delete that run's files and start again")
+        check_inputs_unchanged(old_derived.get("inputs"), derived["inputs"], out)
+    claim_out_dir(out, CV_RUN)
     config.save(out / CONFIG, derived=derived)
     return out
 

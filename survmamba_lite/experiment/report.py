@@ -32,6 +32,7 @@ interval carry the same caveat (the per-fold mean ± std of Table 1 does not).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -45,14 +46,16 @@ import pandas as pd
 import torch
 
 from survmamba_lite.data.bag import PatientBag, collate_bags
+from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.cv import CONFIG, OOF, SUMMARY, model_label, read_run_config
 from survmamba_lite.experiment.trainer import METRICS, resolve_device
 from survmamba_lite.registry import ModelInputs, build_model, list_models
 from survmamba_lite.survival import (bootstrap_ci, concordance_index, logrank_test, nll_loss, plot_km_by_risk,
                                      split_by_median_risk)
+from survmamba_lite.utils.outputs import REPORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
-__all__ = ["Run", "load_run", "load_runs", "table1", "table3", "fig3_bidirectional", "fig4_km", "extra_metrics",
+__all__ = ["Run", "load_run", "load_runs", "check_run_files", "table1", "table3", "fig3_bidirectional", "fig4_km", "extra_metrics",
            "PermutationNull", "fold_permutation_cindex", "random_risk_reference", "ComplexitySizes", "complexity_table", "make_report", "Report", "to_markdown", "PAPER_COHORTS"]
 
 PAPER_COHORTS = ("BRCA", "BLCA", "COADREAD", "UCEC", "LUAD")
@@ -90,18 +93,72 @@ class Run:
         return [float(m["c_index"]) for m in self.folds if m.get("c_index") is not None]
 
 
+def _read_json(path: Path, fix: str) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {fix}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err}); {fix}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object; {fix}")
+    return data
+
+
+def check_run_files(path: Path, summary: dict, folds: list[dict], oof: pd.DataFrame) -> None:
+    """Check a run's ``oof_predictions.csv`` and fold metrics against its ``summary.json``.
+
+    A truncated or edited file would otherwise give numbers from the wrong patients
+    without a word. Raises :class:`UserError` naming the file and the disagreement.
+    """
+    fix = f"rerun the same `survmamba cv` command with --out {path} to rebuild it from the fold files"
+    missing = [c for c in ("fold", "case_id", "time", "event", "risk") if c not in oof.columns]
+    if missing:
+        raise UserError(f"{path / OOF}: missing column(s) {missing}; {fix}")
+    n_oof = summary.get("n_oof")
+    if n_oof is not None and len(oof) != n_oof:
+        raise UserError(f"{path / OOF}: has {len(oof)} rows but {SUMMARY} says n_oof {n_oof} (truncated or "
+                        f"edited?); {fix}")
+    bad = oof[["time", "event", "risk"]].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
+    if bad.any():
+        raise UserError(f"{path / OOF}: row of case {oof.loc[bad, 'case_id'].iloc[0]} has an empty or non-numeric "
+                        f"time, event or risk ({int(bad.sum())} such row(s)); {fix}")
+    listed = [int(k) for k in summary.get("folds", [])]
+    present = sorted(int(k) for k in pd.unique(oof["fold"]))
+    if sorted(listed) != present:
+        raise UserError(f"{path / OOF}: holds folds {present} but {SUMMARY} lists folds {sorted(listed)}; {fix}")
+    counts = oof["fold"].value_counts()
+    for k, m in zip(listed, folds):
+        if m.get("n_val") is not None and int(counts.get(k, 0)) != int(m["n_val"]):
+            raise UserError(f"{path / OOF}: fold {k} has {int(counts.get(k, 0))} rows but "
+                            f"{path / f'fold_{k}' / METRICS} says n_val {m['n_val']}; {fix}")
+
+
 def load_run(path: str | Path) -> Run:
-    """Read a finished run directory (it must hold ``summary.json``)."""
+    """Read a finished run directory (it must hold ``summary.json``) and check its files agree."""
     path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such folder, so no {CONFIG}; give a run directory (the --out of "
+                                "`survmamba cv`)")
     if not (path / CONFIG).is_file():
         raise FileNotFoundError(f"{path}: no {CONFIG}; is this a run directory of `survmamba cv`?")
     config, derived = read_run_config(path)
     if not (path / SUMMARY).is_file():
-        raise ValueError(f"{path}: the run is unfinished (no {SUMMARY}); rerun the same `survmamba cv` command "
-                         f"with --out {path} to finish it")
-    summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
-    folds = [json.loads((path / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
-    oof = pd.read_csv(path / OOF, dtype={"case_id": str})
+        raise UserError(f"{path}: the run is unfinished (no {SUMMARY}); rerun the same `survmamba cv` command "
+                        f"with --out {path} to finish it")
+    fix = f"rerun the same `survmamba cv` command with --out {path} to rebuild it"
+    summary = _read_json(path / SUMMARY, fix)
+    if not isinstance(summary.get("folds"), list):
+        raise UserError(f"{path / SUMMARY}: no list of folds; {fix}")
+    folds = [_read_json(path / f"fold_{k}" / METRICS, f"fold {k} is listed in {SUMMARY}; {fix}")
+             for k in summary["folds"]]
+    if not (path / OOF).is_file():
+        raise UserError(f"{path / OOF}: missing; {fix}")
+    try:
+        oof = pd.read_csv(path / OOF, dtype={"case_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"{path / OOF}: not a readable CSV ({err}); {fix}") from None
+    check_run_files(path, summary, folds, oof)
     label = derived.get("model_label") or model_label(config.model, dict(config.model_options))
     return Run(path, config, derived, summary, folds, oof, label)
 
@@ -618,8 +675,12 @@ def _write_table(rep: Report, name: str, long: pd.DataFrame, wide: pd.DataFrame 
 
 def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexity: bool = False,
                 sizes: ComplexitySizes = ComplexitySizes(), device: str = "auto", svg: bool = False,
-                n_boot: int = 1000, n_perm: int = 1000, seed: int = 0) -> Report:
+                n_boot: int = 1000, n_perm: int = 1000, seed: int = 0, overwrite: bool = False) -> Report:
     """Build every table and figure from finished run directories into ``out_dir``.
+
+    ``out_dir`` must be new or empty, or (with ``overwrite``) an earlier report folder
+    holding only the report's own files; the report is written into a staging folder and
+    renamed into place, so ``out_dir`` holds a whole report or the previous one.
 
     Args:
         run_dirs: run directories of ``survmamba cv``.
@@ -632,14 +693,33 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
         n_perm: permutations of the random-risk reference (``random_risk``, see
             :func:`random_risk_reference`); 0 leaves it out.
         seed: seed of the bootstrap and of the permutations.
+        overwrite: replace an earlier report in ``out_dir`` (only its own files).
     """
     if not run_dirs:
         raise ValueError("make_report: give at least one run directory")
     if n_perm < 0:
         raise ValueError(f"make_report: n_perm must be >= 0 (0 leaves the random-risk reference out), got {n_perm}")
+    final = Path(out_dir)
+    state = check_out_dir(final, REPORT, overwrite=overwrite)      # before anything is read or written
     runs = load_runs(run_dirs)
-    rep = Report(Path(out_dir))
-    rep.out_dir.mkdir(parents=True, exist_ok=True)
+    stage = staging_dir(final, REPORT)                             # written whole, then renamed onto out_dir
+    try:
+        rep = _write_report(runs, stage, complexity=complexity, sizes=sizes, device=device, svg=svg,
+                            n_boot=n_boot, n_perm=n_perm, seed=seed)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            discard_dir(stage, REPORT)
+        raise
+    if state == "ours":
+        discard_dir(final, REPORT)
+    publish_dir(stage, final)
+    rep.out_dir, rep.files = final, [final / p.relative_to(stage) for p in rep.files]
+    return rep
+
+
+def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: ComplexitySizes, device: str, svg: bool,
+                  n_boot: int, n_perm: int, seed: int) -> Report:
+    rep = Report(out)
     sections = ["# Report\n", "Runs: " + ", ".join(f"`{r.path}`" for r in runs) + "\n"]
 
     long, wide = table1(runs)

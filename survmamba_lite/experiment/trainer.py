@@ -8,8 +8,10 @@ One fold (:func:`train_fold`):
 2. the model built from the registry with ``ModelInputs(n_bins=binner.n_bins_, wsi_dim,
    hierarchy)`` after ``torch.manual_seed(fold seed)``;
 3. ``epochs`` passes over the training patients in a seeded random order; per batch the
-   loss is :func:`~survmamba_lite.survival.nll_loss` plus the model's
-   ``auxiliary_loss(batch)`` when it has one (CLAM's instance clustering), divided by
+   loss is :func:`~survmamba_lite.survival.nll_loss` times the model's
+   ``survival_loss_weight`` (1 unless set; CLAM's ``bag_weight`` 0.7) plus the model's
+   ``auxiliary_loss(batch)`` when it has one (CLAM's 0.3 x instance clustering loss from
+   the same forward pass), divided by
    ``grad_accum``; the optimiser steps every ``grad_accum`` batches;
    The forward pass runs under the config's ``precision``
    (:func:`~survmamba_lite.utils.precision.autocast`); the loss is computed in float32.
@@ -24,18 +26,18 @@ via ``torch.manual_seed``), never from a generator carried over from earlier epo
 So a run resumed from the checkpoint of epoch ``e`` continues exactly as the
 uninterrupted run would, and a CPU run is reproducible bit for bit.
 
-Survival curves. The model's ``S_k = P(Y > k)`` is the probability of surviving past
-bin ``k``, i.e. past its right edge :math:`e_{k+1}`. The integrated Brier score reads
-``S_0..S_{T-2}`` on the finite edges :math:`e_1..e_{T-1}` (it needs ``T >= 3``). The
-time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``, the
-patients' ``S_k`` (the grid of left edges :math:`e_0..e_{T-1}`): within-bin times carry
-no information in a discrete-time model.
+Survival curves. The model's ``S_k = P(Y > k)`` is the probability of outliving bin ``k``
+(:math:`[e_k, e_{k+1})`). Both time-dependent metrics read it in one way, the survival at
+the end of the bin containing ``t`` (:mod:`survmamba_lite.survival.metrics`, "Discrete-time
+curves"): the time-dependent concordance compares, for a death at :math:`t_i` in bin ``k``,
+the patients' ``S_k``; the integrated Brier score evaluates ``S_0..S_{T-2}`` at the ends of
+the finite bins (:func:`~survmamba_lite.survival.bin_end_times`; it needs ``T >= 3``) with
+the IPCW weights of Graf et al. (:math:`\hat G(t_i-)` for a death).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import zlib
 from pathlib import Path
@@ -53,13 +55,14 @@ from survmamba_lite.data.dataset import CohortDataset, fold_datasets
 from survmamba_lite.data.layout import Cohort
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.registry import ModelInputs, build_model
-from survmamba_lite.survival import (concordance_index, concordance_td, hazards_to_survival, integrated_brier_score,
-                                     nll_loss, risk_score)
+from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
+                                     hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
+from survmamba_lite.utils.io import atomic_path, atomic_write_text
 from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
-           "fold_metrics", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE",
-           "PREPROCESSING", "SPLIT"]
+           "fold_metrics", "training_loss", "train_fold", "atomic_write_text", "CHECKPOINT", "PREDICTIONS", "METRICS",
+           "DONE", "PREPROCESSING", "SPLIT"]
 
 CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
     "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
@@ -90,13 +93,6 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {spec!r} asked for but torch sees no CUDA device; use --device cpu or auto")
     return device
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _json_safe(x: Any) -> Any:
@@ -216,17 +212,35 @@ def fold_metrics(pred: pd.DataFrame, edges: np.ndarray, train_time: Any, train_e
     out["c_index"], note = _safe(lambda: concordance_index(t, pred["risk"].to_numpy(), e))
     if note:
         out["c_index_note"] = note
-    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, edges[:-1]))
+    # S_k is read for every t in bin k (the survival at the end of the bin containing t)
+    out["c_index_td"], note = _safe(lambda: concordance_td(t, e, surv, bin_survival_grid(edges)))
     if note:
         out["c_index_td_note"] = note
     if surv.shape[1] < 3:
         out["ibs"], out["ibs_note"] = None, f"needs at least 3 time bins (2 finite edges), got {surv.shape[1]}"
     else:
-        out["ibs"], note = _safe(lambda: integrated_brier_score(surv[:, :-1], edges[1:-1], t, e,
-                                                                train_time, train_event))
+        def ibs() -> float:
+            taus = bin_end_times(edges)                                             # (T-1,) ends of finite bins
+            return integrated_brier_score(survival_at(surv, bin_survival_grid(edges), taus), taus, t, e,
+                                          train_time, train_event)
+        out["ibs"], note = _safe(ibs)
         if note:
             out["ibs_note"] = note
     return out
+
+
+def training_loss(model: nn.Module, logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
+    """The loss of one training batch: ``w * NLL(logits) + model.auxiliary_loss(batch)``.
+
+    ``w`` is the model's ``survival_loss_weight`` (1 when it has none) and the auxiliary
+    loss is added when the model has one: for CLAM ``0.7 * NLL + 0.3 * instance loss``, the
+    instance loss coming from the same forward pass that gave ``logits: (B, T)``.
+    """
+    loss = float(getattr(model, "survival_loss_weight", 1.0)) * nll_loss(logits.float(), batch.time_bin,
+                                                                        batch.event, alpha=alpha)
+    if callable(getattr(model, "auxiliary_loss", None)):
+        loss = loss + model.auxiliary_loss(batch)
+    return loss
 
 
 # --------------------------------------------------------------------------- one fold
@@ -241,9 +255,8 @@ def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Path, *, wsi_dim: int | None,
@@ -292,7 +305,6 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         log(f"fold {fold}: {len(train_ds)} training / {len(val_ds)} validation cases, {n_bins} time bins, "
             f"seed {fold_seed}, device {device}")
 
-    has_aux = callable(getattr(model, "auxiliary_loss", None))
     last_pred: pd.DataFrame | None = None
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"fold {fold}", disable=not progress, leave=True)
     for epoch in range(start_epoch, config.epochs):
@@ -309,9 +321,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
             batch = collate_bags([subsample_bag(b, config.max_patches, patch_gen) for b in bags]).to(device)
             with autocast(config.precision, device):
                 logits = model(batch)
-            loss = nll_loss(logits.float(), batch.time_bin, batch.event, alpha=config.alpha)   # loss in float32
-            if has_aux:
-                loss = loss + model.auxiliary_loss(batch)
+            loss = training_loss(model, logits, batch, alpha=config.alpha)             # loss in float32
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"fold {fold}, epoch {epoch + 1}: the loss is {loss.item()} on cases "
                                          f"{batch.case_id}; lower the learning rate or check these cases' inputs")
@@ -348,7 +358,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         "device": str(device), "seconds": seconds, **history,
     }
     atomic_write_text(fold_dir / METRICS, json.dumps(_json_safe(metrics), indent=1) + "\n")
-    (fold_dir / DONE).write_text(f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n", encoding="utf-8")
+    atomic_write_text(fold_dir / DONE, f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     c = metrics["c_index"]
     log(f"fold {fold}: c-index {c:.4f}" if c is not None else f"fold {fold}: c-index n/a ({metrics['c_index_note']})")
     return _json_safe(metrics)

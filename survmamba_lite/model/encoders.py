@@ -26,13 +26,22 @@ __all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group
 
 
 class SNNBlock(nn.Sequential):
-    """Linear -> ELU -> AlphaDropout: the self-normalising block of SNN (Klambauer et al.).
+    """Linear -> ELU (or SELU) -> AlphaDropout: one block of a self-normalising network.
 
-    Weights follow the SNN initialisation (normal with std ``1/sqrt(fan_in)``).
+    ``activation="elu"`` (default) is the block of the survival literature's SNN baseline
+    (``SNN_Block`` in mahmoodlab/MCAT ``models/model_utils.py`` and mahmoodlab/PORPOISE
+    ``models/model_genomic.py``); ``"selu"`` is Klambauer et al.'s original self-normalising
+    activation (NeurIPS 2017), for which AlphaDropout was designed. Weights follow the SNN
+    initialisation (normal with std ``1/sqrt(fan_in)``, zero bias; ``init_max_weights`` there).
+
+    ``x: (..., d_in)`` -> ``(..., d_out)``.
     """
 
-    def __init__(self, d_in: int, d_out: int, dropout: float = 0.25):
-        super().__init__(nn.Linear(d_in, d_out), nn.ELU(), nn.AlphaDropout(dropout))
+    def __init__(self, d_in: int, d_out: int, dropout: float = 0.25, activation: str = "elu"):
+        acts = {"elu": nn.ELU, "selu": nn.SELU}
+        if activation not in acts:
+            raise ValueError(f"SNNBlock: activation must be one of {sorted(acts)}, got {activation!r}")
+        super().__init__(nn.Linear(d_in, d_out), acts[activation](), nn.AlphaDropout(dropout))
         nn.init.normal_(self[0].weight, std=1.0 / math.sqrt(d_in))
         nn.init.zeros_(self[0].bias)
 

@@ -24,7 +24,10 @@ slides are launch-bound, where recomputation would only cost time).
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from survmamba_lite.ssm.bimamba import BiMamba
 
-__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact"]
+__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact", "static_shapes"]
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
@@ -53,6 +56,29 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
     return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)
 
 
+class _StaticShapes(threading.local):
+    on = False
+
+
+_static = _StaticShapes()
+
+
+@contextlib.contextmanager
+def static_shapes() -> Iterator[None]:
+    """Within this context tensor shapes depend only on input shapes, never on mask values.
+
+    Used where a training step is captured as a CUDA graph
+    (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`): :func:`compact` then keeps
+    the padded length instead of trimming to the longest patient. Results at real tokens are
+    the same (trailing padding never reaches a real token).
+    """
+    before, _static.on = _static.on, True
+    try:
+        yield
+    finally:
+        _static.on = before
+
+
 def compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Flatten grouped tokens and move each patient's real tokens to the front.
 
@@ -64,16 +90,22 @@ def compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         ``flat (B, L, D)`` with ``L`` the largest number of real tokens of a patient,
         real tokens in group order first, and ``flat_mask (B, L)`` (a prefix mask).
 
+    Inside :func:`static_shapes` the result keeps all ``S·K`` positions (padding last), so
+    its shape does not depend on the mask and no host synchronisation is needed (CUDA graphs).
+
     >>> x = torch.arange(8.).view(1, 2, 4, 1); m = torch.tensor([[[1, 1, 0, 0], [1, 0, 0, 0]]]).bool()
     >>> f, fm = compact(x, m)
     >>> f.squeeze(-1).tolist(), fm.tolist()
     ([[0.0, 1.0, 4.0]], [[True, True, True]])
+    >>> with static_shapes():
+    ...     compact(x, m)[1].tolist()
+    [[True, True, True, False, False, False, False, False]]
     """
     b, s, k, d = x.shape
     flat, fmask = x.reshape(b, s * k, d), mask.reshape(b, s * k)
     order = torch.argsort((~fmask).to(torch.int8), dim=1, stable=True)   # real first, order kept
-    n_max = int(fmask.sum(1).max())
-    order = order[:, :n_max]
+    if not _static.on:                    # trim to the longest patient (reads the mask on the host)
+        order = order[:, :int(fmask.sum(1).max())]
     flat = torch.gather(flat, 1, order.unsqueeze(-1).expand(-1, -1, d))
     fmask = torch.gather(fmask, 1, order)
     return flat * fmask.unsqueeze(-1), fmask

@@ -95,7 +95,9 @@ class SurvMamba(nn.Module):
                 raise ValueError(f"SurvMamba with modality 'rna' got a batch without RNA (cases {batch.case_id[:5]})")
             tokens = self.encoders["rna"](batch.rna)                          # (B, Fn, D)
             mask = self.function_mask                                         # (J, K): group_functions
-            grouped = tokens[:, self.function_index] * mask.unsqueeze(-1)    # (B, J, K, D)
+            j, k = mask.shape                                                 # index_select: its backward
+            grouped = tokens.index_select(1, self.function_index.flatten()).view(-1, j, k, tokens.shape[-1])
+            grouped = grouped * mask.unsqueeze(-1)                            # (B, J, K, D); is an index_add
             out["rna"] = self.him["rna"](grouped, mask.expand(grouped.shape[0], -1, -1))
         return out
 

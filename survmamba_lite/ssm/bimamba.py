@@ -91,7 +91,8 @@ def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, backend: 
         bias: ``(C,)`` or None.
         backend: ``"torch"`` (``F.conv1d`` with left padding ``W - 1``, any device),
             ``"causal_conv1d"`` (the fused CUDA kernel of the causal-conv1d package) or
-            ``"auto"`` (the fused kernel on CUDA when it imports, else ``"torch"``).
+            ``"auto"`` (the fused kernel on CUDA when it imports and takes the dtype and width,
+            else ``"torch"``).
 
     Returns ``(B, C, L)``. Under autocast both paths compute in the autocast dtype.
 
@@ -108,8 +109,12 @@ def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, backend: 
         raise RuntimeError("causal_conv1d_silu: backend='causal_conv1d' needs CUDA tensors and the causal-conv1d "
                            f"package with its compiled extension ({_conv_import.get('error') or 'tensors on CPU'}); "
                            "run `make gpu-setup` on a CUDA machine, or use backend='torch' or 'auto'")
-    if fn is not None and weight.shape[-1] in (2, 3, 4):
-        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
+    dtype = torch.get_autocast_dtype("cuda") if x.is_cuda and torch.is_autocast_enabled("cuda") else x.dtype
+    fused_ok = weight.shape[-1] in (2, 3, 4) and dtype in (torch.float32, torch.float16, torch.bfloat16)
+    if backend == "causal_conv1d" and fn is not None and not fused_ok:
+        raise RuntimeError(f"causal_conv1d_silu: the causal-conv1d kernel takes widths 2-4 in float32, float16 or "
+                           f"bfloat16, got width {weight.shape[-1]} in {dtype}; use backend='torch' or 'auto'")
+    if fn is not None and fused_ok:
         with torch.autocast("cuda", enabled=False):
             return fn(x.to(dtype).contiguous(), weight.to(dtype), None if bias is None else bias.to(dtype),
                       activation="silu")

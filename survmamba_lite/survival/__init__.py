@@ -14,6 +14,8 @@ from .km import LogRankResult, kaplan_meier, logrank_test, plot_km_by_risk, spli
 from .loss import CoxPHLoss, NLLSurvLoss, cox_ph_loss, hazards_to_survival, nll_loss, risk_score
 from .metrics import (
     BootstrapCI,
+    bin_end_times,
+    bin_survival_grid,
     bootstrap_ci,
     brier_score,
     censoring_km,
@@ -36,6 +38,8 @@ __all__ = [
     "concordance_index_ref",
     "concordance_td",
     "survival_at",
+    "bin_survival_grid",
+    "bin_end_times",
     "censoring_km",
     "brier_score",
     "integrated_brier_score",

@@ -68,11 +68,18 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _capturing() -> bool:
+    """True while a CUDA graph is being recorded on the current stream (no host reads allowed)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def _check_event(event: Tensor, n: int, fn: str) -> None:
     if event.ndim != 1 or event.shape[0] != n:
         raise ValueError(f"{fn}: event must have shape (B,) = ({n},), got {tuple(event.shape)}")
     if event.dtype == torch.bool:
         return
+    if _capturing():     # a CUDA graph is being recorded: no host reads;
+        return                                        # the graph's caller checks its inputs on the host
     bad = ~((event == 0) | (event == 1))
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
@@ -169,7 +176,7 @@ def nll_loss(
             "bin follow-up times with TimeBinner.transform first"
         )
     bad = (time_bin < 0) | (time_bin >= t)
-    if bool(bad.any()):
+    if not _capturing() and bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"nll_loss: time_bin[{i}] = {int(time_bin[i])} is outside 0..{t - 1} (logits have T = {t} bins); "

@@ -11,6 +11,20 @@ Conventions shared by every function here:
   :math:`\tau_0`);
 * numpy arrays, pandas Series, lists and torch tensors are all accepted.
 
+Discrete-time curves (one placement for every time-dependent metric). A model with time
+bins :math:`[e_k, e_{k+1})` (edges ``(T + 1,)`` = ``[0, e_1, .., e_{T-1}, inf]``) predicts
+:math:`S_k = P(Y > k)`, the probability of outliving bin ``k``. Every time-dependent metric
+reads it the same way: **at any time t the curve is the survival at the end of the bin
+containing t**, :math:`\hat S(t) = S_{k(t)}` with :math:`k(t)` the binner's bin of ``t``. On
+the grid of this module that is the step function with knots at the left edges
+(:func:`bin_survival_grid`: ``times = e_0..e_{T-1}``, values ``S_0..S_{T-1}``). A
+discrete-time model says nothing about times inside a bin, and the end of the bin is the
+only time inside it where :math:`S_k` is the model's exact survival: so the time-dependent
+C reads :math:`S_{k(t_i)}` at a death in bin :math:`k(t_i)`, and the Brier score is evaluated
+at the last time inside each finite bin (:func:`bin_end_times`), where the truth
+:math:`\mathbb 1[t_i > \tau]` and the prediction :math:`S_k` refer to the same event
+"alive at the end of bin k".
+
 Comparable pairs (Harrell; identical to ``lifelines.utils.concordance_index``): a pair
 ``(i, j)`` is comparable when the patient ``i`` who left first died, i.e.
 :math:`\delta_i = 1` and :math:`t_i < t_j`, or :math:`t_i = t_j` with ``j`` censored (a
@@ -30,6 +44,8 @@ __all__ = [
     "concordance_index_ref",
     "concordance_td",
     "survival_at",
+    "bin_survival_grid",
+    "bin_end_times",
     "censoring_km",
     "brier_score",
     "integrated_brier_score",
@@ -232,6 +248,44 @@ def survival_at(surv: Any, times: Any, at: Any) -> np.ndarray:
     return padded[:, idx + 1]
 
 
+def bin_survival_grid(edges: Any) -> np.ndarray:
+    r"""Knots at which discrete-time curves ``S_0..S_{T-1}`` are read: the bins' left edges.
+
+    With these knots :func:`survival_at` returns :math:`S_{k(t)}` for a time ``t`` in bin
+    ``k`` (the survival at the end of the bin containing ``t``, module notes).
+
+    Args:
+        edges: ``(T + 1,)`` bin edges ``[0, e_1, .., e_{T-1}, inf]``.
+
+    Returns:
+        ``(T,)`` knots ``e_0..e_{T-1}``.
+
+    >>> edges = np.array([0.0, 2.0, 5.0, np.inf])
+    >>> survival_at([[0.9, 0.6, 0.2]], bin_survival_grid(edges), [0.0, 1.9, 2.0, 7.0]).tolist()
+    [[0.9, 0.9, 0.6, 0.2]]
+    """
+    e = _to_numpy(edges, "edges").reshape(-1)
+    if e.size < 2 or np.any(np.diff(e) <= 0) or e[0] != 0.0 or not np.isinf(e[-1]):
+        raise ValueError(f"bin_survival_grid: edges must be increasing from 0 to inf (the binner's edges_), got {e}")
+    return e[:-1]
+
+
+def bin_end_times(edges: Any) -> np.ndarray:
+    r"""The last time inside each finite bin, ``nextafter(e_{k+1}, 0)`` for ``k = 0..T-2``.
+
+    Bins are half open, :math:`[e_k, e_{k+1})`, so the end of bin ``k`` is the largest float
+    below :math:`e_{k+1}`. There the curve read by :func:`bin_survival_grid` is :math:`S_k`
+    and the truth :math:`\mathbb 1[t > \tau]` is :math:`\mathbb 1[t \ge e_{k+1}]`, "alive at
+    the end of bin k": the Brier score's evaluation times.
+
+    >>> taus = bin_end_times(np.array([0.0, 2.0, 5.0, np.inf]))
+    >>> bool(np.all(taus < [2.0, 5.0])), np.allclose(taus, [2.0, 5.0])
+    (True, True)
+    """
+    grid = bin_survival_grid(edges)
+    return np.nextafter(grid[1:], -np.inf)
+
+
 def concordance_td(time: Any, event: Any, surv: Any, times: Any, tie_score: float = 0.5, chunk: int = 512) -> float:
     r"""Antolini's time-dependent concordance from predicted survival curves.
 
@@ -289,24 +343,38 @@ class _StepFunction(NamedTuple):
         idx = np.searchsorted(self.x, u, side="right") - 1
         return np.where(idx >= 0, self.value[np.maximum(idx, 0)], 1.0)
 
+    def left(self, u: np.ndarray) -> np.ndarray:
+        """The left limit ``f(u-)``: the value just before ``u`` (jumps at ``u`` excluded)."""
+        idx = np.searchsorted(self.x, u, side="left") - 1
+        return np.where(idx >= 0, self.value[np.maximum(idx, 0)], 1.0)
+
 
 def censoring_km(train_time: Any, train_event: Any) -> _StepFunction:
     r"""Kaplan–Meier estimate :math:`\hat G(t) = P(C > t)` of the censoring distribution.
 
     The product-limit estimator with the roles swapped (a censoring is the "event"):
-    :math:`\hat G(t) = \prod_{u_k \le t} (1 - c_k / n_k)`, ``c_k`` censorings at :math:`u_k`,
-    ``n_k`` patients with follow-up :math:`\ge u_k`. Fit it on the **training** fold.
+    :math:`\hat G(t) = \prod_{u_k \le t} (1 - c_k / (n_k - d_k))`, ``c_k`` censorings and
+    ``d_k`` deaths at :math:`u_k`, ``n_k`` patients with follow-up :math:`\ge u_k`. At a
+    time with both, the deaths come first and leave the censoring risk set (the same tie
+    rule as the survival KM, where a patient censored at a death time was at risk for it;
+    ``sksurv.nonparametric.kaplan_meier_estimator(..., reverse=True)``). Fit it on the
+    **training** fold.
 
     >>> G = censoring_km([1, 2, 3, 4], [1, 0, 1, 0])
     >>> G(np.array([0.5, 2.0, 4.0]))
     array([1.        , 0.66666667, 0.        ])
+    >>> G = censoring_km([1, 1, 2], [1, 0, 0])      # at t = 1 the death leaves first: G(1) = 1 - 1/2
+    >>> G(np.array([1.0])), G.left(np.array([1.0]))
+    (array([0.5]), array([1.]))
     """
     t, e = _survival_inputs(train_time, train_event, "censoring_km")
     u, inv = np.unique(t, return_inverse=True)
     n_cens = np.bincount(inv, weights=(~e).astype(float), minlength=u.size)
+    n_death = np.bincount(inv, weights=e.astype(float), minlength=u.size)
     n_exit = np.bincount(inv, minlength=u.size)
-    at_risk = t.size - np.concatenate([[0], np.cumsum(n_exit)[:-1]])
-    return _StepFunction(u, np.cumprod(1.0 - n_cens / at_risk))
+    at_risk = t.size - np.concatenate([[0], np.cumsum(n_exit)[:-1]]) - n_death
+    ratio = np.divide(n_cens, at_risk, out=np.zeros_like(n_cens), where=at_risk > 0)
+    return _StepFunction(u, np.cumprod(1.0 - ratio))
 
 
 def brier_score(
@@ -316,24 +384,31 @@ def brier_score(
     event: Any,
     train_time: Any,
     train_event: Any,
+    ipcw: str = "graf",
 ) -> np.ndarray:
     r"""Time-dependent Brier score with inverse-probability-of-censoring weights (Graf et al. 1999).
 
     .. math::
 
         BS(\tau) = \frac1n \sum_i \Big[
-          \frac{\hat S_i(\tau)^2\ \mathbb 1[t_i \le \tau,\ \delta_i = 1]}{\hat G(t_i)}
+          \frac{\hat S_i(\tau)^2\ \mathbb 1[t_i \le \tau,\ \delta_i = 1]}{\hat G(t_i-)}
           + \frac{(1 - \hat S_i(\tau))^2\ \mathbb 1[t_i > \tau]}{\hat G(\tau)} \Big]
 
-    :math:`\hat G` is the censoring Kaplan–Meier (:func:`censoring_km`) of the training fold,
-    evaluated as a right-continuous step (:math:`\hat G(t_i)`, the scikit-survival
-    convention). Patients censored before :math:`\tau` contribute 0 but still count in ``n``.
+    :math:`\hat G` is the censoring Kaplan–Meier (:func:`censoring_km`) of the training fold.
+    A death at :math:`t_i` is weighted by :math:`1/\hat G(t_i-)`, the probability of being
+    uncensored *just before* :math:`t_i` (Graf et al., Eq. 6): a patient censored at the same
+    time as the death was still under observation when it happened (censorings at a tied
+    time are taken to follow the deaths). ``ipcw="right"`` uses :math:`\hat G(t_i)` instead,
+    the convention of ``sksurv.metrics.brier_score``; the two differ only when a training
+    censoring time equals a test death time. Patients censored before :math:`\tau`
+    contribute 0 but still count in ``n``.
 
     Args:
         surv: ``(n, K)`` predicted survival of the test patients at ``times``.
         times: ``(K,)`` strictly increasing evaluation times.
         time, event: ``(n,)`` test follow-up and event indicator.
         train_time, train_event: ``(n_train,)`` training data for :math:`\hat G`.
+        ipcw: ``"graf"`` (:math:`\hat G(t_i-)`, default) or ``"right"`` (:math:`\hat G(t_i)`).
 
     Returns:
         ``(K,)`` Brier scores.
@@ -345,6 +420,8 @@ def brier_score(
     >>> brier_score([[1.0], [0.0]], [2.0], [1.0, 3.0], [1, 1], [1.0, 3.0], [1, 1])
     array([1.])
     """
+    if ipcw not in ("graf", "right"):
+        raise ValueError(f"brier_score: ipcw must be 'graf' (G(t_i-), Graf et al.) or 'right' (G(t_i)), got {ipcw!r}")
     t, e = _survival_inputs(time, event, "brier_score")
     s, g = _grid_input(surv, times, t.shape[0], "brier_score")
     cens = censoring_km(train_time, train_event)
@@ -357,7 +434,7 @@ def brier_score(
     g_tau = cens(g)  # (K,)
     case = e[:, None] & (t[:, None] <= g[None, :])  # (n, K)
     control = t[:, None] > g[None, :]  # (n, K)
-    g_ti = cens(t)  # (n,)
+    g_ti = cens.left(t) if ipcw == "graf" else cens(t)  # (n,)
     needed_ti = case.any(axis=1)
     if (g_tau[control.any(axis=0)] <= 0).any() or (g_ti[needed_ti] <= 0).any():
         raise ValueError(
@@ -377,6 +454,7 @@ def integrated_brier_score(
     event: Any,
     train_time: Any,
     train_event: Any,
+    ipcw: str = "graf",
 ) -> float:
     r"""Integrated Brier score :math:`\frac{1}{\tau_K - \tau_1}\int_{\tau_1}^{\tau_K} BS(\tau)\,d\tau`
     by the trapezoid rule over the evaluation grid (needs ``K >= 2``).
@@ -389,7 +467,7 @@ def integrated_brier_score(
     g = _to_numpy(times, "times").reshape(-1)
     if g.size < 2:
         raise ValueError("integrated_brier_score: needs at least two evaluation times")
-    bs = brier_score(surv, g, time, event, train_time, train_event)
+    bs = brier_score(surv, g, time, event, train_time, train_event, ipcw=ipcw)
     area = float(np.sum(0.5 * (bs[1:] + bs[:-1]) * np.diff(g)))
     return area / float(g[-1] - g[0])
 

@@ -84,6 +84,7 @@ class Complexity:
     peak_memory_bytes: int | None
     device: str
     precision: str = "fp32"
+    cuda_graphs: bool = False
     gpu_busy_fraction: float | None = None
     kernels: int | None = None
     train_tflops: float | None = None
@@ -114,7 +115,7 @@ def _busy_and_kernels(prof) -> tuple[float, int]:
 
 def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, precision: str = "fp32",
                        optimizer: torch.optim.Optimizer | None = None, profile: bool = False,
-                       flops: dict[str, int] | None = None) -> Complexity:
+                       flops: dict[str, int] | None = None, cuda_graphs: bool = False) -> Complexity:
     """Parameters, forward FLOPs, median training-step time and peak memory for ``batch``.
 
     Args:
@@ -129,6 +130,9 @@ def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, 
             fraction and the kernel count.
         flops: precomputed :func:`count_flops` of this model and batch (they do not depend on
             the precision), to skip counting again.
+        cuda_graphs: replay each step from a CUDA graph
+            (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`; needs CUDA and an
+            optimizer built with ``capturable=True``); the warm-up step records the graph.
 
     Peak memory is measured on CUDA only (``None`` on CPU).
     """
@@ -147,6 +151,16 @@ def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, 
         loss_fn(logits.float(), batch).backward()
         if optimizer is not None:
             optimizer.step()
+
+    if cuda_graphs:
+        from survmamba_lite.utils.cuda_graphs import GraphedTrainStep
+
+        if optimizer is None:
+            raise ValueError("measure_complexity: cuda_graphs=True needs an optimizer (built with capturable=True)")
+        graphed = GraphedTrainStep(model, optimizer, loss_fn, precision)
+
+        def step():  # noqa: F811 - the graphed twin of the eager step above
+            graphed(batch)
 
     cuda = device.type == "cuda"
     t0 = time.perf_counter()
@@ -176,5 +190,5 @@ def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, 
         busy = min(1.0, busy_seconds / median)
     return Complexity(params=count_parameters(model), flops=flops["total"], flops_matmul=flops["matmul"],
                       flops_scan=flops["scan"], step_seconds=median, peak_memory_bytes=peak, device=str(device),
-                      precision=precision, gpu_busy_fraction=busy, kernels=kernels,
+                      precision=precision, cuda_graphs=cuda_graphs, gpu_busy_fraction=busy, kernels=kernels,
                       train_tflops=3 * flops["total"] / median / 1e12)

@@ -55,17 +55,18 @@ def set_matmul_precision(precision: str) -> None:
 
 
 @contextlib.contextmanager
-def autocast(precision: str, device: torch.device | str) -> Iterator[None]:
+def autocast(precision: str, device: torch.device | str, cache_enabled: bool = True) -> Iterator[None]:
     """The autocast region for ``precision`` on ``device`` (a no-op for ``fp32`` and ``tf32``).
 
     Args:
         precision: one of :data:`PRECISIONS`.
         device: where the model runs (``"cpu"``, ``"cuda"``, ``torch.device``).
+        cache_enabled: autocast's cache of cast weights (off where a CUDA graph is recorded).
     """
     check_precision(precision)
     device_type = torch.device(device).type
     if precision == "bf16":
-        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=cache_enabled):
             yield
     else:
         yield

@@ -15,6 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from survmamba_lite.errors import UserError
+from survmamba_lite.utils.outputs import FEATURES, TILES, check_incremental_dir
+
 __all__ = ["add_commands", "run_tile", "run_extract"]
 
 
@@ -32,7 +35,7 @@ def add_commands(subparsers) -> None:
     t.add_argument("--region-size", type=int, default=4096, help="region side in pixels at --magnification")
     t.add_argument("--patch-size", type=int, default=256, help="patch side in pixels at --magnification")
     t.add_argument("--magnification", type=float, default=20.0,
-                   help="target magnification (20 = 0.5 um/px; default 20)")
+                   help="target magnification (20 = 0.5 um/px)")
     res = t.add_mutually_exclusive_group()
     res.add_argument("--mpp", type=float, default=None,
                      help="level-0 micrometres per pixel of the slide(s), for slides without this metadata "
@@ -40,8 +43,8 @@ def add_commands(subparsers) -> None:
     res.add_argument("--base-magnification", type=float, default=None,
                      help="level-0 magnification of the slide(s) (e.g. 40), instead of --mpp")
     t.add_argument("--tissue-threshold", type=float, default=0.5,
-                   help="keep patches whose tissue fraction is at least this (0..1, default 0.5)")
-    t.add_argument("--mask-resolution", type=int, default=8, help="tissue-mask pixels per patch side (default 8)")
+                   help="keep patches whose tissue fraction is at least this (0..1)")
+    t.add_argument("--mask-resolution", type=int, default=8, help="tissue-mask pixels per patch side")
     t.add_argument("--no-overview", action="store_true", help="do not write the overview PNG")
     t.add_argument("--overwrite", action="store_true", help="redo slides whose coords file exists")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -60,24 +63,22 @@ def add_commands(subparsers) -> None:
     where.add_argument("--slide-dir", type=Path, default=None,
                        help="folder to look for slides in when they moved since tiling")
     e.add_argument("--encoder", default="efficientnet-lite0", choices=list_encoders(),
-                   help="patch encoder (default efficientnet-lite0; random-projection is for tests only)")
+                   help="patch encoder (random-projection is for tests only)")
     e.add_argument("--weights", type=Path, default=None,
                    help="model file: required for ctranspath/torchscript (TorchScript), optional "
                         "state dict for efficientnet-lite0")
     e.add_argument("--input-size", type=int, default=None, help="encoder input side (torchscript only; default 224)")
     e.add_argument("--normalisation", choices=sorted(NORMALISATIONS), default=None,
                    help="override the encoder's input normalisation")
-    e.add_argument("--batch-size", type=int, default=64, help="patches per forward pass (default 64)")
+    e.add_argument("--batch-size", type=int, default=64, help="patches per forward pass")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    e.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading patches (default 0)")
+    e.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading patches")
     e.add_argument("--overwrite", action="store_true", help="redo slides whose features file exists")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_extract)
 
 
 def _fail_summary(failures: list[tuple[str, str]], total: int):
-    from survmamba_lite.cli import UserError
-
     lines = "\n".join(f"  {msg}" for _, msg in failures)
     return UserError(f"{len(failures)} of {total} slides failed (the others are done):\n{lines}")
 
@@ -86,6 +87,19 @@ def run_tile(args: argparse.Namespace) -> int:
     from survmamba_lite.data.wsi.tiling import COORDS_SUFFIX, EmptyTissueError, SlideError, slide_id_from_path, \
         tile_slide
 
+    for flag, value, low in (("--region-size", args.region_size, 1), ("--patch-size", args.patch_size, 1),
+                             ("--mask-resolution", args.mask_resolution, 1)):
+        if value < low:
+            raise UserError(f"{flag} {value}: must be an integer >= {low}")
+    if args.region_size % args.patch_size:
+        raise UserError(f"--region-size {args.region_size} is not a multiple of --patch-size {args.patch_size}")
+    if not 0.0 <= args.tissue_threshold <= 1.0:
+        raise UserError(f"--tissue-threshold {args.tissue_threshold}: must lie in [0, 1]")
+    for flag, value in (("--magnification", args.magnification), ("--mpp", args.mpp),
+                        ("--base-magnification", args.base_magnification)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} {value}: must be > 0")
+    check_incremental_dir(args.out, TILES)
     failures = []
     for slide in args.slides:
         target = args.out / f"{slide_id_from_path(slide)}{COORDS_SUFFIX}"
@@ -129,10 +143,14 @@ def _expand_coords(items: list[str]) -> list[Path]:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from survmamba_lite.cli import UserError
     from survmamba_lite.data.wsi.encoders import build_encoder
     from survmamba_lite.data.wsi.extract import extract_many, resolve_device
 
+    if args.batch_size < 1 or args.num_workers < 0:
+        raise UserError(f"--batch-size {args.batch_size} must be >= 1 and --num-workers {args.num_workers} >= 0")
+    if args.input_size is not None and args.input_size < 1:
+        raise UserError(f"--input-size {args.input_size}: must be an integer >= 1")
+    check_incremental_dir(args.out, FEATURES)
     coords = _expand_coords(args.coords)
     if args.slide is not None and len(coords) != 1:
         raise UserError(f"--slide names one slide but {len(coords)} coords files were given; "

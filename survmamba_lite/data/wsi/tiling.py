@@ -56,6 +56,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from survmamba_lite.utils.io import atomic_path
+
 __all__ = [
     "SlideError", "EmptyTissueError", "SlideScale", "TilingResult", "TissueParams",
     "open_slide", "slide_id_from_path", "resolve_scale", "choose_level", "otsu_threshold",
@@ -521,14 +523,12 @@ def write_coords_h5(path: str | os.PathLike, result: TilingResult) -> Path:
     """Write ``coords (P, 2)``, ``region (P,)``, ``tissue (P,)`` and attributes atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("coords", data=np.asarray(result.coords, np.int64))
         f.create_dataset("region", data=np.asarray(result.region, np.int64))
         f.create_dataset("tissue", data=np.asarray(result.tissue, np.float32))
         for k, v in result.attrs().items():
             f.attrs[k] = v
-    os.replace(tmp, path)
     return path
 
 
@@ -591,7 +591,8 @@ def draw_overview(slide, result: TilingResult, path: str | os.PathLike, *, max_s
         draw.text((x0 * s + 5, y0 * s + 4), str(r), fill=(220, 20, 20))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    base.save(path)
+    with atomic_path(path) as tmp:
+        base.save(tmp, format="PNG")
     return path
 
 

@@ -1,0 +1,185 @@
+r"""Inner validation of the real-data runs: diagnose a constant-risk collapse from the
+training folds only.
+
+A model whose predicted risk hardly varies between patients has a c-index near 0.5 on
+any set, and below 0.5 by chance. Whether that comes from the model not learning at all
+(an optimisation defect), from learning only the training patients (overfitting) or from
+a signal too weak for the setting can be told apart **without the outer validation fold**:
+
+1. for outer fold ``k`` the training ids are split again (:func:`~survmamba_lite.data.make_folds`,
+   stratified by event and follow-up, ``inner_k = 5``: 80% inner-train, 20% inner-validation,
+   seeded by ``(seed, k)``); the outer validation ids are never read;
+2. the model is trained on inner-train with exactly the settings of the reported run
+   (:func:`~survmamba_lite.experiment.trainer.train_fold`: same config, same epochs), its
+   inner-validation c-index recorded after every epoch;
+3. the last epoch's model predicts inner-train and inner-validation; recorded are both
+   c-indices and the spread of the predicted risk ``r = -sum_k S_k`` (in time bins): its
+   standard deviation and range over patients.
+
+The rule, fixed before any run: a fold **collapsed** when the standard deviation of the
+inner-validation risk is below :data:`COLLAPSE_RISK_STD` (0.01 bins, i.e. the expected
+number of bins survived differs by about 1% of a bin between typical patients). A collapsed
+fold whose inner-*train* c-index is also near 0.5 (below :data:`LEARNED_TRAIN_C` = 0.6)
+did not learn; one with a high inner-train c-index fits its training patients with an
+almost constant risk elsewhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["COLLAPSE_RISK_STD", "LEARNED_TRAIN_C", "risk_spread", "inner_validation", "inner_table",
+           "inner_table_markdown", "INNER_DIR"]
+
+#: standard deviation of the risk (in time bins) below which predictions count as constant
+COLLAPSE_RISK_STD = 0.01
+#: inner-train c-index from which a model counts as having learned its training patients
+LEARNED_TRAIN_C = 0.6
+INNER_DIR = "inner"
+
+
+def risk_spread(risk: Any) -> dict[str, float]:
+    """Spread of predicted risks ``(n,)``: standard deviation, range and the collapse flag.
+
+    >>> risk_spread([-2.0, -2.0, -2.0])["collapsed"], risk_spread([-1.0, -2.0, -3.0])["risk_std"]
+    (True, 1.0)
+    """
+    r = np.asarray(risk, dtype=np.float64)
+    std = float(r.std(ddof=1)) if r.size > 1 else 0.0
+    return {"risk_std": std, "risk_range": float(r.max() - r.min()) if r.size else 0.0,
+            "risk_mean": float(r.mean()) if r.size else float("nan"), "collapsed": bool(std < COLLAPSE_RISK_STD)}
+
+
+def _c_index(frame: pd.DataFrame) -> float | None:
+    from survmamba_lite.survival import concordance_index
+
+    try:
+        return float(concordance_index(frame["time"], frame["risk"], frame["event"]))
+    except ValueError:
+        return None
+
+
+def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.PathLike, epochs: int, seed: int = 0,
+                     folds: Sequence[int] | None = None, threads: int | None = 1, device: str = "cpu",
+                     inner_k: int = 5, progress: bool = False,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``model`` (a :class:`~survmamba_lite.realdata.ModelRun` of a registry model) on an
+    inner split of each outer fold's training patients and report the collapse diagnosis.
+
+    Args:
+        cohort_dir: imported cohort folder.
+        model: the run's model (same options as the reported run).
+        work: scratch folder; ``work/<model.key>/outer_<k>`` holds each inner run (resumes).
+        epochs: the reported run's epochs.
+        folds: outer folds (None: all).
+        inner_k: the inner split holds out ``1 / inner_k`` of the training patients.
+
+    Returns:
+        ``{"model_key", "settings", "folds": [per outer fold: sizes, per-epoch inner-val c-index,
+        inner-train and inner-val c-index and risk spread, collapsed, learned]}``.
+    """
+    import torch
+
+    from survmamba_lite.data import load_cohort, make_folds
+    from survmamba_lite.data.dataset import fold_datasets
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, resolve_device, train_fold
+    from survmamba_lite.registry import ModelInputs, build_model
+
+    if model.registry == "cox":
+        raise ValueError("inner_validation: the Cox reference has no training epochs to diagnose; pass a deep model")
+    cohort = load_cohort(cohort_dir)
+    fold_ids = list(range(len(cohort.folds))) if folds is None else list(folds)
+    base = Path(work) / model.key
+    config = ExperimentConfig(model=model.registry, cohort_dir=str(cohort_dir), out_dir=str(base),
+                              model_options=dict(model.options), folds=(0,), epochs=int(epochs), optimizer="radam",
+                              lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1, n_bins=4, alpha=0.0,
+                              seed=seed, device=device, threads=threads)
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out_folds = []
+    try:
+        for k in fold_ids:
+            train_ids, _ = cohort.folds[k]                         # the outer validation ids are not read
+            inner = make_folds(cohort.clinical.loc[train_ids], k=inner_k, seed=seed + 1000 * (k + 1))[0]
+            sub = dataclasses.replace(cohort, folds=[inner])
+            fold_dir = base / f"outer_{k}"
+            t0 = time.perf_counter()
+            metrics = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
+            val_pred = pd.read_csv(fold_dir / PREDICTIONS)
+            train_ds, _, prep = fold_datasets(sub, 0, binner_bins=config.n_bins, modalities=config.modalities,
+                                              log1p=config.rna_log1p)
+            net = build_model(config.model, ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
+                              **config.model_options)
+            state = torch.load(fold_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+            net.load_state_dict(state["model"])
+            dev = resolve_device(device)
+            train_pred, _ = predict(net.to(dev), train_ds, config, dev)
+            val_spread, train_spread = risk_spread(val_pred["risk"]), risk_spread(train_pred["risk"])
+            train_c = _c_index(train_pred)
+            rec = {
+                "outer_fold": k, "n_inner_train": len(inner[0]), "n_inner_val": len(inner[1]),
+                "n_inner_val_events": int(val_pred["event"].sum()),
+                "inner_val_c_index_by_epoch": metrics.get("val_c_index"), "train_loss_by_epoch": metrics.get(
+                    "train_loss"), "inner_val_c_index": _c_index(val_pred), "inner_train_c_index": train_c,
+                "inner_val_risk": val_spread, "inner_train_risk": train_spread,
+                "collapsed": val_spread["collapsed"],
+                "learned": None if train_c is None else bool(train_c >= LEARNED_TRAIN_C),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            out_folds.append(rec)
+            log(f"[inner {model.key} outer fold {k}] inner-val c {rec['inner_val_c_index']}, inner-train c "
+                f"{train_c}, risk std {val_spread['risk_std']:.4g} bins -> "
+                f"{'collapsed' if rec['collapsed'] else 'not collapsed'}")
+    finally:
+        torch.set_num_threads(old_threads)
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("cohort_dir", "out_dir")}
+    return {"model_key": model.key, "label": model.label, "inner_k": inner_k, "collapse_risk_std": COLLAPSE_RISK_STD,
+            "learned_train_c": LEARNED_TRAIN_C, "settings": settings, "folds": out_folds}
+
+
+def inner_table(out: str | os.PathLike) -> pd.DataFrame:
+    """One row per (cohort, model, outer fold) from ``out/inner/*.json``."""
+    from survmamba_lite.realdata import COHORTS, MODELS
+
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in (Path(out) / INNER_DIR).glob("*.json")]
+    order_c, order_m = list(COHORTS), list(MODELS)
+    records.sort(key=lambda r: (order_c.index(r["cohort_key"]) if r["cohort_key"] in order_c else 99,
+                                order_m.index(r["model_key"]) if r["model_key"] in order_m else 99))
+    rows = []
+    for r in records:
+        for f in r["folds"]:
+            rows.append({"cohort_key": r["cohort_key"], "cohort": r["cohort"], "model": r["label"],
+                         "outer_fold": f["outer_fold"], "inner_val_c_index": f["inner_val_c_index"],
+                         "inner_train_c_index": f["inner_train_c_index"],
+                         "inner_val_risk_std": f["inner_val_risk"]["risk_std"], "collapsed": f["collapsed"],
+                         "learned": f["learned"]})
+    return pd.DataFrame(rows)
+
+
+def inner_table_markdown(table: pd.DataFrame) -> str:
+    """The inner-validation diagnosis as Markdown (one row per cohort and model, folds joined)."""
+    from survmamba_lite.experiment.report import to_markdown
+
+    if table.empty:
+        return "(no inner-validation runs)\n"
+
+    def fmt(v):
+        return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+
+    rows = []
+    for (cohort, model), g in table.groupby(["cohort", "model"], sort=False):
+        rows.append({"cohort": cohort, "model": model,
+                     "inner-val c-index by fold": " ".join(fmt(v) for v in g["inner_val_c_index"]),
+                     "inner-train c-index by fold": " ".join(fmt(v) for v in g["inner_train_c_index"]),
+                     "risk std (bins) by fold": " ".join(f"{v:.3g}" for v in g["inner_val_risk_std"]),
+                     "collapsed folds": f"{int(g['collapsed'].sum())} / {len(g)}"})
+    return to_markdown(pd.DataFrame(rows)) + "\n"

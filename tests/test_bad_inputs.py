@@ -1,0 +1,531 @@
+"""The catalogue of bad inputs and faults: every command refuses them cleanly.
+
+Each case runs ``survmamba`` (in-process, through :func:`survmamba_lite.cli.main`) on a
+tiny hand-made cohort and asserts three things: the exit code (2 for an error, 130 for
+Ctrl-C), that stderr names the culprit (file, flag, case or fold) in one line without a
+traceback, and that nothing outside the tool's own outputs changed (a snapshot of the
+test's folder before and after, byte for byte).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from survmamba_lite import __version__
+from survmamba_lite.cli import build_parser, main
+from survmamba_lite.data.features_h5 import SlideFeatures, write_features_h5
+from survmamba_lite.data.kegg import write_hierarchy_tsv
+from survmamba_lite.data.layout import FORMAT_VERSION, write_clinical, write_folds, write_manifest, write_rna
+from survmamba_lite.utils.outputs import MARKER
+
+N_CASES, N_FOLDS, WIDTH, GENES = 18, 3, 4, [f"G{i}" for i in range(8)]
+QUICK = ["--epochs", "1", "--folds", "0", "--dim", "8", "--threads", "1", "--quiet"]
+
+
+# --------------------------------------------------------------------------- fixtures
+def _slide(case: str) -> str:
+    return f"{case}-DX1"
+
+
+def _write_slide(root: Path, case: str, n_patches: int, width: int = WIDTH, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    write_features_h5(root / "features" / f"{_slide(case)}.h5", SlideFeatures(
+        rng.standard_normal((n_patches, width)).astype(np.float32),
+        np.stack([np.arange(n_patches) * 256, np.zeros(n_patches)], 1).astype(np.int64),
+        np.arange(n_patches) % 2, dict(slide_id=_slide(case), patch_size=256, region_size=512,
+                                       magnification=20.0, encoder="test")))
+
+
+def make_tiny_cohort(root: Path) -> Path:
+    """18 cases, 3 folds, 8 genes in 3 functions of 2 processes, 4-d features of 3-6 patches."""
+    rng = np.random.default_rng(0)
+    cases = [f"TCGA-T{i:03d}" for i in range(N_CASES)]
+    clin = pd.DataFrame({"case_id": cases, "slide_id": [_slide(c) for c in cases],
+                         "survival_months": np.round(rng.uniform(1, 100, N_CASES), 2),
+                         "event": [int(i % 4 != 1) for i in range(N_CASES)]})
+    write_clinical(root, clin)
+    write_rna(root, pd.DataFrame(rng.normal(5, 1, (N_CASES, len(GENES))), index=pd.Index(cases), columns=GENES))
+    write_hierarchy_tsv(pd.DataFrame({"function_id": ["f1", "f2", "f3"], "function_name": ["a", "b", "c"],
+                                      "process": ["P", "P", "Q"], "genes": ["G0,G1,G2", "G2,G3,G4", "G5,G6,G7"]}),
+                        root / "hierarchy.tsv")
+    write_folds(root, [([c for j, c in enumerate(cases) if j % N_FOLDS != k],
+                        [c for j, c in enumerate(cases) if j % N_FOLDS == k]) for k in range(N_FOLDS)])
+    for i, c in enumerate(cases):
+        _write_slide(root, c, 3 + i % 4, seed=i)
+    write_manifest(root, {"format_version": FORMAT_VERSION, "name": "tiny-test", "cohort": "TEST", "source": "test",
+                          "n_cases": N_CASES, "n_folds": N_FOLDS, "modalities": ["wsi", "rna"],
+                          "features": {"encoder": "test", "width": WIDTH}, "rna": {"n_genes": len(GENES)},
+                          "hierarchy": {"min_genes": 1}})
+    return root
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> dict[str, Path]:
+    """A tiny cohort, a finished ``snn`` run on it and a finished report (shared; tests copy them)."""
+    d = tmp_path_factory.mktemp("bad_inputs")
+    cohort = make_tiny_cohort(d / "cohort")
+    run = d / "run"
+    assert main(["cv", "--cohort-dir", str(cohort), "--model", "snn", "--out", str(run), *QUICK]) == 0
+    rep = d / "rep"
+    assert main(["report", str(run), "--out", str(rep), "--n-boot", "10", "--n-perm", "10"]) == 0
+    return {"cohort": cohort, "run": run, "report": rep}
+
+
+@pytest.fixture
+def work(tmp_path, base) -> Path:
+    """This test's folder: its own copies of the cohort and the run."""
+    shutil.copytree(base["cohort"], tmp_path / "cohort", symlinks=True)
+    shutil.copytree(base["run"], tmp_path / "run")
+    # the run's config names the shared cohort; point it at this test's copy
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    cfg["cohort_dir"], cfg["out_dir"] = str(tmp_path / "cohort"), str(tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    return tmp_path
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def refused(capsys, root: Path, argv: list[str], *needles: str, code: int = 2, allowed: str | None = None,
+            one_line: bool = True) -> str:
+    """Run ``survmamba argv``; check exit code, stderr and that ``root`` is unchanged (but for ``allowed``)."""
+    capsys.readouterr()
+    before = _snapshot(root)
+    rc = main(argv)
+    err = capsys.readouterr().err
+    after = _snapshot(root)
+    print(err)
+    assert rc == code, err
+    assert "Traceback" not in err
+    if one_line:
+        assert len(err.strip().splitlines()) == 1, err
+    for n in needles:
+        assert n in err, f"{n!r} not in {err!r}"
+    if allowed is not None:
+        before = {k: v for k, v in before.items() if not k.startswith(allowed)}
+        after = {k: v for k, v in after.items() if not k.startswith(allowed)}
+    assert before == after, f"changed: {sorted(set(before.items()) ^ set(after.items()))}"
+    return err
+
+
+def _cv(work: Path, *extra: str, model: str = "snn", out: str = "run2") -> list[str]:
+    return ["cv", "--cohort-dir", str(work / "cohort"), "--model", model, "--out", str(work / out), *QUICK, *extra]
+
+
+# --------------------------------------------------------------------------- data lost
+def test_overwrite_refuses_a_folder_with_a_config_json_and_other_files(work, capsys):
+    d = work / "mine"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "thesis.tex").write_text("years of work")
+    refused(capsys, work, _cv(work, "--overwrite", out="mine"), str(d), "not a run directory", "nothing was deleted")
+
+
+def test_overwrite_refuses_a_folder_with_only_an_empty_config_json(work, capsys):
+    d = work / "mine"
+    d.mkdir()
+    (d / "config.json").write_text("")
+    refused(capsys, work, _cv(work, "--overwrite", out="mine"), str(d), "nothing was deleted")
+
+
+def test_a_foreign_folder_is_refused_without_recommending_overwrite(work, capsys):
+    d = work / "mine"
+    d.mkdir()
+    (d / "data.csv").write_text("a,b\n")
+    err = refused(capsys, work, _cv(work, out="mine"), str(d), "choose a new or empty --out")
+    assert "--overwrite" not in err
+
+
+def test_overwrite_deletes_nothing_when_our_run_holds_a_foreign_file(work, capsys):
+    (work / "run" / "fold_0" / "notes.txt").write_text("keep me")
+    refused(capsys, work, _cv(work, "--overwrite", out="run"), "fold_0/notes.txt", "nothing was deleted")
+
+
+def test_an_unreadable_config_json_of_a_run_is_not_answered_with_overwrite(work, capsys):
+    (work / "run" / "config.json").write_text("")
+    err = refused(capsys, work, _cv(work, out="run"), str(work / "run" / "config.json"), "Restore it",
+                  "would delete the run's finished folds")
+    assert "use a new --out, or --overwrite" not in err
+
+
+def test_overwrite_of_our_own_run_deletes_only_its_files(work, capsys):
+    assert main(_cv(work, "--overwrite", "--epochs", "2", out="run")) == 0
+    assert json.loads((work / "run" / "config.json").read_text())["epochs"] == 2
+    assert (work / "run" / MARKER).is_file() and (work / "run" / "fold_0" / "DONE").is_file()
+
+
+# --------------------------------------------------------------------------- typed --set
+def test_set_bool_false_is_false(work, capsys):
+    assert main(_cv(work, "--set", "bidirectional=False", "--max-patches", "4", model="survmamba-rna")) == 0
+    cfg = json.loads((work / "run2" / "config.json").read_text())
+    assert cfg["model_options"]["bidirectional"] is False and cfg["derived"]["bidirectional"] is False
+
+
+@pytest.mark.parametrize("setting, needles", [
+    ("bidirectional=maybe", ["bidirectional", "a boolean (true/false/1/0)"]),
+    ("d_state=abc", ["d_state", "an integer"]),
+    ("d_state=1.5", ["d_state", "an integer", "'1.5'"]),
+    ("dropout=lots", ["dropout", "a number"]),
+    ("epochs=3", ["'epochs' is a training setting", "--epochs 3"]),
+])
+def test_set_with_a_wrong_type(work, capsys, setting, needles):
+    refused(capsys, work, _cv(work, "--set", setting, model="survmamba-rna"), f"--set {setting}", *needles)
+
+
+def test_set_without_equals_sign(work, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(_cv(work, "--set", "d_state"))
+    assert exc.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_set_disagreeing_with_its_flag(work, capsys):
+    refused(capsys, work, _cv(work, "--set", "bidirectional=true", "--unidirectional", model="survmamba-rna"),
+            "--unidirectional and --set bidirectional=True disagree")
+
+
+# --------------------------------------------------------------------------- stale inputs
+def _start_run(work: Path, model: str = "snn") -> list[str]:
+    argv = _cv(work, model=model)
+    assert main(argv) == 0
+    return argv
+
+
+def test_resume_refuses_a_changed_clinical_table(work, capsys):
+    argv = _start_run(work)
+    clin = pd.read_csv(work / "cohort" / "clinical.csv", dtype=str)
+    clin["event"] = (1 - clin["event"].astype(int)).astype(str)
+    clin["survival_months"] = (2 * clin["survival_months"].astype(float)).astype(str)
+    clin.to_csv(work / "cohort" / "clinical.csv", index=False)
+    refused(capsys, work, argv, "clinical.csv changed", str(work / "run2"), "choose a new --out")
+
+
+def test_resume_refuses_changed_splits(work, capsys):
+    argv = _start_run(work)
+    cases = [f"TCGA-T{i:03d}" for i in range(N_CASES)]          # the same folds, numbered differently
+    write_folds(work / "cohort", [([c for j, c in enumerate(cases) if j % N_FOLDS != (k + 1) % N_FOLDS],
+                                   [c for j, c in enumerate(cases) if j % N_FOLDS == (k + 1) % N_FOLDS])
+                                  for k in range(N_FOLDS)])
+    refused(capsys, work, argv, "splits/fold_*.csv changed")
+
+
+def test_resume_refuses_a_changed_rna_table(work, capsys):
+    argv = _start_run(work)
+    rna = pd.read_csv(work / "cohort" / "rna.csv")
+    rna["G0"] = rna["G0"] + 1
+    rna.to_csv(work / "cohort" / "rna.csv", index=False)
+    refused(capsys, work, argv, "rna.csv changed")
+
+
+def test_resume_refuses_a_changed_feature_file_list(work, capsys):
+    argv = _start_run(work, model="abmil")
+    _write_slide(work / "cohort", "TCGA-T004", 9, seed=99)        # re-extracted: another patch count
+    refused(capsys, work, argv, "the list of feature files", "changed")
+
+
+# --------------------------------------------------------------------------- report
+def test_report_refuses_a_truncated_oof_file(work, capsys):
+    oof = work / "run" / "oof_predictions.csv"
+    oof.write_text("".join(oof.read_text().splitlines(keepends=True)[:4]))
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep")],
+            "oof_predictions.csv: has 3 rows but summary.json says n_oof 6", "rerun the same `survmamba cv`")
+
+
+def test_report_refuses_a_run_with_a_missing_fold_metrics_file(work, capsys):
+    (work / "run" / "fold_0" / "metrics.json").unlink()
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep")],
+            "fold_0/metrics.json: missing", "fold 0")
+
+
+def test_report_refuses_an_unfinished_run(work, capsys):
+    (work / "run" / "summary.json").unlink()
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep")],
+            "unfinished (no summary.json)", f"--out {work / 'run'}")
+
+
+def test_report_refuses_a_non_empty_out(work, capsys):
+    (work / "rep").mkdir()
+    (work / "rep" / "slides.pptx").write_text("x")
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep")], f"--out {work / 'rep'}",
+            "not empty", "nothing was deleted")
+
+
+def test_report_over_an_earlier_report_needs_overwrite(work, base, capsys):
+    shutil.copytree(base["report"], work / "rep")
+    argv = ["report", str(work / "run"), "--out", str(work / "rep"), "--n-boot", "10", "--n-perm", "10"]
+    refused(capsys, work, argv, "holds an earlier output of survmamba report", "--overwrite")
+    assert main([*argv, "--overwrite"]) == 0 and (work / "rep" / "report.md").is_file()
+    assert not list(work.glob(".*.partial"))
+
+
+# --------------------------------------------------------------------------- import-tcga
+def _xena(work: Path, overlap: str) -> list[str]:
+    src = work / "xena"
+    (src / "splits").mkdir(parents=True)
+    clin = pd.read_csv(work / "cohort" / "clinical.csv")
+    clin["censorship"] = 1 - clin.pop("event")
+    clin.to_csv(src / "clinical.csv", index=False)
+    shutil.copy(work / "cohort" / "rna.csv", src / "rna_clean.csv")
+    cases = clin["case_id"].tolist()
+    for k in range(2):
+        val = cases[k::2] + ([cases[0]] if overlap == "val-val" and k == 1 else [])
+        train = [c for c in cases if c not in val]
+        if overlap == "train-val" and k == 1:
+            train.append(val[0])
+        n = max(len(train), len(val))
+        pd.DataFrame({"train": train + [""] * (n - len(train)), "val": val + [""] * (n - len(val))}).to_csv(
+            src / "splits" / f"splits_{k}.csv", index=False)
+    return ["import-tcga", "--format", "xena", "--rna", str(src / "rna_clean.csv"), "--clinical",
+            str(src / "clinical.csv"), "--splits", str(src / "splits"), "--hierarchy",
+            str(work / "cohort" / "hierarchy.tsv"), "--out", str(work / "imported")]
+
+
+def test_import_refuses_a_case_in_train_and_val(work, capsys):
+    refused(capsys, work, _xena(work, "train-val"), "splits_1.csv (fold 1)", "both train and val", "TCGA-T001")
+
+
+def test_import_refuses_overlapping_validation_folds(work, capsys):
+    refused(capsys, work, _xena(work, "val-val"), "splits_1.csv (fold 1)", "case TCGA-T000",
+            "also a validation case of fold 0")
+
+
+def test_import_checks_its_arguments_first(work, capsys):
+    argv = _xena(work, "none")
+    argv[argv.index("--hierarchy") + 1] = str(work / "no_such.tsv")
+    refused(capsys, work, argv, "--hierarchy", "no_such.tsv")
+
+
+def test_import_refuses_a_non_empty_out(work, capsys):
+    argv = _xena(work, "none")
+    (work / "imported").mkdir()
+    (work / "imported" / "x.txt").write_text("x")
+    refused(capsys, work, argv, f"--out {work / 'imported'}", "not empty")
+
+
+def test_import_writes_a_cohort_that_validates(work, capsys):
+    assert main(_xena(work, "none")) == 0
+    assert main(["validate", "--cohort-dir", str(work / "imported")]) == 0
+    assert not list(work.glob(".*.partial"))
+
+
+# --------------------------------------------------------------------------- unwritable --out
+@pytest.mark.parametrize("command", ["cv", "synth", "report", "kegg", "tile", "extract", "import-tcga"])
+def test_out_below_a_file(work, capsys, command):
+    blocker = work / "a_file"
+    blocker.write_text("x")
+    out = str(blocker / "sub")
+    argv = {
+        "cv": _cv(work),
+        "synth": ["synth", "--cohort", "BLCA", "--out", out],
+        "report": ["report", str(work / "run"), "--out", out],
+        "kegg": ["kegg", "--table", str(work / "cohort" / "hierarchy.tsv"), "--out", out + "/h.tsv"],
+        "tile": ["tile", str(work / "no_slide.svs"), "--out", out],
+        "extract": ["extract", str(work / "tiles"), "--out", out],
+        "import-tcga": None,
+    }[command]
+    if command == "cv":
+        argv[argv.index("--out") + 1] = out
+    if command == "import-tcga":
+        argv = _xena(work, "none")
+        argv[argv.index("--out") + 1] = out
+    refused(capsys, work, argv, "is a file, not a folder", str(blocker))
+
+
+def test_permission_error_names_the_flag_and_leaves_nothing(work, capsys, monkeypatch):
+    import survmamba_lite.data.synth as synth
+
+    def no_permission(root, *args):
+        raise PermissionError(13, "Permission denied", str(work / "syn" / "clinical.csv"))
+    monkeypatch.setattr(synth, "_write_cohort", no_permission)
+    refused(capsys, work, ["synth", "--cohort", "BLCA", "--out", str(work / "syn")], "permission denied",
+            str(work / "syn" / "clinical.csv"), "(given as --out)")
+    assert not list(work.glob(".*.partial"))
+
+
+# --------------------------------------------------------------------------- Ctrl-C, --debug, internal errors
+def test_ctrl_c_during_cv_exits_130_and_the_rerun_resumes(work, capsys, monkeypatch):
+    import survmamba_lite.experiment.cv as cv
+
+    real = cv.train_fold
+
+    def interrupted(config, cohort, k, fold_dir, **kw):
+        def stop(*_):
+            raise KeyboardInterrupt
+        return real(config, cohort, k, fold_dir, **{**kw, "on_epoch_end": stop})
+    monkeypatch.setattr(cv, "train_fold", interrupted)
+    argv = _cv(work, "--epochs", "2")
+    refused(capsys, work, argv, "interrupted (Ctrl-C); rerun the same command to resume", code=130,
+            allowed="run2")
+    assert (work / "run2" / "fold_0" / "checkpoint.pt").is_file() and not (work / "run2" / "fold_0" / "DONE").exists()
+    monkeypatch.setattr(cv, "train_fold", real)
+    assert main(argv) == 0 and (work / "run2" / "fold_0" / "DONE").is_file()
+
+
+def test_debug_shows_the_traceback(work):
+    with pytest.raises(FileNotFoundError, match="no such cohort folder"):
+        main(["validate", str(work / "missing"), "--debug"])
+
+
+def test_an_unexpected_exception_is_one_line_pointing_to_debug(work, capsys, monkeypatch):
+    import survmamba_lite.data.layout as layout
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(layout, "validate_cohort", broken)
+    refused(capsys, work, ["validate", "--cohort-dir", str(work / "cohort")], "unexpected RuntimeError: boom",
+            "--debug")
+
+
+# --------------------------------------------------------------------------- feature widths
+@pytest.mark.parametrize("manifest_width", [True, False])
+def test_validate_finds_a_feature_file_of_another_width(work, capsys, manifest_width):
+    import yaml
+
+    if not manifest_width:
+        man = yaml.safe_load((work / "cohort" / "manifest.yaml").read_text())
+        del man["features"]["width"]
+        (work / "cohort" / "manifest.yaml").write_text(yaml.safe_dump(man))
+    _write_slide(work / "cohort", "TCGA-T007", 5, width=WIDTH + 3)
+    err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
+    assert "features/TCGA-T007-DX1.h5, case TCGA-T007: feature width 7 differs" in err
+    assert ("manifest's features.width 4" if manifest_width else "other slides' 4 (e.g. features/TCGA-T000") in err
+
+
+def test_cv_refuses_a_feature_file_of_another_width_before_training(work, capsys):
+    _write_slide(work / "cohort", "TCGA-T011", 5, width=WIDTH + 1)
+    err = refused(capsys, work, _cv(work, model="abmil"), one_line=False)
+    assert "features/TCGA-T011-DX1.h5" in err and not (work / "run2").exists()
+
+
+# --------------------------------------------------------------------------- arguments checked before writing
+@pytest.mark.parametrize("flag, value, needle", [("--n-folds", "1", "--n-folds 1"), ("--seed", "-1", "--seed -1"),
+                                                 ("--folds", "0", "--n-folds 0")])
+def test_synth_checks_its_arguments_before_writing(work, capsys, flag, value, needle):
+    out = work / "syn"
+    refused(capsys, work, ["synth", "--cohort", "BLCA", flag, value, "--out", str(out)], needle, one_line=False)
+    assert not out.exists()
+
+
+def test_synth_refuses_a_non_empty_out(work, capsys):
+    refused(capsys, work, ["synth", "--cohort", "BLCA", "--out", str(work / "cohort")], f"--out {work / 'cohort'}",
+            "not empty")
+
+
+def _kegg_table(work: Path, genes: str = "G0,G1,G2") -> Path:
+    p = work / "kegg.tsv"
+    pd.DataFrame({"pathway_id": ["hsa1"], "pathway_name": ["a"], "level1_category": ["C"], "level2_class": ["P"],
+                  "genes": [genes]}).to_csv(p, sep="\t", index=False)
+    return p
+
+
+def test_kegg_rna_without_a_shared_gene_writes_nothing(work, capsys):
+    table = _kegg_table(work, "X1,X2")
+    refused(capsys, work, ["kegg", "--table", str(table), "--rna", str(work / "cohort" / "rna.csv"), "--out",
+                           str(work / "h.tsv")], f"--rna {work / 'cohort' / 'rna.csv'}", "nothing was written")
+
+
+def test_kegg_missing_rna_file(work, capsys):
+    refused(capsys, work, ["kegg", "--table", str(_kegg_table(work)), "--rna", str(work / "rna.csv"), "--out",
+                           str(work / "h.tsv")], f"--rna {work / 'rna.csv'}: no such file")
+
+
+def test_kegg_refuses_an_existing_out_and_overwrites_only_a_hierarchy(work, capsys):
+    table = _kegg_table(work)
+    refused(capsys, work, ["kegg", "--table", str(table), "--out", str(work / "cohort" / "clinical.csv")],
+            "file exists; add --overwrite")
+    refused(capsys, work, ["kegg", "--table", str(table), "--out", str(work / "cohort" / "clinical.csv"),
+                           "--overwrite"], "not a file this command writes", "nothing was replaced")
+    assert main(["kegg", "--table", str(table), "--out", str(work / "cohort" / "hierarchy.tsv"), "--overwrite"]) == 0
+
+
+def test_gdc_manifest_refuses_an_existing_out(work, capsys):
+    refused(capsys, work, ["gdc-manifest", "--clinical", str(work / "cohort" / "clinical.csv"), "--out",
+                           str(work / "cohort" / "rna.csv")], f"--out {work / 'cohort' / 'rna.csv'}", "file exists")
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--folds", "7"], ["fold(s) [7] do not exist", "folds 0..2"]),
+    (["--epochs", "0"], ["--epochs 0: must be an integer >= 1"]),
+    (["--alpha", "1.5"], ["--alpha 1.5: must lie in [0, 1]"]),
+    (["--model", "snnn"], ["unknown model 'snnn'"]),
+])
+def test_cv_argument_errors(work, capsys, extra, needles):
+    refused(capsys, work, _cv(work, *extra), *needles)
+    assert not (work / "run2").exists()
+
+
+def test_cv_missing_cohort_folder(work, capsys):
+    argv = _cv(work)
+    argv[argv.index("--cohort-dir") + 1] = str(work / "nope")
+    refused(capsys, work, argv, f"{work / 'nope'}: no such cohort folder")
+
+
+def test_report_numeric_arguments(work, capsys):
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep"), "--n-boot", "0"],
+            "--n-boot 0: must be an integer >= 1")
+
+
+def test_validate_with_two_different_folders(work, capsys):
+    refused(capsys, work, ["validate", str(work / "cohort"), "--cohort-dir", str(work / "run")],
+            "two cohort folders given")
+
+
+# --------------------------------------------------------------------------- consistency of the command line
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"survmamba {__version__}"
+
+
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return action.choices
+
+
+def test_every_option_has_help_and_shows_its_default():
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"survmamba {name} {action.option_strings or action.dest}: no help text"
+        text = sub.format_help()
+        if name == "cv":
+            assert "(default: 20)" in text and "(default: 0.0002)" in text
+
+
+def test_quiet_wherever_there_is_a_progress_bar():
+    subs = _subparsers()
+    for name in ("cv", "tile", "extract"):
+        assert "--quiet" in subs[name].format_help(), name
+
+
+def test_deprecated_spellings_still_work(work, capsys):
+    assert main(["validate", str(work / "cohort")]) == 0
+    assert main(["validate", "--cohort-dir", str(work / "cohort")]) == 0
+
+
+def test_cv_on_a_missing_cuda_device_writes_nothing(work, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    refused(capsys, work, _cv(work, "--device", "cuda"), "device 'cuda'", "--device cpu")
+    assert not (work / "run2").exists()
+
+
+@pytest.mark.parametrize("command", ["tile", "extract"])
+def test_tile_and_extract_refuse_a_folder_of_other_files(work, capsys, command):
+    src = str(work / "no_slide.svs") if command == "tile" else str(work / "tiles")
+    refused(capsys, work, [command, src, "--out", str(work / "cohort")], f"--out {work / 'cohort'}",
+            "clinical.csv", "choose a new or empty --out")
