@@ -128,9 +128,10 @@ for name in ("abmil", "transmil", "mcat"):
 # attention above. **TransMIL** {cite}`shao2021transmil` lets the instances attend to each other
 # first: it squares the bag into a grid, adds a class token and two self-attention layers
 # with a convolutional position encoding (PPEG) between them, and predicts from the class
-# token. Self-attention sees all pairs of patches, at a cost quadratic in $L$ (the
-# efficiency chapter measures it). Its PPEG makes it depend on the patch *order*, which
-# ABMIL does not:
+# token. Exact self-attention over all pairs of patches costs $O(L^2)$; TransMIL uses the
+# Nyström approximation, which attends through a few landmark tokens at a cost linear in
+# $L$ (the efficiency chapter measures costs). Its PPEG makes it depend on the patch
+# *order*, which ABMIL does not:
 
 # %%
 def shuffled(batch, seed):
