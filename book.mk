@@ -1,6 +1,8 @@
 # The book's targets, included by the root Makefile (`-include book.mk`).
 #
-#   make book       execute every chapter and build _build/html (warnings are errors)
+#   make book       execute every chapter and build _build/html (warnings are errors); the first
+#                   build installs MathJax with `npm ci` from book/mathjax/ into _build/mathjax
+#                   (book/_ext/offline_mathjax.py), so the site needs no CDN
 #   make notebooks  sync notebooks/*.py with their .ipynb and store fresh outputs in the .ipynb
 #   make nbval      run the paired .ipynb under nbval (checks cells marked NBVAL_CHECK_OUTPUT)
 #   make browser-deps  install Debian's chromium (as root) for tests/test_book_browser.py

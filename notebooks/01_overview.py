@@ -17,6 +17,14 @@
 # %% [markdown]
 # # Overview: from a slide and a transcriptome to a hazard
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. name the two inputs of SurvMamba, their hierarchies (patch → region → slide, gene → function → process) and the output (one hazard per time bin);
+# 2. follow one batch through the model and read the shape letters $B, R, P, F, G, D, T$;
+# 3. build any of the paper's ablation models A–F from one configuration field.
+# :::
+#
 # SurvMamba {cite}`chen2024survmamba` predicts how long a cancer patient survives from two
 # inputs: a whole slide image (WSI) of the tumour, stained with haematoxylin and eosin,
 # and the tumour's transcriptome (one expression value per gene). Each patient $i$ is a
@@ -55,7 +63,7 @@ print(f"seed: {SEED}, torch {torch.__version__}")
 # [Errata and interpretation decisions](../book/errata.md)): the fine IFM takes HIM's fine
 # outputs, the coarse IFM its coarse outputs.
 
-# %%
+# %% mystnb={"figure": {"caption": "SurvMamba's data flow: histology (top) and transcriptomics (bottom) are encoded, read by HIM at a fine and a coarse level, fused by IFM at each level and blended with the learned weight $\\alpha$ (Eq. 8) into hazards for $T$ time bins.", "name": "fig-overview-flow"}}
 COLORS = {"wsi": "#F4C7C3", "rna": "#C9DAF8", "him": "#FCE8B2", "ifm": "#D9EAD3", "out": "#E6E0F2"}
 
 
@@ -182,3 +190,46 @@ for v in VARIANTS:
 # %% [markdown]
 # The rest of the book opens these boxes one at a time, starting with the state-space
 # model inside every Mamba block.
+
+# %% [markdown]
+# ## Summary
+#
+# * A patient is a slide (a bag of patches grouped by region) and a transcriptome (genes
+#   grouped by function and process), plus a follow-up time and a censoring status.
+# * `collate_bags` pads patients into rectangular tensors with explicit masks; the model
+#   returns one hazard logit per time bin, `(B, T)`.
+# * The ablations of Table 3 are values of `SurvMambaConfig.variant`, not separate models.
+#
+# ## Exercises
+#
+# **Exercise 1 (shapes).** Add a third patient `c` with 5 patches, all in one region, to the
+# batch. Predict the shape of `batch.patches` before you run it.
+#
+# :::{dropdown} Solution
+# $R$ is the largest number of regions (3, patient a), $P$ the largest region (5 patches,
+# patient c), $F = 32$: `(3, 3, 5, 32)`.
+# :::
+
+# %% tags=["hide-input"]
+bag_c = PatientBag("c", torch.randn(5, 32, generator=g), torch.zeros(5, dtype=torch.long),
+                   torch.randn(12, generator=g), time=3.0, event=1, time_bin=0)
+batch3 = collate_bags([*bags, bag_c])
+assert tuple(batch3.patches.shape) == (3, 3, 5, 32), batch3.patches.shape
+print("patches (B, R, P, F) with patient c:", tuple(batch3.patches.shape))
+
+# %% [markdown]
+# **Exercise 2 (the blend weight).** The model stores a free number $a$ and uses
+# $\alpha = \sigma(a)$. Which $a$ makes the fine level count for 90 % ($\alpha = 0.9$)? Set it and check
+# `model.alpha`.
+#
+# :::{dropdown} Solution
+# $\sigma(a) = 0.9 \iff a = \log(0.9 / 0.1) = \log 9 \approx 2.197$.
+# :::
+
+# %% tags=["hide-input"]
+import math
+
+with torch.no_grad():
+    model.alpha_logit.fill_(math.log(9))
+assert abs(model.alpha.item() - 0.9) < 1e-6
+print(f"a = log 9 = {math.log(9):.3f} -> alpha = {model.alpha.item():.3f}")

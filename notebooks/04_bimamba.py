@@ -17,6 +17,14 @@
 # %% [markdown]
 # # The Bi-Mamba block (Algorithm 1) and the padding pitfall
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. read Algorithm 1 line by line and count a Bi-Mamba block's parameters by hand;
+# 2. show with a Jacobian what a forward-only and a bidirectional block let each token see;
+# 3. explain why flipping a padded sequence leaks padding into real tokens, and how reversing within each row's length prevents it.
+# :::
+#
 # A Mamba scan is causal: token $t$ sees tokens $1..t$. Patches of a region or functions of
 # a process have no natural order, so SurvMamba follows Vision Mamba {cite}`zhu2024vim` and
 # runs a second scan backwards. The paper's Algorithm 1, for a sequence
@@ -81,7 +89,7 @@ for D, N in ((16, 4), (512, 16)):
 # field: lower-triangular for the forward-only block, full for the bidirectional one (the
 # diagonal includes the residual connection).
 
-# %%
+# %% mystnb={"figure": {"caption": "Receptive field of a Bi-Mamba block: the norm of $\\partial y_t/\\partial x_s$ (log scale) is lower-triangular for the forward-only block and full for the bidirectional one; the diagonal includes the residual connection.", "name": "fig-bimamba-jacobian"}}
 L, D = 12, 8
 x = torch.randn(1, L, D)
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.3))
@@ -90,12 +98,12 @@ for ax, bidi in zip(axes, (False, True)):
     blk = BiMamba(dim=D, d_state=4, bidirectional=bidi, scan_backend="ref").eval()
     J = torch.autograd.functional.jacobian(lambda inp: blk(inp), x)      # (1, L, D, 1, L, D)
     influence = J[0, :, :, 0].pow(2).sum(dim=(1, 3)).sqrt()                # (L, L): ||∂y_t / ∂x_s||
-    ax.imshow(influence.log10().clamp(min=-6), cmap="viridis")
+    im = ax.imshow(influence.log10().clamp(min=-6), cmap="viridis", vmin=-6, vmax=1)
     ax.set_title("bidirectional" if bidi else "forward only", fontsize=9)
     ax.set_xlabel("input position s")
-    ax.set_ylabel("output position t")
+axes[0].set_ylabel("output position t")
 plt.suptitle(r"$\log_{10}\|\partial y_t / \partial x_s\|$", fontsize=10)
-plt.tight_layout()
+fig.colorbar(im, ax=axes, shrink=0.85, label=r"$\log_{10}\|\partial y_t / \partial x_s\|$ (clipped at -6)")
 plt.show()
 
 # %% [markdown]
@@ -178,3 +186,60 @@ print("reverse_within_length is exact (< 1e-6):", all(r[3] < 1e-6 for r in rows)
 # does not depend on how much padding its batch needed, which is what lets HIM run the
 # groups of many patients as one batch (next chapter). The tests of the package check
 # this property for every block, with random lengths.
+
+# %% [markdown]
+# ## Summary
+#
+# * A Bi-Mamba block is a norm, the $x$/$z$ projections, two Mamba branches (forward and
+#   backward, each with its own convolution and SSM) gated by $\operatorname{SiLU}(z)$, an
+#   output projection and a residual connection.
+# * The backward branch makes every token see the whole sequence, which suits unordered
+#   patches and functions.
+# * On a padded batch the backward branch must reverse each row within its own length;
+#   naive flipping leaks padding through both the state and the causal convolution.
+#
+# ## Exercises
+#
+# **Exercise 1 (parameters at the paper's width).** Use `bimamba_parameters` to say how many
+# parameters the second direction adds to a block with $D = 512$, $N = 16$, and what share of
+# the block that is.
+#
+# :::{dropdown} Solution
+# One branch at $E = 1024$, $R = 32$, $k = 4$: $(Ek + E) + E(R + 2N) + (RE + E) + EN + E = 121{,}856$
+# parameters, about 7 % of the 1.8 M of the bidirectional block: the second direction is
+# cheap, the projections dominate.
+# :::
+
+# %% tags=["hide-input"]
+extra = bimamba_parameters(512, 16) - bimamba_parameters(512, 16, bidirectional=False)
+share = extra / bimamba_parameters(512, 16)
+print(f"backward branch: {extra:,} parameters, {share:.1%} of the block")
+assert extra == count_parameters(BiMamba(dim=512, d_state=16)) - count_parameters(BiMamba(dim=512, d_state=16, bidirectional=False))
+assert extra == 121_856
+
+# %% [markdown]
+# **Exercise 2 (the convolution width).** In the padding experiment, masking the branches
+# (middle column) leaves only the leak through the causal convolution of width $k = 4$.
+# Predict from $k$ for which padding lengths that leak stops changing, then check with
+# `naive_bimamba` for 1 to 6 padded positions.
+#
+# :::{dropdown} Solution
+# After the flip, the first real token's convolution window covers the $k - 1 = 3$
+# positions before it. With fewer than 3 padded positions the window also reaches the
+# zero left-padding of the convolution, so the leak grows with each padded position; from
+# 3 on the window sees only padding, whose projection is the same vector whatever the
+# padding length, and the masked state ignores the rest: the error is constant.
+# :::
+
+# %% tags=["hide-input"]
+k = blk.forward_branch.d_conv
+masked_err = []
+with torch.no_grad():
+    for n_pad in range(1, 7):
+        x_pad = torch.cat([x_real, torch.zeros(1, n_pad, D)], dim=1)
+        mask = torch.arange(n_real + n_pad).unsqueeze(0) < n_real
+        out = naive_bimamba(blk, x_pad, mask, mask_branches=True)
+        masked_err.append((out[:, :n_real] - alone).abs().max().item() / scale)
+print(f"k = {k}; masked naive error for 1..6 padded positions:", [f"{e:.3e}" for e in masked_err])
+assert all(abs(e - masked_err[k - 2]) < 1e-6 for e in masked_err[k - 2:])      # constant from k-1 on
+assert abs(masked_err[0] - masked_err[k - 2]) > 1e-4                             # but not before

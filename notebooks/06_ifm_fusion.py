@@ -17,6 +17,14 @@
 # %% [markdown]
 # # Interaction Fusion Mamba (IFM) and adaptive fusion
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. read Algorithm 2: each modality's scan output gated by the other modality's $\operatorname{SiLU}(z)$;
+# 2. compare the two ways the package aligns sequences of different lengths (`pool`, `interpolate`);
+# 3. write the adaptive fusion of Eq. 8 and check that the loss trains the blend weight $\alpha$.
+# :::
+#
 # After HIM, each modality has fine tokens (patches; functions) and coarse tokens
 # (regions; processes). IFM (Sec. 3.5, Algorithm 2) fuses histology ($a_1$) and genomics
 # ($a_2$) at one granularity. Each modality runs its own selective scan, and each scan's
@@ -74,13 +82,14 @@ print(f"seed: {SEED}")
 # Each IFM returns one vector per patient, $(B, D)$, ready for Eq. 8. Linear resampling
 # maps endpoints to endpoints:
 
-# %%
+# %% mystnb={"figure": {"caption": "The `interpolate` alignment: a gate over 7 functions resampled linearly to 20 patch positions; the endpoints map to the endpoints.", "name": "fig-ifm-resample"}}
 g_short = torch.tensor([[0.0, 1.0, 0.2, 0.8, 0.0, 0.5, 1.0]]).unsqueeze(-1)      # (1, 7, 1)
 g_long = resample_to_length(g_short, torch.tensor([7]), torch.tensor([20]), 20)   # (1, 20, 1)
 fig, ax = plt.subplots(figsize=(5.5, 2.6))
 ax.plot(torch.linspace(0, 1, 7), g_short[0, :, 0], "o-", label="gate of $a_2$ (7 functions)")
 ax.plot(torch.linspace(0, 1, 20), g_long[0, :, 0], ".", label="resampled to 20 patches")
 ax.set_xlabel("relative position")
+ax.set_ylabel("gate value")
 ax.legend(frameon=False, fontsize=8)
 plt.show()
 
@@ -188,3 +197,50 @@ loss = nll_loss(model.head(H), batch.time_bin, batch.event)
 loss.backward()
 print(f"alpha = {alpha.item():.3f};  max |H - (α H_f + (1-α) H_c)| = {(H - (alpha * H_f + (1 - alpha) * H_c)).abs().max():.1e}")
 print(f"d loss / d a = {model.alpha_logit.grad.item():+.4f}")
+
+# %% [markdown]
+# ## Summary
+#
+# * IFM runs one Mamba scan per modality and gates each one's output with the *other*
+#   modality's $\operatorname{SiLU}(z)$: the interaction of Algorithm 2.
+# * Sequences of different lengths are aligned by pooling the gate (`pool`, the default) or by
+#   resampling it to the histology length (`interpolate`, Algorithm 2 as printed when the
+#   lengths match).
+# * Eq. 8 blends the fine and the coarse fused vectors with $\alpha = \sigma(a)$, trained with the rest.
+#
+# ## Exercises
+#
+# **Exercise 1 (padding does not matter).** Append five more padded positions to $a_2$ (zeros,
+# masked out) and show that the `pool` IFM's output does not change.
+#
+# :::{dropdown} Solution
+# The scans read padding only after the real tokens (it is at the end), and every mean is a
+# masked mean, so the real tokens' results are unchanged.
+# :::
+
+# %% tags=["hide-input"]
+a2_long = torch.cat([a2, torch.zeros(B, 5, D)], dim=1)
+m2_long = torch.cat([m2, torch.zeros(B, 5, dtype=torch.bool)], dim=1)
+with torch.no_grad():
+    change = (ifm(a1, m1, a2_long, m2_long) - ifm(a1, m1, a2, m2)).abs().max().item()
+print(f"max |output with 5 more padded positions - output| = {change:.1e}")
+assert change < 1e-6
+
+# %% [markdown]
+# **Exercise 2 (the gradient of the blend).** Derive $\partial\mathcal L/\partial a$ for
+# $H = \sigma(a) H_f + (1 - \sigma(a)) H_c$ and check it against the gradient printed above.
+#
+# :::{dropdown} Solution
+# $\partial H/\partial a = \sigma(a)(1 - \sigma(a))(H_f - H_c)$, so
+# $\partial\mathcal L/\partial a = \alpha(1-\alpha)\sum_{b,d}\frac{\partial \mathcal L}{\partial H_{bd}}(H_f - H_c)_{bd}$:
+# the blend moves towards the level whose features lower the loss.
+# :::
+
+# %% tags=["hide-input"]
+H2 = model.features(batch)
+loss2 = nll_loss(model.head(H2), batch.time_bin, batch.event)
+(grad_H,) = torch.autograd.grad(loss2, H2)
+a_val = alpha.item()
+predicted = (a_val * (1 - a_val) * (grad_H * (H_f - H_c).detach()).sum()).item()
+print(f"dL/da by hand {predicted:+.6f}, autograd {model.alpha_logit.grad.item():+.6f}")
+assert abs(predicted - model.alpha_logit.grad.item()) < 1e-6

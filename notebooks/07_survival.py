@@ -17,6 +17,14 @@
 # %% [markdown]
 # # Survival: discrete-time likelihood, concordance and Kaplan–Meier
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. derive the discrete-time negative log-likelihood for observed deaths and for censored patients;
+# 2. explain what is wrong with the paper's Eq. 9 as printed;
+# 3. fit time bins on the training fold only, turn hazards into a risk score, and score it with the c-index and Kaplan–Meier curves.
+# :::
+#
 # SurvMamba's last layer emits one logit per time bin. This chapter derives the loss that
 # trains it, corrects the paper's Eq. 9, and checks the package's survival functions
 # against independent computations and against lifelines {cite}`davidson2019lifelines`.
@@ -133,7 +141,7 @@ print(f"nll_loss = {loss.item():.10f}, by hand = {nll_by_hand(logits, y, event):
 # {cite}`zadeh2021bias` and the code it follows {cite}`xu2023motcat` use. For one observed
 # death in bin 2, the literal reading pushes the hazard of the death bin the wrong way:
 
-# %%
+# %% mystnb={"figure": {"caption": "Loss of one observed death in bin 2 as a function of that bin's hazard: the corrected likelihood falls as the hazard rises, the paper's Eq. 9 read literally pushes it the wrong way.", "name": "fig-survival-eq9"}}
 x_grid = torch.linspace(-6, 6, 121, dtype=torch.float64)
 lg = torch.zeros(len(x_grid), n_bins, dtype=torch.float64)
 lg[:, 2] = x_grid                                                 # vary the logit of the death bin
@@ -227,12 +235,59 @@ for name, r in (("planted log-hazard", risk_true), ("random logits", risk_model)
 # split uses the *planted* log-hazard of the synthetic cohort (not a trained model's
 # prediction), which shows what a perfect risk ranking looks like on this data.
 
-# %%
+# %% mystnb={"figure": {"caption": "Kaplan\u2013Meier curves of the synthetic BLCA cohort split at the median of the planted log-hazard (not a model's prediction), with the log-rank p-value: what a perfect risk ranking looks like on these data.", "name": "fig-survival-km-planted"}}
 ax = plot_km_by_risk(time, event, risk_true, title="synthetic BLCA, split at the median planted risk")
 ax.set_xlabel("months")
 plt.show()
 test = logrank_test(time, event, risk_true > np.median(risk_true))
 print(f"log-rank statistic {test.statistic:.2f}, p = {test.p_value:.2e}")
+
+# %% [markdown]
+# ## Summary
+#
+# * An observed death in bin $y$ contributes $\log S_{y-1} + \log h_y$, a censored patient
+#   $\log S_y$; the package's `nll_loss` computes this in log space.
+# * The paper's Eq. 9 as printed swaps the survival and the hazard and rewards the wrong
+#   events; the implementation follows its reference.
+# * Time bins are fitted on the training fold; the risk $-\sum_k S_k$ is scored with Harrell's
+#   c-index and with Kaplan–Meier curves of the two halves split at the median risk.
+#
+# ## Exercises
+#
+# **Exercise 1 (the censored term).** A patient is censored in bin $y$. Derive their
+# contribution to the likelihood from $h_k = P(Y = k \mid Y \ge k)$ and check it against
+# `nll_loss` for one patient.
+#
+# :::{dropdown} Solution
+# Censoring in bin $y$ means the patient survived bins $0, \dots, y$ (the convention above), so
+# the contribution is $P(Y > y) = \prod_{j \le y}(1 - h_j) = S_y$, and the loss is
+# $-\sum_{j\le y}\log(1 - h_j)$. The hazard of bins after $y$ does not enter: nothing is known
+# about them.
+# :::
+
+# %% tags=["hide-input"]
+x_one = torch.randn(1, n_bins, dtype=torch.float64)
+for y_c in range(n_bins):
+    by_hand = -torch.log1p(-torch.sigmoid(x_one[0, : y_c + 1])).sum()
+    package = nll_loss(x_one, torch.tensor([y_c]), torch.tensor([0]), reduction="sum")
+    assert torch.allclose(by_hand, package), (y_c, by_hand, package)
+print("censored in bin y: loss = -sum_{j<=y} log(1 - h_j), for every y")
+
+# %% [markdown]
+# **Exercise 2 (risk is monotone in every hazard).** Show that raising any bin's hazard logit
+# raises the risk $r = -\sum_k S_k$, for any logits.
+#
+# :::{dropdown} Solution
+# $S_k = \prod_{j\le k}(1-h_j)$ falls when any $h_j$ with $j \le k$ rises, so every
+# $\partial r / \partial x_j = -\sum_{k \ge j}\partial S_k/\partial x_j > 0$. The cell checks the sign
+# of the gradient on random logits.
+# :::
+
+# %% tags=["hide-input"]
+x_many = torch.randn(50, n_bins, dtype=torch.float64, requires_grad=True)
+risk_score(x_many).sum().backward()
+print(f"smallest d risk / d logit over 50 random patients: {x_many.grad.min().item():.2e}")
+assert (x_many.grad > 0).all()
 
 # %%
 shutil.rmtree(workdir)                                              # the synthetic cohort was temporary

@@ -17,6 +17,14 @@
 # %% [markdown]
 # # From slides to patches, from genes to processes
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. cut a slide into regions and patches with `tile_slide` and relate the region index to HIM's groups;
+# 2. build the gene → function → process hierarchy from a KEGG table and restrict it to the measured genes;
+# 3. say which files the feature extraction writes and what the model reads from them.
+# :::
+#
 # SurvMamba's tokens come from two hierarchies (Sec. 3.3). A slide is cut into
 # $4096 \times 4096$ px regions at 20x, each region into $256 \times 256$ px patches; a
 # frozen encoder turns each patch into a vector. Genes are grouped into functions
@@ -31,6 +39,7 @@ seed = 0              # seed of the synthetic stand-ins
 region_size = 1024    # region side in 20x pixels (the paper: 4096; smaller here so a small slide has several)
 
 # %%
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,7 +51,8 @@ from matplotlib.patches import Rectangle
 print(f"seed: {seed}")
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 data_root = Path(data_root) if data_root is not None else project_root.parent / "shared" / "data"
-print("data_root:", data_root if data_root.exists() else f"{data_root} (not found)")
+shown_root = Path(os.path.relpath(data_root, project_root))          # no machine-specific folders on the page
+print("data_root:", shown_root if data_root.exists() else f"{shown_root} (not found)")
 workdir = Path(tempfile.mkdtemp(prefix="survmamba_data_"))
 
 # %% [markdown]
@@ -62,13 +72,13 @@ if slide_path.exists():
     print(f"using the real H&E slide {slide_path.name}")
 else:
     slide_path = write_synthetic_slide(workdir / "synthetic.tiff", width=3000, height=2000, seed=seed)
-    print(f"no real slide under {data_root / 'wsi'}: using a synthetic slide instead ({slide_path.name})")
+    print(f"no real slide under {shown_root / 'wsi'}: using a synthetic slide instead ({slide_path.name})")
 grid = tile_slide(slide_path, None, region_size=region_size, patch_size=256, overview=False, progress=False)
 print(f"{grid.slide_width} x {grid.slide_height} px at {grid.scale.mpp} um/px ({grid.scale.mpp_source}); "
       f"{grid.n_regions} regions, {grid.n_patches} patches of {grid.patch_size_level0} px")
 print("patches per region:", np.bincount(grid.region).tolist())
 
-# %%
+# %% mystnb={"figure": {"caption": "Tiling a slide (the public CMU-1 H&E region when the shared data folder is present, a synthetic slide otherwise; the file name is in the left panel's title): the thumbnail, and the regions (red) with the kept tissue patches (blue).", "name": "fig-data-tiling"}}
 slide = open_slide(slide_path)
 scale = max(grid.slide_width, grid.slide_height) / 800
 thumb = np.asarray(slide.get_thumbnail((int(grid.slide_width / scale), int(grid.slide_height / scale))).convert("RGB"))
@@ -116,11 +126,11 @@ else:
     from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
 
     table, _, _ = synthetic_hierarchy(SCALES["paper"], seed)
-    print(f"no KEGG table under {data_root / 'kegg'}: using the synthetic paper-scale hierarchy instead")
+    print(f"no KEGG table under {shown_root / 'kegg'}: using the synthetic paper-scale hierarchy instead")
 n_genes = len({g for genes in table["genes"] for g in genes.split(",") if g})
 print(f"{len(table)} functions in {table['process'].nunique()} processes, {n_genes} distinct genes")
 
-# %%
+# %% mystnb={"figure": {"caption": "Functions (KEGG pathway maps) per process (KEGG level-2 class), coloured by level-1 category; the synthetic paper-scale hierarchy stands in when the KEGG table is absent.", "name": "fig-data-kegg"}}
 counts = table.groupby("process", sort=False).size().sort_values()
 category = table.groupby("process", sort=False)["category"].first() if "category" in table else None
 fig, ax = plt.subplots(figsize=(7, 8))
@@ -135,6 +145,7 @@ if category is not None:
 ax.barh(range(len(counts)), counts.to_numpy(), color=colors)
 ax.set_yticks(range(len(counts)), counts.index, fontsize=6.5)
 ax.set_xlabel("functions (pathway maps) in the process")
+ax.set_ylabel("process (KEGG level-2 class)")
 ax.set_title(f"{len(table)} functions in {len(counts)} processes", fontsize=9)
 plt.tight_layout()
 plt.show()
@@ -154,11 +165,49 @@ else:
     rng = np.random.default_rng(seed)
     all_genes = sorted({g for gs in table["genes"] for g in gs.split(",") if g})
     genes = list(rng.choice(all_genes, size=min(1577, len(all_genes)), replace=False))
-    print(f"no TCGA RNA table under {data_root}: using {len(genes)} genes drawn at random from the hierarchy")
+    print(f"no TCGA RNA table under {shown_root}: using {len(genes)} genes drawn at random from the hierarchy")
 for min_genes in (1, 5):
     h, stats = build_genomic_hierarchy(table, genes, min_genes=min_genes)
     print(f"min_genes={min_genes}: {h.n_functions} functions in {h.n_processes} processes, "
           f"{len({g for f in h.function_genes for g in f})} of {h.n_genes} genes used")
+
+# %% [markdown]
+# ## Summary
+#
+# * `tile_slide` keeps tissue patches of 256 px and records each patch's region; the region
+#   index is all HIM needs to group patches.
+# * The genomic hierarchy is a KEGG table (pathway maps in classes) intersected with the
+#   genes the RNA table measures; `min_genes` drops functions with too few measured genes.
+#
+# ## Exercises
+#
+# **Exercise 1 (patches per region).** How many patches can a region hold at the paper's
+# region size (4096 px) and at this page's `region_size`? Check that no region of the tiled
+# slide holds more.
+#
+# :::{dropdown} Solution
+# $(4096/256)^2 = 256$ at the paper's size, $(1024/256)^2 = 16$ here; regions at the slide's
+# edge or with little tissue hold fewer.
+# :::
+
+# %% tags=["hide-input"]
+capacity = (region_size // 256) ** 2
+print(f"capacity: paper {(4096 // 256) ** 2}, here {capacity}; fullest region here: {np.bincount(grid.region).max()}")
+assert (4096 // 256) ** 2 == 256 and np.bincount(grid.region).max() <= capacity
+
+# %% [markdown]
+# **Exercise 2 (what `min_genes` keeps).** After `build_genomic_hierarchy(..., min_genes=5)`,
+# how many measured genes does the smallest function have? Check on `h`.
+#
+# :::{dropdown} Solution
+# At least 5: every function with fewer measured genes was dropped. The processes left are
+# those with at least one function remaining.
+# :::
+
+# %% tags=["hide-input"]
+smallest = min(len(f) for f in h.function_genes)
+print(f"min_genes=5: smallest function has {smallest} measured genes; {h.n_processes} processes remain")
+assert smallest >= 5
 
 # %%
 shutil.rmtree(workdir)

@@ -17,6 +17,14 @@
 # %% [markdown]
 # # Efficiency: Table 2 and scaling with the number of patches
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. measure a model's parameters, FLOPs, training-step time and peak memory on stated inputs, and say which depend on the device;
+# 2. read growth exponents off log–log plots and tell linear from quadratic models;
+# 3. check a paper's efficiency claims against the model it describes.
+# :::
+#
 # The paper's Table 2 presents SurvMamba as the smallest and cheapest of the multi-modal
 # models: 398.85K parameters and 2.51 GFLOPs, against 2.3M parameters and 6.01 GFLOPs for
 # TransMIL. This chapter measures the same quantities for the models of this package, on
@@ -51,7 +59,7 @@ SEED = 0
 torch.manual_seed(SEED)
 RESULTS = Path("..") / "benchmarks" / "results"
 sys.path.insert(0, str(Path("..") / "benchmarks"))       # the benchmark's own input builders
-print(f"seed: {SEED}, results from {RESULTS.resolve()}")
+print(f"seed: {SEED}, results from benchmarks/results/ of the project")
 
 # %% [markdown]
 # ## The paper's Table 2
@@ -249,7 +257,7 @@ print(", ".join(f"D={d}: {n / 1e6:.2f}M" for d, n in by_width.items()))
 # The committed scaling run measured the five models at 1,024, 4,096, 16,384 and 65,536
 # patches (regions of 256 patches), and the second run SurvMamba with each scan backend.
 
-# %%
+# %% mystnb={"figure": {"caption": "The committed GPU scaling run (`benchmarks/results/`): forward FLOPs, training-step time and peak GPU memory of the multi-modal models against the number of patches per slide, at the paper's width.", "name": "fig-efficiency-scaling"}}
 _, backends_scaling = load_rows(RESULTS / "survmamba_backends" / "scaling_cuda.json")
 scal = pd.concat([scaling, backends_scaling[backends_scaling.model.str.endswith("mamba_ssm")]], ignore_index=True)
 scal["label"] = scal.model.map(LABELS)
@@ -362,7 +370,7 @@ print("\n".join(line.lstrip(".") for line in log if "max |logits" in line or re.
 # features, regions of 64 patches, one CPU thread, median of 2 training steps. Absolute
 # times depend on the machine and its load; the shape of the curves does not.
 
-# %%
+# %% mystnb={"figure": {"caption": "Measured while this page was built (CPU, one thread, laptop scale $D = 64$): forward FLOPs and training-step time against the number of patches.", "name": "fig-efficiency-cpu"}}
 from survmamba_lite.data.kegg import build_genomic_hierarchy
 from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
 from survmamba_lite.survival import nll_loss
@@ -397,6 +405,8 @@ for ax in axes:
 axes[0].legend(frameon=False, fontsize=8)
 plt.tight_layout()
 plt.show()
+
+# %%
 cpu.pivot(index="model", columns="patches", values="step_seconds").mul(1e3).round(1)
 
 # %% [markdown]
@@ -436,3 +446,56 @@ print("quadratic:", sorted(exponents[exponents > 1.5].index), " linear:", sorted
 #     --models survmamba:scan_backend=parallel survmamba:scan_backend=mamba_ssm --scaling 1024 4096 16384 65536
 # python benchmarks/scan_benchmark.py --device cuda --out my_results
 # ```
+
+# %% [markdown]
+# ## Summary
+#
+# * Parameters do not depend on the input; FLOPs depend on it but not on the device; step
+#   time and peak memory depend on both, so they are reported with the machine.
+# * On log–log axes the slope is the growth exponent: exact attention from every patch to
+#   every patch is quadratic in the number of patches; scans, co-attention from a few
+#   genomic tokens and Nyström attention are linear.
+# * At the paper's width our SurvMamba has 14.4M parameters; the paper's 398.85K cannot
+#   be the model it describes.
+#
+# ## Exercises
+#
+# **Exercise 1 (what depends on the slide).** In the CPU measurement, which of the
+# columns `params`, `flops`, `step_seconds` can change with the number of patches? Check
+# `params`.
+#
+# :::{dropdown} Solution
+# `params` cannot: the weights are the same whatever the bag size (MIL models share them
+# across instances). FLOPs and time grow with the patches.
+# :::
+
+# %% tags=["hide-input"]
+per_model = cpu.groupby("model")["params"].nunique()
+print("distinct parameter counts per model over 128-1,024 patches:", per_model.to_dict())
+assert (per_model == 1).all()
+assert (cpu.groupby("model")["flops"].nunique() > 1).all()
+
+# %% [markdown]
+# **Exercise 2 (extrapolating FLOPs).** Fit a straight line $f = c + aL$ to each model's FLOPs
+# at 128, 256 and 512 patches and predict 1,024. For which models does the line hold, and
+# what would a model with exact patch-to-patch attention do?
+#
+# :::{dropdown} Solution
+# A model whose cost is linear in the patches is extrapolated almost exactly by the line
+# (SurvMamba to a fraction of a per cent). Exact attention from every patch to every patch
+# adds a $bL^2$ term: the line would then fall short, more so the further it extrapolates,
+# and a fit $c + aL + bL^2$ through three points would be needed.
+# :::
+
+# %% tags=["hide-input"]
+def line_error(label):
+    pts = fl.loc[label]
+    coef = np.polyfit([128.0, 256.0, 512.0], pts[[128, 256, 512]].to_numpy(dtype=float), 1)
+    return np.polyval(coef, 1024.0) / float(pts[1024]) - 1
+
+
+errors = {label: line_error(label) for label in fl.index}
+for label, err in errors.items():
+    print(f"{label:>14}: FLOPs exponent {exponents[label]:.1f}, straight-line prediction at 1,024 patches off by {err:+.1%}")
+assert abs(errors["SurvMamba"]) < 0.02
+assert all(abs(errors[label]) < 0.1 for label in exponents[exponents <= 1.2].index)

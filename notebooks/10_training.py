@@ -17,6 +17,14 @@
 # %% [markdown]
 # # Training one cohort
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. describe the cross-validation protocol of the paper's Tables 1 and 3 and what is fitted on the training fold only;
+# 2. set up a run with one `ExperimentConfig` (or papermill parameters) and find its results on disk;
+# 3. read loss curves and per-fold c-indices, and say why the last epoch, not the best, is evaluated.
+# :::
+#
 # This chapter trains and evaluates one model on one cohort with k-fold cross-validation,
 # the protocol of the paper's Tables 1 and 3: each fold's model is trained on the other
 # folds' patients and scored (c-index) on its own. It is also the notebook that
@@ -33,7 +41,7 @@ cohort = "BLCA"            # BRCA, BLCA, COADREAD, UCEC or LUAD
 data_root = None           # folder holding <cohort lower case>/ in the cohort layout (data_manifests/README.md);
                            # None: a synthetic cohort with as many patients as the TCGA cohort
 model = "survmamba"        # a registry name (`survmamba models`)
-variant = "F"              # SurvMamba ablation model of Table 3 (F = the full model); None for other models
+variant = "F"              # SurvMamba ablation model of Table 3 (F: the full model); None for other models
 bidirectional = True       # False: forward-only Mamba (Fig. 3)
 folds = [0]                # fold indices to run; None for all folds
 epochs = 3                 # the default is 20 (MCAT/SurvPath; the paper does not say)
@@ -57,6 +65,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 # tqdm's notebook progress bars need ipywidgets; the runs here print one line per fold instead
 from survmamba_lite.data import make_synthetic_cohort
@@ -84,7 +93,7 @@ if data_root is None:
     cohort_dir = workdir / f"synthetic_{cohort.lower()}_seed{seed}"
     if not (cohort_dir / "manifest.yaml").is_file():        # same seed, same files: reuse one made earlier
         make_synthetic_cohort(cohort, "tiny", seed=seed, out=cohort_dir)
-    print(f"no data_root: synthetic {cohort} cohort in {cohort_dir}")
+    print(f"no data_root: synthetic {cohort} cohort in <work folder>/{cohort_dir.name}")
 else:
     candidates = [Path(data_root) / cohort.lower(), Path(data_root) / f"tcga_{cohort.lower()}", Path(data_root)]
     found = [p for p in candidates if (p / "manifest.yaml").is_file()]
@@ -109,7 +118,8 @@ config = ExperimentConfig.from_params(
     model=model, cohort_dir=str(cohort_dir), out_dir=str(run_dir), folds=folds, epochs=epochs, lr=lr,
     batch_size=batch_size, max_patches=max_patches, device=device, threads=threads, seed=seed,
     variant=variant, bidirectional=bidirectional if variant is not None else None, dim=dim)
-pd.Series(config.to_dict(), name="value").to_frame()
+# the temporary work folder is shown as <work folder> (its name changes with every run)
+pd.Series(config.to_dict(), name="value").to_frame().replace(str(workdir), "<work folder>", regex=True)
 
 # %% [markdown]
 # What is fixed by the paper (RAdam, weight decay $5 \times 10^{-3}$, the discrete-time
@@ -130,20 +140,23 @@ pd.Series(config.to_dict(), name="value").to_frame()
 #
 # ## Cross-validation
 #
-# `run_cv` trains each fold, writes checkpoints every epoch (a killed run resumes where it
-# stopped), predictions for the fold's validation patients and their metrics.
+# `run_grid` (the engine of `survmamba cv` and `survmamba grid`) trains each fold as one job,
+# several at once with `jobs_per_gpu`, writes a checkpoint every epoch (a killed run resumes
+# where it stopped), predictions for the fold's validation patients and their metrics, and
+# a timing table (wall time, cases per second, GPU use).
 
 # %%
 import time
 
 deadline = None if time_limit is None else time.time() + time_limit
 grid = run_grid([config], run_dir.parent, serial=jobs_per_gpu is None, jobs_per_gpu=jobs_per_gpu or 1,
-                workers=jobs_per_gpu, options=JobOptions(deadline=deadline), log=print,
+                workers=jobs_per_gpu, options=JobOptions(deadline=deadline),
+                log=lambda line: print(str(line).replace(str(workdir), "<work folder>")),
                 spec={"cohort_dirs": [str(cohort_dir)], "models": [model], "notebook": "10_training"})
 if grid.counts.get("failed") or grid.counts.get("paused"):
     raise RuntimeError(f"jobs {grid.counts}: see the messages above; run the notebook again to resume")
 result = cv_result(config)
-print(f"results in {result.out_dir}: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))
+print(f"results in {run_dir.name}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))
 grid.timing[["label", "folds_done", "epochs", "wall_seconds", "fold_seconds", "cases_per_second",
              "gpu_utilization", "device", "features"]].round(2)
 
@@ -155,7 +168,7 @@ grid.timing[["label", "folds_done", "epochs", "wall_seconds", "fold_seconds", "c
 # *last* epoch is the one evaluated (choosing the best epoch on the validation fold would
 # tune on the fold that is then reported).
 
-# %%
+# %% mystnb={"figure": {"caption": "Training and validation loss (NLL per patient, left) and validation c-index (right) after every epoch. In the book the cohort is synthetic (the size of TCGA-BLCA, width 32, three epochs); with `data_root` it is the real cohort.", "name": "fig-training-curves"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
 for m in result.folds:
     ep = np.arange(1, len(m["train_loss"]) + 1)
@@ -167,6 +180,7 @@ axes[1].set_ylabel("validation c-index")
 axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
 for ax in axes:
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # whole epochs only
     ax.legend(frameon=False, fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -177,7 +191,7 @@ plt.show()
 # Per fold: Harrell's c-index (the paper's metric), the time-dependent c-index and the
 # integrated Brier score on the validation patients, and the training time.
 
-# %%
+# %% mystnb={"figure": {"caption": "Harrell's c-index of each fold's model on its validation patients; the dotted line is a random ranking (0.5). The title names the cohort (synthetic in the book).", "name": "fig-training-folds"}}
 per_fold = pd.DataFrame([{k: m.get(k) for k in ("fold", "n_train", "n_val", "n_val_events", "c_index",
                                                 "c_index_td", "ibs", "seconds")} for m in result.folds])
 fig, ax = plt.subplots(figsize=(max(3.5, 1.2 * len(per_fold) + 1.5), 3.2))
@@ -189,6 +203,8 @@ ax.set_ylim(0.3, 0.9)
 ax.set_title(f"{result.summary['label']} on {result.summary['cohort_name']}")
 plt.tight_layout()
 plt.show()
+
+# %%
 per_fold.round(3)
 
 # %%
@@ -211,6 +227,45 @@ print(f"pooled out-of-fold c-index: {result.summary['oof_c_index']:.3f}")
 # ```
 #
 # or `make cohorts` for all five cohorts (see the [reproduction guide](../book/reproduce.md)).
+
+# %% [markdown]
+# ## Summary
+#
+# * One `ExperimentConfig` describes a run; it is written as `config.json` with the results,
+#   and the same parameters drive the notebook (papermill), the command line and `make cohorts`.
+# * Each fold's model is trained on the other folds and scored on its own; time bins and RNA
+#   normalisation are fitted on the training patients of the fold.
+# * The model of the last epoch is evaluated; validation curves are for looking, not choosing.
+#
+# ## Exercises
+#
+# **Exercise 1 (who is in a fold).** Check that fold 0's training and validation patients
+# together are the whole cohort, and that its validation set holds about a fifth of it.
+#
+# :::{dropdown} Solution
+# Five folds partition the patients: each is validated once and trained on four times, so
+# `n_train + n_val` is the cohort size and `n_val` about 20 % of it.
+# :::
+
+# %% tags=["hide-input"]
+m0 = result.folds[0]
+n_cohort = m0["n_train"] + m0["n_val"]
+print(f"fold {m0['fold']}: {m0['n_train']} train + {m0['n_val']} validation = {n_cohort} patients "
+      f"({m0['n_val'] / n_cohort:.0%} validation)")
+assert 0.15 < m0["n_val"] / n_cohort < 0.25
+
+# %% [markdown]
+# **Exercise 2 (the evaluated model).** Which epoch's model produced the fold's reported
+# c-index? Check it against the curve.
+#
+# :::{dropdown} Solution
+# The last one: the reported c-index is the last point of the validation c-index curve,
+# not its maximum (choosing the maximum would tune on the reported fold).
+# :::
+
+# %% tags=["hide-input"]
+print(f"reported c-index {m0['c_index']:.4f}; curve: {np.round(m0['val_c_index'], 4).tolist()}")
+assert abs(m0["c_index"] - m0["val_c_index"][-1]) < 1e-9
 
 # %%
 if out_dir is None:

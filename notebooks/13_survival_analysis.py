@@ -17,6 +17,14 @@
 # %% [markdown]
 # # Survival analysis: Kaplan–Meier curves from out-of-fold predictions
 #
+# :::{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# 1. explain why Kaplan–Meier curves of a model must use out-of-fold predictions;
+# 2. split patients at the median predicted risk, draw the two Kaplan–Meier curves and test them with the log-rank test;
+# 3. read what a log-rank p-value and a c-index do and do not say about a model.
+# :::
+#
 # The paper's Fig. 4 splits the patients of each cohort into a low- and a high-risk group
 # at the median predicted risk and compares the groups' Kaplan–Meier curves with a
 # log-rank test. The prediction for each patient must come from a model that did not see
@@ -59,15 +67,16 @@ print(f"seed: {seed}, run_dir: {run_dir}")
 
 # %%
 workdir = Path(tempfile.mkdtemp(prefix="survmamba_km_"))
+source = "synthetic " if run_dir is None else ""             # titles say where the data came from
 if run_dir is None:
     cohort_dir = make_synthetic_cohort(cohort, "tiny", seed=seed, out=workdir / "cohort")
     config = ExperimentConfig.from_params(
         model=model, cohort_dir=str(cohort_dir), out_dir=str(workdir / "run"), dim=dim, epochs=epochs,
         max_patches=max_patches, batch_size=batch_size, lr=lr, threads=threads, seed=seed, device="cpu")
-    run_dir = run_cv(config, progress=False, log=print).out_dir
+    run_dir = run_cv(config, progress=False, log=lambda line: print(str(line).replace(str(workdir), "<work folder>"))).out_dir
 run = load_run(run_dir)
 oof = run.oof
-print(f"{run.label} on {run.cohort}: {len(oof)} patients from folds {sorted(int(k) for k in oof['fold'].unique())}, "
+print(f"{run.label} on {source}{run.cohort}: {len(oof)} patients from folds {sorted(int(k) for k in oof['fold'].unique())}, "
       f"{int(oof['event'].sum())} deaths")
 oof[["fold", "case_id", "time", "event", "time_bin", "risk"]].head()
 
@@ -100,13 +109,14 @@ print(f"log-rank: statistic {ours.statistic:.4f} (lifelines {ref.test_statistic:
       f"p = {ours.p_value:.3g} (lifelines {ref.p_value:.3g})")
 print(f"pooled out-of-fold c-index: {concordance_index(t, risk, e):.3f}")
 
-# %%
+# %% mystnb={"figure": {"caption": "Kaplan\u2013Meier curves of the patients above and below the median out-of-fold risk, with the log-rank p-value in the title; dotted black: lifelines' estimate of the same curves. In the book the run is a quick synthetic one (one epoch, width 16), so the groups barely separate.", "name": "fig-km-oof"}}
 fig, ax = plt.subplots(figsize=(5.5, 4))
-plot_km_by_risk(t, e, risk, ax=ax, title=f"{run.cohort}: {run.label}, out-of-fold median split")
-ax.set_xlabel("months")
+plot_km_by_risk(t, e, risk, ax=ax, title=f"{source}{run.cohort}: {run.label}, out-of-fold median split")
 for group in (False, True):                                   # lifelines' estimate drawn over ours
     KaplanMeierFitter().fit(t[high == group], e[high == group]).survival_function_.plot(
         ax=ax, ls=":", color="black", lw=0.8, legend=False)
+ax.set_xlabel("months")                                       # after lifelines' plot, which sets "timeline"
+ax.set_ylabel("survival probability")
 plt.show()
 
 # %% [markdown]
@@ -139,6 +149,51 @@ extra[["label", "cohort", "n_oof", "oof_c_index", "oof_c_index_low", "oof_c_inde
 # threshold computed from all patients' predictions, including the ones being split; a
 # stricter analysis fixes each fold's threshold on its training patients
 # (`split_by_median_risk(risk, threshold=...)`).
+
+# %% [markdown]
+# ## Summary
+#
+# * Out-of-fold predictions score every patient once, with a model that did not see them;
+#   the median split, the Kaplan–Meier curves and the log-rank test are computed on them.
+# * The package's log-rank test and Kaplan–Meier curves agree with lifelines.
+# * A log-rank p-value measures the separation of two halves; the c-index measures the
+#   ranking of all comparable pairs. Neither says how well calibrated the survival curves are
+#   (the integrated Brier score does).
+#
+# ## Exercises
+#
+# **Exercise 1 (the null distribution of the log-rank test).** Split the same patients into
+# two random halves 200 times. How often is the log-rank $p < 0.05$? What does that say
+# about a single p-value?
+#
+# :::{dropdown} Solution
+# About 5 % of random splits reach $p < 0.05$: that is what the test promises under the null.
+# A model's split is one draw; its p-value is meaningful only because the split was fixed
+# before looking at the outcomes.
+# :::
+
+# %% tags=["hide-input"]
+rng = np.random.default_rng(seed)
+p_random = np.array([logrank_test(t, e, rng.permutation(len(t)) < len(t) // 2).p_value for _ in range(200)])
+print(f"random halves: {np.mean(p_random < 0.05):.1%} of 200 splits have p < 0.05")
+assert 0.0 < np.mean(p_random < 0.05) < 0.12
+
+# %% [markdown]
+# **Exercise 2 (only the order matters).** Show that the c-index does not change when the
+# risk is replaced by $e^{r}$ or by its ranks.
+#
+# :::{dropdown} Solution
+# The c-index compares risks pairwise, so any strictly increasing transformation keeps
+# every comparison. The median split also depends only on the order, as long as the
+# transformation creates no ties.
+# :::
+
+# %% tags=["hide-input"]
+c_raw = concordance_index(t, risk, e)
+c_exp = concordance_index(t, np.exp(risk), e)
+c_rank = concordance_index(t, pd.Series(risk).rank().to_numpy(), e)
+print(f"c-index: risk {c_raw:.6f}, exp(risk) {c_exp:.6f}, ranks {c_rank:.6f}")
+assert abs(c_raw - c_exp) < 1e-12 and abs(c_raw - c_rank) < 1e-12
 
 # %%
 shutil.rmtree(workdir)

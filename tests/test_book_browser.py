@@ -1,6 +1,8 @@
 """The built book, opened in a real browser: every page of `_toc.yml` loads from a local
 web server without 404s or script errors, shows no error output from an executed cell,
-and every figure on it decoded to a real image. Screenshots go to `_build/screenshots/`.
+every figure on it decoded to a real image with a numbered caption, every formula typeset
+by the MathJax the book serves itself (no TeX source left visible), and no request leaves
+the site (the book works offline). Screenshots go to `_build/screenshots/`.
 
 Chromium (Debian's `chromium`, `make browser-deps`) runs headless and is driven through the
 DevTools protocol over a pipe (`--remote-debugging-pipe`: JSON messages ended by a NUL
@@ -118,7 +120,10 @@ class DevToolsPipe:
     FLAGS = ("--headless", "--no-sandbox",             # no sandbox: CI runs as root, and containers lack user namespaces
              "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio",
-             "--remote-debugging-pipe")
+             "--remote-debugging-pipe",
+             # no name resolves but the local server's address: a page that asks another site
+             # fails there (and the check reports it) without any traffic leaving the machine
+             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
     def __init__(self, executable: str):
         self.profile = tempfile.mkdtemp(prefix="survmamba_chromium_")
@@ -214,13 +219,22 @@ class DevToolsPipe:
 # then reports the images, error outputs and the text of stderr outputs.
 INSPECT_JS = r"""
 (async () => {
+  const RAW_TEX = RAW_TEX_SOURCE;
   const imgs = Array.from(document.images);
   await Promise.all(imgs.map(img => img.complete ? null :
       new Promise(done => { img.addEventListener('load', done); img.addEventListener('error', done); })));
-  // MathJax comes from a CDN: where it loaded, wait for it to typeset the page
+  // MathJax is served by the book (_static/mathjax): wait for it to load and typeset the page
+  const mathNodes = document.querySelectorAll('.math');
+  for (let i = 0; i < 200 && mathNodes.length && !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++)
+    await new Promise(done => setTimeout(done, 50));
   const mathjax = !!(window.MathJax && window.MathJax.version);
   if (mathjax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   const text = sel => Array.from(document.querySelectorAll(sel)).map(e => e.innerText);
+  // the visible text of the page's content, less code, typeset formulas and scripts
+  const content = (document.querySelector('main article, article, main') || document.body).cloneNode(true);
+  content.querySelectorAll('pre, code, mjx-container, mjx-assistive-mml, script, style, .highlight, .cell_input, .cell_output')
+         .forEach(e => e.remove());
+  const visible = content.innerText || content.textContent || '';
   return JSON.stringify({
     url: location.href,
     title: document.title,
@@ -237,9 +251,32 @@ INSPECT_JS = r"""
     // (which the HTML writer's smart quotes may have turned into |—|—|)
     rawTables: Array.from(document.querySelectorAll('p')).map(e => e.innerText)
                     .filter(t => /\|\s*:?(-{3,}|[\u2013\u2014]-?)\s*:?\|\s*:?(-{3,}|[\u2013\u2014]-?)\s*:?\|/.test(t)),
+    // formulas MathJax left as TeX: a .math element with no typeset output, or TeX in the visible text
+    mathNodes: mathNodes.length,
+    untypeset: Array.from(mathNodes).filter(e => !e.querySelector('mjx-container') && !e.matches('mjx-container'))
+                    .map(e => e.textContent.slice(0, 120)),
+    rawTex: (visible.match(RAW_TEX) || []).slice(0, 10),
+    // outputs that name a temporary folder of the machine that built the page
+    buildPaths: text('.cell_output').flatMap(t => t.match(/(^|[\s'"(=])\/tmp\/\S*/g) || []),
+    // long dumps: one output longer than a screenful of text
+    longOutputs: text('.cell_output .output').filter(t => t.length > 4000).map(t => t.slice(0, 80)),
+    // content images (cell outputs and figures): each inside a <figure> with a numbered caption
+    uncaptioned: Array.from(document.images)
+        .filter(i => (i.getAttribute('src') || '').includes('_images/'))
+        .filter(i => { const f = i.closest('figure');
+                       const c = f && f.querySelector('figcaption');
+                       return !(c && c.innerText.trim() && c.querySelector('.caption-number')); })
+        .map(i => i.getAttribute('src')),
   });
 })()
 """
+
+
+# TeX that MathJax should have typeset: \(...\), \[...\], $$, or a control word of a formula
+RAW_TEX = (r"/\\\(|\\\)|\\\[|\\\]|\$\$|\\(frac|operatorname|mathbb|mathrm|mathcal|begin|end|sum|prod|int|"
+           r"bar|hat|tilde|left|right|alpha|beta|gamma|delta|Delta|lambda|sigma|exp|log|cdot|times|leq?|geq?|"
+           r"mid|bA|bB|bK|R)(?![A-Za-z])/g")
+INSPECT_JS = INSPECT_JS.replace("RAW_TEX_SOURCE", RAW_TEX)
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +356,12 @@ def network_problems(events: list[dict], origin: str) -> tuple[list[str], list[s
     return local, remote
 
 
+def external_requests(events: list[dict], origin: str) -> list[str]:
+    """URLs of a tab's requests that leave `origin` (data: and blob: URLs stay in the page)."""
+    urls = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    return list(dict.fromkeys(u for u in urls if not u.startswith(origin) and not u.startswith(("data:", "blob:", "about:"))))
+
+
 PAGES = toc_pages()
 
 
@@ -340,15 +383,16 @@ def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     assert info["url"] == server.base + page, f"{page} redirected to {info['url']}"
     assert info["h1"], f"{page} has no heading"
 
-    # no 404s or failed requests to the book's own server (the MathJax CDN may be unreachable offline)
+    # no 404s or failed requests to the book's own server
     # (the browser asks for /favicon.ico on its own when a page names no icon: not the book's link)
     local, remote = network_problems(events, server.base)
     local = [p for p in local if not p.endswith(server.base + "favicon.ico")]
     served = [f"HTTP {code} {path}" for code, path in server.log[served_before:]
               if code >= 400 and path != "/favicon.ico"]
     assert not local and not served, f"{page}: failed requests: {local + served}"
-    if remote:
-        print(f"  external requests that failed (offline?): {remote}")
+    # the book works offline: no request leaves the site (a CDN script, a web font, a tracker)
+    outside = external_requests(events, server.base)
+    assert not outside and not remote, f"{page}: requests that leave the site: {outside or remote}"
 
     # no script errors thrown by the page
     thrown = [(d.get("exception", {}).get("description") or d.get("text", ""))[:300]
@@ -366,10 +410,20 @@ def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     # Markdown outputs (tables a cell displays) rendered as tables, not as text with pipes
     assert not info["rawTables"], f"{page}: Markdown tables shown as text: {[t[:120] for t in info['rawTables']]}"
 
-    # where MathJax loaded (it needs the internet), every formula typeset without an error
+    # MathJax (served by the book) loaded where the page has formulas, and typeset every one of
+    # them without an error: no TeX source left visible
     assert not info["mathErrors"], f"{page}: MathJax errors: {info['mathErrors'][:5]}"
-    if not info["mathjax"]:
-        print("  MathJax did not load (offline?): formulas are shown as TeX source")
+    if info["mathNodes"]:
+        assert info["mathjax"], f"{page}: {info['mathNodes']} formulas but MathJax did not load"
+    assert not info["untypeset"], f"{page}: formulas left as TeX: {info['untypeset'][:5]}"
+    assert not info["rawTex"], f"{page}: raw TeX visible in the text: {info['rawTex']}"
+
+    # no build paths or long dumps in cell outputs
+    assert not info["buildPaths"], f"{page}: outputs show the build machine's temporary folders: {info['buildPaths'][:5]}"
+    assert not info["longOutputs"], f"{page}: outputs longer than 4000 characters: {info['longOutputs']}"
+
+    # every figure has a numbered caption
+    assert not info["uncaptioned"], f"{page}: figures without a numbered caption: {info['uncaptioned']}"
 
     # every figure decoded to a real, displayed image
     broken = [i["src"] for i in info["images"] if i["width"] == 0 or i["height"] == 0]
@@ -415,10 +469,16 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
     (tmp_path / "broken.html").write_text(
         "<html><head><meta charset='utf-8'></head><body><h1>Broken</h1><img src='ok.png'><img src='_images/missing.png'>"
+        "<div class='cell_output'><div class='output stream'><pre>results in /tmp/survmamba_x/run</pre></div></div>"
         "<div class='cell_output'><div class='output traceback'><pre>Traceback (most recent call last):\n"
         "ValueError: boom</pre></div><div class='output stderr'><pre>KeyError: 'x'</pre></div></div>"
         "<p>| a | b | |---|---| | 1 | 2 |</p><p>| a | b |\n|\u2014|\u2014|</p><p>a | b, c - d</p>"
-        "<table><tr><td>a</td></tr></table></body></html>")
+        "<table><tr><td>a</td></tr></table>"
+        "<p>Raw: <span class='math notranslate nohighlight'>\\(\\operatorname{Linear}(x)\\)</span></p>"
+        "<p>costs $5 and $6; a path C:\\Users is no formula</p>"
+        "<figure><img src='ok.png?captioned'><figcaption><span class='caption-number'>Fig. 1 </span>"
+        "<span>Captioned.</span></figcaption></figure><img src='_images/uncaptioned.png'>"
+        "<img src='http://cdn.example.invalid/outside.png'></body></html>")
     srv = BookServer(tmp_path)
     try:
         target, session = open_page(browser, srv.base + "broken.html")
@@ -428,7 +488,12 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
     finally:
         srv.close()
     sizes = {i["src"]: (i["width"], i["height"]) for i in info["images"]}
-    assert sizes == {"ok.png": (1, 1), "_images/missing.png": (0, 0)}
+    assert sizes["ok.png"] == (1, 1) and sizes["_images/missing.png"] == (0, 0)
+    assert info["untypeset"] == ["\\(\\operatorname{Linear}(x)\\)"] and not info["mathjax"]
+    assert set(info["rawTex"]) == {"\\(", "\\operatorname", "\\)"}, info["rawTex"]
+    assert info["uncaptioned"] == ["_images/missing.png", "_images/uncaptioned.png"]
+    assert external_requests(events, srv.base) == ["http://cdn.example.invalid/outside.png"]
+    assert [p.strip() for p in info["buildPaths"]] == ["/tmp/survmamba_x/run"]
     assert len(info["errorOutputs"]) == 1 and info["bodyHasTraceback"]
     assert [bool(ERROR_TEXT.search(t)) for t in info["stderr"]] == [True]
     assert info["rawTables"] == ["| a | b | |---|---| | 1 | 2 |", "| a | b | |\u2014|\u2014|"]

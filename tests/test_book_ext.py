@@ -1,4 +1,4 @@
-"""The book's local Sphinx extension (book/_ext/dedupe_scripts.py)."""
+"""The book's local Sphinx extensions (book/_ext/dedupe_scripts.py, book/_ext/offline_mathjax.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,8 +10,8 @@ sphinx_assets = pytest.importorskip("sphinx.builders.html._assets")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("dedupe_scripts", ROOT / "book" / "_ext" / "dedupe_scripts.py")
+def _load(name: str = "dedupe_scripts"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -40,4 +40,50 @@ def test_different_attributes_are_different_scripts():
 def test_the_book_loads_the_extension():
     yaml = pytest.importorskip("yaml")
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert config["sphinx"]["local_extensions"] == {"dedupe_scripts": "book/_ext"}
+    assert config["sphinx"]["local_extensions"] == {"dedupe_scripts": "book/_ext", "offline_mathjax": "book/_ext"}
+
+
+def test_thebe_assets_are_dropped_and_local_ones_kept():
+    js, css = sphinx_assets._JavaScript, sphinx_assets._CascadingStyleSheet
+    context = {"script_files": [js("a.js"), js(None, body='const THEBE_JS_URL = "https://cdn.example/thebe.js"'),
+                                js("sphinx-thebe.js", **{"async": "async"}), js("mathjax/tex-chtml.js")],
+               "css_files": [css("thebe.css"), css("b.css")]}
+    _load("offline_mathjax").drop_thebe_and_check_remote(None, "page", "page.html", context, None)
+    assert [s.filename for s in context["script_files"]] == ["a.js", "mathjax/tex-chtml.js"]
+    assert [s.filename for s in context["css_files"]] == ["b.css"]
+
+
+def test_a_script_from_another_site_fails_the_build():
+    errors = pytest.importorskip("sphinx.errors")
+    js = sphinx_assets._JavaScript
+    context = {"script_files": [js("a.js"), js("https://cdn.example/lib.js")]}
+    with pytest.raises(errors.ExtensionError, match="cdn.example/lib.js"):
+        _load("offline_mathjax").drop_thebe_and_check_remote(None, "chapter", "page.html", context, None)
+
+
+def test_mathjax_comes_from_the_pinned_npm_package():
+    json = pytest.importorskip("json")
+    package = json.loads((ROOT / "book" / "mathjax" / "package.json").read_text())
+    lock = json.loads((ROOT / "book" / "mathjax" / "package-lock.json").read_text())
+    version = package["dependencies"]["mathjax"]
+    assert version.count(".") == 2 and version[0].isdigit(), "pin an exact MathJax version"
+    assert lock["packages"]["node_modules/mathjax"]["version"] == version
+    assert lock["packages"]["node_modules/mathjax"]["integrity"].startswith("sha512-")
+
+
+def test_a_missing_npm_is_reported_with_the_fix(tmp_path, monkeypatch):
+    errors = pytest.importorskip("sphinx.errors")
+    module = _load("offline_mathjax")
+    monkeypatch.setattr(module.shutil, "which", lambda name: None)
+    with pytest.raises(errors.ExtensionError, match="apt-get install npm"):
+        module.ensure_mathjax(tmp_path / "mathjax")
+
+
+def test_an_installed_mathjax_is_reused(tmp_path):
+    module = _load("offline_mathjax")
+    target = tmp_path / "mathjax"
+    es5 = module.mathjax_es5(target)
+    es5.mkdir(parents=True)
+    (es5 / "tex-chtml.js").write_text("// MathJax")
+    (target / "package-lock.json").write_bytes((module.PACKAGE_DIR / "package-lock.json").read_bytes())
+    assert module.ensure_mathjax(target, npm="/nonexistent/npm") == es5     # no install attempted

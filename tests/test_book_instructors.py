@@ -1,0 +1,79 @@
+"""The instructor's guide (book/instructors.md): its cheat-sheet names real package objects,
+covers every equation and algorithm of the paper, its chapter map covers the table of
+contents, and its run times come from the build (myst-nb's execution table), not from text."""
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "book" / "instructors.md"
+NAME = re.compile(r"`(survmamba_lite(?:\.\w+)+)`")
+
+
+def resolve(dotted: str):
+    """Import the longest importable module prefix of `dotted`, then follow attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def cheat_sheet() -> str:
+    text = GUIDE.read_text(encoding="utf-8")
+    return text[text.index("## Cheat-sheet"):]
+
+
+def test_every_name_in_the_cheat_sheet_exists():
+    names = sorted(set(NAME.findall(cheat_sheet())))
+    assert len(names) >= 30, names
+    missing = []
+    for name in names:
+        try:
+            resolve(name)
+        except (ImportError, AttributeError) as err:
+            missing.append(f"{name}: {err}")
+    assert not missing, f"cheat-sheet names that do not exist: {missing}"
+
+
+def test_the_name_check_catches_a_wrong_name():
+    with pytest.raises(AttributeError):
+        resolve("survmamba_lite.survival.no_such_function")
+
+
+def test_every_equation_and_algorithm_is_mapped():
+    rows = [line for line in cheat_sheet().splitlines() if line.startswith("| ") and "survmamba_lite" in line]
+    first_cells = " ".join(line.split("|")[1] for line in rows)
+    equations = set()
+    for m in re.finditer(r"Eq\. (\d+)(?:–(\d+))?", first_cells):
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        equations.update(range(lo, hi + 1))
+    assert equations >= set(range(1, 10)), f"equations without a row: {sorted(set(range(1, 10)) - equations)}"
+    assert "Algorithm 1" in first_cells and "Algorithm 2" in first_cells
+    for item in ("Table 1", "Table 2", "Table 3", "Fig. 3", "Fig. 4"):
+        assert item in first_cells, item
+
+
+def test_chapter_map_covers_the_toc_and_run_times_are_measured():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    chapters = [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("notebooks/")]
+    text = GUIDE.read_text(encoding="utf-8")
+    chapter_map = text[text.index("## Chapter map"):text.index("## Run time")]
+    unmapped = [c for c in chapters if f"../{c}.py" not in chapter_map]
+    assert not unmapped, f"chapters missing from the chapter map: {unmapped}"
+    run_times = text[text.index("## Run time"):text.index("## Settings")]
+    assert "{nb-exec-table}" in run_times, "run times must come from the build's execution table"
+    assert not re.search(r"\d+(\.\d+)?\s*(s|min|seconds|minutes)\b", run_times.replace("2-core", "")), \
+        "run times must be measured at build time, not typed into the page"
+    assert "book/instructors" in [c["file"] for part in toc["parts"] for c in part["chapters"]]
