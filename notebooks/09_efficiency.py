@@ -32,14 +32,18 @@
 # peak GPU memory, and how all four grow with the number of patches of a slide.
 #
 # The short answer, at the paper's width ($D = 512$, $E = 2D$): our SurvMamba has
-# **14.4M** parameters and is **not** cheaper than the attention baselines on a slide of
-# 4,096 patches. Its cost grows linearly with the number of patches, as promised, but so
-# does the cost of three of the four baselines; only TransMIL attends from every patch to
-# every patch. The sections below show the numbers, where they come from, and why the
-# paper's count cannot be the count of the model it describes.
+# **14.4M** parameters and is **not** cheaper than the attention baselines. Its cost grows
+# linearly with the number of patches, as promised, but so does the cost of every baseline
+# here (MCAT, MOTCat and SurvPath have no patch-to-patch attention, and TransMIL's Nyström
+# attention is linear too), with smaller constants. Made as fast as this package can make
+# it (fused kernels, bf16, CUDA graphs), a SurvMamba training step is still two to eight
+# times slower than SurvPath's; what it does win is memory. The sections below show the
+# numbers, where they come from, what bounds them, and why the paper's count cannot be the
+# count of the model it describes.
 #
-# The GPU numbers were measured on an NVIDIA H200 by `benchmarks/complexity.py` and
-# `benchmarks/scan_benchmark.py` and are committed in `benchmarks/results/`; this page
+# The GPU numbers were measured on an NVIDIA H200 by `benchmarks/gpu_benchmarks.sh`
+# (`benchmarks/complexity.py`), `benchmarks/profile_step.py`, `benchmarks/precision_cv.py`
+# and `benchmarks/scan_benchmark.py` and are committed in `benchmarks/results/`; this page
 # reads them, checks what can be checked on a CPU (parameter and FLOP counts do not
 # depend on the device), and measures a small CPU version while the book is built.
 
@@ -84,45 +88,56 @@ paper
 # of width $F = 768$ (CTransPath's) in 16 regions of $16 \times 16$ patches (a $4096^2$ px
 # region cut into 256 px patches, Sec. 4.1), and a transcriptome of **1,577 genes in 352
 # functions and 45 processes** (the paper-scale synthetic KEGG-shaped hierarchy). Every
-# model is built from the registry with its defaults, width $D = 512$. Per model:
+# model is built from the registry with its defaults: the width its own paper uses
+# ($D = 512$ for SurvMamba, 256 for MCAT, MOTCat and SurvPath as in their code). Per model:
 #
 # * **params**: every trainable parameter (`count_parameters`);
 # * **GFLOPs**: one forward pass, matrix products counted by PyTorch's `FlopCounterMode`
 #   plus the selective scan's element-wise work added analytically ($9\,B L E N$ per scan,
 #   Mamba's own estimate; the softmax and other element-wise work of the attention
 #   models is not counted, which slightly favours them);
-# * **step**: median time of a training step (forward, NLL loss, backward) over 3 runs;
-# * **peak memory**: `torch.cuda.max_memory_allocated` during those steps.
+# * **step**: median time of 5 training steps as training runs them (forward, NLL loss in
+#   float32, backward, RAdam step), after one warm-up step;
+# * **peak memory**: `torch.cuda.max_memory_allocated` during those steps;
+# * **GPU busy** and **kernels**: from one more step under `torch.profiler`, the share of the
+#   step during which the GPU runs a kernel or a copy, and how many kernels it launches.
 #
-# SurvMamba appears twice. The committed run (`complexity_cuda.json`) had no mamba-ssm
-# installed, so `scan_backend="auto"` ran the package's pure-PyTorch parallel scan; a
-# second run (`survmamba_backends/`) measured SurvMamba with each backend explicitly.
+# SurvMamba runs mamba-ssm's fused scan and causal-conv1d's fused convolution, built for
+# the H200 by `make gpu-setup` (both directions of a Bi-Mamba block in one scan call).
+# The rows below are eager PyTorch in float32; the sections after add bf16 and steps
+# replayed from CUDA graphs.
 
 # %%
+from complexity import TABLE2_MODELS, make_batch, paper_hierarchy   # benchmarks/complexity.py
+
+
 def load_rows(path):
     data = json.loads(path.read_text())
     return data["meta"], pd.DataFrame(data["rows"])
 
 
 LABELS = {"transmil-kp": "TransMIL (KP)", "mcat": "MCAT", "motcat": "MOTCat", "survpath": "SurvPath",
-          "survmamba": "SurvMamba", "survmamba:scan_backend=parallel": "SurvMamba, parallel scan",
-          "survmamba:scan_backend=mamba_ssm": "SurvMamba, mamba-ssm kernel"}
+          "survmamba": "SurvMamba", "survmamba:recompute_tokens=4096": "SurvMamba, recompute from 4,096 tokens"}
+meta, grid = load_rows(RESULTS / "complexity_cuda.json")
+grid = grid[grid.status == "ok"].copy()
+grid["label"] = grid.model.map(LABELS)
+print(f"{meta['gpu']}, torch {meta['torch']}, {meta['date']}; scan backends {meta['scan_backends']}, "
+      f"convolution backends {meta['conv_backends']}")
+print(f"{meta['n_genes']} genes / {meta['n_functions']} functions / {meta['n_processes']} processes, "
+      f"T = {meta['n_bins']} bins, regions of {meta['patches_per_region']} patches")
+for command in meta["commands"]:
+    print("  ", command)
 
-meta, table2 = load_rows(RESULTS / "complexity_cuda.json")
-meta_b, backends = load_rows(RESULTS / "survmamba_backends" / "complexity_cuda.json")
-print(f"{meta['gpu']}, torch {meta['torch']}, {meta['date']}: {meta['patches']} patches in {meta['regions']} regions, "
-      f"{meta['n_genes']} genes / {meta['n_functions']} functions / {meta['n_processes']} processes, "
-      f"T = {meta['n_bins']} bins")
-print("command:", meta["command"])
-print("second run:", meta_b["command"])
-
-ours = pd.concat([table2, backends[backends.model.str.endswith("mamba_ssm")]], ignore_index=True)
+table2 = grid[(grid.patches == 4096) & (grid.precision == "fp32") & ~grid.cuda_graphs
+              & grid.model.isin(TABLE2_MODELS)].set_index("model").loc[list(TABLE2_MODELS)]
 ours = pd.DataFrame({
-    "params_M": ours.params / 1e6,
-    "GFLOPs": ours.flops / 1e9,
-    "step_ms": ours.step_seconds * 1e3,
-    "peak_GB": ours.peak_memory_bytes / 1e9,
-}).set_index(ours.model.map(LABELS).rename("ours, 4,096 patches, D = 512, H200"))
+    "params_M": table2.params / 1e6,
+    "GFLOPs": table2.flops / 1e9,
+    "step_ms": table2.step_seconds * 1e3,
+    "peak_GB": table2.peak_memory_bytes / 1e9,
+    "GPU busy": table2.gpu_busy_fraction,
+    "kernels": table2.kernels,
+}).set_index(table2.label.rename("ours, 4,096 patches, fp32, eager, H200"))
 ours.round(2)
 
 # %% [markdown]
@@ -132,50 +147,56 @@ ours.round(2)
 # %%
 side = pd.DataFrame({
     "paper params": paper.params_K.map(lambda k: f"{k / 1e3:.2f}M"),
-    "ours params": [f"{v:.2f}M" for v in ours.params_M.iloc[:5]],
+    "ours params": [f"{v:.2f}M" for v in ours.params_M],
     "paper GFLOPs": paper.GFLOPs,
-    "ours GFLOPs": ours.GFLOPs.iloc[:5].round(1).to_numpy(),
+    "ours GFLOPs": ours.GFLOPs.round(1).to_numpy(),
     "paper params / TransMIL": (paper.params_K / paper.params_K.iloc[0]).round(2),
-    "ours params / TransMIL": (ours.params_M.iloc[:5] / ours.params_M.iloc[0]).round(2).to_numpy(),
+    "ours params / TransMIL": (ours.params_M / ours.params_M.iloc[0]).round(2).to_numpy(),
 }, index=paper.index)
 side
 
+# %%
+sm, sp = ours.loc["SurvMamba"], ours.loc["SurvPath"]
+print(f"SurvMamba: {sm.params_M:.1f}M parameters, {sm.GFLOPs:.1f} GFLOPs; "
+      f"SurvPath: {sp.params_M:.1f}M parameters, {sp.GFLOPs:.1f} GFLOPs "
+      f"({sm.GFLOPs / sp.GFLOPs:.1f}x fewer FLOPs than SurvMamba)")
+print(f"fp32 eager step: SurvMamba {sm.step_ms:.1f} ms with the GPU busy {sm['GPU busy']:.0%} of it over "
+      f"{int(sm.kernels)} kernels; SurvPath {sp.step_ms:.1f} ms over {int(sp.kernels)} kernels")
+
 # %% [markdown]
-# In the paper SurvMamba has 0.17 times TransMIL's parameters; here it has 3.4 times as
-# many, and more than any baseline. Its FLOPs at 4,096 patches are below TransMIL's (whose
-# attention is quadratic) but above those of MCAT, MOTCat and SurvPath. Per training step
-# it is the slowest and most memory-hungry model of the table with the pure-PyTorch scan
-# (0.12 s, 4.1 GB); with mamba-ssm's fused kernel it is about as fast as MOTCat, the
-# slowest baseline (0.03–0.04 s), and still needs 2.5–3.5 times the memory of any
-# baseline (0.74 GB against 0.21–0.29 GB).
+# In the paper SurvMamba has 0.17 times TransMIL's parameters; here it has several times as
+# many, and it does several times the FLOPs of MCAT, MOTCat and SurvPath: every patch goes
+# through an expanded ($E = 1024$) Bi-Mamba block in both directions and through the IFM at
+# $D = 512$, while SurvPath's patches attend to a few hundred pathway tokens at $D = 256$.
+# TransMIL (with its original Nyström attention) does the most FLOPs: its landmark attention
+# is linear in the patches but with a large constant, plus a pseudo-inverse of fixed size.
+#
+# The eager steps also show what limits a training step at the paper's batch size of one
+# patient: SurvMamba launches hundreds of small kernels, and the GPU is idle for most of
+# the step while the host launches them.
 #
 # ## Checked on this machine
 #
 # Parameter and FLOP counts do not depend on the device: the models are rebuilt here at
-# the paper's width and counted again, the FLOPs on a 1,024-patch input (the smallest size
-# of the committed scaling run) to keep the build fast.
+# their default widths and counted again on the same 4,096-patch input.
 
 # %%
-from complexity import TABLE2_MODELS, make_batch, paper_hierarchy   # benchmarks/complexity.py
-
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.utils.complexity import count_flops, count_parameters
 
 torch.set_num_threads(1)                     # stable timings on a shared machine
 hierarchy = paper_hierarchy()
 inputs = ModelInputs(n_bins=meta["n_bins"], wsi_dim=meta["wsi_dim"], hierarchy=hierarchy)
-_, scaling = load_rows(RESULTS / "scaling_cuda.json")
-at_1024 = scaling[scaling.patches == 1024].set_index("model")
-batch_1024 = make_batch(1024, 1024 // 256, meta["wsi_dim"], hierarchy.n_genes, "cpu")
+batch_4096 = make_batch(4096, 16, meta["wsi_dim"], hierarchy.n_genes, "cpu")
 
 recount = {}
 for name in TABLE2_MODELS:
     torch.manual_seed(0)
     model = build_model(name, inputs)                 # training mode, as in the benchmark
-    recount[name] = {"params": count_parameters(model), "flops": count_flops(model, batch_1024)["total"]}
+    recount[name] = {"params": count_parameters(model), "flops": count_flops(model, batch_4096)["total"]}
 recount = pd.DataFrame(recount).T
-recount["params_H200"] = table2.set_index("model").params
-recount["flops_H200"] = at_1024.flops
+recount["params_H200"] = table2.params
+recount["flops_H200"] = table2.flops
 recount["flops_diff"] = recount.flops - recount.flops_H200
 recount
 
@@ -185,17 +206,24 @@ print("parameter counts equal the H200 run:", bool((recount.params == recount.pa
 print("FLOPs equal the H200 run:", {k: bool(v == 0) for k, v in recount.flops_diff.items()})
 
 # %% [markdown]
-# The one difference is MCAT's, and it is exactly the cost of one attention of the 45
-# genomic (process) tokens over the 1,024 patches at width 512: $2 \cdot 2 \cdot 45 \cdot 1024
-# \cdot 512$ FLOPs (two matrix products, two FLOPs per multiply-add). PyTorch dispatches
-# `scaled_dot_product_attention` to different kernels on CPU and GPU, and on the CPU the
-# FLOP counter misses one of MCAT's attention calls. FLOP counts of attention
-# are therefore only as good as the counter's knowledge of the kernel that ran (in
-# evaluation mode, without dropout, the CPU counts of all four attention models drop).
+# Parameters agree exactly. FLOPs differ for three models, and each difference is a kernel
+# the FLOP counter could or could not see. For SurvMamba, the CPU count is larger by exactly
+# the FLOPs of its depthwise convolutions: on the GPU they ran in causal-conv1d's fused
+# kernel, which the counter does not know. For MCAT and SurvPath the difference is in
+# attention: PyTorch dispatches `scaled_dot_product_attention` to different kernels on CPU
+# and GPU, and the counter counts them differently. FLOP counts are only as good as the
+# counter's knowledge of the kernels that ran.
 
 # %%
-diff = int(recount.loc["mcat", "flops_diff"])
-print(f"MCAT: {diff:,} FLOPs = 4 x 45 x 1024 x 512 x {-diff / (4 * 45 * 1024 * 512):.3f}")
+# NBVAL_CHECK_OUTPUT
+from torch.utils.flop_counter import FlopCounterMode
+
+torch.manual_seed(0)
+with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    build_model("survmamba", inputs)(batch_4096)
+conv_flops = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
+print(f"SurvMamba: CPU - H200 = {int(recount.loc['survmamba', 'flops_diff']):,} FLOPs; "
+      f"its depthwise convolutions on the CPU: {conv_flops:,} FLOPs")
 
 # %% [markdown]
 # ## Where SurvMamba's 14.4M parameters are, and why 398.85K cannot be SurvMamba
@@ -251,76 +279,137 @@ print(", ".join(f"D={d}: {n / 1e6:.2f}M" for d, n in by_width.items()))
 # Even at $D = 32$ the model has over a million parameters with this transcriptome: the
 # per-function genomic encoder alone has one small network per pathway over its genes
 # (about 1M parameters whatever $D$ is).
-#
-# ## Scaling with the number of patches
-#
-# The committed scaling run measured the five models at 1,024, 4,096, 16,384 and 65,536
-# patches (regions of 256 patches), and the second run SurvMamba with each scan backend.
 
-# %% mystnb={"figure": {"caption": "The committed GPU scaling run (`benchmarks/results/`): forward FLOPs, training-step time and peak GPU memory of the multi-modal models against the number of patches per slide, at the paper's width.", "name": "fig-efficiency-scaling"}}
-_, backends_scaling = load_rows(RESULTS / "survmamba_backends" / "scaling_cuda.json")
-scal = pd.concat([scaling, backends_scaling[backends_scaling.model.str.endswith("mamba_ssm")]], ignore_index=True)
-scal["label"] = scal.model.map(LABELS)
-styles = {"TransMIL (KP)": "o-", "MCAT": "s-", "MOTCat": "^-", "SurvPath": "v-", "SurvMamba": "D-",
-          "SurvMamba, mamba-ssm kernel": "D--"}
-fig, grid = plt.subplots(2, 2, figsize=(10, 7.5))
-axes, legend_ax = [grid[0, 0], grid[0, 1], grid[1, 0]], grid[1, 1]
-for label, style in styles.items():
-    rows = scal[scal.label == label].sort_values("patches")
-    axes[0].loglog(rows.patches, rows.flops / 1e9, style, label=label)
-    axes[1].loglog(rows.patches, rows.step_seconds, style, label=label)
-    axes[2].loglog(rows.patches, rows.peak_memory_bytes / 1e9, style, label=label)
-for ax, ylabel in zip(axes, ("forward GFLOPs", "training step [s]", "peak GPU memory [GB]")):
-    ax.set_xlabel("patches per slide")
-    ax.set_ylabel(ylabel)
+# %% [markdown]
+# ## Scaling with the number of patches, in fp32 and bf16, eager and graphed
+#
+# The grid runs every model at 4,096 to 131,072 patches (regions of 256), in float32 and in
+# bfloat16 autocast (`precision="bf16"`: matrix products and the scan's inputs in bf16; the
+# parameters, the optimiser, the SSM's $A$ and state, and the loss in float32). SurvMamba
+# and SurvPath are also measured with every training step replayed from a **CUDA graph**
+# (`GraphedTrainStep`, one graph per bucket of input shapes, recorded once): the kernels
+# of a step are launched with one call, so the step costs what the GPU work costs. Solid
+# lines are eager steps, dashed lines graphed ones.
+
+# %% mystnb={"figure": {"caption": "Training-step time (top) and peak GPU memory (bottom) of the Table 2 models against the number of patches per slide, in float32 (left) and bfloat16 autocast (right), on one H200 with the committed results of `benchmarks/gpu_benchmarks.sh` (stated synthetic input, one patient per step). Solid: eager steps; dashed: steps replayed from CUDA graphs (SurvMamba and SurvPath).", "name": "fig-efficiency-grid"}}
+STYLES = {"TransMIL (KP)": ("o", "C0"), "MCAT": ("s", "C1"), "MOTCat": ("^", "C2"), "SurvPath": ("v", "C3"),
+          "SurvMamba": ("D", "C4")}
+styles = {label: marker + "-" for label, (marker, _) in STYLES.items()}       # for the CPU plot below
+fig, axes = plt.subplots(2, 2, figsize=(10.5, 7.5), sharex=True)
+for col, precision in enumerate(("fp32", "bf16")):
+    rows_p = grid[grid.precision == precision]
+    for label, (marker, color) in STYLES.items():
+        for graphed, line in ((False, "-"), (True, "--")):
+            rows = rows_p[(rows_p.label == label) & (rows_p.cuda_graphs == graphed)].sort_values("patches")
+            if rows.empty:
+                continue
+            name = label + (", CUDA graph" if graphed else "")
+            axes[0, col].loglog(rows.patches, rows.step_seconds * 1e3, line, marker=marker, color=color, label=name)
+            axes[1, col].loglog(rows.patches, rows.peak_memory_bytes / 1e9, line, marker=marker, color=color,
+                                label=name)
+    axes[0, col].set_title(f"training step, {precision}")
+    axes[1, col].set_title(f"peak GPU memory, {precision}")
+    axes[0, col].set_ylabel("step [ms]")
+    axes[1, col].set_ylabel("peak memory [GB]")
+    axes[1, col].set_xlabel("patches per slide")
+for ax in axes.flat:
     ax.grid(True, which="major", alpha=0.3)
-axes[0].set_title("FLOPs (device independent)")
-axes[1].set_title(f"step time, {meta['gpu']}")
-axes[2].set_title(f"peak memory, {meta['gpu']}")
-legend_ax.legend(*axes[1].get_legend_handles_labels(), loc="center", frameon=False)
-legend_ax.axis("off")
+axes[0, 0].legend(frameon=False, fontsize=7, ncol=2)
+fig.suptitle(f"One patient per step on an {meta['gpu']} (stated synthetic input)")
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The growth rate is the slope of these log-log curves. Between 16,384 and 65,536
-# patches:
+# The ratios the paper's argument rests on, SurvPath's step time over SurvMamba's (above 1
+# SurvMamba is faster) and SurvMamba's peak memory over SurvPath's, in every precision, both
+# models run the same way:
 
 # %%
-def slope(rows, column, lo=16384, hi=65536):
-    a, b = rows.set_index("patches").loc[[lo, hi], column]
-    return np.log(b / a) / np.log(hi / lo)
+pair = grid[grid.model.isin(["survmamba", "survpath"])]
+ratios = pair.pivot_table(index=["cuda_graphs", "precision", "patches"], columns="model",
+                          values=["step_seconds", "peak_memory_bytes", "gpu_busy_fraction"])
+ratio_table = pd.DataFrame({
+    "SurvMamba step [ms]": ratios["step_seconds"]["survmamba"] * 1e3,
+    "SurvPath step [ms]": ratios["step_seconds"]["survpath"] * 1e3,
+    "SurvPath / SurvMamba speed": ratios["step_seconds"]["survpath"] / ratios["step_seconds"]["survmamba"],
+    "SurvMamba GPU busy": ratios["gpu_busy_fraction"]["survmamba"],
+    "SurvMamba / SurvPath memory": ratios["peak_memory_bytes"]["survmamba"] / ratios["peak_memory_bytes"]["survpath"],
+}).dropna()
+ratio_table.round(2)
 
-
-growth = pd.DataFrame({label: {c: slope(scal[scal.label == label], c)
-                               for c in ("flops", "step_seconds", "peak_memory_bytes")}
-                       for label in styles}).T.round(2)
-growth.columns = ["FLOPs exponent", "time exponent", "memory exponent"]
-growth
+# %%
+graphed = ratio_table.loc[True]
+eager = ratio_table.loc[False]
+mem = grid[(grid.model == "survmamba")].pivot_table(index=["cuda_graphs", "precision"], columns="patches",
+                                                     values="peak_memory_bytes")
+print("SurvMamba peak memory 131,072 / 65,536 patches:",
+      ", ".join(f"{'graphed' if g else 'eager'} {p}: {row[131072] / row[65536]:.2f}" for (g, p), row in mem.iterrows()))
+print(f"GPU busy at 4,096 patches: eager {eager.loc[('fp32', 4096), 'SurvMamba GPU busy']:.0%} (fp32), "
+      f"{eager.loc[('bf16', 4096), 'SurvMamba GPU busy']:.0%} (bf16); graphed "
+      f"{graphed.loc[('fp32', 4096), 'SurvMamba GPU busy']:.0%} (fp32), "
+      f"{graphed.loc[('bf16', 4096), 'SurvMamba GPU busy']:.0%} (bf16)")
+print(f"SurvPath / SurvMamba speed, graphed bf16: "
+      + ", ".join(f"{n:,}: {graphed.loc[('bf16', n), 'SurvPath / SurvMamba speed']:.2f}" for n in (4096, 65536)))
 
 # %% [markdown]
-# * **TransMIL** is the only model whose FLOPs grow with the square of the number of
-#   patches (exponent ≈ 2): its two transformer layers attend from every patch to every
-#   patch. At 65,536 patches it needs 17.9 TFLOPs per forward pass and 2.4 s per step.
-#   (The original TransMIL approximates this attention with Nyström attention; this
-#   package uses exact attention, see `survmamba_lite.baselines.transmil`.)
-# * **MCAT and MOTCat** let a few genomic tokens (here one per process, 45) attend to the
-#   patches, and **SurvPath** lets pathways attend to patches and patches to pathways, with
-#   no patch-to-patch attention: all three are linear in the number of patches (exponent ≈ 1),
-#   with small constants. (Their step times grow even more slowly at these sizes: a single
-#   patient does not keep an H200 busy.)
-# * **SurvMamba** is linear too (exponent ≈ 1), with the largest constant: every patch
-#   goes through an expanded ($E = 1024$) Bi-Mamba in both directions and through the IFM.
-#   With the pure-PyTorch scan, memory grows by about 0.95 MB per patch: the scan keeps the
-#   states $h$ of every position, a $(B, E, L, N)$ tensor of $1024 \times 16$ floats per
-#   token, several times over for the backward pass. mamba-ssm's kernel recomputes the
-#   states in the backward pass instead of storing them, which is why its memory is five
-#   (4,096 patches) to eight (65,536 patches) times smaller.
+# What the grid says:
+#
+# * **Both models are linear in the patches.** SurvMamba's memory at 131,072 patches is
+#   about 1.5–1.9 times that at 65,536, not 4 times: recomputing HIM's fine level in slices
+#   of whole regions (`recompute_tokens`) bounds its activation memory per slice, and with
+#   CUDA graphs SurvMamba needs less memory than SurvPath at every size.
+# * **CUDA graphs remove the launch bottleneck.** Eager, SurvMamba's GPU is busy for well
+#   under half of a 4,096-patch step; replayed from a graph, for about 90 %, and the step
+#   is two to three and a half times shorter.
+# * **SurvMamba is not faster than SurvPath here, in any precision or size.** Once both
+#   run as graphs, each step is simply the GPU work it contains, and SurvMamba's step
+#   contains several times SurvPath's FLOPs (previous section). bf16 helps SurvPath more,
+#   whose work is almost all matrix products, than SurvMamba, whose selective scan is
+#   memory-bound element-wise work.
+#
+# The paper's efficiency claim compares SurvMamba at $D = 512$ with attention models whose
+# cost, at the same slide, is dominated by the attention itself. SurvPath as its authors
+# wrote it has no patch-to-patch attention and works at $D = 256$: it is linear too, with
+# a much smaller constant. A linear scan wins against attention whose cost grows with the
+# square of the patches, not against cross-attention to a few hundred tokens.
+#
+# ## Where a SurvMamba step's time goes
+#
+# `benchmarks/profile_step.py` profiles one eager step. At 4,096 patches the host is the
+# bottleneck; at 65,536 the GPU is, and these are the operators with the most GPU time
+# (bf16):
 
 # %%
-pure = scal[scal.label == "SurvMamba"].set_index("patches").peak_memory_bytes
-per_patch = (pure[65536] - pure[16384]) / (65536 - 16384)
-print(f"pure-PyTorch scan: {per_patch / 1e6:.2f} MB per patch = {per_patch / (E * N * 4):.1f} tensors of E x N float32")
+profile = (RESULTS / "profiles" / "profile_survmamba_65536_bf16.txt").read_text().splitlines()
+print("\n".join(profile[:2]))
+top = [line for line in profile[6:40] if line.strip() and not line.startswith("-")][:12]
+print("\n".join(re.sub(r"\s{2,}", "  ", line)[:110] for line in top))
+print("\n".join((RESULTS / "profiles" / "profile_survmamba_4096_bf16.txt").read_text().splitlines()[:2]))
+
+# %% [markdown]
+# At 65,536 patches about 40 % of the GPU time is the fused selective scan (forward,
+# backward, and the forward again where the fine level is recomputed), about 15 % are dtype
+# conversions and copies around it, and most of the rest element-wise work on $E$-wide
+# activations: the scan streams $B \cdot L \cdot E \cdot N$ values through memory, which
+# matrix-product precision does not change. That is what bounds SurvMamba's step at large
+# slides; what would shrink it is less work per patch (a smaller $E$ or $D$, as the
+# paper's parameter count suggests; see below), not faster kernels.
+#
+# ## Precision: does bf16 change what the model learns?
+#
+# bf16 keeps 8 bits of mantissa, so single outputs differ from float32 by about 1 %. What
+# matters is whether training ends somewhere else. `benchmarks/precision_cv.py` ran the
+# same 5-fold cross-validation of multimodal SurvMamba (variant F, $D = 512$, 3 epochs,
+# same seeds) on the **paper-scale synthetic** BLCA cohort (359 cases, 768-d features) in
+# both precisions on the H200:
+
+# %%
+pcv = json.loads((RESULTS / "precision_cv.json").read_text())
+print(pd.DataFrame(pcv["per_fold"]).set_index("fold").round(4))
+s = pcv["summary"]
+print(f"mean c-index fp32 {s['mean_fp32']:.4f}, bf16 {s['mean_bf16']:.4f}; paired difference "
+      f"{s['mean_diff']:+.4f} (95% CI {s['diff_ci95'][0]:+.4f} to {s['diff_ci95'][1]:+.4f}); "
+      f"spread of the folds (SD, fp32) {s['sd_fp32']:.4f}; within fold noise: {s['within_fold_noise']}")
 
 # %% [markdown]
 # ## The scan alone: fused kernel against the pure-PyTorch scan
@@ -344,23 +433,22 @@ print(f"{scan['machine']['cuda_device']}, torch {scan['machine']['torch']}, medi
 kernel.round(2)
 
 # %% [markdown]
-# The fused kernel is roughly ten times faster (6–9× forward plus backward, 11–18×
-# forward only, at these lengths). In the whole model the gain is smaller, because the
-# scan is only part of the work (the projections are ordinary matrix products):
+# The fused kernel is roughly ten times faster than the package's PyTorch scan (6–9×
+# forward plus backward, 11–18× forward only, at these lengths). The PyTorch scan remains
+# the one that runs everywhere (and the one the CPU build of this book uses); on a GPU,
+# `scan_backend="auto"` picks the fused kernel when it imports.
+#
+# The fused kernels are built by one command, `make gpu-setup` (`scripts/gpu-setup.sh`): it
+# compiles mamba-ssm and causal-conv1d from their source distributions for the local GPU's
+# architecture alone, offline when the two tarballs are at hand. The GPU tests then check
+# that every path computes the same model: the fused scan against the PyTorch scan, the
+# fused convolution against `nn.Conv1d`, both Bi-Mamba directions in one call against two,
+# recomputation against none, bf16 against fp32 within stated tolerances, and CUDA-graph
+# training against eager training. The log of the run on a bare device:
 
 # %%
-whole = backends_scaling.pivot(index="patches", columns="model", values="step_seconds")
-gain = whole["survmamba:scan_backend=parallel"] / whole["survmamba:scan_backend=mamba_ssm"]
-print("SurvMamba training step, parallel scan time / mamba-ssm kernel time:",
-      ", ".join(f"{p:,} patches: {g:.1f}x" for p, g in gain.items()))
-
-# %% [markdown]
-# Both backends compute the same model: the GPU tests compare them on the full SurvMamba
-# (log committed with the results):
-
-# %%
-log = (RESULTS / "gpu_checks_h200.log").read_text().splitlines()
-print("\n".join(line.lstrip(".") for line in log if "max |logits" in line or re.search(r"\d+ passed", line)))
+log = (RESULTS / "gpu_setup_and_tests_h200.log").read_text().splitlines()
+print("\n".join(line for line in log if re.search(r"building for|built in|^real|\d+ passed", line)))
 
 # %% [markdown]
 # ## Measured while this page was built (CPU)
@@ -411,8 +499,8 @@ cpu.pivot(index="model", columns="patches", values="step_seconds").mul(1e3).roun
 
 # %% [markdown]
 # The FLOP counts of this small configuration are deterministic, and their growth from
-# 512 to 1,024 patches shows the same split as on the GPU: TransMIL quadratic, everyone
-# else linear.
+# 512 to 1,024 patches shows the same picture as on the GPU: every model is linear in the
+# patches (TransMIL's Nyström attention included), with different constants.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -424,26 +512,28 @@ print("quadratic:", sorted(exponents[exponents > 1.5].index), " linear:", sorted
 # %% [markdown]
 # ## What this means
 #
-# * The linear-time argument for Mamba is real, but in this comparison it only separates
-#   SurvMamba from TransMIL. The other multi-modal baselines avoid patch-to-patch
-#   attention and are linear too, with smaller constants.
-# * At the paper's width SurvMamba is the largest model of Table 2 (14.4M parameters),
-#   not the smallest; its cost per patch is dominated by the expanded Mamba blocks
-#   ($E = 2D$) run in both directions at the fine and the coarse level and in the IFM.
-# * On a GPU, install mamba-ssm (the `gpu` extra): with the fused kernel a SurvMamba
-#   training step on 4,096 patches takes 0.03–0.04 s instead of 0.12–0.13 s and 0.74 GB
-#   instead of 4.1 GB; at 65,536 patches 0.11 s and 7.8 GB instead of 0.88 s and 62.5 GB.
-#   `scan_backend="auto"` picks it when it imports.
+# * The linear-time argument for Mamba is real, but in this comparison it separates
+#   SurvMamba from nothing: the multi-modal baselines avoid patch-to-patch attention (or
+#   approximate it linearly, as TransMIL's Nyström attention does) and are linear too, with
+#   smaller constants.
+# * At the paper's width SurvMamba is one of the largest models of Table 2 (14.4M
+#   parameters) and does several times the FLOPs of MCAT, MOTCat and SurvPath; its cost per
+#   patch is dominated by the expanded Mamba blocks ($E = 2D$) run in both directions and
+#   by the IFM.
+# * On a GPU, build the fused kernels (`make gpu-setup`), train in bf16
+#   (`--precision bf16`; it matched fp32 within fold noise above) and replay steps from
+#   CUDA graphs (`--cuda-graphs`): a 4,096-patch SurvMamba step then takes about 10 ms
+#   instead of about 40 ms, and its memory stays below SurvPath's at every slide size.
 # * The paper's parameter count (and therefore its "model size" reductions of 82.9 % and
 #   53.3 %) cannot describe the model at $D = 512$; see the [errata](../book/errata.md).
 #
 # To measure on your own GPU:
 #
 # ```bash
-# pip install -e ".[gpu]"        # builds mamba-ssm and causal-conv1d from source
-# python benchmarks/complexity.py --device cuda --scaling 1024 4096 16384 65536 --out my_results
-# python benchmarks/complexity.py --device cuda --out my_results/backends \
-#     --models survmamba:scan_backend=parallel survmamba:scan_backend=mamba_ssm --scaling 1024 4096 16384 65536
+# make gpu-setup                                      # fused kernels for this GPU
+# bash benchmarks/gpu_benchmarks.sh my_results 4096 16384 65536 131072
+# PRECISIONS=tf32 bash benchmarks/gpu_benchmarks.sh my_results 4096 65536
+# python benchmarks/profile_step.py --model survmamba --patches 4096 --precision bf16 --out my_results
 # python benchmarks/scan_benchmark.py --device cuda --out my_results
 # ```
 
