@@ -28,6 +28,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
+from survmamba_lite.model.encoders import ragged_memberships
 from survmamba_lite.model.him import compact
 from survmamba_lite.model.him import masked_mean as _masked_mean
 
@@ -296,12 +297,9 @@ class GroupSNN(nn.Module):
 
     def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 256, dropout: float = 0.25):
         super().__init__()
-        pair_function = [f for f, genes in enumerate(hierarchy.function_genes) for _ in genes]
-        pair_gene = [g for genes in hierarchy.function_genes for g in genes]
-        sizes = torch.tensor([len(g) for g in hierarchy.function_genes], dtype=torch.float32)
-        self.register_buffer("pair_function", torch.tensor(pair_function), persistent=False)  # (M,)
-        self.register_buffer("pair_gene", torch.tensor(pair_gene), persistent=False)          # (M,)
-        fan_in = sizes[self.pair_function].unsqueeze(-1)                                      # (M, 1)
+        pair_function, pair_gene, fan_in = ragged_memberships(hierarchy)
+        self.register_buffer("pair_function", pair_function, persistent=False)               # (M,)
+        self.register_buffer("pair_gene", pair_gene, persistent=False)                       # (M,)
         n_f = hierarchy.n_functions
         self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (M, H)
         self.b1 = nn.Parameter(torch.zeros(n_f, hidden))                                      # (Fn, H)

@@ -163,6 +163,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """The training options that `cv` and `grid` share (fields of ExperimentConfig)."""
+    p.add_argument("--epochs", type=int, default=20, help="training epochs per fold (the last epoch is evaluated)")
+    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (RAdam)")
+    p.add_argument("--weight-decay", type=float, default=5e-3, help="weight decay")
+    p.add_argument("--batch-size", type=int, default=1, help="patients per batch")
+    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
+    p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")
+    p.add_argument("--alpha", type=float, default=0.0, help="extra weight of uncensored patients in the NLL")
+    p.add_argument("--seed", type=int, default=0, help="master seed of folds, epochs and patch subsets")
+
+
 def add_commands(subparsers) -> None:
     """Register ``models``, ``cv`` and ``report`` on ``survmamba``'s sub-parser set."""
     p = subparsers.add_parser("models", help="list the registered models (name, modalities, Table 1 row)")
@@ -183,15 +196,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--set", type=split_option, action="append", metavar="KEY=VALUE",
                    help="any other model option, typed as the option's default (bool: true/false/1/0), e.g. "
                         "--set d_state=8 (repeatable)")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs per fold (the last epoch is evaluated)")
-    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (RAdam)")
-    p.add_argument("--weight-decay", type=float, default=5e-3, help="weight decay")
-    p.add_argument("--batch-size", type=int, default=1, help="patients per batch")
-    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
-    p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")
-    p.add_argument("--alpha", type=float, default=0.0, help="extra weight of uncensored patients in the NLL")
-    p.add_argument("--seed", type=int, default=0, help="master seed of folds, epochs and patch subsets")
+    _add_training_options(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--max-patches", type=int, help="at most N patches per patient (quick CPU runs; default: all)")
     p.add_argument("--max-cases", type=int, help="a seeded subset of N cases (quick CPU runs; default: all)")
@@ -227,15 +232,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--dim", type=int, help="model width D of every model (default: each model's, 512 for most)")
     p.add_argument("--set", type=split_option, action="append", metavar="KEY=VALUE",
                    help="a model option for every model that accepts it (repeatable)")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs per fold (the last epoch is evaluated)")
-    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (RAdam)")
-    p.add_argument("--weight-decay", type=float, default=5e-3, help="weight decay")
-    p.add_argument("--batch-size", type=int, default=1, help="patients per batch")
-    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
-    p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")
-    p.add_argument("--alpha", type=float, default=0.0, help="extra weight of uncensored patients in the NLL")
-    p.add_argument("--seed", type=int, default=0, help="master seed of folds, epochs and patch subsets")
+    _add_training_options(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (workers see only their GPU)")
     p.add_argument("--max-patches", type=int, help="at most N patches per patient (quick CPU runs)")
     p.add_argument("--max-cases", type=int, help="a seeded subset of N cases (quick CPU runs)")

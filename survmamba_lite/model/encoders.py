@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy
 
-__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group_index", "SNNBlock"]
+__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group_index", "ragged_memberships",
+           "SNNBlock"]
 
 
 class SNNBlock(nn.Sequential):
@@ -95,12 +96,9 @@ class FunctionEncoder(nn.Module):
     def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 64, dropout: float = 0.25):
         super().__init__()
         self.n_functions = hierarchy.n_functions
-        pair_function = [f for f, genes in enumerate(hierarchy.function_genes) for _ in genes]
-        pair_gene = [g for genes in hierarchy.function_genes for g in genes]
-        sizes = torch.tensor([len(g) for g in hierarchy.function_genes], dtype=torch.float32)
-        self.register_buffer("pair_function", torch.tensor(pair_function), persistent=False)  # (M,)
-        self.register_buffer("pair_gene", torch.tensor(pair_gene), persistent=False)          # (M,)
-        fan_in = sizes[self.pair_function].unsqueeze(-1)                                      # (M, 1)
+        pair_function, pair_gene, fan_in = ragged_memberships(hierarchy)
+        self.register_buffer("pair_function", pair_function, persistent=False)               # (M,)
+        self.register_buffer("pair_gene", pair_gene, persistent=False)                       # (M,)
         self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (M, hidden)
         self.b1 = nn.Parameter(torch.zeros(hierarchy.n_functions, hidden))
         self.act = nn.ELU()
@@ -111,6 +109,23 @@ class FunctionEncoder(nn.Module):
         contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, M, hidden)
         hid = self.b1.expand(rna.shape[0], -1, -1).index_add(1, self.pair_function, contrib)  # (B, Fn, hidden)
         return self.out(self.drop(self.act(hid)))                                   # (B, Fn, D)
+
+
+def ragged_memberships(hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor, Tensor]:
+    """One row per (function, gene) membership: the layout of ragged per-function layers.
+
+    Returns ``pair_function (M,)`` and ``pair_gene (M,)`` long, and ``fan_in (M, 1)`` float, the
+    number of genes of each row's function (``M = Σ_f K_f``).
+
+    >>> h = GenomicHierarchy(("a", "b", "c"), ("f1", "f2"), ("one", "two"), ((0, 1), (2,)), (0, 0), ("p",))
+    >>> [t.flatten().tolist() for t in ragged_memberships(h)]
+    [[0, 0, 1], [0, 1, 2], [2.0, 2.0, 1.0]]
+    """
+    pair_function = torch.tensor([f for f, genes in enumerate(hierarchy.function_genes) for _ in genes],
+                                 dtype=torch.long)
+    pair_gene = torch.tensor([g for genes in hierarchy.function_genes for g in genes], dtype=torch.long)
+    sizes = torch.tensor([len(g) for g in hierarchy.function_genes], dtype=torch.float32)
+    return pair_function, pair_gene, sizes[pair_function].unsqueeze(-1)
 
 
 def group_functions(tokens: Tensor, hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor]:
