@@ -50,6 +50,8 @@ batch_size = 16            # the paper's is 1
 max_patches = 64           # patches per patient drawn each epoch; None: all (the paper)
 lr = 1e-3                  # the paper's is 2e-4 (too slow for a few epochs: see below)
 device = "auto"            # auto, cpu, cuda or cuda:N
+precision = "fp32"         # fp32, tf32 or bf16 (autocast; parameters, SSM state and loss stay float32)
+cuda_graphs = False        # True: replay each training step from a CUDA graph (CUDA only, batch_size as given)
 threads = 1                # torch CPU threads (None: torch's default)
 seed = 0
 out_dir = None             # run directory; None: a temporary folder removed at the end
@@ -117,7 +119,7 @@ run_dir = Path(out_dir) if out_dir is not None else workdir / "run"
 config = ExperimentConfig.from_params(
     model=model, cohort_dir=str(cohort_dir), out_dir=str(run_dir), folds=folds, epochs=epochs, lr=lr,
     batch_size=batch_size, max_patches=max_patches, device=device, threads=threads, seed=seed,
-    variant=variant, bidirectional=bidirectional if variant is not None else None, dim=dim)
+    precision=precision, cuda_graphs=cuda_graphs, variant=variant, bidirectional=bidirectional if variant is not None else None, dim=dim)
 # the temporary work folder is shown as <work folder> (its name changes with every run)
 pd.Series(config.to_dict(), name="value").to_frame().replace(str(workdir), "<work folder>", regex=True)
 
