@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy
 
-__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group_index", "ragged_memberships",
+__all__ = ["PatchEncoder", "FunctionEncoder", "group_functions", "function_group_index", "gather_groups",
+           "ragged_memberships",
            "SNNBlock"]
 
 
@@ -145,9 +146,19 @@ def group_functions(tokens: Tensor, hierarchy: GenomicHierarchy) -> tuple[Tensor
     ([[[1.0, 0.0], [0.0, 2.0]]], [[True, False], [True, True]])
     """
     index, mask = function_group_index(hierarchy)
-    index, mask = index.to(tokens.device), mask.to(tokens.device)
-    grouped = tokens[:, index] * mask.unsqueeze(-1)                   # (B, J, K, D)
-    return grouped, mask
+    mask = mask.to(tokens.device)
+    return gather_groups(tokens, index.to(tokens.device), mask), mask
+
+
+def gather_groups(tokens: Tensor, index: Tensor, mask: Tensor) -> Tensor:
+    """``tokens: (B, Fn, D)`` -> ``(B, J, K, D)``: row ``(j, k)`` holds token ``index[j, k]`` where
+    ``mask[j, k]``, zeros elsewhere (``index``, ``mask``: ``(J, K)`` from :func:`function_group_index`).
+
+    ``index_select`` rather than advanced indexing: its backward is an ``index_add``, not a sort.
+    """
+    j, k = mask.shape
+    grouped = tokens.index_select(1, index.flatten()).view(tokens.shape[0], j, k, tokens.shape[-1])
+    return grouped * mask.unsqueeze(-1)
 
 
 def function_group_index(hierarchy: GenomicHierarchy) -> tuple[Tensor, Tensor]:

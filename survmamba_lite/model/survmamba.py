@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from survmamba_lite.data.bag import SurvivalBatch
 from survmamba_lite.model.config import SurvMambaConfig
-from survmamba_lite.model.encoders import FunctionEncoder, PatchEncoder, function_group_index
+from survmamba_lite.model.encoders import FunctionEncoder, PatchEncoder, function_group_index, gather_groups
 from survmamba_lite.model.him import HierarchicalInteractionMamba, HIMOutput, masked_mean
 from survmamba_lite.model.ifm import InteractionFusionMamba
 
@@ -94,10 +94,8 @@ class SurvMamba(nn.Module):
             if batch.rna is None:
                 raise ValueError(f"SurvMamba with modality 'rna' got a batch without RNA (cases {batch.case_id[:5]})")
             tokens = self.encoders["rna"](batch.rna)                          # (B, Fn, D)
-            mask = self.function_mask                                         # (J, K): group_functions
-            j, k = mask.shape                                                 # index_select: its backward
-            grouped = tokens.index_select(1, self.function_index.flatten()).view(-1, j, k, tokens.shape[-1])
-            grouped = grouped * mask.unsqueeze(-1)                            # (B, J, K, D); is an index_add
+            mask = self.function_mask                                         # (J, K)
+            grouped = gather_groups(tokens, self.function_index, mask)        # (B, J, K, D)
             out["rna"] = self.him["rna"](grouped, mask.expand(grouped.shape[0], -1, -1))
         return out
 

@@ -144,14 +144,6 @@ def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, 
     loss_fn = loss_fn or (lambda logits, b: logits.mean())
     model.train()
 
-    def step():
-        model.zero_grad(set_to_none=True)
-        with autocast(precision, device):
-            logits = model(batch)
-        loss_fn(logits.float(), batch).backward()
-        if optimizer is not None:
-            optimizer.step()
-
     if cuda_graphs:
         from survmamba_lite.utils.cuda_graphs import GraphedTrainStep
 
@@ -159,8 +151,16 @@ def measure_complexity(model: nn.Module, batch, loss_fn=None, repeats: int = 3, 
             raise ValueError("measure_complexity: cuda_graphs=True needs an optimizer (built with capturable=True)")
         graphed = GraphedTrainStep(model, optimizer, loss_fn, precision)
 
-        def step():  # noqa: F811 - the graphed twin of the eager step above
+        def step():
             graphed(batch)
+    else:
+        def step():
+            model.zero_grad(set_to_none=True)
+            with autocast(precision, device):
+                logits = model(batch)
+            loss_fn(logits.float(), batch).backward()
+            if optimizer is not None:
+                optimizer.step()
 
     cuda = device.type == "cuda"
     t0 = time.perf_counter()
