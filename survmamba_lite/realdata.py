@@ -421,13 +421,16 @@ def summarise_predictions(frame: pd.DataFrame, fold_c_index: Sequence[float], *,
 # --------------------------------------------------------------------------- one (cohort, model) run
 def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | os.PathLike, epochs: int,
                  seed: int = 0, folds: Sequence[int] | None = None, threads: int | None = 1,
-                 device: str = "cpu", progress: bool = False) -> tuple[pd.DataFrame, list[float], dict]:
+                 device: str = "cpu", progress: bool = False, precision: str = "fp32",
+                 cuda_graphs: bool = False) -> tuple[pd.DataFrame, list[float], dict]:
     """Cross-validate one model on one cohort folder.
 
     Registry models go through :func:`~survmamba_lite.experiment.run_cv` with the paper's
     optimiser (RAdam, lr 2e-4, weight decay 5e-3, batch size 1, 4 time bins), the last
     epoch's model evaluated (no early stopping); the run directory is
-    ``work/<model.key>`` and resumes. ``"cox"`` is :func:`run_cox_cv`.
+    ``work/<model.key>`` and resumes. ``"cox"`` is :func:`run_cox_cv`. ``precision`` and
+    ``cuda_graphs`` are the trainer's speed settings (``ExperimentConfig``); graphs replay the
+    same step and change no hyper-parameter.
 
     Returns:
         out-of-fold predictions (``fold, case_id, time, event, risk``), fold c-indices and
@@ -443,7 +446,8 @@ def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | 
                               out_dir=str(Path(work) / model.key), model_options=dict(model.options),
                               folds=None if folds is None else tuple(folds), epochs=int(epochs),
                               optimizer="radam", lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1,
-                              n_bins=4, alpha=0.0, seed=seed, device=device, threads=threads)
+                              n_bins=4, alpha=0.0, seed=seed, device=device, threads=threads,
+                              precision=precision, cuda_graphs=bool(cuda_graphs))
     result = run_cv(config, progress=progress)
     oof = result.oof[["fold", "case_id", "time", "event", "risk"]].copy()
     cis = [float(m["c_index"]) for m in result.folds]
@@ -649,6 +653,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                       model_table: Mapping[str, ModelRun] = MODELS, folds: Sequence[int] | None = None,
                       seed: int = 0, threads: int | None = 1, device: str = "cpu", n_boot: int = 1000,
                       setting: str = "cpu", inner_val: bool = False, progress: bool = False,
+                      precision: str = "fp32", cuda_graphs: bool = False,
                       log: Callable[[str], None] = _log) -> pd.DataFrame:
     """Every model on every cohort folder; one ``runs/<cohort>__<model>.json`` each, then the table.
 
@@ -662,6 +667,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
         setting: ``"cpu"``, ``"paper"`` or ``"smoke"`` (:data:`SETTINGS`), the width label of the rows.
         inner_val: also run :func:`~survmamba_lite.realdata_inner.inner_validation` for every
             deep model (``inner/<cohort>__<model>.json``; training folds only).
+        precision, cuda_graphs: the trainer's speed settings (:func:`run_model_cv`).
     """
     from survmamba_lite.data.layout import load_cohort
 
@@ -680,7 +686,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
             start = time.perf_counter()
             oof, cis, settings = run_model_cv(cohort_dir, model, work=work / "runs" / cohort_key, epochs=epochs,
                                               seed=seed, folds=folds, threads=threads, device=device,
-                                              progress=progress)
+                                              progress=progress, precision=precision, cuda_graphs=cuda_graphs)
             wall = time.perf_counter() - start
             summary = summarise_predictions(oof, cis, n_boot=n_boot, seed=seed)
             record = {
@@ -704,7 +710,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                 from survmamba_lite.realdata_inner import INNER_DIR, inner_validation
 
                 rec = inner_validation(cohort_dir, model, work=work / "inner" / cohort_key, epochs=epochs, seed=seed,
-                                       folds=folds, threads=threads, device=device, progress=progress, log=log)
+                                       folds=folds, threads=threads, device=device, progress=progress, log=log,
+                                       precision=precision, cuda_graphs=cuda_graphs)
                 rec.update({"cohort_key": cohort_key, "cohort": name, "setting": setting})
                 (out / INNER_DIR).mkdir(exist_ok=True)
                 atomic_write_text(out / INNER_DIR / f"{cohort_key}__{mkey}.json", json.dumps(rec, indent=1) + "\n")
@@ -865,6 +872,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-slides", action="store_true", help="skip the slide check")
     p.add_argument("--no-genomic", action="store_true", help="skip the genomic table (slides only)")
     p.add_argument("--progress", action="store_true", help="show the trainer's progress bars")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="the deep models' training precision (default fp32)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="replay each training step as one CUDA graph (CUDA only; same step, less launch time)")
     return p
 
 
@@ -895,8 +906,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   model_table=model_table, folds=args.folds, seed=args.seed,
                                   threads=args.threads, device=args.device, n_boot=args.n_boot,
                                   setting="smoke" if args.dim is not None else "paper" if args.paper_dims else "cpu",
-                                  inner_val=args.inner_val,
-                                  progress=args.progress)
+                                  inner_val=args.inner_val, progress=args.progress,
+                                  precision=args.precision, cuda_graphs=args.cuda_graphs)
         timings["genomic_s"] = round(time.perf_counter() - t0, 1)
         _log(genomic_table_markdown(table))
     timings["total_s"] = round(time.perf_counter() - start, 1)

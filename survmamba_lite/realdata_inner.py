@@ -68,8 +68,8 @@ def _c_index(frame: pd.DataFrame) -> float | None:
 
 def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.PathLike, epochs: int, seed: int = 0,
                      folds: Sequence[int] | None = None, threads: int | None = 1, device: str = "cpu",
-                     inner_k: int = 5, progress: bool = False,
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+                     inner_k: int = 5, progress: bool = False, precision: str = "fp32",
+                     cuda_graphs: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train ``model`` (a :class:`~survmamba_lite.realdata.ModelRun` of a registry model) on an
     inner split of each outer fold's training patients and report the collapse diagnosis.
 
@@ -80,6 +80,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
         epochs: the reported run's epochs.
         folds: outer folds (None: all).
         inner_k: the inner split holds out ``1 / inner_k`` of the training patients.
+        precision, cuda_graphs: the trainer's speed settings, as in the reported run.
 
     Returns:
         ``{"model_key", "settings", "folds": [per outer fold: sizes, per-epoch inner-val c-index,
@@ -101,7 +102,8 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     config = ExperimentConfig(model=model.registry, cohort_dir=str(cohort_dir), out_dir=str(base),
                               model_options=dict(model.options), folds=(0,), epochs=int(epochs), optimizer="radam",
                               lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1, n_bins=4, alpha=0.0,
-                              seed=seed, device=device, threads=threads)
+                              seed=seed, device=device, threads=threads, precision=precision,
+                              cuda_graphs=bool(cuda_graphs))
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
