@@ -3,6 +3,10 @@
 #
 #   DATA=/path/with/tcga+kegg W=/scratch/rw DEADLINE=560 P=20 bash scripts/realdata_paper_width.sh
 #
+# MPS=1 starts NVIDIA's multi-process service for the run (kernels of different processes
+# then share the GPU at once instead of taking turns; it changes no device setting and is
+# stopped at the end) when nvidia-cuda-mps-control is present.
+#
 # One process per (cohort, model), P at a time, longest first, each trained with CUDA graphs
 # (the same steps as eager training, fewer kernel launches) and fp32; the Cox reference runs
 # on the CPU beside them. Every job stops when DEADLINE seconds have passed since the start
@@ -22,6 +26,11 @@ COHORTS=${COHORTS:-"brca luad blca-porpoise blca coadread"}           # largest 
 MODELS=${MODELS:-"survmamba-rna survmamba-rna-uni snntrans snn"}     # slowest first
 START=$(date +%s)
 mkdir -p "$W/logs" "$W/out"
+if [ "${MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
+    export CUDA_MPS_PIPE_DIRECTORY="$W/mps/pipe" CUDA_MPS_LOG_DIRECTORY="$W/mps/log"
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    nvidia-cuda-mps-control -d && echo "MPS started" && trap 'echo quit | nvidia-cuda-mps-control; echo "MPS stopped"' EXIT
+fi
 # imports once, before the jobs share them
 $PY - "$DATA" "$W" $COHORTS <<'EOF'
 import sys
@@ -52,10 +61,11 @@ job() {  # job COHORT MODEL
 }
 export -f job; export DATA W DEADLINE START EPOCHS PY DEVICE GRAPHS
 
-# the Cox reference on the CPU
-( left=$(( DEADLINE - ($(date +%s) - START) ))
+# the Cox reference on the CPU (skipped when every cohort's row exists)
+todo=""; for c in $COHORTS; do [ -f "$W/out/cox/runs/${c}__cox.json" ] || todo="$todo $c"; done
+[ -n "$todo" ] && ( left=$(( DEADLINE - ($(date +%s) - START) ))
   timeout "$left" $PY -m survmamba_lite.realdata --data-root "$DATA" --work "$W" --out "$W/out/cox" --paper-dims \
-      --no-slides --cohorts $COHORTS --models cox > "$W/logs/cox.txt" 2>&1
+      --no-slides --cohorts $todo --models cox >> "$W/logs/cox.txt" 2>&1
   echo "[cox] rc $? after $(( $(date +%s) - START )) s" ) &
 for m in $MODELS; do for c in $COHORTS; do echo "$c $m"; done; done | xargs -P "$P" -n 2 bash -c 'job "$0" "$1"'
 wait

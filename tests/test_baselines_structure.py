@@ -316,3 +316,26 @@ def test_gated_kronecker_fusion_by_hand():
 def test_experiment_config_accepts_the_new_options():
     ExperimentConfig("transmil", "c", "o", model_options={"attention": "exact"})
     ExperimentConfig("clam-sb", "c", "o", model_options={"bag_weight": 0.7})
+
+
+def test_square_bag_under_static_shapes_reads_no_mask_and_keeps_full_bags_equal():
+    """A captured step may not read the mask on the host: the grid side then comes from the
+    padded length. A bag without padding (genomic tokens) gets the same grid either way; a
+    padded bag gets a larger grid whose extra cells are masked zeros."""
+    from survmamba_lite.baselines.transmil import square_bag
+    from survmamba_lite.model.him import static_shapes
+
+    h = torch.randn(1, 7, 3)
+    full = torch.ones(1, 7, dtype=torch.bool)
+    g0, m0 = square_bag(h, full)
+    with static_shapes():
+        g1, m1 = square_bag(h, full)
+    assert torch.equal(g0, g1) and torch.equal(m0, m1) and g0.shape == (1, 9, 3)
+
+    part = torch.tensor([[True] * 4 + [False] * 3])
+    g2, m2 = square_bag(h, part)                               # side 2: a 2 x 2 grid
+    with static_shapes():
+        g3, m3 = square_bag(h, part)                           # side from L = 7: a 3 x 3 grid
+    assert g2.shape == (1, 4, 3) and g3.shape == (1, 9, 3)
+    real = m3[0].nonzero().flatten()
+    assert int(m3.sum()) == 4 and torch.equal(g3[0, real], g2[0]) and float(g3[0, ~m3[0]].abs().sum()) == 0.0

@@ -31,6 +31,8 @@ gives the same output alone or in a padded batch.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -40,6 +42,7 @@ from einops import rearrange
 
 from survmamba_lite.baselines.common import Attention, flatten_bag, require_modalities
 from survmamba_lite.data.bag import SurvivalBatch
+from survmamba_lite.model.him import shapes_are_static
 
 __all__ = ["square_bag", "PPEG", "moore_penrose_pinv", "NystromAttention", "TransMILEncoder", "TransMIL"]
 
@@ -51,7 +54,11 @@ def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
     Patient ``b`` has ``n_b`` real tokens (first in ``h``) and side ``s_b = ceil(sqrt(n_b))``;
     slot ``i < s_b^2`` holds token ``i mod n_b`` at grid cell ``(i // s_b, i % s_b)`` of a
-    shared ``S x S`` grid, ``S = max_b s_b``.
+    shared ``S x S`` grid, ``S = max_b s_b``. Inside
+    :func:`~survmamba_lite.model.him.static_shapes` (a step captured as a CUDA graph) the mask is
+    not read on the host and ``S = ceil(sqrt(L))`` comes from the padded length instead: the
+    same grid when no patient is padded (genomic tokens: every patient has all ``L``), and
+    otherwise a larger grid whose extra cells are masked zeros.
 
     Args:
         h: ``(B, L, D)`` tokens, real ones first.
@@ -67,7 +74,7 @@ def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """
     n = mask.sum(1, keepdim=True)                                                 # (B, 1)
     side = torch.ceil(torch.sqrt(n.to(torch.float64))).long()                     # (B, 1)
-    s_max = int(side.max())
+    s_max = math.ceil(math.sqrt(h.shape[1])) if shapes_are_static() else int(side.max())
     cell = torch.arange(s_max * s_max, device=h.device).unsqueeze(0)              # (1, S*S)
     row, col = cell // s_max, cell % s_max
     grid_mask = (row < side) & (col < side)                                       # (B, S*S)

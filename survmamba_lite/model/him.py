@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from survmamba_lite.ssm.bimamba import BiMamba
 
-__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact", "static_shapes"]
+__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact", "static_shapes", "shapes_are_static"]
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
@@ -77,6 +77,11 @@ def static_shapes() -> Iterator[None]:
         yield
     finally:
         _static.on = before
+
+
+def shapes_are_static() -> bool:
+    """True inside :func:`static_shapes` (in this thread): shapes must not depend on mask values."""
+    return bool(_static.on)
 
 
 def compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
