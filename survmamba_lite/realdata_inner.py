@@ -91,7 +91,8 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     from survmamba_lite.data import load_cohort, make_folds
     from survmamba_lite.data.dataset import fold_datasets
     from survmamba_lite.experiment import ExperimentConfig
-    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, resolve_device, train_fold
+    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, train_fold
+    from survmamba_lite.utils.device import resolve_device
     from survmamba_lite.registry import ModelInputs, build_model
 
     if model.registry == "cox":

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, GatedKroneckerFusion, GroupSNN,
-                                             TransformerLayer, flatten_bag, gene_family_hierarchy,
+                                             TransformerLayer, flatten_bag, fusion_name, gene_family_hierarchy,
                                              process_level_hierarchy, read_gene_families, require_modalities)
 from survmamba_lite.baselines.genomic import check_rna_width
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
@@ -118,8 +118,7 @@ class _CoAttentionSurvival(nn.Module):
                  n_layers: int, genomic_tokens: str, gene_families, fusion: str, fusion_dim: int, fn_hidden: int,
                  dropout: float):
         super().__init__()
-        if fusion not in ("concat", "kp"):
-            raise ValueError(f"{type(self).__name__}: fusion must be 'concat' or 'kp', got {fusion!r}")
+        fusion = fusion_name(fusion, type(self).__name__)
         self.hierarchy, self.fusion = hierarchy, fusion
         self.groups = genomic_groups(hierarchy, genomic_tokens, gene_families, type(self).__name__)
         self.genomic = GroupSNN(self.groups, dim, hidden=fn_hidden)
@@ -130,7 +129,7 @@ class _CoAttentionSurvival(nn.Module):
         self.omic_pool = GatedAttentionPool(dim, dim, dropout=dropout)
         self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.omic_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
-        if fusion == "concat":
+        if fusion == "cat":
             self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         else:   # MCAT's "bilinear": BilinearFusion(dim1=256, dim2=256, scale_dim1=8, scale_dim2=8, mmhid=256)
             self.fuse_kp = GatedKroneckerFusion(dim, dim, fusion_dim, fusion_dim, dim, hidden=256, dropout=dropout)
@@ -153,7 +152,7 @@ class _CoAttentionSurvival(nn.Module):
             g = layer(g)
         e_path = self.path_rho(self.path_pool(hc)[0][:, 0])                       # (B, D)
         e_omic = self.omic_rho(self.omic_pool(g)[0][:, 0])                        # (B, D)
-        if self.fusion == "concat":
+        if self.fusion == "cat":
             z = self.fuse(torch.cat([e_path, e_omic], -1))
         else:
             z = self.fuse_kp(e_path, e_omic)
@@ -173,7 +172,7 @@ class MCAT(_CoAttentionSurvival):
         genomic_tokens: ``"family"`` (MCAT's, needs ``gene_families``), ``"process"`` (default)
             or ``"function"``, see the module notes.
         gene_families: path to a gene-family table or a mapping family -> gene symbols.
-        fusion: ``"concat"`` (MCAT's default) or ``"kp"`` (gated Kronecker fusion, MCAT's "bilinear").
+        fusion: ``"cat"`` (concatenation, MCAT's default; ``"concat"`` is accepted as its old spelling) or ``"kp"`` (gated Kronecker fusion, MCAT's "bilinear").
         fusion_dim: width of each modality before the Kronecker product (``kp`` only; 256 / 8 = 32).
         fn_hidden: hidden width of each genomic group's SNN (256).
         dropout: dropout rate (0.25).
@@ -181,7 +180,7 @@ class MCAT(_CoAttentionSurvival):
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 8,
                  n_layers: int = 2, genomic_tokens: str = "process",
-                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "concat",
+                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "cat",
                  fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25):
         super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,
                          fusion_dim, fn_hidden, dropout)
@@ -220,7 +219,7 @@ class MOTCat(_CoAttentionSurvival):
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 8,
                  n_layers: int = 2, genomic_tokens: str = "process",
-                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "concat",
+                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "cat",
                  fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25, ot_reg: float = 0.1,
                  ot_tau: float | None = 0.5, ot_iters: int = 100, differentiable_plan: bool = False):
         super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,

@@ -32,9 +32,28 @@ from survmamba_lite.model.encoders import ragged_memberships
 from survmamba_lite.model.him import compact
 from survmamba_lite.model.him import masked_mean as _masked_mean
 
-__all__ = ["flatten_bag", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
+__all__ = ["flatten_bag", "FUSIONS", "FUSION_ALIASES", "fusion_name", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
            "TransformerLayer", "KroneckerFusion", "GatedKroneckerFusion", "GroupSNN", "process_level_hierarchy",
            "gene_family_hierarchy", "read_gene_families"]
+
+
+#: the bag-level fusions of the baselines: ``"cat"`` (concatenation) and ``"kp"`` (gated Kronecker product)
+FUSIONS = ("cat", "kp")
+#: earlier spellings still accepted (a saved config that says ``"concat"`` builds the ``"cat"`` model)
+FUSION_ALIASES = {"concat": "cat"}
+
+
+def fusion_name(fusion: str, who: str) -> str:
+    """The one spelling of a fusion: ``"cat"`` or ``"kp"`` (``"concat"`` is read as ``"cat"``).
+
+    >>> fusion_name("concat", "MCAT"), fusion_name("kp", "MCAT")
+    ('cat', 'kp')
+    """
+    name = FUSION_ALIASES.get(fusion, fusion)
+    if name not in FUSIONS:
+        raise ValueError(f"{who}: unknown fusion {fusion!r}; choose one of {FUSIONS} "
+                         f"(accepted older spelling: {', '.join(f'{k!r} = {v!r}' for k, v in FUSION_ALIASES.items())})")
+    return name
 
 
 def require_modalities(batch: SurvivalBatch, model: nn.Module) -> None:

@@ -44,11 +44,11 @@ from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_f
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
-from survmamba_lite.experiment.trainer import (DONE, METRICS, PREDICTIONS, EpochCallback, atomic_write_text,
-                                               derive_seed, train_fold, _json_safe)
-from survmamba_lite.experiment.trainer import resolve_device
+from survmamba_lite.experiment.trainer import DONE, METRICS, PREDICTIONS, EpochCallback, derive_seed, train_fold, _json_safe
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
+from survmamba_lite.utils.device import resolve_device
+from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
 __all__ = ["CVResult", "run_cv", "cv_result", "load_experiment_cohort", "check_model_fits_cohort", "model_label",

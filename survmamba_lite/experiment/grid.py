@@ -86,7 +86,7 @@ from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.jobs import Job, JobOptions, JobResult, finish_run, job_is_done, prepare_run, run_job
-from survmamba_lite.experiment.trainer import METRICS, atomic_write_text, _json_safe
+from survmamba_lite.experiment.trainer import METRICS, _json_safe
 
 __all__ = ["SLOT", "parse_model", "model_slug", "grid_configs", "local_cluster", "dask_available", "run_grid",
            "GridResult", "expand_run_dirs", "timing_table", "GRID", "JOBS", "TIMING"]
