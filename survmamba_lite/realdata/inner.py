@@ -151,7 +151,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
 
 def inner_table(out: str | os.PathLike) -> pd.DataFrame:
     """One row per (cohort, model, outer fold) from ``out/inner/*.json``."""
-    from survmamba_lite.realdata import COHORTS, MODELS
+    from survmamba_lite.realdata.catalogue import COHORTS, MODELS
 
     records = [json.loads(p.read_text(encoding="utf-8")) for p in (Path(out) / INNER_DIR).glob("*.json")]
     order_c, order_m = list(COHORTS), list(MODELS)
@@ -170,7 +170,7 @@ def inner_table(out: str | os.PathLike) -> pd.DataFrame:
 
 def inner_table_markdown(table: pd.DataFrame) -> str:
     """The inner-validation diagnosis as Markdown (one row per cohort and model, folds joined)."""
-    from survmamba_lite.experiment.report import to_markdown
+    from survmamba_lite.utils.markdown import to_markdown
 
     if table.empty:
         return "(no inner-validation runs)\n"
