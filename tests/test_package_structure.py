@@ -98,3 +98,25 @@ def test_no_module_outside_data_is_longer_than_500_lines():
                 if "data" not in p.relative_to(PACKAGE).parts[:1]
                 and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not too_long, f"split these modules by concern (at most {MAX_LINES} lines each): {too_long}"
+
+
+def test_shape_glossary_has_one_meaning_per_letter_and_the_book_page_shows_it():
+    from survmamba_lite.shapes import GLOSSARY
+
+    letters = [row[0] for row in GLOSSARY]
+    assert len(letters) == len(set(letters)) and {"B", "L", "D", "E", "N", "R", "P", "T", "Q"} <= set(letters)
+    page = (PACKAGE.parent / "book" / "shapes.md").read_text(encoding="utf-8")
+    shown = [line.split("|")[1].strip().strip("`") for line in page.splitlines() if line.startswith("| `")]
+    assert shown == letters, "book/shapes.md is out of step with survmamba_lite/shapes.py; regenerate its table"
+
+
+def test_ssm_code_uses_the_glossary_letters():
+    """The clashes are gone: in the ssm code ``T`` (time bins) is not the chunk length (``Q``) and
+    ``M`` (the paper's region count) is neither a sequence length (``L``) nor input channels (``U``)."""
+    import re
+
+    for path in (PACKAGE / "ssm").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        shapes = re.findall(r"\(([A-Za-z0-9_, .*|]+)\)", text)
+        bad = [s for s in shapes if re.search(r"\b[TM]\b", s)]
+        assert not bad, f"{path.name}: shape(s) {bad[:3]} use T or M; see survmamba_lite/shapes.py"

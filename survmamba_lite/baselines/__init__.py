@@ -1,5 +1,7 @@
 """The baselines of the paper's Table 1, written from their original papers.
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 =================  ==========  =============================================================
 registry name      modalities  model
 =================  ==========  =============================================================

@@ -84,15 +84,15 @@ def sinkhorn_log(cost: Tensor, a: Tensor, b: Tensor, eps: float, tau: float | No
     Zero masses are allowed (padding): those rows/columns of the plan are exactly zero.
 
     Args:
-        cost: ``(B, N, L)`` cost matrix ``C``.
-        a: ``(B, N)`` non-negative source masses.
+        cost: ``(B, Gt, L)`` cost matrix ``C``.
+        a: ``(B, Gt)`` non-negative source masses.
         b: ``(B, L)`` non-negative target masses.
         eps: entropic regularisation.
         tau: marginal relaxation weight, or None for balanced OT.
         n_iters: number of (f, g) updates.
 
     Returns:
-        the plan ``(B, N, L)``.
+        the plan ``(B, Gt, L)``.
 
     >>> pi = sinkhorn_log(torch.rand(1, 3, 4), torch.full((1, 3), 1 / 3), torch.full((1, 4), 1 / 4), 0.1)
     >>> [round(v, 4) for v in pi.sum(1).flatten().tolist()]
@@ -136,7 +136,7 @@ class _CoAttentionSurvival(nn.Module):
         self.head = nn.Linear(dim, n_bins)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> ``(B, N, D)``."""
+        """``g: (B, Gt, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> ``(B, Gt, D)``."""
         raise NotImplementedError
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
@@ -144,8 +144,8 @@ class _CoAttentionSurvival(nn.Module):
         check_rna_width(batch.rna, self.hierarchy, self)
         x, mask = flatten_bag(batch.patches, batch.patch_mask)
         h = self.patches(x)                                                       # (B, L, D)
-        g = self.genomic(batch.rna)                                               # (B, N, D)
-        hc = self.coattend(g, h, mask)                                            # (B, N, D)
+        g = self.genomic(batch.rna)                                               # (B, Gt, D)
+        hc = self.coattend(g, h, mask)                                            # (B, Gt, D)
         for layer in self.path_layers:
             hc = layer(hc)
         for layer in self.omic_layers:
@@ -201,7 +201,7 @@ class MOTCat(_CoAttentionSurvival):
     marginals ``1/N`` over genomic tokens and ``1/n`` over the patient's ``n`` real patches;
     unbalanced with ``ot_tau`` as in MOTCat, balanced if ``ot_tau`` is None) transports
     patches to genomic tokens. The co-attended tokens are ``H^ = pi^T H`` (in MOTCat's
-    orientation, ``(N, L) @ (L, D)`` here): the *unshifted* patch tokens weighted by the
+    orientation, ``(Gt, L) @ (L, D)`` here): the *unshifted* patch tokens weighted by the
     plan, without rescaling, so a genomic token's row carries the mass ``~1/N`` the plan
     gives it. As with the external OT solver of the original, the plan is by default a
     constant for back-propagation (gradients reach the patches through ``pi^T H``);
@@ -233,7 +233,7 @@ class MOTCat(_CoAttentionSurvival):
         return x - x.amin(-1, keepdim=True)
 
     def transport_plan(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, N, L)``."""
+        """``g: (B, Gt, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, Gt, L)``."""
         with torch.set_grad_enabled(self.differentiable_plan and torch.is_grad_enabled()):
             if not self.differentiable_plan:
                 g, h = g.detach(), h.detach()
@@ -248,4 +248,4 @@ class MOTCat(_CoAttentionSurvival):
             return sinkhorn_log(cost, a, b, self.ot_reg, self.ot_tau, self.ot_iters)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        return self.transport_plan(g, h, mask) @ h                                # (B, N, D) = pi^T H
+        return self.transport_plan(g, h, mask) @ h                                # (B, Gt, D) = pi^T H

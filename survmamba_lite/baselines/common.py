@@ -317,10 +317,10 @@ class GroupSNN(nn.Module):
     def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 256, dropout: float = 0.25):
         super().__init__()
         pair_function, pair_gene, fan_in = ragged_memberships(hierarchy)
-        self.register_buffer("pair_function", pair_function, persistent=False)               # (M,)
-        self.register_buffer("pair_gene", pair_gene, persistent=False)                       # (M,)
+        self.register_buffer("pair_function", pair_function, persistent=False)               # (n_member,)
+        self.register_buffer("pair_gene", pair_gene, persistent=False)                       # (n_member,)
         n_f = hierarchy.n_functions
-        self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (M, H)
+        self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (n_member, H)
         self.b1 = nn.Parameter(torch.zeros(n_f, hidden))                                      # (Fn, H)
         self.w2 = nn.Parameter(torch.randn(n_f, hidden, dim) / math.sqrt(hidden))            # (Fn, H, D)
         self.b2 = nn.Parameter(torch.zeros(n_f, dim))                                         # (Fn, D)
@@ -328,7 +328,7 @@ class GroupSNN(nn.Module):
         self.drop = nn.AlphaDropout(dropout)
 
     def forward(self, rna: Tensor) -> Tensor:
-        contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, M, H)
+        contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, n_member, H)
         hid = self.b1.expand(rna.shape[0], -1, -1).index_add(1, self.pair_function, contrib)  # (B, Fn, H)
         hid = self.drop(self.act(hid))
         out = torch.einsum("bfh,fhd->bfd", hid, self.w2) + self.b2                 # (B, Fn, D)

@@ -1,7 +1,7 @@
 r"""IPCW Brier score and integrated Brier score of predicted survival curves.
 
-Inputs as in :mod:`~survmamba_lite.survival.metrics` (``time``, ``event``, ``surv: (n, K)``
-on a grid ``times: (K,)``, the discrete-time placement of its module notes); the censoring
+Inputs as in :mod:`~survmamba_lite.survival.metrics` (``time``, ``event``, ``surv: (n, n_times)``
+on a grid ``times: (n_times,)``, the discrete-time placement of its module notes); the censoring
 distribution :math:`\hat G` is the Kaplan-Meier estimate of the *training* patients'
 censoring (:func:`censoring_km`), never of the evaluation set.
 """
@@ -87,14 +87,14 @@ def brier_score(
     contribute 0 but still count in ``n``.
 
     Args:
-        surv: ``(n, K)`` predicted survival of the test patients at ``times``.
-        times: ``(K,)`` strictly increasing evaluation times.
+        surv: ``(n, n_times)`` predicted survival of the test patients at ``times``.
+        times: ``(n_times,)`` strictly increasing evaluation times.
         time, event: ``(n,)`` test follow-up and event indicator.
         train_time, train_event: ``(n_train,)`` training data for :math:`\hat G`.
         ipcw: ``"graf"`` (:math:`\hat G(t_i-)`, default) or ``"right"`` (:math:`\hat G(t_i)`).
 
     Returns:
-        ``(K,)`` Brier scores.
+        ``(n_times,)`` Brier scores.
 
     Raises:
         ValueError: when :math:`\hat G` is 0 or undefined where it is needed (evaluation
@@ -114,9 +114,9 @@ def brier_score(
             f"brier_score: evaluation time {g[-1]:g} lies beyond the longest training follow-up "
             f"({last:g}), where the censoring distribution is unknown; use times <= {last:g}"
         )
-    g_tau = cens(g)  # (K,)
-    case = e[:, None] & (t[:, None] <= g[None, :])  # (n, K)
-    control = t[:, None] > g[None, :]  # (n, K)
+    g_tau = cens(g)  # (n_times,)
+    case = e[:, None] & (t[:, None] <= g[None, :])  # (n, n_times)
+    control = t[:, None] > g[None, :]  # (n, n_times)
     g_ti = cens.left(t) if ipcw == "graf" else cens(t)  # (n,)
     needed_ti = case.any(axis=1)
     if (g_tau[control.any(axis=0)] <= 0).any() or (g_ti[needed_ti] <= 0).any():
@@ -140,7 +140,7 @@ def integrated_brier_score(
     ipcw: str = "graf",
 ) -> float:
     r"""Integrated Brier score :math:`\frac{1}{\tau_K - \tau_1}\int_{\tau_1}^{\tau_K} BS(\tau)\,d\tau`
-    by the trapezoid rule over the evaluation grid (needs ``K >= 2``).
+    by the trapezoid rule over the evaluation grid (needs ``n_times >= 2``).
 
     Arguments as in :func:`brier_score`.
 

@@ -8,8 +8,8 @@ Conventions shared by every function here:
 
 * ``time: (n,)`` follow-up times, ``event: (n,)`` 1 = death observed, 0 = censored;
 * ``risk: (n,)`` higher = earlier death (e.g. :func:`~survmamba_lite.survival.risk_score`);
-* ``surv: (n, K)`` predicted survival probabilities :math:`\hat S_i(\tau_k)` on a grid of
-  ``K`` increasing times ``times: (K,)``, read as a right-continuous step function
+* ``surv: (n, n_times)`` predicted survival probabilities :math:`\hat S_i(\tau_k)` on a grid of
+  ``n_times`` increasing times ``times: (n_times,)``, read as a right-continuous step function
   (:math:`\hat S_i(t) = \hat S_i(\tau_k)` for the last :math:`\tau_k \le t`, 1 before
   :math:`\tau_0`);
 * numpy arrays, pandas Series, lists and torch tensors are all accepted.
@@ -203,8 +203,8 @@ def comparable_pairs(t: np.ndarray, e: np.ndarray, first: np.ndarray | None = No
 
 
 def _pair_counts(r: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concordant and tied-risk counts over the pairs ``(i, j)`` of each row of ``r: (M, n)``; ``(M,)`` each."""
-    ri, rj = r[:, i], r[:, j]                                                   # (M, pairs)
+    """Concordant and tied-risk counts over the pairs ``(i, j)`` of each row of ``r: (n_rows, n)``; ``(n_rows,)`` each."""
+    ri, rj = r[:, i], r[:, j]                                                   # (n_rows, pairs)
     return (ri > rj).sum(axis=1), (ri == rj).sum(axis=1)
 
 
@@ -213,7 +213,7 @@ _PAIR_CHUNK = 1 << 22
 
 
 def concordance_of_pairs(risks: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    r"""Harrell's C of each row of ``risks: (M, n)`` over given comparable pairs ``(i, j)``; ``(M,)``.
+    r"""Harrell's C of each row of ``risks: (n_rows, n)`` over given comparable pairs ``(i, j)``; ``(n_rows,)``.
 
     The formula of :func:`concordance_index`, :math:`(\#\text{concordant} + \tfrac12\#\text{tied}) /
     \#\text{pairs}`, vectorised over rows: many risk vectors of the same patients (e.g. the
@@ -262,7 +262,7 @@ def _grid_input(surv: Any, times: Any, n: int | None, fn: str) -> tuple[np.ndarr
     s = _to_numpy(surv, "surv")
     g = _to_numpy(times, "times").reshape(-1)
     if s.ndim != 2 or s.shape[1] != g.shape[0]:
-        raise ValueError(f"{fn}: surv must have shape (n, K) with K = len(times) = {g.shape[0]}, got {s.shape}")
+        raise ValueError(f"{fn}: surv must have shape (n, n_times) with n_times = len(times) = {g.shape[0]}, got {s.shape}")
     if n is not None and s.shape[0] != n:
         raise ValueError(f"{fn}: surv has {s.shape[0]} rows but there are {n} patients")
     if g.size == 0 or np.any(np.diff(g) <= 0) or np.isnan(g).any():
@@ -280,19 +280,19 @@ def survival_at(surv: Any, times: Any, at: Any) -> np.ndarray:
     for :math:`u < \tau_0`.
 
     Args:
-        surv: ``(n, K)`` survival probabilities on the grid ``times``.
-        times: ``(K,)`` strictly increasing grid.
-        at: ``(M,)`` query times.
+        surv: ``(n, n_times)`` survival probabilities on the grid ``times``.
+        times: ``(n_times,)`` strictly increasing grid.
+        at: ``(n_at,)`` query times.
 
     Returns:
-        ``(n, M)`` survival probabilities.
+        ``(n, n_at)`` survival probabilities.
 
     >>> survival_at([[0.9, 0.5]], [1.0, 2.0], [0.5, 1.0, 1.5, 9.0])
     array([[1. , 0.9, 0.9, 0.5]])
     """
     s, g = _grid_input(surv, times, None, "survival_at")
     u = _to_numpy(at, "at").reshape(-1)
-    idx = np.searchsorted(g, u, side="right") - 1  # (M,)
+    idx = np.searchsorted(g, u, side="right") - 1  # (n_at,)
     padded = np.concatenate([np.ones((s.shape[0], 1)), s], axis=1)  # column 0 is S = 1
     return padded[:, idx + 1]
 
@@ -353,8 +353,8 @@ def concordance_td(time: Any, event: Any, surv: Any, times: Any, tie_score: floa
     Args:
         time: ``(n,)`` follow-up times.
         event: ``(n,)`` 1 = death observed, 0 = censored.
-        surv: ``(n, K)`` predicted survival on the grid ``times``.
-        times: ``(K,)`` strictly increasing grid (see :func:`survival_at`).
+        surv: ``(n, n_times)`` predicted survival on the grid ``times``.
+        times: ``(n_times,)`` strictly increasing grid (see :func:`survival_at`).
 
     >>> concordance_td([1, 2, 3], [1, 1, 0], [[0.2, 0.1, 0.0], [0.6, 0.3, 0.2], [0.9, 0.8, 0.7]], [1, 2, 3])
     1.0
@@ -364,7 +364,7 @@ def concordance_td(time: Any, event: Any, surv: Any, times: Any, tie_score: floa
     t, e = _survival_inputs(time, event, "concordance_td")
     s, g = _grid_input(surv, times, t.shape[0], "concordance_td")
     idx = np.searchsorted(g, t, side="right") - 1
-    padded = np.concatenate([np.ones((s.shape[0], 1)), s], axis=1)  # (n, K+1)
+    padded = np.concatenate([np.ones((s.shape[0], 1)), s], axis=1)  # (n, n_times + 1)
     deaths = np.flatnonzero(e)
     conc = 0.0
     pairs = 0

@@ -45,7 +45,7 @@ def bootstrap_ci(
     r"""Percentile bootstrap interval of ``metric_fn(*arrays)`` over patients.
 
     Each replicate draws ``n`` patient indices with replacement (``numpy.random.default_rng(seed)``)
-    and indexes every array along axis 0 (so ``(n,)`` vectors and ``(n, K)`` curves stay
+    and indexes every array along axis 0 (so ``(n,)`` vectors and ``(n, n_times)`` curves stay
     aligned). Replicates on which the metric raises ``ValueError``/``ZeroDivisionError``
     (e.g. no comparable pair) are skipped with a warning. The result is deterministic given
     ``seed``.
