@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2
+PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2 --durations=15
 
 .PHONY: test test-all venv bench clean gpu-setup
 
