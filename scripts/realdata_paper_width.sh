@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The paper-width real-data rerun (results/real_data/paper_width) on one GPU host, in time slots.
+#
+#   DATA=/path/with/tcga+kegg W=/scratch/rw DEADLINE=560 P=20 bash scripts/realdata_paper_width.sh
+#
+# One process per (cohort, model), P at a time, longest first, each trained with CUDA graphs
+# (the same steps as eager training, fewer kernel launches) and fp32; the Cox reference runs
+# on the CPU beside them. Every job stops when DEADLINE seconds have passed since the start
+# (`timeout`); the folds it finished stay in W/runs and the same command resumes the rest
+# (a fold that was cut short starts again). A job whose graphed run fails for another reason
+# than the deadline is run again eagerly in W/eager (logged as such). Finished jobs write
+# W/out/<cohort>__<model>/runs/<cohort>__<model>.json; collect them with
+#   cp W/out/*/runs/*.json results/real_data/paper_width/runs/
+#   python -c "from survmamba_lite.realdata import write_genomic_table; write_genomic_table('results/real_data/paper_width')"
+# Settings are those of realdata.PAPER_MODELS (fixed before any validation fold was seen),
+# 20 epochs, the published folds, seed 0.
+set -u
+: "${DATA:?DATA: the folder holding tcga/ and kegg/}" "${W:?W: a scratch folder}"
+DEADLINE=${DEADLINE:-3600}; P=${P:-20}; EPOCHS=${EPOCHS:-20}; PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}; GRAPHS=${GRAPHS---cuda-graphs}           # GRAPHS= (empty) trains eagerly
+COHORTS=${COHORTS:-"brca luad blca-porpoise blca coadread"}           # largest first
+MODELS=${MODELS:-"survmamba-rna survmamba-rna-uni snntrans snn"}     # slowest first
+START=$(date +%s)
+mkdir -p "$W/logs" "$W/out"
+# imports once, before the jobs share them
+$PY - "$DATA" "$W" $COHORTS <<'EOF'
+import sys
+from survmamba_lite.realdata import COHORTS, import_cohort
+data, work, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
+for k in keys:
+    import_cohort(COHORTS[k], data, f"{work}/cohorts")
+EOF
+
+job() {  # job COHORT MODEL
+    local c=$1 m=$2 left rc
+    [ -f "$W/out/${c}__$m/runs/${c}__$m.json" ] && { echo "[$c $m] done before"; return 0; }
+    left=$(( DEADLINE - ($(date +%s) - START) ))
+    [ "$left" -le 20 ] && { echo "[$c $m] no time left"; return 0; }
+    local args=(-m survmamba_lite.realdata --data-root "$DATA" --out "$W/out/${c}__$m" --cohorts "$c"
+                --models "$m" --paper-dims --epochs "$EPOCHS" --device "$DEVICE" --threads 1 --no-slides --n-boot 1000)
+    if [ -f "$W/eager/${c}__$m" ]; then
+        timeout "$left" $PY "${args[@]}" --work "$W/eager" >> "$W/logs/${c}__$m.eager.txt" 2>&1; rc=$?
+    else
+        timeout "$left" $PY "${args[@]}" --work "$W" $GRAPHS >> "$W/logs/${c}__$m.txt" 2>&1; rc=$?
+        if [ $rc -ne 0 ] && [ $rc -ne 124 ]; then
+            echo "[$c $m] graphed run failed (rc $rc); running it eagerly"; mkdir -p "$W/eager"; touch "$W/eager/${c}__$m"
+            left=$(( DEADLINE - ($(date +%s) - START) ))
+            timeout "$left" $PY "${args[@]}" --work "$W/eager" >> "$W/logs/${c}__$m.eager.txt" 2>&1; rc=$?
+        fi
+    fi
+    echo "[$c $m] rc $rc after $(( $(date +%s) - START )) s"
+}
+export -f job; export DATA W DEADLINE START EPOCHS PY DEVICE GRAPHS
+
+# the Cox reference on the CPU
+( left=$(( DEADLINE - ($(date +%s) - START) ))
+  timeout "$left" $PY -m survmamba_lite.realdata --data-root "$DATA" --work "$W" --out "$W/out/cox" --paper-dims \
+      --no-slides --cohorts $COHORTS --models cox > "$W/logs/cox.txt" 2>&1
+  echo "[cox] rc $? after $(( $(date +%s) - START )) s" ) &
+for m in $MODELS; do for c in $COHORTS; do echo "$c $m"; done; done | xargs -P "$P" -n 2 bash -c 'job "$0" "$1"'
+wait
+echo "all jobs stopped after $(( $(date +%s) - START )) s"
