@@ -231,7 +231,7 @@ def test_report_random_risk_table(runs, report):
     rr = pd.read_csv(report.out_dir / "random_risk.csv").set_index("run_dir")
     md = (report.out_dir / "random_risk.md").read_text()
     loaded = {str(r.path): r for r in load_runs(list(runs.values()))}
-    for key, run_dir in runs.items():
+    for run_dir in runs.values():
         row = rr.loc[str(run_dir)]
         c = _fold_c(run_dir)
         assert row["observed"] == pytest.approx(np.mean(c), abs=1e-9)     # Table 1's mean, from the saved risks
