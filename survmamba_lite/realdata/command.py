@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inner-val", action="store_true",
                    help="also train each deep model on an inner split of every training fold to diagnose a "
                         "constant-risk collapse (training folds only; writes inner/ and inner_validation.md)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the training runs and of the bootstrap intervals")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the intervals")

@@ -40,6 +40,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return chosen
     chosen = torch.device(device)
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine (torch sees no CUDA device); "
-                         "use --device cpu or auto")
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine (torch sees no "
+                         "CUDA device); use --device cpu or auto")
     return chosen
