@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2
+PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2 --durations=15
 
-.PHONY: test test-all venv bench clean gpu-setup
+.PHONY: test test-all lint venv bench clean gpu-setup
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# unit, property and doc tests, then the executed notebooks under nbval (NBVAL_ARGS: book.mk),
-# then the built book opened in headless Chromium (browser-deps and book: book.mk)
-test: $(STAMP)
+# the linter (ruff, configured in pyproject.toml: defects only, no restyling)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+# lint, then unit, property and doc tests, then the executed notebooks under nbval (NBVAL_ARGS:
+# book.mk), then the built book opened in headless Chromium (browser-deps and book: book.mk)
+test: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(BOOK_ENV) $(PY) -m pytest $(NBVAL_ARGS) notebooks/
 	$(MAKE) browser-deps

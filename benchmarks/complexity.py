@@ -8,9 +8,11 @@ from the registry with its defaults (width 512 unless a model's own paper says
 otherwise), so the comparison is like for like, and every model of a row group runs in the
 same precision.
 
-A training step is what training does per patient: forward under the precision's autocast,
-the NLL loss in float32 (plus CLAM's instance loss where a model has one), backward, and a
-RAdam step (``--no-optimizer`` leaves the step out). Per row:
+A training step is what training does per patient, measured by the one Table 2 harness
+(:func:`survmamba_lite.experiment.table2.measure_model`, which the report uses too): forward
+under the precision's autocast, each model's full training loss in float32 (the trainer's
+``training_loss``: weighted NLL plus CLAM's instance loss where a model has one), backward, and
+a RAdam step (``--no-optimizer`` leaves the step out). Per row:
 
 * ``step_seconds``: the median of ``--repeats`` timed steps after one warm-up step;
 * ``peak_memory_bytes``: ``torch.cuda.max_memory_allocated`` over those steps;
@@ -43,31 +45,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from survmamba_lite.data import PatientBag, collate_bags
-from survmamba_lite.data.kegg import build_genomic_hierarchy
-from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
-from survmamba_lite.registry import ModelInputs, build_model
-from survmamba_lite.survival import nll_loss
+from survmamba_lite.experiment.table2 import measure_model, synthetic_genes, synthetic_patient
+from survmamba_lite.registry import ModelInputs
 from survmamba_lite.ssm import available_backends
 from survmamba_lite.ssm.bimamba import available_conv_backends
-from survmamba_lite.utils.complexity import count_flops, measure_complexity
 from survmamba_lite.utils.precision import PRECISIONS
 
 TABLE2_MODELS = ("transmil-kp", "mcat", "motcat", "survpath", "survmamba")
 N_BINS = 4
-
-
-def paper_hierarchy(seed: int = 0):
-    table, genes, _ = synthetic_hierarchy(SCALES["paper"], seed)
-    return build_genomic_hierarchy(table, genes)[0]
-
-
-def make_batch(n_patches: int, n_regions: int, wsi_dim: int, n_genes: int, device: str, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    region = torch.arange(n_patches) % n_regions
-    bag = PatientBag("benchmark", torch.randn(n_patches, wsi_dim, generator=g), region,
-                     torch.randn(n_genes, generator=g), time=10.0, event=1, time_bin=1)
-    return collate_bags([bag]).to(device)
 
 
 def parse_model(spec: str) -> tuple[str, dict]:
@@ -84,26 +69,12 @@ def measure(spec: str, inputs: ModelInputs, batch, device: str, repeats: int, pr
             optimizer: bool, flops_cache: dict, slow_seconds: float, cuda_graphs: bool = False) -> dict:
     row = {"model": spec, "patches": int(batch.patch_mask.sum()), "precision": precision, "cuda_graphs": cuda_graphs}
     try:
-        torch.manual_seed(0)
         name, options = parse_model(spec)
-        model = build_model(name, inputs, **options).to(device)
-        aux = getattr(model, "auxiliary_loss", None)
-
-        def loss(logits, b):
-            value = nll_loss(logits, b.time_bin, b.event)
-            return value + aux(b) if callable(aux) else value
-        opt = (torch.optim.RAdam(model.parameters(), lr=2e-4, weight_decay=5e-3, capturable=cuda_graphs)
-               if optimizer or cuda_graphs else None)
-        key = (spec, row["patches"])
-        if key not in flops_cache:
-            flops_cache[key] = count_flops(model, batch)
-        t0 = time.perf_counter()
-        measure_complexity(model, batch, loss, repeats=0, precision=precision, optimizer=opt,
-                           flops=flops_cache[key])                              # warm-up only
-        first = time.perf_counter() - t0
-        c = measure_complexity(model, batch, loss, repeats=1 if first > slow_seconds else repeats,
-                               precision=precision, optimizer=opt, profile=device == "cuda",
-                               flops=flops_cache[key], cuda_graphs=cuda_graphs)
+        key = (spec, row["patches"])                 # FLOPs do not depend on the precision: counted once
+        c = measure_model(name, options, inputs, batch, repeats=repeats, precision=precision, optimizer=optimizer,
+                          cuda_graphs=cuda_graphs, profile=device == "cuda", flops=flops_cache.get(key),
+                          slow_seconds=slow_seconds)
+        flops_cache[key] = {"total": c.flops, "matmul": c.flops_matmul, "scan": c.flops_scan}
         row.update(c.to_dict())
         row["status"] = "ok"
     except torch.cuda.OutOfMemoryError:
@@ -148,7 +119,7 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but torch sees no CUDA device")
 
-    hierarchy = paper_hierarchy()
+    hierarchy = synthetic_genes("paper")
     inputs = ModelInputs(n_bins=N_BINS, wsi_dim=args.wsi_dim, hierarchy=hierarchy)
     meta = {"device": args.device, "torch": torch.__version__, "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
@@ -162,7 +133,7 @@ def main(argv=None) -> int:
 
     rows, flops_cache = [], {}
     for n in args.sizes:
-        batch = make_batch(n, max(1, n // args.patches_per_region), args.wsi_dim, hierarchy.n_genes, args.device)
+        batch = synthetic_patient(n, max(1, n // args.patches_per_region), args.wsi_dim, hierarchy.n_genes, args.device)
         for precision in args.precision:
             for graphs in args.cuda_graphs:
                 rows += [measure(m, inputs, batch, args.device, args.repeats, precision, not args.no_optimizer,

@@ -6,12 +6,17 @@ everything a model needs to know about the cohort) plus keyword options (``dim``
 ``dropout``, ...). The accepted options are read from the factory's signature, so a
 misspelt option is an error that lists the valid ones, not a silently ignored value.
 
-The registry fills itself on first use from the modules in :data:`SPEC_MODULES`; each
-defines ``model_specs() -> list[ModelSpec]``:
+Registration is explicit: a model package calls :func:`register_model` for each of its
+specs when it is imported, and this module imports nothing above it. Importing
+``survmamba_lite`` imports the two model packages, in Table 1 order:
 
 * ``survmamba_lite.baselines`` — the baselines of Table 1;
-* ``survmamba_lite.model.registry_entries`` — SurvMamba and its variants (skipped when
-  that module does not exist; any other import error propagates).
+* ``survmamba_lite.model.registry_entries`` — SurvMamba and its variants.
+
+So every model is registered as soon as any part of the package is imported; a new model
+package registers itself the same way and is imported from ``survmamba_lite/__init__.py``.
+Every factory is made by :func:`factory_from_class` (the one way from a constructor or a
+config dataclass to a factory).
 
 >>> from survmamba_lite.data.bag import GenomicHierarchy
 >>> h = GenomicHierarchy(("a", "b"), ("f1",), ("one",), ((0, 1),), (0,), ("p",))
@@ -22,21 +27,17 @@ defines ``model_specs() -> list[ModelSpec]``:
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
 from survmamba_lite.data.bag import GenomicHierarchy
 
-__all__ = ["ModelInputs", "ModelSpec", "SPEC_MODULES", "register_model", "get_model_spec", "list_models",
-           "build_model", "accepted_options", "factory_from_class"]
-
-#: modules whose ``model_specs()`` populate the registry, in listing order
-SPEC_MODULES = ("survmamba_lite.baselines", "survmamba_lite.model.registry_entries")
+__all__ = ["ModelInputs", "ModelSpec", "register_model", "get_model_spec", "list_models", "build_model",
+           "accepted_options", "factory_from_class"]
 
 MODALITIES = ("wsi", "rna")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -93,7 +94,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_populated = False
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -106,31 +106,13 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _populate() -> None:
-    global _populated
-    if _populated:
-        return
-    for module_name in SPEC_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:          # that module is not part of this installation
-                continue
-            raise
-        for spec in module.model_specs():
-            register_model(spec)
-    _populated = True
-
-
 def list_models() -> list[ModelSpec]:
     """All registered models, in registration order (baselines in Table 1 order first)."""
-    _populate()
     return list(_REGISTRY.values())
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec registered under ``name``; an unknown name lists the valid ones and close matches."""
-    _populate()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name).lower(), list(_REGISTRY), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -182,34 +164,50 @@ def build_model(name: str, inputs: ModelInputs, **options) -> nn.Module:
     return model
 
 
-def factory_from_class(cls: type[nn.Module], **fixed) -> Callable[..., nn.Module]:
-    """A registry factory for a model class whose constructor names its data needs.
+def factory_from_class(cls: Callable[..., Any], *, then: Callable[[Any], nn.Module] | None = None,
+                       defaults: Mapping[str, Any] | None = None, **fixed) -> Callable[..., nn.Module]:
+    """A registry factory for a model class (or a config class) whose constructor names its data needs.
 
     Constructor parameters named like :class:`ModelInputs` fields (``n_bins``,
     ``wsi_dim``, ``hierarchy``) are filled from the inputs, ``fixed`` keyword values are
     bound, and the remaining parameters become the factory's keyword options (its
-    signature says so, which :func:`accepted_options` reads).
+    signature says so, which :func:`accepted_options` reads), with ``defaults`` replacing
+    the constructor's defaults. When ``modalities`` is among ``fixed``, the input of a
+    modality it leaves out is passed as None (a genomic-only model gets no ``wsi_dim``).
+    With ``then``, the factory returns ``then(cls(...))``: a config dataclass and the model
+    built from it (SurvMamba: ``factory_from_class(SurvMambaConfig, then=SurvMamba, ...)``).
 
     >>> import torch
     >>> class Toy(nn.Module):
     ...     modalities = ("rna",)
     ...     def __init__(self, n_bins, hierarchy, dim=8, kind="a"):
     ...         super().__init__(); self.dim, self.kind = dim, kind
-    >>> f = factory_from_class(Toy, kind="b")
-    >>> list(inspect.signature(f).parameters), f(ModelInputs(3), dim=4).kind
-    (['inputs', 'dim'], 'b')
+    >>> f = factory_from_class(Toy, kind="b", defaults={"dim": 4})
+    >>> list(inspect.signature(f).parameters), f(ModelInputs(3)).kind, f(ModelInputs(3)).dim
+    (['inputs', 'dim'], 'b', 4)
     """
     fields = ("n_bins", "wsi_dim", "hierarchy")
+    needs = {"wsi_dim": "wsi", "hierarchy": "rna"}
+    defaults = dict(defaults or {})
     params = list(inspect.signature(cls).parameters.values())
     data = [p.name for p in params if p.name in fields]
-    options = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=inspect.Parameter.empty)
+    options = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=inspect.Parameter.empty,
+                         default=defaults.get(p.name, p.default))
                for p in params if p.name not in fields and p.name not in fixed]
+    unknown = sorted(set(defaults) - {p.name for p in options})
+    if unknown:
+        raise TypeError(f"factory_from_class({getattr(cls, '__name__', cls)}): defaults for unknown option(s) {unknown}")
+    modalities = fixed.get("modalities")
 
     def factory(inputs: ModelInputs, **opts) -> nn.Module:
-        return cls(**{k: getattr(inputs, k) for k in data}, **fixed, **opts)
+        given = {k: (None if modalities is not None and k in needs and needs[k] not in modalities
+                     else getattr(inputs, k)) for k in data}
+        built = cls(**given, **fixed, **{**defaults, **opts})
+        return then(built) if then is not None else built
 
     factory.__signature__ = inspect.Signature(
         [inspect.Parameter("inputs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=ModelInputs)] + options)
-    factory.__name__ = factory.__qualname__ = f"build_{cls.__name__}"
+    name = (then or cls).__name__
+    factory.__name__ = factory.__qualname__ = f"build_{name}"
     factory.__doc__ = cls.__doc__
     return factory

@@ -1,6 +1,7 @@
 """Shared test helpers: a tiny genomic hierarchy and tiny padded patient batches."""
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import pytest
@@ -10,6 +11,13 @@ from survmamba_lite.data.bag import GenomicHierarchy, PatientBag, SurvivalBatch,
 
 TINY_WSI_DIM = 6
 TINY_BINS = 4
+
+
+def pytest_configure(config):
+    """One torch thread per xdist worker: ``-n 2`` on 2 cores runs two single-threaded workers
+    instead of two workers each spawning a thread per core (oversubscription slows both)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 def build_tiny_hierarchy() -> GenomicHierarchy:

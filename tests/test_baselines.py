@@ -317,3 +317,19 @@ def test_missing_modality_and_gene_mismatch_are_clear_errors():
         model(wrong)
     with pytest.raises(ValueError, match="needs histology"):
         tiny_model("abmil")(collate_bags(build_tiny_bags([(1, 2)], wsi=False)))
+
+
+def test_fusion_has_one_spelling_and_the_old_one_builds_the_same_model():
+    """MCAT and the late fusions say ``"cat"``; a saved config saying ``"concat"`` builds the same model."""
+    h = build_tiny_hierarchy()
+    inputs = ModelInputs(n_bins=TINY_BINS, wsi_dim=TINY_WSI_DIM, hierarchy=h)
+    opts = {"dim": 16, "heads": 2, "fn_hidden": 8}
+    torch.manual_seed(0)
+    new = build_model("mcat", inputs, fusion="cat", **opts)
+    torch.manual_seed(0)
+    old = build_model("mcat", inputs, fusion="concat", **opts)
+    assert new.fusion == old.fusion == "cat"
+    for (k, a), (_, b) in zip(new.state_dict().items(), old.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=k)
+    with pytest.raises(ValueError, match="unknown fusion 'sum'.*'cat', 'kp'"):
+        build_model("mcat", inputs, fusion="sum", **opts)

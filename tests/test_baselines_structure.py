@@ -101,12 +101,12 @@ def test_survpath_count_from_model_survpath():
     assert n_params(build("survpath")) == expected
 
 
-def _mcat_like(coattention: int, sizes=PROCESS_SIZES, fusion: str = "concat") -> int:
+def _mcat_like(coattention: int, sizes=PROCESS_SIZES, fusion: str = "cat") -> int:
     """models/model_coattn.py MCAT_Surv (small): wsi_net Linear(F, 256), sig_networks, co-attention,
     two 2-layer transformers (d 256, 8 heads, FF 512), two Attn_Net_Gated(256, 256), two rho
-    Linear(256, 256), fusion (concat: Linear(512, 256) + Linear(256, 256)), classifier Linear(256, T)."""
+    Linear(256, 256), fusion (cat: Linear(512, 256) + Linear(256, 256)), classifier Linear(256, T)."""
     d = 256
-    fuse = lin(2 * d, d) + lin(d, d) if fusion == "concat" else bilinear_fusion(d, d)
+    fuse = lin(2 * d, d) + lin(d, d) if fusion == "cat" else bilinear_fusion(d, d)
     return (lin(F_IN, d) + sig_networks(sizes) + coattention + 2 * 2 * transformer_encoder_layer(d, 2 * d)
             + 2 * attn_net_gated(d, d) + 2 * lin(d, d) + fuse + lin(d, T))
 

@@ -231,7 +231,7 @@ def test_report_random_risk_table(runs, report):
     rr = pd.read_csv(report.out_dir / "random_risk.csv").set_index("run_dir")
     md = (report.out_dir / "random_risk.md").read_text()
     loaded = {str(r.path): r for r in load_runs(list(runs.values()))}
-    for key, run_dir in runs.items():
+    for run_dir in runs.values():
         row = rr.loc[str(run_dir)]
         c = _fold_c(run_dir)
         assert row["observed"] == pytest.approx(np.mean(c), abs=1e-9)     # Table 1's mean, from the saved risks
@@ -257,3 +257,29 @@ def test_report_without_random_risk(runs, tmp_path):
     assert "random_risk" not in rep.tables and "Random-risk" not in (rep.out_dir / "report.md").read_text()
     with pytest.raises(ValueError, match="n_perm must be >= 0"):
         make_report([runs["snn"]], tmp_path / "rep2", n_perm=-1)
+
+
+def test_table2_harness_measures_the_full_training_loss(monkeypatch):
+    """The one Table 2 harness (report and benchmarks/complexity.py) steps on the trainer's
+    loss: CLAM's 0.7 x NLL + 0.3 x instance loss, not the NLL alone."""
+    from survmamba_lite.experiment import table2
+    from survmamba_lite.experiment.trainer import training_loss
+    from survmamba_lite.survival import nll_loss
+
+    seen = []
+
+    def spy(model, logits, batch, alpha, check_labels=True):
+        loss = training_loss(model, logits, batch, alpha, check_labels)
+        seen.append((float(loss.detach()), float(nll_loss(logits.detach().float(), batch.time_bin, batch.event)),
+                     float(model.survival_loss_weight)))
+        return loss
+
+    monkeypatch.setattr(table2, "training_loss", spy)
+    inputs, batch = table2.complexity_inputs(ComplexitySizes(patches=32, regions=2, wsi_dim=8, genes_scale="tiny"),
+                                             "cpu")
+    c = table2.measure_model("clam-sb", {"dim": 8, "k_sample": 2}, inputs, batch, repeats=1)
+    assert c.params > 0 and c.step_seconds > 0 and len(seen) >= 2          # warm-up + timed step
+    total, nll, weight = seen[0]
+    print(f"step loss {total:.4f} = {weight} x NLL {nll:.4f} + instance part {total - weight * nll:.4f}")
+    assert total != pytest.approx(nll, rel=1e-4)                           # not the plain NLL
+    assert weight == 0.7 and total - weight * nll > 1e-4                  # the instance loss (a CE) is in it

@@ -121,11 +121,24 @@ def test_all_padding_rows_and_gradients():
 
 
 def test_scan_reference_used_by_plain_twin_agrees():
-    """The plain loop above and the package's reference scan agree on one branch (guards the twin)."""
+    """The plain loop above and the package's reference scan agree on one branch (guards the twin),
+    and the loop's recurrence (Eq. 3) is :func:`selective_scan_ref` on the same inputs."""
     blk = make_block(True, "ref")
     xs = torch.randn(1, 5, 16, dtype=torch.float64)
     assert torch.allclose(blk.forward_branch(xs)[0], branch_plain(blk.forward_branch, xs[0]), atol=1e-10)
-    assert selective_scan_ref is not None
+    g = torch.Generator().manual_seed(1)
+    E, N, L = 6, 4, 7
+    u, delta = torch.randn(E, L, generator=g, dtype=torch.float64), torch.rand(E, L, generator=g, dtype=torch.float64)
+    A = -torch.rand(E, N, generator=g, dtype=torch.float64)
+    B, C = torch.randn(L, N, generator=g, dtype=torch.float64), torch.randn(L, N, generator=g, dtype=torch.float64)
+    D = torch.randn(E, generator=g, dtype=torch.float64)
+    h, ys = torch.zeros(E, N, dtype=torch.float64), []
+    for t in range(L):                                              # the loop of branch_plain
+        h = torch.exp(delta[:, t, None] * A) * h + delta[:, t, None] * B[t] * u[:, t, None]
+        ys.append(h @ C[t] + D * u[:, t])
+    ref = selective_scan_ref(u[None], delta[None], A, B.T[None], C.T[None], D=D)[0]        # (E, L)
+    print(f"max |loop - selective_scan_ref| {(torch.stack(ys, -1) - ref).abs().max():.2e}")
+    torch.testing.assert_close(torch.stack(ys, -1), ref, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -192,7 +192,7 @@ def test_paired_differences_t_interval_by_hand(tmp_path):
 
 
 def test_inner_validation_reads_training_folds_only(small_rna_cohort, tmp_path):
-    from survmamba_lite.realdata_inner import inner_validation, risk_spread
+    from survmamba_lite.realdata.inner import inner_validation, risk_spread
 
     cohort = load_cohort(small_rna_cohort)
     model = rd.ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
@@ -258,3 +258,20 @@ def test_real_xena_coadread_import(tmp_path):
     cohort = load_cohort(rd.import_cohort(rd.COHORTS["coadread"], DATA_ROOT, tmp_path))
     assert cohort.n_cases == 296                                  # the paper's COADREAD count
     assert [len(va) for _, va in cohort.folds] == [58, 71, 45, 67, 55]
+
+
+def test_survmamba_realdata_is_the_same_command(tmp_path, capsys):
+    """``survmamba realdata`` and ``python -m survmamba_lite.realdata`` share one parser and one error."""
+    from survmamba_lite.cli import build_parser as survmamba_parser, main as survmamba_main
+    from survmamba_lite.realdata.command import build_parser
+
+    sub = next(a for a in survmamba_parser()._actions if getattr(a, "choices", None) and "realdata" in a.choices)
+    ours = {a.dest: (a.option_strings, a.default, a.choices) for a in sub.choices["realdata"]._actions}
+    alone = {a.dest: (a.option_strings, a.default, a.choices) for a in build_parser()._actions}
+    assert ours == alone and "precision" in ours and "cuda_graphs" in ours
+    missing = tmp_path / "nothing"
+    args = ["--data-root", str(missing), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")]
+    assert survmamba_main(["realdata", *args]) == 2
+    assert f"survmamba realdata: error: {missing}: no such folder; give --data-root" in capsys.readouterr().err
+    assert rd.main(args) == 2
+    assert f"realdata: error: {missing}: no such folder" in capsys.readouterr().err

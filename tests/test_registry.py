@@ -28,9 +28,8 @@ def inputs():
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    """An isolated, re-populatable registry (restored after the test)."""
-    monkeypatch.setattr(registry, "_REGISTRY", {})
-    monkeypatch.setattr(registry, "_populated", False)
+    """An isolated copy of the package's registry (the original is restored after the test)."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     return registry
 
 
@@ -131,29 +130,46 @@ def test_spec_modalities_must_match_the_model(fresh_registry, inputs):
         build_model("liar", inputs)
 
 
-def test_missing_entries_module_is_tolerated(fresh_registry, monkeypatch):
-    monkeypatch.setattr(registry, "SPEC_MODULES", ("survmamba_lite.baselines", "survmamba_lite.no_such_entries"))
-    assert [s.name for s in list_models()] == list(TABLE1_ROWS)
+def test_importing_the_package_registers_baselines_then_survmamba():
+    """Registration is a plain import: ``survmamba_lite/__init__`` imports the baselines, then
+    SurvMamba's entries; the registry module itself imports nothing above it."""
+    import ast
+    from pathlib import Path
 
+    from survmamba_lite import baselines
+    from survmamba_lite.model import registry_entries
 
-def test_broken_entries_module_is_not_hidden(fresh_registry, monkeypatch, tmp_path):
-    (tmp_path / "broken_entries.py").write_text("import not_an_installed_package_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "SPEC_MODULES", ("survmamba_lite.baselines", "broken_entries"))
-    with pytest.raises(ModuleNotFoundError, match="not_an_installed_package_xyz"):
-        list_models()
-
-
-def test_entries_module_hook_registers_its_specs(fresh_registry, monkeypatch, tmp_path):
-    (tmp_path / "extra_entries.py").write_text(
-        "from survmamba_lite.registry import ModelSpec, factory_from_class\n"
-        "from test_registry import _Toy\n"
-        "def model_specs():\n"
-        "    return [ModelSpec('extra-toy', ('rna',), factory_from_class(_Toy), 'toy', 'none', 'Toy')]\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "SPEC_MODULES", ("survmamba_lite.baselines", "extra_entries"))
     names = [s.name for s in list_models()]
-    assert names[-1] == "extra-toy" and get_model_spec("extra-toy").table1_row == "Toy"
+    assert names == [s.name for s in baselines.model_specs()] + [s.name for s in registry_entries.model_specs()]
+    assert names[:len(TABLE1_ROWS)] == list(TABLE1_ROWS)
+    tree = ast.parse(Path(registry.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert {m for m in imported if m and m.startswith("survmamba_lite")} == {"survmamba_lite.data.bag"}
+    assert "importlib" not in imported
+
+
+def test_register_by_import_in_a_new_package(fresh_registry, monkeypatch, tmp_path):
+    (tmp_path / "extra_models.py").write_text(
+        "from survmamba_lite.registry import ModelSpec, factory_from_class, register_model\n"
+        "from test_registry import _Toy\n"
+        "register_model(ModelSpec('extra-toy', ('rna',), factory_from_class(_Toy), 'toy', 'none', 'Toy'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "extra_models", raising=False)
+    import extra_models  # noqa: F401
+
+    names = [s.name for s in list_models()]
+    assert names[-1] == "extra-toy" and "snn" in names and get_model_spec("extra-toy").table1_row == "Toy"
+
+
+def test_config_factory_gives_single_modality_models_no_other_input(inputs):
+    """SurvMamba's factory (a config dataclass + ``then``) passes only the inputs of its modalities."""
+    rna_only = build_model("survmamba-rna", inputs, dim=8, d_state=4)
+    assert rna_only.config.wsi_dim is None and rna_only.config.hierarchy is inputs.hierarchy
+    assert rna_only.config.variant == "C" and build_model("survmamba", inputs, dim=8).config.variant == "F"
+    assert accepted_options(get_model_spec("survmamba-rna"))["variant"] == "C"
+    with pytest.raises(TypeError, match="unknown option"):
+        factory_from_class(_Toy, defaults={"depth": 2})
 
 
 def test_built_model_runs(inputs):

@@ -92,7 +92,7 @@ def test_errors():
     with pytest.raises(RuntimeError, match="before fit"):
         TimeBinner(4).transform([1.0])
     with pytest.raises(RuntimeError, match="after fit"):
-        TimeBinner(4).edges_
+        _ = TimeBinner(4).edges_
     with pytest.raises(ValueError, match="3 uncensored training times cannot define 4"):
         TimeBinner(4).fit([1.0, 2.0, 3.0, 4.0, 5.0], [1, 1, 1, 0, 0])
     with pytest.raises(ValueError, match=r"time\[1\] = -1"):

@@ -426,3 +426,23 @@ def test_one_curve_placement_for_both_metrics():
     perfect = (time[:, None] > taus[None, :]).astype(float)      # alive at the end of bin k  <=>  t >= e_{k+1}
     np.testing.assert_array_equal(perfect, [[0, 0], [1, 0], [1, 1], [1, 1]])
     assert integrated_brier_score(perfect, taus, time, event, time, event) == 0.0
+
+
+def test_pair_kernel_agrees_with_concordance_index():
+    """The batched kernel of the permutation null (:func:`concordance_of_pairs` over
+    :func:`comparable_pairs`) gives exactly :func:`concordance_index` for every row, ties included."""
+    from survmamba_lite.survival import comparable_pairs, concordance_of_pairs
+
+    rng = np.random.default_rng(7)
+    for n in (2, 7, 60, 250):
+        t = np.round(rng.exponential(5.0, n))                              # tied times
+        e = rng.random(n) < 0.6
+        e[0], t[0] = True, 0.0                                              # at least one comparable pair
+        risks = np.round(rng.normal(size=(40, n)), 1)                       # tied risks
+        i, j = comparable_pairs(t, e)
+        fast = concordance_of_pairs(risks, i, j)
+        direct = np.array([concordance_index(t, r, e) for r in risks])
+        print(f"n {n}: {i.size} pairs, max |pairs - concordance_index| {np.abs(fast - direct).max():.1e}")
+        np.testing.assert_array_equal(fast, direct)
+    with pytest.raises(ValueError, match="no comparable pairs"):
+        concordance_of_pairs(np.ones((1, 2)), *comparable_pairs(np.array([1.0, 2.0]), np.array([False, False])))

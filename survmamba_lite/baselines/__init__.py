@@ -1,5 +1,7 @@
 """The baselines of the paper's Table 1, written from their original papers.
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 =================  ==========  =============================================================
 registry name      modalities  model
 =================  ==========  =============================================================
@@ -17,7 +19,8 @@ survpath           wsi, rna    :class:`SurvPath` (Jaume et al., 2024)
 
 Every model maps a :class:`~survmamba_lite.data.SurvivalBatch` to hazard logits
 ``(B, T)``, declares the ``modalities`` it reads, and gives a patient the same output
-alone or in a padded batch. Build them by name with :func:`survmamba_lite.registry.build_model`.
+alone or in a padded batch. Importing this package registers them (:func:`model_specs`, in
+Table 1 order); build them by name with :func:`survmamba_lite.registry.build_model`.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from survmamba_lite.baselines.genomic import SNN, SNNTrans
 from survmamba_lite.baselines.mil import ABMIL, CLAMMB, CLAMSB
 from survmamba_lite.baselines.survpath import SurvPath
 from survmamba_lite.baselines.transmil import TransMIL
-from survmamba_lite.registry import ModelSpec, factory_from_class
+from survmamba_lite.registry import ModelSpec, factory_from_class, register_model
 
 __all__ = ["SNN", "SNNTrans", "ABMIL", "CLAMSB", "CLAMMB", "TransMIL", "LateFusion", "ABMILFusion",
            "CLAMMBFusion", "TransMILFusion", "MCAT", "MOTCat", "SurvPath", "sinkhorn_log", "model_specs"]
@@ -95,3 +98,7 @@ _SPECS = (
 def model_specs() -> list[ModelSpec]:
     """The baselines' registry entries, in the row order of Table 1."""
     return list(_SPECS)
+
+
+for _spec in model_specs():           # importing this package registers the baselines, in Table 1 order
+    register_model(_spec)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, GatedKroneckerFusion, GroupSNN,
-                                             TransformerLayer, flatten_bag, gene_family_hierarchy,
+                                             TransformerLayer, flatten_bag, fusion_name, gene_family_hierarchy,
                                              process_level_hierarchy, read_gene_families, require_modalities)
 from survmamba_lite.baselines.genomic import check_rna_width
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
@@ -84,15 +84,15 @@ def sinkhorn_log(cost: Tensor, a: Tensor, b: Tensor, eps: float, tau: float | No
     Zero masses are allowed (padding): those rows/columns of the plan are exactly zero.
 
     Args:
-        cost: ``(B, N, L)`` cost matrix ``C``.
-        a: ``(B, N)`` non-negative source masses.
+        cost: ``(B, Gt, L)`` cost matrix ``C``.
+        a: ``(B, Gt)`` non-negative source masses.
         b: ``(B, L)`` non-negative target masses.
         eps: entropic regularisation.
         tau: marginal relaxation weight, or None for balanced OT.
         n_iters: number of (f, g) updates.
 
     Returns:
-        the plan ``(B, N, L)``.
+        the plan ``(B, Gt, L)``.
 
     >>> pi = sinkhorn_log(torch.rand(1, 3, 4), torch.full((1, 3), 1 / 3), torch.full((1, 4), 1 / 4), 0.1)
     >>> [round(v, 4) for v in pi.sum(1).flatten().tolist()]
@@ -118,8 +118,7 @@ class _CoAttentionSurvival(nn.Module):
                  n_layers: int, genomic_tokens: str, gene_families, fusion: str, fusion_dim: int, fn_hidden: int,
                  dropout: float):
         super().__init__()
-        if fusion not in ("concat", "kp"):
-            raise ValueError(f"{type(self).__name__}: fusion must be 'concat' or 'kp', got {fusion!r}")
+        fusion = fusion_name(fusion, type(self).__name__)
         self.hierarchy, self.fusion = hierarchy, fusion
         self.groups = genomic_groups(hierarchy, genomic_tokens, gene_families, type(self).__name__)
         self.genomic = GroupSNN(self.groups, dim, hidden=fn_hidden)
@@ -130,14 +129,14 @@ class _CoAttentionSurvival(nn.Module):
         self.omic_pool = GatedAttentionPool(dim, dim, dropout=dropout)
         self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.omic_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
-        if fusion == "concat":
+        if fusion == "cat":
             self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         else:   # MCAT's "bilinear": BilinearFusion(dim1=256, dim2=256, scale_dim1=8, scale_dim2=8, mmhid=256)
             self.fuse_kp = GatedKroneckerFusion(dim, dim, fusion_dim, fusion_dim, dim, hidden=256, dropout=dropout)
         self.head = nn.Linear(dim, n_bins)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> ``(B, N, D)``."""
+        """``g: (B, Gt, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> ``(B, Gt, D)``."""
         raise NotImplementedError
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
@@ -145,15 +144,15 @@ class _CoAttentionSurvival(nn.Module):
         check_rna_width(batch.rna, self.hierarchy, self)
         x, mask = flatten_bag(batch.patches, batch.patch_mask)
         h = self.patches(x)                                                       # (B, L, D)
-        g = self.genomic(batch.rna)                                               # (B, N, D)
-        hc = self.coattend(g, h, mask)                                            # (B, N, D)
+        g = self.genomic(batch.rna)                                               # (B, Gt, D)
+        hc = self.coattend(g, h, mask)                                            # (B, Gt, D)
         for layer in self.path_layers:
             hc = layer(hc)
         for layer in self.omic_layers:
             g = layer(g)
         e_path = self.path_rho(self.path_pool(hc)[0][:, 0])                       # (B, D)
         e_omic = self.omic_rho(self.omic_pool(g)[0][:, 0])                        # (B, D)
-        if self.fusion == "concat":
+        if self.fusion == "cat":
             z = self.fuse(torch.cat([e_path, e_omic], -1))
         else:
             z = self.fuse_kp(e_path, e_omic)
@@ -173,7 +172,7 @@ class MCAT(_CoAttentionSurvival):
         genomic_tokens: ``"family"`` (MCAT's, needs ``gene_families``), ``"process"`` (default)
             or ``"function"``, see the module notes.
         gene_families: path to a gene-family table or a mapping family -> gene symbols.
-        fusion: ``"concat"`` (MCAT's default) or ``"kp"`` (gated Kronecker fusion, MCAT's "bilinear").
+        fusion: ``"cat"`` (concatenation, MCAT's default; ``"concat"`` is accepted as its old spelling) or ``"kp"`` (gated Kronecker fusion, MCAT's "bilinear").
         fusion_dim: width of each modality before the Kronecker product (``kp`` only; 256 / 8 = 32).
         fn_hidden: hidden width of each genomic group's SNN (256).
         dropout: dropout rate (0.25).
@@ -181,7 +180,7 @@ class MCAT(_CoAttentionSurvival):
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 8,
                  n_layers: int = 2, genomic_tokens: str = "process",
-                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "concat",
+                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "cat",
                  fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25):
         super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,
                          fusion_dim, fn_hidden, dropout)
@@ -202,7 +201,7 @@ class MOTCat(_CoAttentionSurvival):
     marginals ``1/N`` over genomic tokens and ``1/n`` over the patient's ``n`` real patches;
     unbalanced with ``ot_tau`` as in MOTCat, balanced if ``ot_tau`` is None) transports
     patches to genomic tokens. The co-attended tokens are ``H^ = pi^T H`` (in MOTCat's
-    orientation, ``(N, L) @ (L, D)`` here): the *unshifted* patch tokens weighted by the
+    orientation, ``(Gt, L) @ (L, D)`` here): the *unshifted* patch tokens weighted by the
     plan, without rescaling, so a genomic token's row carries the mass ``~1/N`` the plan
     gives it. As with the external OT solver of the original, the plan is by default a
     constant for back-propagation (gradients reach the patches through ``pi^T H``);
@@ -220,7 +219,7 @@ class MOTCat(_CoAttentionSurvival):
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 8,
                  n_layers: int = 2, genomic_tokens: str = "process",
-                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "concat",
+                 gene_families: str | Path | Mapping[str, Sequence[str]] | None = None, fusion: str = "cat",
                  fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25, ot_reg: float = 0.1,
                  ot_tau: float | None = 0.5, ot_iters: int = 100, differentiable_plan: bool = False):
         super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,
@@ -234,7 +233,7 @@ class MOTCat(_CoAttentionSurvival):
         return x - x.amin(-1, keepdim=True)
 
     def transport_plan(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        """``g: (B, N, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, N, L)``."""
+        """``g: (B, Gt, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, Gt, L)``."""
         with torch.set_grad_enabled(self.differentiable_plan and torch.is_grad_enabled()):
             if not self.differentiable_plan:
                 g, h = g.detach(), h.detach()
@@ -249,4 +248,4 @@ class MOTCat(_CoAttentionSurvival):
             return sinkhorn_log(cost, a, b, self.ot_reg, self.ot_tau, self.ot_iters)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        return self.transport_plan(g, h, mask) @ h                                # (B, N, D) = pi^T H
+        return self.transport_plan(g, h, mask) @ h                                # (B, Gt, D) = pi^T H

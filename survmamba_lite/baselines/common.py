@@ -32,9 +32,28 @@ from survmamba_lite.model.encoders import ragged_memberships
 from survmamba_lite.model.him import compact
 from survmamba_lite.model.him import masked_mean as _masked_mean
 
-__all__ = ["flatten_bag", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
+__all__ = ["flatten_bag", "FUSIONS", "FUSION_ALIASES", "fusion_name", "require_modalities", "masked_mean", "Attention", "GatedAttentionPool",
            "TransformerLayer", "KroneckerFusion", "GatedKroneckerFusion", "GroupSNN", "process_level_hierarchy",
            "gene_family_hierarchy", "read_gene_families"]
+
+
+#: the bag-level fusions of the baselines: ``"cat"`` (concatenation) and ``"kp"`` (gated Kronecker product)
+FUSIONS = ("cat", "kp")
+#: earlier spellings still accepted (a saved config that says ``"concat"`` builds the ``"cat"`` model)
+FUSION_ALIASES = {"concat": "cat"}
+
+
+def fusion_name(fusion: str, who: str) -> str:
+    """The one spelling of a fusion: ``"cat"`` or ``"kp"`` (``"concat"`` is read as ``"cat"``).
+
+    >>> fusion_name("concat", "MCAT"), fusion_name("kp", "MCAT")
+    ('cat', 'kp')
+    """
+    name = FUSION_ALIASES.get(fusion, fusion)
+    if name not in FUSIONS:
+        raise ValueError(f"{who}: unknown fusion {fusion!r}; choose one of {FUSIONS} "
+                         f"(accepted older spelling: {', '.join(f'{k!r} = {v!r}' for k, v in FUSION_ALIASES.items())})")
+    return name
 
 
 def require_modalities(batch: SurvivalBatch, model: nn.Module) -> None:
@@ -298,10 +317,10 @@ class GroupSNN(nn.Module):
     def __init__(self, hierarchy: GenomicHierarchy, dim: int, hidden: int = 256, dropout: float = 0.25):
         super().__init__()
         pair_function, pair_gene, fan_in = ragged_memberships(hierarchy)
-        self.register_buffer("pair_function", pair_function, persistent=False)               # (M,)
-        self.register_buffer("pair_gene", pair_gene, persistent=False)                       # (M,)
+        self.register_buffer("pair_function", pair_function, persistent=False)               # (n_member,)
+        self.register_buffer("pair_gene", pair_gene, persistent=False)                       # (n_member,)
         n_f = hierarchy.n_functions
-        self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (M, H)
+        self.w1 = nn.Parameter(torch.randn(len(pair_gene), hidden) / fan_in.sqrt())          # (n_member, H)
         self.b1 = nn.Parameter(torch.zeros(n_f, hidden))                                      # (Fn, H)
         self.w2 = nn.Parameter(torch.randn(n_f, hidden, dim) / math.sqrt(hidden))            # (Fn, H, D)
         self.b2 = nn.Parameter(torch.zeros(n_f, dim))                                         # (Fn, D)
@@ -309,7 +328,7 @@ class GroupSNN(nn.Module):
         self.drop = nn.AlphaDropout(dropout)
 
     def forward(self, rna: Tensor) -> Tensor:
-        contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, M, H)
+        contrib = rna[:, self.pair_gene].unsqueeze(-1) * self.w1                   # (B, n_member, H)
         hid = self.b1.expand(rna.shape[0], -1, -1).index_add(1, self.pair_function, contrib)  # (B, Fn, H)
         hid = self.drop(self.act(hid))
         out = torch.einsum("bfh,fhd->bfd", hid, self.w2) + self.b2                 # (B, Fn, D)

@@ -20,15 +20,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from survmamba_lite.baselines.common import GatedKroneckerFusion, flatten_bag, require_modalities
+from survmamba_lite.baselines.common import FUSIONS, GatedKroneckerFusion, flatten_bag, fusion_name, require_modalities
 from survmamba_lite.baselines.genomic import SNNEncoder, check_rna_width
 from survmamba_lite.baselines.mil import ABMILEncoder, CLAMEncoder
 from survmamba_lite.baselines.transmil import TransMILEncoder
 from survmamba_lite.data.bag import GenomicHierarchy, SurvivalBatch
 
-__all__ = ["LateFusion", "ABMILFusion", "CLAMMBFusion", "TransMILFusion"]
-
-FUSIONS = ("cat", "kp")
+__all__ = ["LateFusion", "ABMILFusion", "CLAMMBFusion", "TransMILFusion", "FUSIONS"]
 
 
 class LateFusion(nn.Module):
@@ -38,7 +36,8 @@ class LateFusion(nn.Module):
         n_bins: number of time bins ``T``.
         hierarchy: gives the gene count of the RNA vector.
         wsi_encoder: module mapping ``(x (B, L, F), mask (B, L))`` to ``(B, out_dim)``.
-        fusion: ``"cat"`` or ``"kp"``.
+        fusion: ``"cat"`` or ``"kp"`` (:data:`~survmamba_lite.baselines.common.FUSIONS`;
+            ``"concat"`` is read as ``"cat"``).
         dim: model width ``D`` of the SNN and the fused layer.
         fusion_dim: width of each modality before the Kronecker product (``kp`` only).
         dropout: dropout rate.
@@ -50,8 +49,7 @@ class LateFusion(nn.Module):
     def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, wsi_encoder: nn.Module, fusion: str,
                  dim: int, fusion_dim: int, dropout: float, kp_gates: bool = True):
         super().__init__()
-        if fusion not in FUSIONS:
-            raise ValueError(f"late fusion: unknown fusion {fusion!r}; choose one of {FUSIONS}")
+        fusion = fusion_name(fusion, "late fusion")
         self.hierarchy, self.fusion = hierarchy, fusion
         self.wsi_encoder = wsi_encoder
         self.rna_encoder = SNNEncoder(hierarchy.n_genes, dim, n_layers=2, dropout=dropout)

@@ -77,10 +77,11 @@ class ABMIL(nn.Module):
 
 
 class CLAMEncoder(nn.Module):
-    """CLAM's attention network: ``Linear(F, D) -> ReLU`` then gated attention with ``C`` branches.
+    """CLAM's attention network: ``Linear(F, D) -> ReLU`` then gated attention with ``C`` branches
+    (1, or ``T`` for CLAM-MB: one per time bin).
 
     ``x: (B, L, F)``, ``mask: (B, L)`` -> instance embeddings ``h (B, L, D)``, pooled
-    ``(B, C, D)`` and attention ``(B, C, L)``. :attr:`out_dim` is ``C * D`` (the branches
+    ``(B, C, D)`` and attention ``(B, C, L)`` (``C`` = 1 or ``T``). :attr:`out_dim` is ``C * D`` (the branches
     concatenated, the bag embedding handed to late fusion).
     """
 

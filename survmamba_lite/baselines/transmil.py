@@ -22,7 +22,7 @@ exact softmax attention, of which Nyström attention is an approximation: the va
 package used before, kept to measure what the approximation changes.
 
 Batches are handled exactly: every patient is squared to its own ``s_b x s_b`` grid,
-placed in the top-left corner of a shared ``S x S`` grid (``S = max s_b``) whose other
+placed in the top-left corner of a shared ``Sq x Sq`` grid (``Sq = max s_b``) whose other
 cells are zero. Nyström attention mixes tokens through landmarks (segment means) and a
 convolution along the sequence, so it runs on each patient's own sequence (class token
 and its ``s_b^2`` cells in row-major order, exactly the original's sequence); exact
@@ -54,9 +54,9 @@ def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
     Patient ``b`` has ``n_b`` real tokens (first in ``h``) and side ``s_b = ceil(sqrt(n_b))``;
     slot ``i < s_b^2`` holds token ``i mod n_b`` at grid cell ``(i // s_b, i % s_b)`` of a
-    shared ``S x S`` grid, ``S = max_b s_b``. Inside
+    shared ``Sq x Sq`` grid, ``Sq = max_b s_b``. Inside
     :func:`~survmamba_lite.model.him.static_shapes` (a step captured as a CUDA graph) the mask is
-    not read on the host and ``S = ceil(sqrt(L))`` comes from the padded length instead: the
+    not read on the host and ``Sq = ceil(sqrt(L))`` comes from the padded length instead: the
     same grid when no patient is padded (genomic tokens: every patient has all ``L``), and
     otherwise a larger grid whose extra cells are masked zeros.
 
@@ -65,8 +65,8 @@ def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         mask: ``(B, L)`` bool, True at real tokens.
 
     Returns:
-        ``grid (B, S*S, D)`` (row-major, zero outside each patient's square) and
-        ``grid_mask (B, S*S)``.
+        ``grid (B, Sq*Sq, D)`` (row-major, zero outside each patient's square) and
+        ``grid_mask (B, Sq*Sq)``.
 
     >>> g, m = square_bag(torch.arange(3.).view(1, 3, 1), torch.ones(1, 3, dtype=torch.bool))
     >>> g.flatten().tolist(), m.flatten().tolist()
@@ -75,19 +75,19 @@ def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     n = mask.sum(1, keepdim=True)                                                 # (B, 1)
     side = torch.ceil(torch.sqrt(n.to(torch.float64))).long()                     # (B, 1)
     s_max = math.ceil(math.sqrt(h.shape[1])) if shapes_are_static() else int(side.max())
-    cell = torch.arange(s_max * s_max, device=h.device).unsqueeze(0)              # (1, S*S)
+    cell = torch.arange(s_max * s_max, device=h.device).unsqueeze(0)              # (1, Sq*Sq)
     row, col = cell // s_max, cell % s_max
-    grid_mask = (row < side) & (col < side)                                       # (B, S*S)
+    grid_mask = (row < side) & (col < side)                                       # (B, Sq*Sq)
     slot = row * side + col                                                       # slot in the patient's square
     src = torch.where(grid_mask, slot % n, torch.zeros_like(slot))                # token repeated when slot >= n
-    grid = torch.gather(h, 1, src.unsqueeze(-1).expand(-1, -1, h.shape[-1]))      # (B, S*S, D)
+    grid = torch.gather(h, 1, src.unsqueeze(-1).expand(-1, -1, h.shape[-1]))      # (B, Sq*Sq, D)
     return grid * grid_mask.unsqueeze(-1), grid_mask
 
 
 class PPEG(nn.Module):
     """Pyramid position encoding generator: ``x + DWConv7(x) + DWConv5(x) + DWConv3(x)`` on the grid.
 
-    ``grid: (B, S*S, D)`` row-major, zero outside the real cells -> ``(B, S*S, D)``.
+    ``grid: (B, Sq*Sq, D)`` row-major, zero outside the real cells -> ``(B, Sq*Sq, D)``.
     """
 
     def __init__(self, dim: int):
@@ -97,9 +97,9 @@ class PPEG(nn.Module):
     def forward(self, grid: Tensor) -> Tensor:
         b, n, d = grid.shape
         side = int(round(n ** 0.5))
-        img = grid.transpose(1, 2).reshape(b, d, side, side)                      # (B, D, S, S)
+        img = grid.transpose(1, 2).reshape(b, d, side, side)                      # (B, D, Sq, Sq)
         out = img + sum(conv(img) for conv in self.convs)
-        return out.flatten(2).transpose(1, 2)                                     # (B, S*S, D)
+        return out.flatten(2).transpose(1, 2)                                     # (B, Sq*Sq, D)
 
 
 def moore_penrose_pinv(x: Tensor, iters: int = 6) -> Tensor:
@@ -232,8 +232,8 @@ class TransMILEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        grid, grid_mask = square_bag(self.fc(x), mask)                            # (B, S*S, D)
-        keep = torch.cat([grid_mask.new_ones(grid.shape[0], 1), grid_mask], 1)    # (B, 1+S*S)
+        grid, grid_mask = square_bag(self.fc(x), mask)                            # (B, Sq*Sq, D)
+        keep = torch.cat([grid_mask.new_ones(grid.shape[0], 1), grid_mask], 1)    # (B, 1+Sq*Sq)
         z = torch.cat([self.cls_token.expand(grid.shape[0], -1, -1).to(grid.dtype), grid], 1)
         z = self.layer1(z, keep)
         grid = self.ppeg(z[:, 1:] * grid_mask.unsqueeze(-1))                      # re-zero outside squares

@@ -1,18 +1,9 @@
 """The patient bag: the one data contract between the data layer and every model.
 
-Shape letters (used across the package, mapped to the paper's symbols):
-
-====  ==========================================  =====================
-B     patients in a batch                          --
-R     regions of a slide                           M (regions R_m)
-P     patches per region (padded)                  N (patches P_mn)
-F     patch-feature width of the frozen encoder    768 (CTransPath)
-G     genes in the RNA vector                      --
-Fn    genomic functions (KEGG pathways)            352 functions F_jk
-J     biological processes (KEGG classes)          J (processes S_j)
-K     functions per process (padded)               K_j
-T     discrete time bins                           --
-====  ==========================================  =====================
+Shape letters are those of the package glossary, :mod:`survmamba_lite.shapes` (letter,
+meaning, paper symbol): here ``B`` patients, ``R`` regions (the paper's M), ``P`` patches per
+region (the paper's N), ``F`` patch-feature width, ``G`` genes, ``Fn`` functions, ``J``
+processes, ``K`` functions per process, ``T`` time bins.
 
 A patient is a :class:`PatientBag`: histology tokens as a flat list of patches with
 their region index (as stored in ``features/<slide_id>.h5``), and one RNA vector in

@@ -16,6 +16,7 @@ r"""From a loaded :class:`~survmamba_lite.data.layout.Cohort` to :class:`Patient
   ids, and the two datasets of that fold.
 
 >>> import tempfile
+>>> from pathlib import Path
 >>> from survmamba_lite.data.synth import make_synthetic_cohort
 >>> from survmamba_lite.data.layout import load_cohort
 >>> from survmamba_lite.data.bag import collate_bags
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

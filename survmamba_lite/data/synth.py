@@ -208,7 +208,7 @@ def synthetic_hierarchy(scale: SynthScale, seed: int) -> tuple[pd.DataFrame, lis
     lo, hi = scale.function_size
     member = np.zeros((Fn, G), dtype=np.int8)
     rows, k = [], 0
-    for j, (pname, n_f) in enumerate(zip(names, counts)):
+    for pname, n_f in zip(names, counts):
         for m in range(int(n_f)):
             size = int(np.clip(round(float(np.exp(rng.uniform(np.log(lo), np.log(hi))))), lo, min(hi, G)))
             idx = np.sort(rng.choice(G, size=size, replace=False, p=popularity))

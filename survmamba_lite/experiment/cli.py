@@ -143,7 +143,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import torch
 
-    from survmamba_lite.experiment.report import ComplexitySizes, make_report
+    from survmamba_lite.experiment.report import make_report
+    from survmamba_lite.experiment.table2 import ComplexitySizes
 
     for flag, value, low in (("--n-boot", args.n_boot, 1), ("--n-perm", args.n_perm, 0), ("--patches", args.patches, 1),
                              ("--regions", args.regions, 1), ("--wsi-dim", args.wsi_dim, 1),

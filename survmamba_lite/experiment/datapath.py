@@ -10,7 +10,7 @@ of 768 floats (10 MB), so every step paid for a disk read, a host-side scatter a
 Here:
 
 * :class:`FeatureStore` reads **every slide of a cohort once per process** into one
-  ``(N, F)`` tensor: on the GPU when it fits (``placement="auto"``: at most
+  ``(n_patches, F)`` tensor: on the GPU when it fits (``placement="auto"``: at most
   ``gpu_fraction`` of the free GPU memory), else in pinned host memory (plain host
   memory on a CPU-only machine). Cohorts that fit in neither train through the reference
   path (``features="disk"`` of :func:`~survmamba_lite.experiment.trainer.train_fold`:
@@ -76,7 +76,7 @@ def region_layout(region: Tensor) -> tuple[Tensor, Tensor, Tensor, int, int]:
 
 
 class FeatureStore:
-    """Every slide's patch features of a cohort in one ``(N, F)`` float32 tensor.
+    """Every slide's patch features of a cohort in one ``(n_patches, F)`` float32 tensor.
 
     Args:
         cohort: a loaded cohort with slides.
@@ -88,7 +88,7 @@ class FeatureStore:
     Attributes:
         placement: where the features ended up (``"gpu"`` or ``"host"``).
         nbytes: bytes of the feature tensor.
-        features: the ``(N, F)`` tensor.
+        features: the ``(n_patches, F)`` tensor.
     """
 
     def __init__(self, cohort: Cohort, device: torch.device, placement: str = "auto",

@@ -74,7 +74,6 @@ import logging
 import os
 import re
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -86,7 +85,8 @@ from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.jobs import Job, JobOptions, JobResult, finish_run, job_is_done, prepare_run, run_job
-from survmamba_lite.experiment.trainer import METRICS, atomic_write_text, _json_safe
+from survmamba_lite.experiment.trainer import METRICS, _json_safe
+from survmamba_lite.utils.io import atomic_write_text
 
 __all__ = ["SLOT", "parse_model", "model_slug", "grid_configs", "local_cluster", "dask_available", "run_grid",
            "GridResult", "expand_run_dirs", "timing_table", "GRID", "JOBS", "TIMING"]
@@ -364,7 +364,7 @@ def timing_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> pd.Dat
     was training, over every call: a run resumed across calls does not count the time
     between them), summed fold seconds, training cases/s, GPU utilisation, peak memory.
     Written as ``timing.csv`` and ``timing.md``."""
-    from survmamba_lite.experiment.report import to_markdown
+    from survmamba_lite.utils.markdown import to_markdown
 
     out = Path(out)
     attempts = _read_jobs(out)

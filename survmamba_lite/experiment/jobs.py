@@ -154,8 +154,8 @@ _COHORTS: dict[tuple, tuple] = {}
 
 def cached_cohort(config: ExperimentConfig):
     """``(cohort, folds_source, wsi_dim)`` of the config, loaded once per process (the last 4 kept)."""
-    from survmamba_lite.experiment.cv import (_wsi_dim, check_folds_exist, check_model_fits_cohort,
-                                              load_experiment_cohort)
+    from survmamba_lite.experiment.rundir import (_wsi_dim, check_folds_exist, check_model_fits_cohort,
+                                                  load_experiment_cohort)
 
     root = Path(config.cohort_dir).resolve()
     stamps = tuple(p.stat().st_mtime_ns if p.exists() else None
@@ -181,7 +181,7 @@ def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Jo
     :mod:`~survmamba_lite.experiment.cv`).
     """
     from survmamba_lite.data.layout import write_folds
-    from survmamba_lite.experiment.cv import _derived, _prepare_run_dir
+    from survmamba_lite.experiment.rundir import _derived, _prepare_run_dir
 
     cohort, source, wsi_dim = cached_cohort(config)
     out = _prepare_run_dir(config, _derived(config, cohort, source, wsi_dim), overwrite)
@@ -229,7 +229,7 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
 
 def finish_run(config: ExperimentConfig) -> dict | None:
     """``summary.json`` and ``oof_predictions.csv`` of a run whose folds are all done; None otherwise."""
-    from survmamba_lite.experiment.cv import read_run_config, summarise_run
+    from survmamba_lite.experiment.rundir import read_run_config, summarise_run
 
     out = Path(config.out_dir)
     _, derived = read_run_config(out)

@@ -25,6 +25,11 @@ Tables are written as CSV (numbers) and Markdown (formatted); figures as PNG (an
 with ``svg=True``); ``report.md`` gathers everything. ``std`` is the sample standard
 deviation over folds (``ddof=1``), as in ``summary.json``.
 
+Run directories are read by :mod:`~survmamba_lite.experiment.runs`, Table 2 is measured by
+:mod:`~survmamba_lite.experiment.table2` (the harness ``benchmarks/complexity.py`` uses too) and
+the random-risk reference is :func:`~survmamba_lite.survival.fold_permutation_cindex`; their
+names stay importable from here.
+
 Median split (Fig. 4): patients are pooled over folds (each scored by the model that did
 not see it) and split at the median of those risks, as the paper describes. The
 out-of-fold risks come from different fold models; the pooled c-index and its bootstrap
@@ -43,137 +48,20 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from survmamba_lite.data.bag import PatientBag, collate_bags
-from survmamba_lite.errors import UserError
-from survmamba_lite.experiment.config import ExperimentConfig
-from survmamba_lite.experiment.cv import CONFIG, OOF, SUMMARY, model_label, read_run_config
-from survmamba_lite.experiment.trainer import METRICS, resolve_device
-from survmamba_lite.registry import ModelInputs, build_model, list_models
-from survmamba_lite.survival import (bootstrap_ci, concordance_index, logrank_test, nll_loss, plot_km_by_risk,
-                                     split_by_median_risk)
+from survmamba_lite.experiment.rundir import OOF
+from survmamba_lite.experiment.runs import Run, check_run_files, load_run, load_runs
+from survmamba_lite.experiment.table2 import ComplexitySizes, complexity_table
+from survmamba_lite.registry import list_models
+from survmamba_lite.survival import (PermutationNull, bootstrap_ci, concordance_index, fold_permutation_cindex,
+                                     logrank_test, plot_km_by_risk, split_by_median_risk)
+from survmamba_lite.utils.markdown import to_markdown
 from survmamba_lite.utils.outputs import REPORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
 __all__ = ["Run", "load_run", "load_runs", "check_run_files", "table1", "table3", "fig3_bidirectional", "fig4_km", "extra_metrics",
            "PermutationNull", "fold_permutation_cindex", "random_risk_reference", "ComplexitySizes", "complexity_table", "make_report", "Report", "to_markdown", "PAPER_COHORTS"]
 
 PAPER_COHORTS = ("BRCA", "BLCA", "COADREAD", "UCEC", "LUAD")
-
-
-# --------------------------------------------------------------------------- runs
-@dataclass
-class Run:
-    """A finished run directory.
-
-    Attributes:
-        path: the directory.
-        config: its :class:`ExperimentConfig`.
-        derived: the ``derived`` block of ``config.json``.
-        summary: ``summary.json``.
-        folds: each fold's ``metrics.json``, in fold order.
-        oof: ``oof_predictions.csv``.
-        label: row label (the model's label, made unique among the loaded runs).
-    """
-
-    path: Path
-    config: ExperimentConfig
-    derived: dict
-    summary: dict
-    folds: list[dict]
-    oof: pd.DataFrame
-    label: str = ""
-
-    @property
-    def cohort(self) -> str:
-        return str(self.derived.get("cohort") or self.derived.get("cohort_name") or "cohort")
-
-    @property
-    def fold_c_index(self) -> list[float]:
-        return [float(m["c_index"]) for m in self.folds if m.get("c_index") is not None]
-
-
-def _read_json(path: Path, fix: str) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: missing; {fix}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err}); {fix}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object; {fix}")
-    return data
-
-
-def check_run_files(path: Path, summary: dict, folds: list[dict], oof: pd.DataFrame) -> None:
-    """Check a run's ``oof_predictions.csv`` and fold metrics against its ``summary.json``.
-
-    A truncated or edited file would otherwise give numbers from the wrong patients
-    without a word. Raises :class:`UserError` naming the file and the disagreement.
-    """
-    fix = f"rerun the same `survmamba cv` command with --out {path} to rebuild it from the fold files"
-    missing = [c for c in ("fold", "case_id", "time", "event", "risk") if c not in oof.columns]
-    if missing:
-        raise UserError(f"{path / OOF}: missing column(s) {missing}; {fix}")
-    n_oof = summary.get("n_oof")
-    if n_oof is not None and len(oof) != n_oof:
-        raise UserError(f"{path / OOF}: has {len(oof)} rows but {SUMMARY} says n_oof {n_oof} (truncated or "
-                        f"edited?); {fix}")
-    bad = oof[["time", "event", "risk"]].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
-    if bad.any():
-        raise UserError(f"{path / OOF}: row of case {oof.loc[bad, 'case_id'].iloc[0]} has an empty or non-numeric "
-                        f"time, event or risk ({int(bad.sum())} such row(s)); {fix}")
-    listed = [int(k) for k in summary.get("folds", [])]
-    present = sorted(int(k) for k in pd.unique(oof["fold"]))
-    if sorted(listed) != present:
-        raise UserError(f"{path / OOF}: holds folds {present} but {SUMMARY} lists folds {sorted(listed)}; {fix}")
-    counts = oof["fold"].value_counts()
-    for k, m in zip(listed, folds):
-        if m.get("n_val") is not None and int(counts.get(k, 0)) != int(m["n_val"]):
-            raise UserError(f"{path / OOF}: fold {k} has {int(counts.get(k, 0))} rows but "
-                            f"{path / f'fold_{k}' / METRICS} says n_val {m['n_val']}; {fix}")
-
-
-def load_run(path: str | Path) -> Run:
-    """Read a finished run directory (it must hold ``summary.json``) and check its files agree."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such folder, so no {CONFIG}; give a run directory (the --out of "
-                                "`survmamba cv`)")
-    if not (path / CONFIG).is_file():
-        raise FileNotFoundError(f"{path}: no {CONFIG}; is this a run directory of `survmamba cv`?")
-    config, derived = read_run_config(path)
-    if not (path / SUMMARY).is_file():
-        raise UserError(f"{path}: the run is unfinished (no {SUMMARY}); rerun the same `survmamba cv` command "
-                        f"with --out {path} to finish it")
-    fix = f"rerun the same `survmamba cv` command with --out {path} to rebuild it"
-    summary = _read_json(path / SUMMARY, fix)
-    if not isinstance(summary.get("folds"), list):
-        raise UserError(f"{path / SUMMARY}: no list of folds; {fix}")
-    folds = [_read_json(path / f"fold_{k}" / METRICS, f"fold {k} is listed in {SUMMARY}; {fix}")
-             for k in summary["folds"]]
-    if not (path / OOF).is_file():
-        raise UserError(f"{path / OOF}: missing; {fix}")
-    try:
-        oof = pd.read_csv(path / OOF, dtype={"case_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"{path / OOF}: not a readable CSV ({err}); {fix}") from None
-    check_run_files(path, summary, folds, oof)
-    label = derived.get("model_label") or model_label(config.model, dict(config.model_options))
-    return Run(path, config, derived, summary, folds, oof, label)
-
-
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Load runs; two runs with the same label on the same cohort get their directory name appended."""
-    runs = [load_run(p) for p in paths]
-    seen: dict[tuple[str, str], list[Run]] = {}
-    for r in runs:
-        seen.setdefault((r.label, r.cohort), []).append(r)
-    for group in seen.values():
-        if len(group) > 1:
-            for r in group:
-                r.label = f"{r.label} [{r.path.name}]"
-    return runs
 
 
 def _model_order(runs: Sequence[Run]) -> list[str]:
@@ -195,22 +83,6 @@ def _fmt(mean: float | None, std: float | None, digits: int = 3) -> str:
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A pipe table (no extra dependency).
-
-    >>> print(to_markdown(pd.DataFrame({"a": [1], "b": ["x"]})))
-    | a | b |
-    |---|---|
-    | 1 | x |
-    """
-    frame = df.reset_index() if index else df
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v) for v in row) + " |")
-    return "\n".join(lines)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -400,133 +272,6 @@ def _extra_markdown(df: pd.DataFrame, level: float) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- random-risk reference
-_PAIR_CHUNK = 1 << 22      # comparisons (permutations x comparable pairs) held in memory at once
-_TIE_TOL = 1e-12           # null fold-means within this of the observed one count as ">="
-
-
-@dataclass(frozen=True)
-class PermutationNull:
-    r"""Result of :func:`fold_permutation_cindex`.
-
-    Attributes:
-        observed: mean over the used folds of the fold's Harrell C.
-        null: ``(n_perm,)`` the same mean with the risks shuffled within each fold.
-        p_value: one-sided permutation p, :math:`(1 + \#\{b: \bar C^{(b)} \ge \bar C_\text{obs}\}) / (1 + B)`.
-        folds: fold ids that entered the mean, ascending.
-        skipped: fold ids left out (no comparable pair: too small or fully censored).
-    """
-
-    observed: float
-    null: np.ndarray
-    p_value: float
-    folds: tuple
-    skipped: tuple
-
-
-def _comparable_pairs(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index arrays ``(i, j)`` of the comparable pairs, ``i`` the one who died first (lifelines rules).
-
-    ``t: (n,)``, ``e: (n,)`` bool; builds an ``(n, n)`` mask, fine for validation folds.
-    """
-    mask = e[:, None] & ((t[None, :] > t[:, None]) | ((t[None, :] == t[:, None]) & ~e[None, :]))  # (n, n)
-    return np.nonzero(mask)
-
-
-def _batched_cindex(risks: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Harrell's C of each row of ``risks: (M, n)`` over the comparable pairs ``(i, j)``; ``(M,)``."""
-    n_pairs = i.shape[0]
-    out = np.empty(risks.shape[0])
-    step = max(1, _PAIR_CHUNK // max(1, n_pairs))
-    for s in range(0, risks.shape[0], step):
-        ri, rj = risks[s:s + step, i], risks[s:s + step, j]                     # (m, pairs)
-        conc = (ri > rj).sum(axis=1)
-        tied = (ri == rj).sum(axis=1)
-        out[s:s + step] = (conc + 0.5 * tied) / n_pairs                         # the formula of concordance_index
-    return out
-
-
-def fold_permutation_cindex(time: Any, risk: Any, event: Any, fold: Any, n_perm: int = 1000,
-                            seed: int = 0) -> PermutationNull:
-    r"""Permutation null of the fold-mean Harrell C when the risks carry no information.
-
-    With folds :math:`f = 1..k` and :math:`C_f(r)` Harrell's C of the risks ``r`` on fold
-    ``f`` (:func:`~survmamba_lite.survival.concordance_index`), the statistic is
-    :math:`\bar C(r) = \frac1k \sum_f C_f(r)`, the number Table 1 reports. Replicate
-    ``b`` draws an independent uniform permutation :math:`\pi_f^{(b)}` of the risks inside
-    each fold, so times, events, censoring, fold sizes and the multiset of risk values
-    (ties included) stay exactly as observed; only the link between a patient and a risk
-    is broken:
-
-    .. math::
-
-        \bar C^{(b)} = \frac1k \sum_f C_f\!\big(r \circ \pi_f^{(b)}\big), \qquad
-        p = \frac{1 + \#\{b : \bar C^{(b)} \ge \bar C_\text{obs}\}}{1 + B}.
-
-    Under the null every comparable pair is concordant or discordant with equal chance
-    (a tied pair counts ½ either way), so :math:`E[\bar C^{(b)}] = 0.5` exactly; the
-    spread of :math:`\bar C^{(b)}` is what a random risk reaches on folds this size. The
-    p-value is the usual one-sided Monte-Carlo permutation p (never 0; its smallest value
-    is :math:`1 / (1 + B)`). Values within ``1e-12`` of the observed mean count as ``>=``
-    (float rounding of equal fractions).
-
-    Folds without a comparable pair are left out of the mean (listed in ``skipped``).
-    Random stream: ``numpy.random.default_rng(seed)``; for each fold in ascending fold
-    id, one ``rng.permuted`` call on ``n_perm`` copies of the fold's risks (row ``b`` is
-    replicate ``b``). The null C's are counted on the fold's comparable pairs, vectorised
-    over replicates; the observed C is :func:`concordance_index`'s and equals the
-    identity permutation's.
-
-    Args:
-        time: ``(n,)`` follow-up times.
-        risk: ``(n,)`` predicted risk (higher = earlier death).
-        event: ``(n,)`` 1 = death observed, 0 = censored.
-        fold: ``(n,)`` validation fold of each patient.
-        n_perm: replicates ``B`` (>= 1).
-        seed: seed of the permutations.
-
-    >>> t = np.arange(1.0, 21.0); e = np.ones(20); fold = np.repeat([0, 1], 10)
-    >>> perfect = fold_permutation_cindex(t, -t, e, fold, n_perm=999)
-    >>> perfect.observed, perfect.p_value, round(float(perfect.null.mean()), 2)
-    (1.0, 0.001, 0.5)
-    >>> fold_permutation_cindex(t, t, e, fold, n_perm=999).p_value      # reversed ranking
-    1.0
-    """
-    t_all, e_all = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (time, event))
-    r_all = np.asarray(risk, dtype=np.float64).reshape(-1)
-    f_all = np.asarray(fold).reshape(-1)
-    if not (t_all.shape == e_all.shape == r_all.shape == f_all.shape):
-        raise ValueError(f"fold_permutation_cindex: time, risk, event and fold must have the same length, got "
-                         f"{t_all.shape[0]}, {r_all.shape[0]}, {e_all.shape[0]} and {f_all.shape[0]}")
-    if int(n_perm) < 1:
-        raise ValueError(f"fold_permutation_cindex: n_perm must be >= 1, got {n_perm}")
-    n_perm = int(n_perm)
-    rng = np.random.default_rng(seed)
-    observed_sum, null_sum = 0.0, np.zeros(n_perm)
-    used, skipped = [], []
-    for k in np.unique(f_all):
-        sel = f_all == k
-        t, r, e = t_all[sel], r_all[sel], e_all[sel]
-        try:
-            c_obs = concordance_index(t, r, e)             # validates the inputs too (NaN, event 0/1)
-        except ValueError as err:
-            if "no comparable pairs" not in str(err):
-                raise ValueError(f"fold {k}: {err}") from err
-            skipped.append(k.item() if hasattr(k, "item") else k)
-            continue
-        i, j = _comparable_pairs(t, e.astype(bool))
-        shuffled = rng.permuted(np.tile(r, (n_perm, 1)), axis=1)                # (n_perm, n_fold)
-        observed_sum += c_obs
-        null_sum += _batched_cindex(shuffled, i, j)
-        used.append(k.item() if hasattr(k, "item") else k)
-    if not used:
-        raise ValueError("fold_permutation_cindex: no fold has a comparable pair (each needs an observed death "
-                         "that ends before another patient's follow-up)")
-    observed = observed_sum / len(used)
-    null = null_sum / len(used)
-    p = (1 + int((null >= observed - _TIE_TOL).sum())) / (1 + n_perm)
-    return PermutationNull(float(observed), null, float(p), tuple(used), tuple(skipped))
-
-
 def random_risk_reference(runs: Sequence[Run], n_perm: int = 1000, seed: int = 0,
                           level: float = 0.95) -> pd.DataFrame:
     r"""Per run (model × cohort): does the model beat risks drawn at random?
@@ -580,74 +325,6 @@ def _random_risk_markdown(df: pd.DataFrame, level: float) -> pd.DataFrame:
                                           for lo, hi, o in zip(df["null_low"], df["null_high"], ok)],
         "p (one-sided)": [f"{p:.3g}" if pd.notna(p) else "" for p in df["p_value"]],
         "permutations": df["n_perm"], "folds": df["n_folds"]})
-
-
-# --------------------------------------------------------------------------- Table 2
-@dataclass(frozen=True)
-class ComplexitySizes:
-    """The stated input of the complexity table.
-
-    Attributes:
-        patches: patch tokens of the one patient (paper setting: 4096).
-        regions: regions they are spread over (a 4096 px region holds 16 x 16 = 256 patches,
-            so 4096 patches = 16 full regions).
-        wsi_dim: patch-feature width ``F`` (CTransPath: 768).
-        genes_scale: synthetic KEGG-shaped hierarchy (``paper``: 1,577 genes, 352
-            functions, 45 processes; ``course``; ``tiny``).
-        n_bins: time bins ``T``.
-        repeats: timed training steps (median reported).
-    """
-
-    patches: int = 4096
-    regions: int = 16
-    wsi_dim: int = 768
-    genes_scale: str = "paper"
-    n_bins: int = 4
-    repeats: int = 3
-
-
-def _complexity_inputs(sizes: ComplexitySizes, device: torch.device):
-    from survmamba_lite.data.kegg import build_genomic_hierarchy
-    from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
-
-    if sizes.genes_scale not in SCALES:
-        raise ValueError(f"genes_scale must be one of {list(SCALES)}, got {sizes.genes_scale!r}")
-    table, genes, _ = synthetic_hierarchy(SCALES[sizes.genes_scale], 0)
-    hierarchy = build_genomic_hierarchy(table, genes)[0]
-    g = torch.Generator().manual_seed(0)
-    region = torch.arange(sizes.patches) % sizes.regions
-    bag = PatientBag("complexity", torch.randn(sizes.patches, sizes.wsi_dim, generator=g), region,
-                     torch.randn(hierarchy.n_genes, generator=g), time=10.0, event=1, time_bin=1)
-    return ModelInputs(n_bins=sizes.n_bins, wsi_dim=sizes.wsi_dim, hierarchy=hierarchy), collate_bags([bag]).to(device)
-
-
-def complexity_table(models: Sequence[tuple[str, str, dict]], sizes: ComplexitySizes = ComplexitySizes(),
-                     device: str = "auto") -> pd.DataFrame:
-    """Table 2 for ``models`` = ``[(label, registry name, options), ...]`` on one synthetic patient.
-
-    Columns: label, model, params, FLOPs (forward; matmul + analytic scan), training step
-    seconds (median), peak CUDA memory in MiB (blank on CPU), device and the input sizes.
-    """
-    from survmamba_lite.utils.complexity import measure_complexity
-
-    dev = resolve_device(device)
-    inputs, batch = _complexity_inputs(sizes, dev)
-    rows = []
-    for label, name, options in models:
-        torch.manual_seed(0)
-        model = build_model(name, inputs, **options).to(dev)
-
-        def loss(logits, b):
-            out = nll_loss(logits.float(), b.time_bin, b.event)
-            return out + model.auxiliary_loss(b) if callable(getattr(model, "auxiliary_loss", None)) else out
-        c = measure_complexity(model, batch, loss, repeats=sizes.repeats)
-        rows.append({"label": label, "model": name, "params": c.params, "flops": c.flops,
-                     "flops_matmul": c.flops_matmul, "flops_scan": c.flops_scan, "step_seconds": c.step_seconds,
-                     "peak_memory_mib": None if c.peak_memory_bytes is None else c.peak_memory_bytes / 2 ** 20,
-                     "device": c.device, "patches": sizes.patches, "regions": sizes.regions,
-                     "wsi_dim": sizes.wsi_dim, "n_genes": inputs.hierarchy.n_genes})
-        del model
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- everything

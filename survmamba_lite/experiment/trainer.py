@@ -76,6 +76,7 @@ from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordan
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
 from survmamba_lite.utils.cuda_graphs import GraphedTrainStep
+from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.precision import autocast, set_matmul_precision
 
 __all__ = ["derive_seed", "resolve_device", "subsample_bag", "make_optimizer", "predict", "predictions_frame",
@@ -110,16 +111,6 @@ def derive_seed(*keys: int) -> int:
 
 def _case_key(case_id: str) -> int:
     return zlib.crc32(case_id.encode("utf-8"))
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} asked for but torch sees no CUDA device; use --device cpu or auto")
-    return device
 
 
 def _json_safe(x: Any) -> Any:

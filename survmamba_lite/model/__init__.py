@@ -1,4 +1,7 @@
-"""SurvMamba: encoders, HIM (Eq. 5–6), IFM (Algorithm 2, Eq. 7), adaptive fusion (Eq. 8)."""
+"""SurvMamba: encoders, HIM (Eq. 5–6), IFM (Algorithm 2, Eq. 7), adaptive fusion (Eq. 8).
+
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+"""
 from survmamba_lite.model.config import IFM_ALIGNMENTS, VARIANTS, SurvMambaConfig
 from survmamba_lite.model.him import HierarchicalInteractionMamba
 from survmamba_lite.model.ifm import InteractionFusionMamba

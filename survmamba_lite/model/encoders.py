@@ -1,5 +1,7 @@
 """Token encoders shared by SurvMamba and the baselines.
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 * :class:`PatchEncoder` — the trainable projection after the frozen pathology encoder
   ``f_I`` (paper: 768-d CTransPath embeddings projected to 512-d).
 * :class:`FunctionEncoder` — the genomics encoder ``f_G`` (Sec. 3.3): one small

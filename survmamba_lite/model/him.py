@@ -1,5 +1,7 @@
 """Hierarchical Interaction Mamba (HIM, Sec. 3.4, Eq. 5–6) and masked sequence helpers.
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 For one modality with fine tokens grouped as ``(B, S, K, D)`` (S groups: regions or
 processes; K fine tokens per group: patches or functions)::
 

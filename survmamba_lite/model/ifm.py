@@ -1,5 +1,7 @@
 """Interaction Fusion Mamba (IFM, Sec. 3.5, Algorithm 2, Eq. 7).
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 Algorithm 2 for modalities ``a1`` (histology) and ``a2`` (genomics)::
 
     for o in {a1, a2}:
@@ -47,12 +49,12 @@ def resample_to_length(x: Tensor, n_src: Tensor, n_dst: Tensor, length: int) -> 
     """Linearly resample each row's first ``n_src[b]`` positions onto ``n_dst[b]`` positions.
 
     Args:
-        x: ``(B, L_src, C)`` sequences, real positions first.
+        x: ``(B, L_src, D)`` sequences, real positions first.
         n_src: ``(B,)`` real lengths of ``x`` (>= 1).
         n_dst: ``(B,)`` target real lengths (>= 0, <= ``length``).
         length: padded output length ``L_dst``.
 
-    Returns ``(B, L_dst, C)``, zero beyond ``n_dst[b]``. Endpoints map to endpoints.
+    Returns ``(B, L_dst, D)``, zero beyond ``n_dst[b]``. Endpoints map to endpoints.
 
     >>> x = torch.tensor([[0., 10., 0.]]).unsqueeze(-1)
     >>> resample_to_length(x, torch.tensor([2]), torch.tensor([3]), 4).squeeze(-1).tolist()

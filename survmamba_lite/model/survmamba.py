@@ -1,6 +1,6 @@
 """SurvMamba (Fig. 2): encoders -> HIM per modality -> IFM per granularity -> adaptive fusion -> hazards.
 
-Data flow for a batch (shape letters as in :mod:`survmamba_lite.data.bag`)::
+Data flow for a batch (shape letters as in :mod:`survmamba_lite.shapes`)::
 
     patches (B, R, P, F) --PatchEncoder-->  (B, R, P, D) --HIM_I--> fine (B, Lp, D), coarse (B, R, D)
     rna (B, G) --FunctionEncoder--> (B, Fn, D) --group by process--> (B, J, K, D)

@@ -2,7 +2,8 @@
 Mamba's selective scan with interchangeable backends (``ref``, ``parallel``, ``mamba_ssm``), and the
 Bi-Mamba block of Algorithm 1.
 
-Shape letters: ``B`` batch, ``E`` expanded width (channels), ``L`` length, ``N`` state size.
+Shape letters (the glossary is :mod:`survmamba_lite.shapes`): ``B`` batch, ``E`` expanded width (channels),
+``L`` length, ``N`` state size, ``Q`` chunk length of the chunked scan.
 """
 from .discretize import simplified, ssm_convolution, ssm_kernel, ssm_recurrence, zoh, zoh_diagonal
 from .scan import BACKENDS, available_backends, selective_scan, selective_scan_ref

@@ -1,12 +1,14 @@
 """The Bi-Mamba block (Algorithm 1) over batches of variable-length sequences.
 
-Algorithm 1, for one token sequence ``T_{l-1}: (B, M, D)``::
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
 
-    T' = Norm(T_{l-1});  x = Linear^x(T');  z = Linear^z(T')              # (B, M, E)
+Algorithm 1, for one token sequence ``T_{l-1}: (B, L, D)``::
+
+    T' = Norm(T_{l-1});  x = Linear^x(T');  z = Linear^z(T')              # (B, L, E)
     for o in {forward, backward}:
         x'_o  = SiLU(Conv1d_o(x))                                         # causal, depthwise
-        B_o, C_o = Linear^B_o(x'_o), Linear^C_o(x'_o)                     # (B, M, N)
-        Δ_o   = softplus(Linear^Δ_o(x'_o) + Parameter^Δ_o)                # (B, M, E)
+        B_o, C_o = Linear^B_o(x'_o), Linear^C_o(x'_o)                     # (B, L, N)
+        Δ_o   = softplus(Linear^Δ_o(x'_o) + Parameter^Δ_o)                # (B, L, E)
         Y_o   = SSM(exp(Δ_o ⊗ A_o), Δ_o ⊗ B_o, C_o)(x'_o)                 # selective scan
     T_l = Linear^T(Y_fwd ⊙ SiLU(z) + Y_bwd ⊙ SiLU(z)) + T_{l-1}
 
@@ -86,9 +88,9 @@ def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, backend: 
     """``SiLU(causal depthwise Conv1d(x))``: position ``t`` sees ``x[t-W+1 .. t]`` of its channel.
 
     Args:
-        x: ``(B, C, L)`` sequences, channels first.
-        weight: ``(C, 1, W)`` (``nn.Conv1d`` layout) or ``(C, W)`` depthwise kernels.
-        bias: ``(C,)`` or None.
+        x: ``(B, E, L)`` sequences, channels first.
+        weight: ``(E, 1, W)`` (``nn.Conv1d`` layout) or ``(E, W)`` depthwise kernels.
+        bias: ``(E,)`` or None.
         backend: ``"torch"`` (``F.conv1d`` with left padding ``W - 1``, any device),
             ``"causal_conv1d"`` (the fused CUDA kernel of the causal-conv1d package) or
             ``"auto"`` (the fused kernel on CUDA when it imports and takes the dtype and width,

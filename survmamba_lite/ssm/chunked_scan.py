@@ -1,5 +1,7 @@
 """The ``parallel`` backend: a chunked selective scan in pure PyTorch (CPU and CUDA).
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 The selective SSM of Mamba is, per batch ``b``, channel ``e`` and state ``n``, the scalar
 linear recurrence
 
@@ -8,10 +10,10 @@ linear recurrence
     h_t = a_t h_{t-1} + x_t, \\qquad a_t = \\exp(\\Delta_t A), \\qquad x_t = \\Delta_t B_t u_t,
     \\qquad y_t = \\sum_n C_t h_t .
 
-Positions are cut into ``nC`` chunks of ``T`` consecutive steps (the sequence is padded at
+Positions are cut into ``nC`` chunks of ``Q`` consecutive steps (the sequence is padded at
 the end with identity steps ``Δ = 0``, i.e. ``a = 1`` and ``x = 0``). Three phases:
 
-1. *local sweep*: for ``t = 0..T-1`` run the recurrence from a zero state inside every
+1. *local sweep*: for ``t = 0..Q-1`` run the recurrence from a zero state inside every
    chunk at once (each step is one vectorised operation over all chunks), giving the state
    each chunk would reach on its own;
 2. *carry*: the state entering chunk ``c`` is
@@ -32,7 +34,7 @@ reverse with the same chunking,
 
 written by hand (the forward keeps only the states of the true sweep), so no autograd
 graph with ``O(L)`` nodes is built. All sweeps work in place on chunk-sized buffers, which
-keeps the working set in cache on CPU and the kernel count at ``O(T + log nC)`` on GPU.
+keeps the working set in cache on CPU and the kernel count at ``O(Q + log nC)`` on GPU.
 
 This module works in an internal chunked layout; :func:`survmamba_lite.ssm.selective_scan`
 is the public entry point.
@@ -49,14 +51,14 @@ __all__ = ["chunked_scan", "choose_chunk_size", "carry_scan"]
 
 
 def choose_chunk_size(L: int, device: torch.device) -> int:
-    """Chunk length ``T`` used by :func:`chunked_scan` for a sequence of length ``L``.
+    """Chunk length ``Q`` used by :func:`chunked_scan` for a sequence of length ``L``.
 
-    On CPU ``T ≈ sqrt(L)`` (a power of two) balances the ``T`` steps of each sweep against
-    the ``L / T`` chunks of the carry loop. On CUDA every operation is a kernel launch and the
+    On CPU ``Q ≈ sqrt(L)`` (a power of two) balances the ``Q`` steps of each sweep against
+    the ``L / Q`` chunks of the carry loop. On CUDA every operation is a kernel launch and the
     carry is a log-depth scan, so chunks are as short as possible while the doubling scan
-    over at most 2048 chunks stays cheap in memory traffic: ``T`` is the smallest power of
-    two with ``L / T <= 2048`` (measured on an H200 with ``E=128, N=16``: at ``L=4096``,
-    ``T=2`` takes 1.8 ms forward vs 3.8 ms for ``T=16`` and 11 ms for ``T=64``).
+    over at most 2048 chunks stays cheap in memory traffic: ``Q`` is the smallest power of
+    two with ``L / Q <= 2048`` (measured on an H200 with ``E=128, N=16``: at ``L=4096``,
+    ``Q=2`` takes 1.8 ms forward vs 3.8 ms for ``Q=16`` and 11 ms for ``Q=64``).
 
     >>> choose_chunk_size(4096, torch.device("cpu")), choose_chunk_size(1, torch.device("cpu"))
     (64, 1)
@@ -128,7 +130,7 @@ class _ChunkedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, d: Tensor, du: Tensor, A: Tensor, Bk: Tensor, Ck: Tensor, carry: str):
-        T, Bn, E, nC = d.shape
+        Q, Bn, E, nC = d.shape
         N = A.shape[1]
         A3 = A.unsqueeze(1)  # (E, 1, N)
         a = d.new_empty(Bn, E, nC, N)  # step decay buffer, reused every step
@@ -140,7 +142,7 @@ class _ChunkedScan(torch.autograd.Function):
         # phase 1 -- local sweep: state each chunk reaches from zero
         if nC > 1:
             h = d.new_zeros(Bn, E, nC, N)
-            for t in range(T):
+            for t in range(Q):
                 h.mul_(decay(t)).addcmul_(du[t].unsqueeze(-1), _step(Bk, t))
             dec = torch.exp(d.sum(0).unsqueeze(-1) * A3)  # (B, E, nC, N) chunk decays
             # phase 2 -- carry across chunks
@@ -150,11 +152,11 @@ class _ChunkedScan(torch.autograd.Function):
 
         # phase 3 -- true sweep from the carried states, producing y
         keep = any(ctx.needs_input_grad[:5])
-        states = d.new_empty(T, Bn, E, nC, N) if keep else None
-        y = d.new_empty(T, Bn, E, nC)
+        states = d.new_empty(Q, Bn, E, nC, N) if keep else None
+        y = d.new_empty(Q, Bn, E, nC)
         tmp = torch.empty_like(a)
         h = h_in if keep else h_in.clone()
-        for t in range(T):
+        for t in range(Q):
             decay(t)
             if keep:
                 torch.mul(a, h, out=states[t])
@@ -174,7 +176,7 @@ class _ChunkedScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy: Tensor, dlast: Tensor):
         d, du, A, Bk, Ck, h_in, states = ctx.saved_tensors
-        T, Bn, E, nC = d.shape
+        Q, Bn, E, nC = d.shape
         N = A.shape[1]
         A3 = A.unsqueeze(1)
         a = d.new_empty(Bn, E, nC, N)
@@ -186,7 +188,7 @@ class _ChunkedScan(torch.autograd.Function):
         # adjoint entering each chunk from its right, q = a_{first} * g_{first} of the next chunk
         if nC > 1:
             q = d.new_zeros(Bn, E, nC, N)
-            for t in reversed(range(T)):  # local reverse sweep
+            for t in reversed(range(Q)):  # local reverse sweep
                 q.addcmul_(_step(Ck, t), dy[t].unsqueeze(-1)).mul_(decay(t))
             dec = torch.exp(d.sum(0).unsqueeze(-1) * A3)
             k_rev, _ = carry_scan(dec.flip(2), q.flip(2), init=dlast, method=ctx.carry)
@@ -201,7 +203,7 @@ class _ChunkedScan(torch.autograd.Function):
         d_A = torch.zeros_like(a)
         g = torch.empty_like(a)
         tmp = torch.empty_like(a)
-        for t in reversed(range(T)):  # true reverse sweep
+        for t in reversed(range(Q)):  # true reverse sweep
             B_t, C_t, dy_t = _step(Bk, t), _step(Ck, t), dy[t].unsqueeze(-1)
             torch.addcmul(q, C_t, dy_t, out=g)  # g_t = C_t dy_t + a_{t+1} g_{t+1}
             _step(d_C, t).add_(torch.mul(states[t], dy_t, out=tmp).sum_to_size(C_t.shape))
@@ -219,16 +221,16 @@ def chunked_scan(d: Tensor, du: Tensor, A: Tensor, Bk: Tensor, Ck: Tensor, carry
     """Run the chunked scan on tensors already in the chunked layout.
 
     Args:
-        d: ``(T, B, E, nC)`` step sizes ``Δ`` (step ``t`` of chunk ``c`` is position ``c*T + t``).
-        du: ``(T, B, E, nC)`` the products ``Δ u``.
+        d: ``(Q, B, E, nC)`` step sizes ``Δ`` (step ``t`` of chunk ``c`` is position ``c*Q + t``).
+        du: ``(Q, B, E, nC)`` the products ``Δ u``.
         A: ``(E, N)`` real state matrix (diagonal, one row per channel).
-        Bk: ``(T, B, 1, nC, N)`` input-dependent B shared by channels, ``(T, B, E, nC, N)``
+        Bk: ``(Q, B, 1, nC, N)`` input-dependent B shared by channels, ``(Q, B, E, nC, N)``
             one per channel, or ``(1, 1, E, 1, N)`` time-invariant.
         Ck: like ``Bk``.
         carry: ``"loop"`` or ``"doubling"`` (see :func:`carry_scan`).
 
     Returns:
-        ``(y, last)``: ``y: (T, B, E, nC)`` and the state after the final step ``(B, E, N)``.
+        ``(y, last)``: ``y: (Q, B, E, nC)`` and the state after the final step ``(B, E, N)``.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> d = torch.rand(2, 1, 3, 4, generator=g); du = torch.randn(2, 1, 3, 4, generator=g)

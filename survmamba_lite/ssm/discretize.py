@@ -20,7 +20,8 @@ Mamba keeps :math:`\\bar A` exact but replaces :math:`\\bar B` by :math:`\\Delta
 so the simplified :math:`\\bar B = \\Delta B` is the first-order truncation: its error is
 :math:`O(\\Delta^2)` per step and vanishes as :math:`\\Delta \\to 0`.
 
-Shape letters: ``N`` state size, ``M`` input channels of ``B``, ``L`` sequence length.
+Shape letters (:mod:`survmamba_lite.shapes`): ``N`` state size, ``U`` input channels of ``B``, ``L``
+sequence length.
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def zoh(delta, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
     """Exact zero-order hold for a general square ``A`` (Eq. 2), via one matrix exponential.
 
     :math:`\\bar B = (\\Delta A)^{-1}(e^{\\Delta A} - I)\\Delta B` is never formed with an
-    inverse. The block matrix :math:`M = \\begin{pmatrix}\\Delta A & \\Delta B\\\\ 0 & 0\\end{pmatrix}`
-    has :math:`e^{M} = \\begin{pmatrix}e^{\\Delta A} & \\varphi_1(\\Delta A)\\Delta B\\\\ 0 & I\\end{pmatrix}`
+    inverse. The block matrix :math:`Z = \\begin{pmatrix}\\Delta A & \\Delta B\\\\ 0 & 0\\end{pmatrix}`
+    has :math:`e^{Z} = \\begin{pmatrix}e^{\\Delta A} & \\varphi_1(\\Delta A)\\Delta B\\\\ 0 & I\\end{pmatrix}`
     (sum the series: the top-right block is :math:`\\sum_{k\\ge1} (\\Delta A)^{k-1}\\Delta B / k!`),
     so both :math:`\\bar A` and :math:`\\bar B` come from :func:`torch.linalg.matrix_exp`, also for
     a singular ``A`` (where the inverse formula does not exist but the integral does).
@@ -48,7 +49,7 @@ def zoh(delta, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
     Args:
         delta: step size, a number or a tensor of shape ``(...)`` (one step per batch element).
         A: ``(..., N, N)`` state matrix.
-        B: ``(..., N, M)`` input matrix, or ``(..., N)`` for a single input.
+        B: ``(..., N, U)`` input matrix, or ``(..., N)`` for a single input.
 
     Returns:
         ``(A_bar, B_bar)`` with shapes ``(..., N, N)`` and the shape of ``B`` (broadcast).
@@ -64,8 +65,8 @@ def zoh(delta, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
     d = _as_tensor(delta, A)[..., None, None]
     dA, dB = d * A, d * B
     batch = torch.broadcast_shapes(dA.shape[:-2], dB.shape[:-2])
-    N, M = A.shape[-1], B.shape[-1]
-    block = A.new_zeros(*batch, N + M, N + M)
+    N, U = A.shape[-1], B.shape[-1]
+    block = A.new_zeros(*batch, N + U, N + U)
     block[..., :N, :N] = dA
     block[..., :N, N:] = dB
     E = torch.linalg.matrix_exp(block)
@@ -121,7 +122,7 @@ def simplified(delta, A: Tensor, B: Tensor, diagonal: bool = True) -> tuple[Tens
         delta: step size, a number or a tensor broadcasting against ``A`` and ``B``
             (for ``diagonal=False`` a tensor of shape ``(...)``, one step per matrix).
         A: ``(..., N)`` diagonal entries, or ``(..., N, N)`` with ``diagonal=False``.
-        B: ``(..., N)``, or ``(..., N, M)`` / ``(..., N)`` with ``diagonal=False``.
+        B: ``(..., N)``, or ``(..., N, U)`` / ``(..., N)`` with ``diagonal=False``.
         diagonal: whether ``A`` is given by its diagonal.
 
     >>> A_bar, B_bar = simplified(0.1, torch.tensor([-1.0]), torch.tensor([1.0]))

@@ -1,5 +1,7 @@
 """The selective scan (Mamba's S6 layer, Eq. 3 with input-dependent parameters).
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 One function, :func:`selective_scan`, with the signature and semantics of mamba-ssm's
 ``selective_scan_fn`` and three interchangeable backends:
 
@@ -104,12 +106,12 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias) -> None:
             if tuple(X.shape) != (Bn, N, L):
                 fail(f"input-dependent {name} must be (B, N, L) = ({Bn}, {N}, {L}), got {tuple(X.shape)}")
         elif X.dim() == 4:
-            G = X.shape[1]
-            if X.shape[0] != Bn or X.shape[2:] != (N, L) or G < 1 or E % G:
-                fail(f"grouped {name} must be (B, G, N, L) = ({Bn}, G, {N}, {L}) with G dividing "
+            Gb = X.shape[1]
+            if X.shape[0] != Bn or X.shape[2:] != (N, L) or Gb < 1 or E % Gb:
+                fail(f"grouped {name} must be (B, Gb, N, L) = ({Bn}, Gb, {N}, {L}) with Gb dividing "
                      f"E = {E}, got {tuple(X.shape)}")
         else:
-            fail(f"{name} must be (E, N), (B, N, L) or (B, G, N, L), got {tuple(X.shape)}")
+            fail(f"{name} must be (E, N), (B, N, L) or (B, Gb, N, L), got {tuple(X.shape)}")
         if X.is_complex():
             fail(f"complex {name} is not supported")
     for name, X, shape in (("D", D, (E,)), ("delta_bias", delta_bias, (E,)), ("z", z, tuple(u.shape))):
@@ -136,7 +138,7 @@ def _prepare_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: boo
 
 
 def _per_channel(X: Tensor, E: int) -> Tensor:
-    """Grouped ``(B, G, N, L)`` -> ``(B, E, N, L)``; channel ``e`` uses group ``e // (E/G)``."""
+    """Grouped ``(B, Gb, N, L)`` -> ``(B, E, N, L)``; channel ``e`` uses group ``e // (E/Gb)``."""
     return X.repeat_interleave(E // X.shape[1], dim=1)
 
 
@@ -202,24 +204,24 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 
 
 # --------------------------------------------------------------------------- parallel
-def _to_chunks(X: Tensor, T: int, nC: int) -> Tensor:
-    """``(B, E, L)`` -> ``(T, B, E, nC)``, zero-padded at the end to ``nC*T`` positions."""
+def _to_chunks(X: Tensor, Q: int, nC: int) -> Tensor:
+    """``(B, E, L)`` -> ``(Q, B, E, nC)``, zero-padded at the end to ``nC*Q`` positions."""
     L = X.shape[-1]
-    X = F.pad(X, (0, nC * T - L))
-    return X.unflatten(-1, (nC, T)).permute(3, 0, 1, 2).contiguous()
+    X = F.pad(X, (0, nC * Q - L))
+    return X.unflatten(-1, (nC, Q)).permute(3, 0, 1, 2).contiguous()
 
 
-def _bc_to_chunks(X: Tensor, E: int, T: int, nC: int) -> Tensor:
+def _bc_to_chunks(X: Tensor, E: int, Q: int, nC: int) -> Tensor:
     """B or C into the layout of :func:`chunked_scan`."""
     if X.dim() == 2:  # (E, N) -> (1, 1, E, 1, N)
         return X[None, None, :, None, :]
-    if X.dim() == 3:  # (B, N, L) -> (T, B, 1, nC, N)
+    if X.dim() == 3:  # (B, N, L) -> (Q, B, 1, nC, N)
         X = X.unsqueeze(1)
-    elif X.shape[1] != E:  # grouped (B, G, N, L) -> (B, E, N, L)
+    elif X.shape[1] != E:  # grouped (B, Gb, N, L) -> (B, E, N, L)
         X = _per_channel(X, E)
     L = X.shape[-1]
-    X = F.pad(X, (0, nC * T - L))  # (B, E|1, N, nC*T)
-    return X.unflatten(-1, (nC, T)).permute(4, 0, 1, 3, 2).contiguous()
+    X = F.pad(X, (0, nC * Q - L))  # (B, E|1, N, nC*Q)
+    return X.unflatten(-1, (nC, Q)).permute(4, 0, 1, 3, 2).contiguous()
 
 
 def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
@@ -229,14 +231,14 @@ def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus
     Bn, E, L = u.shape
     uf = u.to(dtype)
     delta = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
-    T = chunk_size or choose_chunk_size(L, u.device)
-    nC = -(-L // T)
+    Q = chunk_size or choose_chunk_size(L, u.device)
+    nC = -(-L // Q)
     if carry is None:
         carry = "doubling" if u.is_cuda else "loop"
-    d = _to_chunks(delta, T, nC)  # (T, B, E, nC); padded steps have Δ = 0: identity
-    du = _to_chunks(delta * uf, T, nC)
-    Bk = _bc_to_chunks(B.to(dtype), E, T, nC)
-    Ck = _bc_to_chunks(C.to(dtype), E, T, nC)
+    d = _to_chunks(delta, Q, nC)  # (Q, B, E, nC); padded steps have Δ = 0: identity
+    du = _to_chunks(delta * uf, Q, nC)
+    Bk = _bc_to_chunks(B.to(dtype), E, Q, nC)
+    Ck = _bc_to_chunks(C.to(dtype), E, Q, nC)
     y, last = chunked_scan(d, du, A.to(dtype), Bk, Ck, carry)
     y = y.permute(1, 2, 3, 0).flatten(2)[..., :L]  # (B, E, L)
     out = _finish(y, uf, D, z, dtype_in)
@@ -280,7 +282,7 @@ def _selective_scan_mamba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
     if return_last_state:
         # Measured on an H200 with mamba-ssm 2.3.2.post1: with time-invariant B or C of shape
         # (E, N) the kernel's y is right but its last_state is not (off by ~10 against `ref`).
-        # Writing them in the grouped time-varying form (B, G=E, N, L), which means the same
+        # Writing them in the grouped time-varying form (B, Gb=E, N, L), which means the same
         # thing, gives the kernel the layout whose last_state it reports correctly.
         Bn, E, L = u.shape
         B = B.reshape(1, E, -1, 1).expand(Bn, E, B.shape[-1], L).contiguous() if B.dim() == 2 else B
@@ -338,8 +340,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         u: ``(B, E, L)`` input sequence.
         delta: ``(B, E, L)`` step sizes before bias and softplus.
         A: ``(E, N)`` real state matrix (diagonal per channel; negative for a stable SSM).
-        B: ``(B, N, L)`` input-dependent (shared by the ``E`` channels), ``(B, G, N, L)``
-            grouped (channel ``e`` uses group ``e // (E/G)``) or ``(E, N)`` time-invariant.
+        B: ``(B, N, L)`` input-dependent (shared by the ``E`` channels), ``(B, Gb, N, L)``
+            grouped (channel ``e`` uses group ``e // (E/Gb)``) or ``(E, N)`` time-invariant.
         C: like ``B``.
         D: ``(E,)`` skip connection, or ``None``.
         z: ``(B, E, L)`` gate, or ``None``.

@@ -1,4 +1,5 @@
-"""Survival analysis: discrete-time NLL and Cox losses, time binning, metrics, KM/log-rank.
+"""Survival analysis: discrete-time NLL and Cox losses, time binning, metrics, resampling
+statistics (bootstrap, permutation), KM/log-rank.
 
 >>> import torch
 >>> from survmamba_lite.survival import TimeBinner, nll_loss, risk_score, concordance_index
@@ -10,20 +11,26 @@
 1.0
 """
 from .binning import TimeBinner
+from .brier import brier_score, censoring_km, integrated_brier_score
 from .km import LogRankResult, kaplan_meier, logrank_test, plot_km_by_risk, split_by_median_risk
 from .loss import CoxPHLoss, NLLSurvLoss, cox_ph_loss, hazards_to_survival, nll_loss, risk_score
 from .metrics import (
-    BootstrapCI,
     bin_end_times,
     bin_survival_grid,
-    bootstrap_ci,
-    brier_score,
-    censoring_km,
+    comparable_pairs,
     concordance_index,
     concordance_index_ref,
+    concordance_of_pairs,
     concordance_td,
-    integrated_brier_score,
     survival_at,
+)
+from .resampling import (
+    BootstrapCI,
+    PermutationNull,
+    bootstrap_ci,
+    fold_mean_bootstrap_ci,
+    fold_permutation_cindex,
+    t_interval,
 )
 
 __all__ = [
@@ -43,8 +50,14 @@ __all__ = [
     "censoring_km",
     "brier_score",
     "integrated_brier_score",
+    "comparable_pairs",
+    "concordance_of_pairs",
     "bootstrap_ci",
     "BootstrapCI",
+    "fold_mean_bootstrap_ci",
+    "t_interval",
+    "fold_permutation_cindex",
+    "PermutationNull",
     "kaplan_meier",
     "logrank_test",
     "LogRankResult",

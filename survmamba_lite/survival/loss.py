@@ -1,5 +1,7 @@
 r"""Survival losses: the discrete-time negative log-likelihood and the Cox partial likelihood.
 
+Shape letters: the package glossary, :mod:`survmamba_lite.shapes`.
+
 Discrete-time survival (Zadeh & Schmid, 2021; the loss used by MCAT, MOTCat, SurvPath and,
 through its Eq. 9, by SurvMamba). Follow-up is cut into ``T`` bins (see
 :class:`~survmamba_lite.survival.TimeBinner`); the model emits one logit per bin and

@@ -1,12 +1,15 @@
-r"""Evaluation metrics: Harrell's C (the paper's metric), Antolini's time-dependent C,
-IPCW Brier score / integrated Brier score, and percentile bootstrap intervals.
+r"""Evaluation metrics: Harrell's C (the paper's metric) and Antolini's time-dependent C.
+
+The IPCW Brier score is in :mod:`~survmamba_lite.survival.brier`, resampling intervals and
+permutation tests in :mod:`~survmamba_lite.survival.resampling`; both read their inputs the
+way this module does.
 
 Conventions shared by every function here:
 
 * ``time: (n,)`` follow-up times, ``event: (n,)`` 1 = death observed, 0 = censored;
 * ``risk: (n,)`` higher = earlier death (e.g. :func:`~survmamba_lite.survival.risk_score`);
-* ``surv: (n, K)`` predicted survival probabilities :math:`\hat S_i(\tau_k)` on a grid of
-  ``K`` increasing times ``times: (K,)``, read as a right-continuous step function
+* ``surv: (n, n_times)`` predicted survival probabilities :math:`\hat S_i(\tau_k)` on a grid of
+  ``n_times`` increasing times ``times: (n_times,)``, read as a right-continuous step function
   (:math:`\hat S_i(t) = \hat S_i(\tau_k)` for the last :math:`\tau_k \le t`, 1 before
   :math:`\tau_0`);
 * numpy arrays, pandas Series, lists and torch tensors are all accepted.
@@ -33,9 +36,7 @@ and any pair whose earlier member is censored are not comparable.
 """
 from __future__ import annotations
 
-import math
-import warnings
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +47,8 @@ __all__ = [
     "survival_at",
     "bin_survival_grid",
     "bin_end_times",
-    "censoring_km",
-    "brier_score",
-    "integrated_brier_score",
-    "bootstrap_ci",
-    "BootstrapCI",
+    "comparable_pairs",
+    "concordance_of_pairs",
 ]
 
 
@@ -185,8 +183,61 @@ def concordance_index(time: Any, risk: Any, event: Any) -> float:
     return (conc + 0.5 * tied) / pairs
 
 
+def comparable_pairs(t: np.ndarray, e: np.ndarray, first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays ``(i, j)`` of the comparable pairs, ``i`` the one who died first (module rules).
+
+    Args:
+        t: ``(n,)`` follow-up times (validated, e.g. by :func:`concordance_index`).
+        e: ``(n,)`` bool, True = death observed.
+        first: candidate first members ``i`` (indices of deaths); None: every death.
+
+    Builds a ``(len(first), n)`` mask: :func:`concordance_index_ref` calls it in chunks.
+
+    >>> comparable_pairs(np.array([1.0, 2.0, 2.0]), np.array([True, True, False]))
+    (array([0, 0, 1]), array([1, 2, 2]))
+    """
+    i = np.flatnonzero(e) if first is None else np.asarray(first)
+    mask = (t[None, :] > t[i, None]) | ((t[None, :] == t[i, None]) & ~e[None, :])  # (c, n)
+    rows, j = np.nonzero(mask)
+    return i[rows], j
+
+
+def _pair_counts(r: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concordant and tied-risk counts over the pairs ``(i, j)`` of each row of ``r: (n_rows, n)``; ``(n_rows,)`` each."""
+    ri, rj = r[:, i], r[:, j]                                                   # (n_rows, pairs)
+    return (ri > rj).sum(axis=1), (ri == rj).sum(axis=1)
+
+
+#: pair comparisons (rows x comparable pairs) :func:`concordance_of_pairs` holds in memory at once
+_PAIR_CHUNK = 1 << 22
+
+
+def concordance_of_pairs(risks: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    r"""Harrell's C of each row of ``risks: (n_rows, n)`` over given comparable pairs ``(i, j)``; ``(n_rows,)``.
+
+    The formula of :func:`concordance_index`, :math:`(\#\text{concordant} + \tfrac12\#\text{tied}) /
+    \#\text{pairs}`, vectorised over rows: many risk vectors of the same patients (e.g. the
+    permutations of :func:`~survmamba_lite.survival.resampling.fold_permutation_cindex`) share
+    the pairs of :func:`comparable_pairs`, computed once.
+
+    >>> t, e = np.array([1.0, 2.0, 3.0]), np.array([True, True, False])
+    >>> concordance_of_pairs(np.array([[3.0, 2, 1], [1, 2, 3]]), *comparable_pairs(t, e))
+    array([1., 0.])
+    """
+    r = np.atleast_2d(np.asarray(risks, dtype=np.float64))
+    n_pairs = i.shape[0]
+    if n_pairs == 0:
+        raise _no_pairs_error("concordance_of_pairs")
+    out = np.empty(r.shape[0])
+    step = max(1, _PAIR_CHUNK // n_pairs)
+    for s in range(0, r.shape[0], step):
+        conc, tied = _pair_counts(r[s:s + step], i, j)
+        out[s:s + step] = (conc + 0.5 * tied) / n_pairs
+    return out
+
+
 def concordance_index_ref(time: Any, risk: Any, event: Any, chunk: int = 1024) -> float:
-    """Slow twin of :func:`concordance_index`: the comparable-pair matrix, built in chunks.
+    """Slow twin of :func:`concordance_index`: the comparable pairs listed, in chunks of deaths.
 
     ``O(n^2)`` time, ``O(chunk * n)`` memory; kept as the readable reference.
 
@@ -198,11 +249,9 @@ def concordance_index_ref(time: Any, risk: Any, event: Any, chunk: int = 1024) -
     conc = tied = pairs = 0
     deaths = np.flatnonzero(e)
     for start in range(0, deaths.size, chunk):
-        i = deaths[start:start + chunk, None]  # (c, 1) the patient who died first
-        comparable = (t[None, :] > t[i]) | ((t[None, :] == t[i]) & ~e[None, :])  # (c, n)
-        pairs += int(comparable.sum())
-        conc += int((comparable & (r[i] > r[None, :])).sum())
-        tied += int((comparable & (r[i] == r[None, :])).sum())
+        i, j = comparable_pairs(t, e, deaths[start:start + chunk])
+        c, d = _pair_counts(r[None, :], i, j)
+        pairs, conc, tied = pairs + i.size, conc + int(c[0]), tied + int(d[0])
     if pairs == 0:
         raise _no_pairs_error("concordance_index_ref")
     return (conc + 0.5 * tied) / pairs
@@ -213,7 +262,7 @@ def _grid_input(surv: Any, times: Any, n: int | None, fn: str) -> tuple[np.ndarr
     s = _to_numpy(surv, "surv")
     g = _to_numpy(times, "times").reshape(-1)
     if s.ndim != 2 or s.shape[1] != g.shape[0]:
-        raise ValueError(f"{fn}: surv must have shape (n, K) with K = len(times) = {g.shape[0]}, got {s.shape}")
+        raise ValueError(f"{fn}: surv must have shape (n, n_times) with n_times = len(times) = {g.shape[0]}, got {s.shape}")
     if n is not None and s.shape[0] != n:
         raise ValueError(f"{fn}: surv has {s.shape[0]} rows but there are {n} patients")
     if g.size == 0 or np.any(np.diff(g) <= 0) or np.isnan(g).any():
@@ -231,19 +280,19 @@ def survival_at(surv: Any, times: Any, at: Any) -> np.ndarray:
     for :math:`u < \tau_0`.
 
     Args:
-        surv: ``(n, K)`` survival probabilities on the grid ``times``.
-        times: ``(K,)`` strictly increasing grid.
-        at: ``(M,)`` query times.
+        surv: ``(n, n_times)`` survival probabilities on the grid ``times``.
+        times: ``(n_times,)`` strictly increasing grid.
+        at: ``(n_at,)`` query times.
 
     Returns:
-        ``(n, M)`` survival probabilities.
+        ``(n, n_at)`` survival probabilities.
 
     >>> survival_at([[0.9, 0.5]], [1.0, 2.0], [0.5, 1.0, 1.5, 9.0])
     array([[1. , 0.9, 0.9, 0.5]])
     """
     s, g = _grid_input(surv, times, None, "survival_at")
     u = _to_numpy(at, "at").reshape(-1)
-    idx = np.searchsorted(g, u, side="right") - 1  # (M,)
+    idx = np.searchsorted(g, u, side="right") - 1  # (n_at,)
     padded = np.concatenate([np.ones((s.shape[0], 1)), s], axis=1)  # column 0 is S = 1
     return padded[:, idx + 1]
 
@@ -304,8 +353,8 @@ def concordance_td(time: Any, event: Any, surv: Any, times: Any, tie_score: floa
     Args:
         time: ``(n,)`` follow-up times.
         event: ``(n,)`` 1 = death observed, 0 = censored.
-        surv: ``(n, K)`` predicted survival on the grid ``times``.
-        times: ``(K,)`` strictly increasing grid (see :func:`survival_at`).
+        surv: ``(n, n_times)`` predicted survival on the grid ``times``.
+        times: ``(n_times,)`` strictly increasing grid (see :func:`survival_at`).
 
     >>> concordance_td([1, 2, 3], [1, 1, 0], [[0.2, 0.1, 0.0], [0.6, 0.3, 0.2], [0.9, 0.8, 0.7]], [1, 2, 3])
     1.0
@@ -315,7 +364,7 @@ def concordance_td(time: Any, event: Any, surv: Any, times: Any, tie_score: floa
     t, e = _survival_inputs(time, event, "concordance_td")
     s, g = _grid_input(surv, times, t.shape[0], "concordance_td")
     idx = np.searchsorted(g, t, side="right") - 1
-    padded = np.concatenate([np.ones((s.shape[0], 1)), s], axis=1)  # (n, K+1)
+    padded = np.concatenate([np.ones((s.shape[0], 1)), s], axis=1)  # (n, n_times + 1)
     deaths = np.flatnonzero(e)
     conc = 0.0
     pairs = 0
@@ -330,214 +379,3 @@ def concordance_td(time: Any, event: Any, surv: Any, times: Any, tie_score: floa
     if pairs == 0:
         raise _no_pairs_error("concordance_td")
     return conc / pairs
-
-
-# --------------------------------------------------------------------------- Brier / IPCW
-class _StepFunction(NamedTuple):
-    """Right-continuous step function: ``value[k]`` on ``[x[k], x[k+1])``, 1 before ``x[0]``."""
-
-    x: np.ndarray
-    value: np.ndarray
-
-    def __call__(self, u: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(self.x, u, side="right") - 1
-        return np.where(idx >= 0, self.value[np.maximum(idx, 0)], 1.0)
-
-    def left(self, u: np.ndarray) -> np.ndarray:
-        """The left limit ``f(u-)``: the value just before ``u`` (jumps at ``u`` excluded)."""
-        idx = np.searchsorted(self.x, u, side="left") - 1
-        return np.where(idx >= 0, self.value[np.maximum(idx, 0)], 1.0)
-
-
-def censoring_km(train_time: Any, train_event: Any) -> _StepFunction:
-    r"""Kaplan–Meier estimate :math:`\hat G(t) = P(C > t)` of the censoring distribution.
-
-    The product-limit estimator with the roles swapped (a censoring is the "event"):
-    :math:`\hat G(t) = \prod_{u_k \le t} (1 - c_k / (n_k - d_k))`, ``c_k`` censorings and
-    ``d_k`` deaths at :math:`u_k`, ``n_k`` patients with follow-up :math:`\ge u_k`. At a
-    time with both, the deaths come first and leave the censoring risk set (the same tie
-    rule as the survival KM, where a patient censored at a death time was at risk for it;
-    ``sksurv.nonparametric.kaplan_meier_estimator(..., reverse=True)``). Fit it on the
-    **training** fold.
-
-    >>> G = censoring_km([1, 2, 3, 4], [1, 0, 1, 0])
-    >>> G(np.array([0.5, 2.0, 4.0]))
-    array([1.        , 0.66666667, 0.        ])
-    >>> G = censoring_km([1, 1, 2], [1, 0, 0])      # at t = 1 the death leaves first: G(1) = 1 - 1/2
-    >>> G(np.array([1.0])), G.left(np.array([1.0]))
-    (array([0.5]), array([1.]))
-    """
-    t, e = _survival_inputs(train_time, train_event, "censoring_km")
-    u, inv = np.unique(t, return_inverse=True)
-    n_cens = np.bincount(inv, weights=(~e).astype(float), minlength=u.size)
-    n_death = np.bincount(inv, weights=e.astype(float), minlength=u.size)
-    n_exit = np.bincount(inv, minlength=u.size)
-    at_risk = t.size - np.concatenate([[0], np.cumsum(n_exit)[:-1]]) - n_death
-    ratio = np.divide(n_cens, at_risk, out=np.zeros_like(n_cens), where=at_risk > 0)
-    return _StepFunction(u, np.cumprod(1.0 - ratio))
-
-
-def brier_score(
-    surv: Any,
-    times: Any,
-    time: Any,
-    event: Any,
-    train_time: Any,
-    train_event: Any,
-    ipcw: str = "graf",
-) -> np.ndarray:
-    r"""Time-dependent Brier score with inverse-probability-of-censoring weights (Graf et al. 1999).
-
-    .. math::
-
-        BS(\tau) = \frac1n \sum_i \Big[
-          \frac{\hat S_i(\tau)^2\ \mathbb 1[t_i \le \tau,\ \delta_i = 1]}{\hat G(t_i-)}
-          + \frac{(1 - \hat S_i(\tau))^2\ \mathbb 1[t_i > \tau]}{\hat G(\tau)} \Big]
-
-    :math:`\hat G` is the censoring Kaplan–Meier (:func:`censoring_km`) of the training fold.
-    A death at :math:`t_i` is weighted by :math:`1/\hat G(t_i-)`, the probability of being
-    uncensored *just before* :math:`t_i` (Graf et al., Eq. 6): a patient censored at the same
-    time as the death was still under observation when it happened (censorings at a tied
-    time are taken to follow the deaths). ``ipcw="right"`` uses :math:`\hat G(t_i)` instead,
-    the convention of ``sksurv.metrics.brier_score``; the two differ only when a training
-    censoring time equals a test death time. Patients censored before :math:`\tau`
-    contribute 0 but still count in ``n``.
-
-    Args:
-        surv: ``(n, K)`` predicted survival of the test patients at ``times``.
-        times: ``(K,)`` strictly increasing evaluation times.
-        time, event: ``(n,)`` test follow-up and event indicator.
-        train_time, train_event: ``(n_train,)`` training data for :math:`\hat G`.
-        ipcw: ``"graf"`` (:math:`\hat G(t_i-)`, default) or ``"right"`` (:math:`\hat G(t_i)`).
-
-    Returns:
-        ``(K,)`` Brier scores.
-
-    Raises:
-        ValueError: when :math:`\hat G` is 0 or undefined where it is needed (evaluation
-        times beyond the training follow-up); evaluate at earlier times.
-
-    >>> brier_score([[1.0], [0.0]], [2.0], [1.0, 3.0], [1, 1], [1.0, 3.0], [1, 1])
-    array([1.])
-    """
-    if ipcw not in ("graf", "right"):
-        raise ValueError(f"brier_score: ipcw must be 'graf' (G(t_i-), Graf et al.) or 'right' (G(t_i)), got {ipcw!r}")
-    t, e = _survival_inputs(time, event, "brier_score")
-    s, g = _grid_input(surv, times, t.shape[0], "brier_score")
-    cens = censoring_km(train_time, train_event)
-    last = cens.x[-1]
-    if g[-1] > last and cens.value[-1] > 0:
-        raise ValueError(
-            f"brier_score: evaluation time {g[-1]:g} lies beyond the longest training follow-up "
-            f"({last:g}), where the censoring distribution is unknown; use times <= {last:g}"
-        )
-    g_tau = cens(g)  # (K,)
-    case = e[:, None] & (t[:, None] <= g[None, :])  # (n, K)
-    control = t[:, None] > g[None, :]  # (n, K)
-    g_ti = cens.left(t) if ipcw == "graf" else cens(t)  # (n,)
-    needed_ti = case.any(axis=1)
-    if (g_tau[control.any(axis=0)] <= 0).any() or (g_ti[needed_ti] <= 0).any():
-        raise ValueError(
-            "brier_score: the training censoring survival G(t) is 0 at a needed time (every training "
-            "patient still at risk was censored by then); evaluate at earlier times"
-        )
-    safe_ti = np.where(needed_ti, g_ti, 1.0)[:, None]
-    safe_tau = np.where(g_tau > 0, g_tau, 1.0)[None, :]
-    terms = np.where(case, s**2 / safe_ti, 0.0) + np.where(control, (1.0 - s) ** 2 / safe_tau, 0.0)
-    return terms.mean(axis=0)
-
-
-def integrated_brier_score(
-    surv: Any,
-    times: Any,
-    time: Any,
-    event: Any,
-    train_time: Any,
-    train_event: Any,
-    ipcw: str = "graf",
-) -> float:
-    r"""Integrated Brier score :math:`\frac{1}{\tau_K - \tau_1}\int_{\tau_1}^{\tau_K} BS(\tau)\,d\tau`
-    by the trapezoid rule over the evaluation grid (needs ``K >= 2``).
-
-    Arguments as in :func:`brier_score`.
-
-    >>> integrated_brier_score([[0.5, 0.5], [1.0, 1.0]], [2.0, 3.0], [1.0, 4.0], [1, 1], [1.0, 4.0], [1, 1])
-    0.125
-    """
-    g = _to_numpy(times, "times").reshape(-1)
-    if g.size < 2:
-        raise ValueError("integrated_brier_score: needs at least two evaluation times")
-    bs = brier_score(surv, g, time, event, train_time, train_event, ipcw=ipcw)
-    area = float(np.sum(0.5 * (bs[1:] + bs[:-1]) * np.diff(g)))
-    return area / float(g[-1] - g[0])
-
-
-# --------------------------------------------------------------------------- bootstrap
-class BootstrapCI(NamedTuple):
-    """Point estimate on the full data and a percentile interval."""
-
-    estimate: float
-    low: float
-    high: float
-
-
-def bootstrap_ci(
-    metric_fn: Callable[..., float],
-    *arrays: Any,
-    n_boot: int = 1000,
-    seed: int,
-    level: float = 0.95,
-) -> BootstrapCI:
-    r"""Percentile bootstrap interval of ``metric_fn(*arrays)`` over patients.
-
-    Each replicate draws ``n`` patient indices with replacement (``numpy.random.default_rng(seed)``)
-    and indexes every array along axis 0 (so ``(n,)`` vectors and ``(n, K)`` curves stay
-    aligned). Replicates on which the metric raises ``ValueError``/``ZeroDivisionError``
-    (e.g. no comparable pair) are skipped with a warning. The result is deterministic given
-    ``seed``.
-
-    Args:
-        metric_fn: called as ``metric_fn(*resampled_arrays)``, returns a float.
-        *arrays: arrays with the same first dimension ``n`` (numpy or torch).
-        n_boot: number of replicates.
-        seed: seed of the resampling generator (required, so runs are reproducible).
-        level: coverage of the interval, e.g. 0.95.
-
-    Returns:
-        ``BootstrapCI(estimate, low, high)``.
-
-    >>> est, lo, hi = bootstrap_ci(np.mean, np.arange(10.0), n_boot=200, seed=0)
-    >>> est, lo <= est <= hi
-    (4.5, True)
-    """
-    if not arrays:
-        raise ValueError("bootstrap_ci: pass at least one array to resample")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"bootstrap_ci: level must lie in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"bootstrap_ci: n_boot must be >= 1, got {n_boot}")
-    data = [_to_numpy(a, f"arrays[{k}]", dtype=None) for k, a in enumerate(arrays)]
-    n = data[0].shape[0]
-    for k, a in enumerate(data):
-        if a.ndim == 0 or a.shape[0] != n:
-            raise ValueError(f"bootstrap_ci: arrays[{k}] has first dimension {a.shape[:1]}, expected {n}")
-    estimate = float(metric_fn(*data))
-    if math.isnan(estimate):
-        raise ValueError("bootstrap_ci: the metric is NaN on the full data")
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        try:
-            stats.append(float(metric_fn(*[a[idx] for a in data])))
-        except (ValueError, ZeroDivisionError):
-            continue
-    skipped = n_boot - len(stats)
-    if not stats:
-        raise ValueError("bootstrap_ci: the metric failed on every bootstrap replicate; check the inputs")
-    if skipped:
-        warnings.warn(f"bootstrap_ci: skipped {skipped} of {n_boot} replicates where the metric was undefined",
-                      RuntimeWarning, stacklevel=2)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(np.asarray(stats), [tail, 1.0 - tail])
-    return BootstrapCI(estimate, float(low), float(high))

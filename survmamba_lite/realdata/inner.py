@@ -91,7 +91,8 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     from survmamba_lite.data import load_cohort, make_folds
     from survmamba_lite.data.dataset import fold_datasets
     from survmamba_lite.experiment import ExperimentConfig
-    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, resolve_device, train_fold
+    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, train_fold
+    from survmamba_lite.utils.device import resolve_device
     from survmamba_lite.registry import ModelInputs, build_model
 
     if model.registry == "cox":
@@ -150,7 +151,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
 
 def inner_table(out: str | os.PathLike) -> pd.DataFrame:
     """One row per (cohort, model, outer fold) from ``out/inner/*.json``."""
-    from survmamba_lite.realdata import COHORTS, MODELS
+    from survmamba_lite.realdata.catalogue import COHORTS, MODELS
 
     records = [json.loads(p.read_text(encoding="utf-8")) for p in (Path(out) / INNER_DIR).glob("*.json")]
     order_c, order_m = list(COHORTS), list(MODELS)
@@ -169,7 +170,7 @@ def inner_table(out: str | os.PathLike) -> pd.DataFrame:
 
 def inner_table_markdown(table: pd.DataFrame) -> str:
     """The inner-validation diagnosis as Markdown (one row per cohort and model, folds joined)."""
-    from survmamba_lite.experiment.report import to_markdown
+    from survmamba_lite.utils.markdown import to_markdown
 
     if table.empty:
         return "(no inner-validation runs)\n"
