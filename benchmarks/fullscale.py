@@ -35,7 +35,8 @@ checkpoints) into one archive to carry it back.
 Example (one H200)::
 
     python benchmarks/fullscale.py --mode survmamba-blca --out results/fullscale/survmamba_blca \\
-        --cohort-root runs/cohorts --checkpoint-dir runs/fullscale_ckpt --jobs-per-gpu 5 --time-limit 540
+        --cohort-root runs/cohorts --checkpoint-dir runs/fullscale_ckpt --jobs-per-gpu 5 --time-limit 540 \\
+        --cuda-graphs --precision bf16
 
 The wall time of each run (the time during which any of its jobs trained, summed over
 calls) and its throughput are in ``OUT/timing.csv``; the script prints them, and
@@ -72,6 +73,25 @@ MODES = {
 }
 
 
+def _start_mps(folder: Path) -> None:
+    """Start an MPS control daemon whose pipes live in ``folder`` (this call's workers inherit
+    the environment), and stop it when the script ends. No device setting is changed."""
+    import atexit
+    import subprocess
+
+    exe = shutil.which("nvidia-cuda-mps-control")
+    if exe is None:
+        print("--mps: nvidia-cuda-mps-control not found; the jobs take turns on the GPU", flush=True)
+        return
+    env = {"CUDA_MPS_PIPE_DIRECTORY": str(folder / "pipe"), "CUDA_MPS_LOG_DIRECTORY": str(folder / "log")}
+    for v in env.values():
+        Path(v).mkdir(parents=True, exist_ok=True)
+    os.environ.update(env)
+    subprocess.run([exe, "-d"], check=True)
+    atexit.register(lambda: subprocess.run([exe], input=b"quit\n", check=False))
+    print(f"--mps: MPS daemon started (pipes in {env['CUDA_MPS_PIPE_DIRECTORY']})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -96,7 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="delete --out and the checkpoints first (timing runs)")
     p.add_argument("--no-report", action="store_true", help="no `survmamba report` at the end")
     p.add_argument("--pack", type=Path, help="write the grid folder (no checkpoints) into this .tar.gz")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="training precision of every job (default fp32, the paper's)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="replay each training step as one CUDA graph (the same step, fewer launches)")
+    p.add_argument("--mps", action="store_true",
+                   help="start NVIDIA's multi-process service for this call when nvidia-cuda-mps-control "
+                        "exists (the jobs' kernels then run at once instead of in turns); stopped at the end")
     args = p.parse_args(argv)
+    if args.mps:
+        _start_mps(args.checkpoint_dir.parent / "mps")
 
     t0 = time.time()
     from survmamba_lite.data.synth import make_synthetic_cohort
@@ -116,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"made {cohort_dir} in {time.time() - t:.1f} s", flush=True)
     common = {} if args.dim is None else {"dim": args.dim}
     fields = dict(epochs=args.epochs, folds=tuple(args.folds) if args.folds else None, threads=args.threads,
-                  max_cases=args.max_cases)
+                  max_cases=args.max_cases, precision=args.precision, cuda_graphs=args.cuda_graphs)
     configs = grid_configs([cohort_dir], models, args.out, common_options=common, **fields)
     deadline = None if args.time_limit is None else t0 + args.time_limit
     options = JobOptions(checkpoint_root=str(args.checkpoint_dir), keep_checkpoint=False, deadline=deadline,

@@ -258,6 +258,112 @@ for ck, sub in table.groupby("cohort_key", sort=False):
           f"bi - uni {d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}], bi higher on {(d > 0).sum()} of {len(d)} folds")
 
 # %% [markdown]
+# ## At the paper's widths, on a GPU
+#
+# The rows above were cut down for a 2-core CPU. The same runner with `--paper-dims
+# --epochs 20` trains the models at the paper's widths: SNN as its original defines it
+# (PORPOISE's "small" SNN, 4 × 256 ELU + AlphaDropout blocks), SNNTrans with 512-d tokens and
+# 8 heads (TransMIL with Nyström attention), SurvMamba-RNA with 512-d tokens and state size
+# 16, for 20 epochs, with the same optimiser, folds, seed and no tuning. The settings were
+# fixed before any validation fold was seen (`realdata.PAPER_MODELS`). The runs used an H200 GPU,
+# one process per cohort and model, each training step replayed as a CUDA graph
+# (`scripts/realdata_paper_width.sh`). Their files are in `results/real_data/paper_width/`.
+#
+# **What has been run so far.** SNN and the Cox reference are complete on all five cohorts.
+# SNNTrans and SurvMamba-RNA (bidirectional and forward-only) are not complete: after three
+# calls of about 9 minutes (20 processes sharing one GPU), 14 of their 75 folds had finished. Their rows
+# will appear here when all five folds of a run are done, and no partial run is shown.
+
+# %%
+pw_dir = results_dir / "paper_width"
+if (pw_dir / "runs").is_dir() and any((pw_dir / "runs").glob("*.json")):
+    pw = genomic_table(pw_dir)
+    display(Markdown(genomic_table_markdown(pw, compact=True)))
+    done = set(zip(pw["cohort_key"], pw["model_key"]))
+    wanted = [(ck, mk) for ck in dict.fromkeys(pw["cohort_key"])
+              for mk in ("cox", "snn", "snntrans", "survmamba-rna", "survmamba-rna-uni")]
+    print("not yet run at the paper's widths:", ", ".join(f"{ck}/{mk}" for ck, mk in wanted if (ck, mk) not in done)
+          or "none")
+else:
+    pw = None
+    print(f"{shown(pw_dir)} holds no runs yet")
+
+# %% [markdown]
+# SNN at both budgets beside the paper's mean ± std. The target is SNN within ±0.03 of the
+# paper's mean on BLCA and COADREAD, the two cohorts of SurvPath's release that the paper
+# also used.
+
+# %% mystnb={"figure": {"caption": "SNN on public TCGA transcriptomics: the paper's mean \u00b1 std (red), ours at the CPU widths for 3 epochs (grey) and at the paper's widths for 20 epochs on a GPU (blue), each our fold mean with its 95% bootstrap interval.", "name": "fig-real-snn-widths"}}
+if pw is not None:
+    cpu_snn = table[table["model_key"] == "snn"].set_index("cohort_key")
+    pw_snn = pw[pw["model_key"] == "snn"].set_index("cohort_key")
+    order = [ck for ck in cpu_snn.index if ck in pw_snn.index]
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for i, ck in enumerate(order):
+        for dx, frame, colour, label in ((-0.15, cpu_snn, "0.55", "ours, CPU widths, 3 epochs"),
+                                         (0.0, pw_snn, "C0", "ours, paper widths, 20 epochs")):
+            r = frame.loc[ck]
+            ax.errorbar(i + dx, r["c_index_mean"], yerr=[[r["c_index_mean"] - r["fold_mean_ci95_low"]],
+                        [r["fold_mean_ci95_high"] - r["c_index_mean"]]], fmt="o", color=colour, capsize=3,
+                        label=label if i == 0 else None)
+        r = pw_snn.loc[ck]
+        if pd.notna(r["paper_mean"]):
+            ax.errorbar(i + 0.15, r["paper_mean"], yerr=r["paper_std"], fmt="s", color="C3", capsize=3,
+                        label="paper: mean ± std" if i == 0 else None)
+    ax.axhline(0.5, color="k", lw=0.6, ls=":")
+    ax.set_xticks(range(len(order)), [f"{pw_snn.loc[ck, 'cohort']}\n({pw_snn.loc[ck, 'source']})" for ck in order],
+                  fontsize=8)
+    ax.set_ylabel("c-index")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    plt.show()
+    for ck in order:
+        r = pw_snn.loc[ck]
+        if pd.notna(r["paper_mean"]):
+            gap = r["c_index_mean"] - r["paper_mean"]
+            inside = r["fold_mean_ci95_low"] <= r["paper_mean"] <= r["fold_mean_ci95_high"]
+            print(f"{r['cohort']:9s} ({r['source']:8s}) SNN ours {r['c_index_mean']:.3f} "
+                  f"[{r['fold_mean_ci95_low']:.3f}, {r['fold_mean_ci95_high']:.3f}]  paper {r['paper_mean']:.3f}  "
+                  f"ours - paper {gap:+.3f} ({'within' if abs(gap) <= 0.03 else 'outside'} ±0.03; paper mean "
+                  f"{'inside' if inside else 'outside'} our interval)")
+
+# %% [markdown]
+# SNN at the paper's widths is within 0.01 of the paper on BLCA (SurvPath's table, 0.601 against
+# 0.610) and on LUAD (0.592 against 0.589). It is below the paper on BRCA (0.572 against 0.606, though the
+# paper's mean is inside our interval) and on PORPOISE's BLCA table (0.541). On COADREAD it is far below: 0.488 against
+# 0.617, with the paper's mean outside our interval, so the ±0.03 target is met on BLCA
+# and missed on COADREAD. COADREAD is the cohort with the fewest deaths (58 in 296 patients;
+# 6 to 19 per validation fold), where the Cox reference also sits near chance (0.515) and the
+# 3-epoch CPU-width SNN reached 0.551. Whether 20 epochs overfit COADREAD's few deaths is a
+# question for the training folds alone: the inner validation below splits each outer
+# fold's training patients 80/20, trains with exactly the reported settings on the 80%, and
+# records the c-index on the held-out 20% after every epoch. The outer validation folds are
+# not read.
+
+# %%
+from survmamba_lite.realdata.inner import inner_table, inner_table_markdown
+
+inner_dir = pw_dir / "inner"
+if inner_dir.is_dir() and any(inner_dir.glob("*.json")):
+    inner = inner_table(pw_dir)
+    display(Markdown(inner_table_markdown(inner)))
+    curves = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(inner_dir.glob("*.json"))}
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.0), squeeze=False)
+    for ax, (name, rec) in zip(axes[0], curves.items()):
+        for f in rec["folds"]:
+            c = f["inner_val_c_index_by_epoch"] or []
+            ax.plot(range(1, len(c) + 1), c, marker=".", lw=1, label=f"outer fold {f['outer_fold']}")
+        ax.axhline(0.5, color="k", lw=0.6, ls=":")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("inner-validation c-index")
+        ax.set_title(name.replace("__", " / "), fontsize=9)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    plt.show()
+else:
+    print(f"{shown(inner_dir)}: no inner validation yet")
+
+# %% [markdown]
 # ## Real slides through the pipeline
 #
 # Two public slides go through `survmamba tile` (tissue mask, 4096-px regions of 256-px
