@@ -101,6 +101,11 @@ def load_explainer(run_dir: str | os.PathLike, fold: int | None = None) -> Expla
         raise UserError(f"{run}/config.json: not found; --run must be a run directory written by `survmamba cv "
                         "--out RUN_DIR`")
     config, derived = read_run_config(run)
+    from survmamba_lite.model.registry_entries import model_specs
+    survmamba = sorted(spec.name for spec in model_specs())
+    if config.model not in survmamba:
+        raise UserError(f"{run}: a run of {config.model!r}; explain reads SurvMamba runs (models "
+                        f"{', '.join(survmamba)}), whose hidden attention it rolls out")
     k = _fold_with_checkpoint(run, fold)
     ckpt = torch.load(run / f"fold_{k}" / "checkpoint.pt", map_location="cpu", weights_only=True)
     prep_path = run / f"fold_{k}" / "preprocessing.json"
@@ -114,9 +119,6 @@ def load_explainer(run_dir: str | os.PathLike, fold: int | None = None) -> Expla
                          hierarchy=cohort.hierarchy if "rna" in config.modalities else None)
     model = build_model(config.model, inputs, **{**config.model_options, "scan_backend": "parallel",
                                                   "conv_backend": "torch"})
-    if not isinstance(model, SurvMamba):
-        raise UserError(f"{run}: a run of {config.model!r}; explain reads SurvMamba runs (models survmamba, "
-                        "survmamba-wsi, survmamba-rna), whose hidden attention it rolls out")
     model.load_state_dict(ckpt["model"])
     norm = prep.get("rna_normalizer")
     return Explainer(run, k, model.float().eval(), cohort, None if norm is None else RNANormalizer.from_dict(norm),
