@@ -210,7 +210,9 @@ def fit_full_batch(cohort: Cohort, fold: int = 0, *, model: str = "survmamba", s
     """A tiny model for the planted-signal check: ``steps`` full-batch Adam steps of the NLL loss
     on the fold's training cases (preprocessing fitted on them), in seconds on a CPU.
 
-    Returns ``(model, preprocessing, validation case ids)``; the model is in eval mode.
+    Returns ``(model, preprocessing, validation case ids)``; the model is in eval mode. The
+    scan runs on the ``ref`` backend (groups of a tiny cohort are at most 16 tokens long, where
+    the sequential loop is the fastest on a CPU) and nothing is recomputed in the backward pass.
     """
     from survmamba_lite.data.bag import collate_bags
     from survmamba_lite.data.dataset import fold_datasets
@@ -224,7 +226,7 @@ def fit_full_batch(cohort: Cohort, fold: int = 0, *, model: str = "survmamba", s
     torch.manual_seed(seed)
     net = build_model(model, ModelInputs(n_bins=prep.time_binner.n_bins_, wsi_dim=wsi_dim,
                                          hierarchy=cohort.hierarchy if "rna" in modalities else None),
-                      dim=dim, d_state=d_state, dropout=0.0)
+                      dim=dim, d_state=d_state, dropout=0.0, scan_backend="ref", recompute_tokens=None)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     for _ in range(steps):
