@@ -69,8 +69,9 @@ def test_heatmap_over_the_slide(runs, tmp_path):
     slide = write_synthetic_slide(tmp_path / f"{sid}.tiff", width=2048, height=1024, seed=0)
     assert main(["explain", "--run", str(run["both"]), "--case", case, "--ig-steps", "0", "--slide", str(slide),
                  "--out", str(tmp_path / "h")]) == 0
-    with Image.open(tmp_path / "h" / "heatmap.png") as img:
-        assert img.size[0] > 200
+    for name in ("heatmap.png", "heatmap_ig.png"):
+        with Image.open(tmp_path / "h" / name) as img:
+            assert img.size[0] > 200
     other = tmp_path / "OTHER-SLIDE.tiff"
     shutil.copy(slide, other)
     assert main(["explain", "--run", str(run["both"]), "--case", case, "--slide", str(other),

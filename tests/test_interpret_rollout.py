@@ -120,7 +120,7 @@ def test_one_patient_at_a_time():
 
 def test_integrated_gradients_completeness_and_gradient_x_input():
     model, batch = _model("F", layers=1), _batch()
-    ig = integrated_gradients(model, batch, steps=128)
+    ig = integrated_gradients(model, batch, steps=64)
     gap = ig.completeness_gap.abs().item()
     print(f"IG completeness gap {gap:.2e}, risk change {(ig.risk - ig.risk_baseline).item():.4f}")
     assert gap < 1e-3 * max(1e-3, abs((ig.risk - ig.risk_baseline).item())) + 1e-6

@@ -40,7 +40,7 @@ def add_commands(subparsers) -> None:
         description="Score one case with the hidden-attention rollout through HIM and IFM and with integrated "
                     "gradients, using the model of one fold of a `survmamba cv` run. Writes patches.csv, "
                     "regions.csv (level-0 slide coordinates), functions.csv, processes.csv, explanation.h5, "
-                    "summary.json and, with --slide, heatmap.png over the slide thumbnail.")
+                    "summary.json and, with --slide, heatmap.png and heatmap_ig.png over the slide thumbnail.")
     p.add_argument("--run", required=True, type=Path, help="run directory of `survmamba cv` (with checkpoints)")
     p.add_argument("--case", required=True, help="case id, as in the cohort's clinical.csv")
     p.add_argument("--fold", type=int, help="the fold whose model explains (default: the first with a checkpoint)")

@@ -16,7 +16,8 @@
       processes.csv    one row per process (KEGG class), ranked
       explanation.h5   the same tables as HDF5 datasets (one group per table)
       summary.json     run, fold, case, risk, α, the rule and the baseline used
-      heatmap.png      patch scores over the slide thumbnail (only with --slide)
+      heatmap.png      hidden-attention patch scores over the slide thumbnail (only with --slide)
+      heatmap_ig.png   the same for |integrated gradients|
 
 Score columns: ``hidden_attention`` (the rollout share, non-negative, summing to 1 per
 modality), ``ig`` (signed integrated gradients of the risk; positive raises it) and
@@ -236,7 +237,8 @@ def write_explanation(exp: CaseExplanation, out: str | os.PathLike, slide: str |
                 group.create_dataset(col, data=values.astype("S") if values.dtype == object else values)
     written.append(out / "explanation.h5")
     if slide is not None:
-        written.append(_heatmap(exp, Path(slide), out / "heatmap.png"))
+        png = _heatmap(exp, Path(slide), out / "heatmap.png")
+        written += [png, png.with_name("heatmap_ig.png")]
     atomic_write_text(out / "summary.json", json.dumps(exp.summary, indent=1) + "\n")
     return written + [out / "summary.json"]
 
@@ -254,7 +256,10 @@ def _heatmap(exp: CaseExplanation, slide: Path, png: Path) -> Path:
         raise UserError(f"--slide {slide}: its slide id {sid!r} is not a slide of case {exp.summary['case_id']} "
                         f"({', '.join(slides)}); give the file of one of them (named <slide_id>.svs/.tif/...)")
     rows = exp.patches[exp.patches["slide_id"] == sid]
-    exp.summary["heatmap"] = {"slide": str(slide), "score": "hidden_attention", "patches": int(len(rows))}
-    return slide_heatmap(slide, rows[["x", "y"]].to_numpy(), rows["hidden_attention"].to_numpy(),
-                         int(rows["patch_size"].iloc[0]), png,
+    exp.summary["heatmap"] = {"slide": str(slide), "patches": int(len(rows)),
+                              "files": {png.name: "hidden_attention", png.with_name("heatmap_ig.png").name: "ig_abs"}}
+    xy, size = rows[["x", "y"]].to_numpy(), int(rows["patch_size"].iloc[0])
+    slide_heatmap(slide, xy, rows["ig_abs"].to_numpy(), size, png.with_name("heatmap_ig.png"),
+                  title=f"{exp.summary['case_id']} ({sid}): |integrated gradients|, {exp.summary['model']}")
+    return slide_heatmap(slide, xy, rows["hidden_attention"].to_numpy(), size, png,
                          title=f"{exp.summary['case_id']} ({sid}): hidden-attention rollout, {exp.summary['model']}")
