@@ -10,7 +10,7 @@ __all__ = ["add_commands"]
 def _cmd_explain(args: argparse.Namespace) -> int:
     import torch
 
-    from survmamba_lite.interpret.explain import explain_case, load_explainer, write_explanation
+    from survmamba_lite.interpret.explain import check_slide, explain_case, load_explainer, write_explanation
 
     if args.ig_steps < 0:
         raise ValueError(f"--ig-steps {args.ig_steps}: must be >= 0 (0 gives gradient x input)")
@@ -20,6 +20,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ex = load_explainer(args.run, args.fold)
+    if args.slide is not None:
+        check_slide(ex, args.case, args.slide)                    # before any computation
     exp = explain_case(ex, args.case, ig_steps=args.ig_steps)
     files = write_explanation(exp, args.out, slide=args.slide)
     print(f"{args.case}: fold {ex.fold} of {ex.label}, risk {exp.summary['risk']:.4f}; wrote "

@@ -46,7 +46,7 @@ from survmamba_lite.interpret.rollout import hidden_attention_importance
 from survmamba_lite.model.survmamba import SurvMamba
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
 
-__all__ = ["Explainer", "CaseExplanation", "load_explainer", "explain_case", "write_explanation"]
+__all__ = ["Explainer", "CaseExplanation", "load_explainer", "explain_case", "write_explanation", "check_slide"]
 
 TABLES = ("patches", "regions", "functions", "processes")
 
@@ -241,6 +241,22 @@ def write_explanation(exp: CaseExplanation, out: str | os.PathLike, slide: str |
         written += [png, png.with_name("heatmap_ig.png")]
     atomic_write_text(out / "summary.json", json.dumps(exp.summary, indent=1) + "\n")
     return written + [out / "summary.json"]
+
+
+def check_slide(ex: Explainer, case_id: str, slide: str | os.PathLike) -> str:
+    """The slide id of ``slide`` if it is a slide of ``case_id`` and the model reads slides; else a
+    :class:`UserError` saying what to pass instead. Checked before any computation."""
+    from survmamba_lite.data.wsi.tiling import slide_id_from_path
+
+    if "wsi" not in ex.model.modalities:
+        raise UserError(f"--slide {slide}: the model of run {ex.run_dir} reads no slides "
+                        f"(modalities {list(ex.model.modalities)}); drop --slide")
+    sid = slide_id_from_path(slide)
+    slides = ex.cohort.slide_ids(case_id) if case_id in ex.cohort.clinical.index else []
+    if slides and sid not in slides:
+        raise UserError(f"--slide {slide}: its slide id {sid!r} is not a slide of case {case_id} "
+                        f"({', '.join(slides)}); give the file of one of them (named <slide_id>.svs/.tif/...)")
+    return sid
 
 
 def _heatmap(exp: CaseExplanation, slide: Path, png: Path) -> Path:

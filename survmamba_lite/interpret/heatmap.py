@@ -61,16 +61,15 @@ def slide_heatmap(slide_path: str | os.PathLike, coords: np.ndarray, scores: np.
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from survmamba_lite.data.wsi.tiling import open_slide
+    from survmamba_lite.data.wsi.tiling import open_slide, read_thumbnail
 
     slide = open_slide(slide_path)
     try:
         w0, h0 = slide.dimensions
-        scale = max(w0, h0) / max_side
-        thumb = np.asarray(slide.get_thumbnail((max(1, int(w0 / scale)), max(1, int(h0 / scale)))).convert("RGB"))
+        scale = max(1.0, max(w0, h0) / max_side)                      # level-0 pixels per thumbnail pixel
+        thumb = read_thumbnail(slide, scale, label=Path(slide_path).name)
     finally:
         slide.close()
-    scale = w0 / thumb.shape[1]
     fig, ax = plt.subplots(figsize=(8, 8 * thumb.shape[0] / thumb.shape[1] + 0.6))
     im = draw_heatmap(ax, thumb, coords, scores, patch_size, scale, title=title)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
