@@ -38,6 +38,7 @@ seed = 0              # seed of the synthetic cohort and of the tiny model
 steps = 20            # full-batch Adam steps of the tiny model
 ig_steps = 8          # integrated-gradients steps
 data_root = None      # folder with wsi/ (see its README); None: ../shared/data next to the project
+threads = None        # torch CPU threads (None: torch's default, all cores)
 
 # %%
 import os
@@ -60,7 +61,8 @@ from survmamba_lite.interpret.rollout import hidden_attention_importance
 from survmamba_lite.ssm import BiMamba, selective_scan
 
 torch.manual_seed(seed)
-torch.set_num_threads(1)
+if threads:
+    torch.set_num_threads(threads)
 print(f"seed: {seed}")
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 data_root = Path(data_root) if data_root is not None else project_root.parent / "shared" / "data"
@@ -329,8 +331,11 @@ if slide_path.exists():
         plt.colorbar(im, ax=ax, fraction=0.03)
     plt.tight_layout()
     plt.show()
-else:
-    print("skipped: no real slide")
+else:                                                     # keep the figure (and its caption) with the message
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.text(0.5, 0.5, "no real slide in the shared data folder: section skipped", ha="center", va="center")
+    ax.axis("off")
+    plt.show()
 
 # %% [markdown]
 # ## What such maps can and cannot tell
