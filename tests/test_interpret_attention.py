@@ -102,6 +102,10 @@ def test_grouped_scan_matrix_against_selective_scan():
     assert _report("grouped scan", torch.einsum("bets,bes->bet", m, u), y) < TOL
     assert _report("mean", scan_matrix(delta, A, B, C, D, "mean", 4), m.mean(1)) < TOL
     assert _report("abs mean", scan_matrix(delta, A, B, C, D, "abs_mean", 5), m.abs().mean(1)) < TOL
+    # a small memory budget splits channels and output rows: same matrices
+    assert _report("split rows", scan_matrix(delta, A, B, C, D, budget=50), m) < TOL
+    assert _report("split rows, abs mean", scan_matrix(delta, A, B, C, D, "abs_mean", budget=200),
+                   m.abs().mean(1)) < TOL
 
 
 def test_time_invariant_matrix_is_the_convolution_kernel():

@@ -19,6 +19,12 @@
       heatmap.png      hidden-attention patch scores over the slide thumbnail (only with --slide)
       heatmap_ig.png   the same for |integrated gradients|
 
+Cost. The rollout forms each block's ``L x L`` channel-mean matrix in memory-bounded pieces
+(:func:`~survmamba_lite.interpret.hidden_attention.scan_matrix`), but its work grows as
+``L^2 E N`` per block: fine (a region's patches) and coarse (the regions) levels are cheap,
+while the fine IFM scans all patches of the slide at once, so a paper-scale slide of
+thousands of patches with the full model (``D = 512``) takes minutes on a CPU.
+
 Score columns: ``hidden_attention`` (the rollout share, non-negative, summing to 1 per
 modality), ``ig`` (signed integrated gradients of the risk; positive raises it) and
 ``ig_abs``; ranks are 1 for the most important (``rank_hidden_attention``, ``rank_ig``

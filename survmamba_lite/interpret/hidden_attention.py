@@ -57,7 +57,7 @@ __all__ = ["scan_matrix", "BranchInputs", "branch_inputs", "BlockAttention", "bi
 
 
 def scan_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
-                reduce: str | None = None, chunk: int = 64) -> Tensor:
+                reduce: str | None = None, chunk: int = 64, budget: int = 2 ** 26) -> Tensor:
     r"""The hidden-attention matrices :math:`\alpha_{t,s}` of a selective scan.
 
     Args:
@@ -69,7 +69,10 @@ def scan_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None
         reduce: None returns every channel's matrix; ``"mean"`` the channel mean and
             ``"abs_mean"`` the channel mean of absolute values, computed ``chunk`` channels
             at a time so that ``(B, E, L, L)`` is never held.
-        chunk: channels per step.
+        chunk: channels per step (fewer when ``budget`` asks for it).
+        budget: at most this many elements in the ``(B, e, T, L, N)`` decay tensor of one step
+            (channels and output rows are split to fit; memory, not the result, depends on it).
+            The work is :math:`O(B E L^2 N)` whatever the split.
 
     Returns:
         ``(B, E, L, L)`` (``reduce=None``) or ``(B, L, L)``; row ``t`` is output position
@@ -87,28 +90,34 @@ def scan_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None
     b, e, length = delta.shape
     if B.dim() == 3:
         B, C = B.unsqueeze(1), C.unsqueeze(1)                                    # (B, 1, N, L)
+    n = A.shape[1]
     per_group = e // B.shape[1]
+    chunk = max(1, min(chunk, e, budget // max(1, b * length * length * n)))
+    rows = max(1, min(length, budget // max(1, b * chunk * length * n)))      # output rows per step
     t_idx = torch.arange(length, device=delta.device)
-    causal = t_idx.unsqueeze(1) >= t_idx.unsqueeze(0)                            # (L, L): s <= t
-    out = None
-    parts = []
+    dtype = torch.promote_types(delta.dtype, B.dtype)
+    out = delta.new_zeros((b, length, length) if reduce else (b, e, length, length), dtype=dtype)
     for e0 in range(0, e, chunk):
         e1 = min(e, e0 + chunk)
         g = torch.arange(e0, e1, device=delta.device) // per_group
         Bc, Cc = B[:, g], C[:, g]                                                # (B, e, N, L)
         d = delta[:, e0:e1]                                                      # (B, e, L)
         cum = torch.cumsum(d, -1).unsqueeze(-1) * A[e0:e1].unsqueeze(1)          # (B, e, L, N): A Σ_{k<=t} Δ_k
-        decay = cum.unsqueeze(3) - cum.unsqueeze(2)                              # (B, e, L_t, L_s, N)
-        decay = decay.masked_fill(~causal.view(1, 1, length, length, 1), float("-inf")).exp()
-        m = torch.einsum("bcnt,bctsn,bcns->bcts", Cc, decay, Bc * d.unsqueeze(2))  # (B, e, L, L)
-        if D is not None:
-            m = m + torch.diag_embed(D[e0:e1].to(m.dtype).view(1, -1, 1).expand(b, -1, length))
-        if reduce is None:
-            parts.append(m)
-            continue
-        m = m.abs() if reduce == "abs_mean" else m
-        out = m.sum(1) if out is None else out + m.sum(1)
-    return torch.cat(parts, 1) if reduce is None else out / e
+        bd = Bc * d.unsqueeze(2)                                                 # Δ_s B_s: (B, e, N, L)
+        for t0 in range(0, length, rows):
+            t1 = min(length, t0 + rows)
+            causal = t_idx[t0:t1].unsqueeze(1) >= t_idx.unsqueeze(0)             # (T, L): s <= t
+            decay = cum[:, :, t0:t1].unsqueeze(3) - cum.unsqueeze(2)             # (B, e, T, L, N)
+            decay = decay.masked_fill(~causal.view(1, 1, t1 - t0, length, 1), float("-inf")).exp()
+            m = torch.einsum("bcnt,bctsn,bcns->bcts", Cc[..., t0:t1], decay, bd)  # (B, e, T, L)
+            if D is not None:
+                diag = torch.arange(t0, t1, device=delta.device)
+                m[:, :, diag - t0, diag] += D[e0:e1].to(m.dtype).view(1, -1, 1)
+            if reduce is None:
+                out[:, e0:e1, t0:t1] = m
+            else:
+                out[:, t0:t1] += (m.abs() if reduce == "abs_mean" else m).sum(1)
+    return out if reduce is None else out / e
 
 
 @dataclass
