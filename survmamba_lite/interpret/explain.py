@@ -67,6 +67,7 @@ class Explainer:
     cohort: Cohort
     rna_normalizer: RNANormalizer | None
     label: str
+    subset_note: str = ""
 
 
 @dataclass
@@ -128,15 +129,17 @@ def load_explainer(run_dir: str | os.PathLike, fold: int | None = None) -> Expla
                                                   "conv_backend": "torch"})
     model.load_state_dict(ckpt["model"])
     norm = prep.get("rna_normalizer")
+    label = derived.get("model_label", config.model)
+    subset = f", restricted to a seeded subset of {config.max_cases} cases by max_cases" if config.max_cases else ""
     return Explainer(run, k, model.float().eval(), cohort, None if norm is None else RNANormalizer.from_dict(norm),
-                     derived.get("model_label", config.model))
+                     label, subset)
 
 
 def _case_batch(ex: Explainer, case_id: str):
     if case_id not in ex.cohort.clinical.index:
         some = ", ".join(map(str, ex.cohort.case_ids[:3]))
-        raise UserError(f"--case {case_id}: not a case of {ex.cohort.root}/clinical.csv (the cohort of run "
-                        f"{ex.run_dir}); case ids look like {some}")
+        raise UserError(f"--case {case_id}: not a case of run {ex.run_dir} ({ex.cohort.root}/clinical.csv"
+                        f"{ex.subset_note}); case ids look like {some}")
     if "wsi" in ex.model.modalities and not ex.cohort.slide_ids(case_id):
         raise UserError(f"--case {case_id}: has no slide in {ex.cohort.root}/clinical.csv, but the model of "
                         f"{ex.run_dir} reads slides; choose a case with a slide_id")
