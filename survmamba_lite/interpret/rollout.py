@@ -35,7 +35,10 @@ inputs to a pooled vector is ``w^T R`` with ``w`` uniform. For one modality of a
 
 What the rule leaves out, as rollout does in transformers: the causal convolution before
 each scan (a token's input already holds its ``W - 1`` predecessors), the gates
-``SiLU(z)`` (including IFM's cross-modal gate), the encoders and the head. The two
+``SiLU(z)`` (including IFM's cross-modal gate), the encoders and the head. IFM's output is
+read as the mean of each modality's own scan outputs, which is what ``ifm_align="pool"``
+computes; with ``"interpolate"`` the resampling of one modality onto the other's positions
+is not followed. The two
 modalities are normalised separately: the rule says where each modality looks, not how
 much each modality weighs. Tested against an explicit product of dense matrices.
 """
