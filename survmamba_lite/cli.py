@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "survmamba_lite.data.wsi.cli",
     "survmamba_lite.experiment.cli",
     "survmamba_lite.realdata.command",
+    "survmamba_lite.interpret.cli",
 )
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 _POSITIONALS = {"dir": "the cohort folder argument", "runs": "a RUN_DIR argument", "slides": "a SLIDE argument",

@@ -76,8 +76,14 @@ BLCA 0.55: the real TCGA fractions, capped at 0.70). Observed
 :math:`Y_i = \min(T_i, A_i, L_i)` (rounded to 0.01 month, at least 0.01),
 ``event`` :math:`= 1[T_i \le \min(A_i, L_i)]`.
 
-Files: the layout's files, ``synthetic_truth.csv`` (``true_risk`` and each score) and a
-``synthetic`` block in ``manifest.yaml`` naming the planted process/function.
+Files: the layout's files, ``synthetic_truth.csv`` (``true_risk`` and each score),
+``synthetic_regions.csv`` (where the histology signal sits: one row per region of each slide,
+``case_id, slide_id, region, n_patches, tumour`` with ``region`` the index stored in that
+slide's ``features/<slide_id>.h5`` and ``tumour`` = :math:`z_{ir}`; the patches of a tumour
+region carry the shift :math:`2u_T` and, through :math:`h^P_i`, the cellularity signal) and a
+``synthetic`` block in ``manifest.yaml`` naming the planted process/function. The region
+record is read off the draws above; it adds no draw, so a seed gives the same data with or
+without it.
 
 >>> import tempfile
 >>> root = make_synthetic_cohort("COADREAD", "tiny", seed=1, out=Path(tempfile.mkdtemp()) / "c")
@@ -104,7 +110,8 @@ from survmamba_lite.data.layout import (FEATURES_DIR, FORMAT_VERSION, TRUTH, mak
 from survmamba_lite.errors import UserError
 from survmamba_lite.utils.outputs import COHORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
-__all__ = ["SynthScale", "SCALES", "COHORTS", "CohortSpec", "make_synthetic_cohort", "synthetic_hierarchy"]
+__all__ = ["SynthScale", "SCALES", "COHORTS", "CohortSpec", "make_synthetic_cohort", "synthetic_hierarchy",
+           "REGION_TRUTH"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,8 @@ ADMIN_CENSOR = (12.0, 200.0)
 TUMOUR_SHIFT = 2.0
 N_NUISANCE = 4
 PATCH_SIZE, REGION_SIZE, REGION_GRID = 256, 4096, 16
+#: per-region record of the planted histology signal (see the module docstring)
+REGION_TRUTH = "synthetic_regions.csv"
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -228,7 +237,11 @@ def _directions(scale: SynthScale, seed: int) -> np.ndarray:
 
 
 def _patient_bag(rng: np.random.Generator, scale: SynthScale, dirs: np.ndarray):
-    """Draw one patient's patches. Returns (features, region, coords, h_region, h_patch)."""
+    """Draw one patient's patches.
+
+    Returns (features, region, coords, h_region, h_patch, split, z) with ``split`` the first
+    region of the second slide (``R`` for one slide) and ``z: (R,)`` the tumour flags.
+    """
     u_t, u_d, u_s, w = dirs[:, 0], dirs[:, 1], dirs[:, 2], dirs[:, 3:]
     n_r = int(rng.integers(scale.regions[0], scale.regions[1] + 1))
     n_p = rng.integers(scale.patches[0], scale.patches[1] + 1, size=n_r)
@@ -252,7 +265,7 @@ def _patient_bag(rng: np.random.Generator, scale: SynthScale, dirs: np.ndarray):
     split = int(rng.integers(1, n_r)) if n_slides == 2 else n_r
     offsets = rng.standard_normal(n_slides).astype(np.float32)
     x += np.where(region < split, offsets[0], offsets[-1])[:, None] * u_s
-    return x.astype(np.float32), region, coords, float(h_region), h_patch, split
+    return x.astype(np.float32), region, coords, float(h_region), h_patch, split, z
 
 
 def _write_slides(root: Path, case_id: str, x, region, coords, split, encoder: str) -> list[str]:
@@ -350,11 +363,17 @@ def _write_cohort(root: Path, key: str, scale: str, seed: int, n_folds: int, com
     n = spec.n_cases
     case_ids = [f"SYN-{key}-{i + 1:04d}" for i in range(n)]
     h_region, h_patch, slide_ids, n_patches = np.zeros(n), np.zeros(n), [], 0
+    region_rows: list[tuple[str, str, int, int, int]] = []
     for i, cid in enumerate(case_ids):
-        x, region, coords, hr, hp, split = _patient_bag(_rng(seed, code, 1, i), sc, dirs)
+        x, region, coords, hr, hp, split, z = _patient_bag(_rng(seed, code, 1, i), sc, dirs)
         h_region[i], h_patch[i] = hr, hp
-        slide_ids.append(";".join(_write_slides(root, cid, x, region, coords, split, encoder)))
+        slides = _write_slides(root, cid, x, region, coords, split, encoder)
+        slide_ids.append(";".join(slides))
         n_patches += region.size
+        counts = np.bincount(region, minlength=z.size)
+        for r in range(z.size):                                   # slide 2 (if any) starts at `split`
+            s = 0 if r < split else 1
+            region_rows.append((cid, slides[s], r - (0 if s == 0 else split), int(counts[r]), int(z[r])))
 
     # transcriptomics
     rng = _rng(seed, code, 2)
@@ -395,6 +414,8 @@ def _write_cohort(root: Path, key: str, scale: str, seed: int, n_folds: int, com
                           "g_process": g_process, "g_function": g_function, "x_interaction": x_interaction,
                           "frailty": frailty, "event_time": t_event, "censor_time": censor})
     truth.to_csv(root / TRUTH, index=False, float_format="%.6g", lineterminator="\n")
+    pd.DataFrame(region_rows, columns=["case_id", "slide_id", "region", "n_patches", "tumour"]).to_csv(
+        root / REGION_TRUTH, index=False, lineterminator="\n")
     write_manifest(root, {
         "format_version": FORMAT_VERSION,
         "name": f"synthetic-{key.lower()}-{scale}-seed{seed}",
@@ -421,6 +442,7 @@ def _write_cohort(root: Path, key: str, scale: str, seed: int, n_folds: int, com
             "planted_function": {"id": str(table["function_id"].iat[k_star]),
                                  "name": str(table["function_name"].iat[k_star])},
             "truth_file": TRUTH,
+            "region_truth_file": REGION_TRUTH,
         },
         "created_by": command,
     })

@@ -82,7 +82,7 @@ TILES = OutputKind("tiles", "survmamba tile", "a tiles folder", ("*.coords.h5", 
 FEATURES = OutputKind("features", "survmamba extract", "a features folder", ("*.h5",))
 COHORT = OutputKind("cohort", "survmamba synth / import-tcga", "a cohort folder", (
     "manifest.yaml", "clinical.csv", "rna.csv", "hierarchy.tsv", "splits/fold_*.csv", "features/*.h5",
-    "synthetic_truth.csv"))
+    "synthetic_truth.csv", "synthetic_regions.csv"))
 
 
 def _files(root: Path) -> list[str]:

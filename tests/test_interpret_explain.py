@@ -1,0 +1,107 @@
+"""`survmamba explain` on tiny synthetic runs (CPU): the tables, the HDF5 file, the heatmap and
+the errors for bad input."""
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from survmamba_lite.cli import main
+from survmamba_lite.data import make_synthetic_cohort
+from survmamba_lite.data.features_h5 import read_features_h5
+from survmamba_lite.experiment import ExperimentConfig, run_cv
+
+SMALL = dict(epochs=1, max_cases=24, folds=(0,), seed=0, device="cpu", threads=1, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    cohort = make_synthetic_cohort("BLCA", "tiny", seed=3, out=root / "cohort")
+    out = {}
+    for name, model, opts in (("both", "survmamba", dict(dim=8, d_state=4)),
+                              ("rna", "survmamba-rna", dict(dim=8, d_state=4)),
+                              ("abmil", "abmil", dict(dim=8))):
+        cfg = ExperimentConfig.from_params(model=model, cohort_dir=str(cohort), out_dir=str(root / name), **opts,
+                                           **SMALL)
+        run_cv(cfg, progress=False, log=lambda line: None)
+        out[name] = root / name
+    case = pd.read_csv(out["both"] / "fold_0" / "predictions.csv")["case_id"].iloc[0]
+    return cohort, out, case
+
+
+def test_tables_in_slide_coordinates(runs, tmp_path, capsys):
+    cohort, run, case = runs
+    assert main(["explain", "--run", str(run["both"]), "--case", case, "--ig-steps", "4",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert "top regions by hidden attention" in capsys.readouterr().out
+    patches = pd.read_csv(tmp_path / "e" / "patches.csv")
+    regions = pd.read_csv(tmp_path / "e" / "regions.csv")
+    assert abs(patches["hidden_attention"].sum() - 1) < 1e-5
+    for sid, rows in patches.groupby("slide_id"):                  # coordinates are the slide's level-0 ones
+        sf = read_features_h5(cohort / "features" / f"{sid}.h5")
+        np.testing.assert_array_equal(rows[["x", "y"]].to_numpy(), sf.coords[rows["patch"].to_numpy()])
+        np.testing.assert_array_equal(rows["region"].to_numpy(), sf.region[rows["patch"].to_numpy()])
+        assert sorted(rows["patch"]) == list(range(len(sf.coords)))
+    sums = patches.groupby(["slide_id", "region"])["hidden_attention"].sum()
+    np.testing.assert_allclose(regions.set_index(["slide_id", "region"])["hidden_attention"].loc[sums.index],
+                               sums.to_numpy(), rtol=1e-6)
+    processes = pd.read_csv(tmp_path / "e" / "processes.csv")
+    functions = pd.read_csv(tmp_path / "e" / "functions.csv")
+    assert list(processes["rank_hidden_attention"]) == list(range(1, len(processes) + 1))
+    assert abs(functions["hidden_attention"].sum() - 1) < 1e-5
+    with h5py.File(tmp_path / "e" / "explanation.h5") as h5:
+        assert set(h5) == {"patches", "regions", "functions", "processes"}
+        np.testing.assert_allclose(h5["patches/hidden_attention"][:], patches["hidden_attention"], rtol=1e-6)
+    assert '"ig_completeness_gap"' in (tmp_path / "e" / "summary.json").read_text()
+
+
+def test_heatmap_over_the_slide(runs, tmp_path):
+    from PIL import Image
+
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    cohort, run, case = runs
+    sid = pd.read_csv(cohort / "clinical.csv").set_index("case_id").loc[case, "slide_id"].split(";")[0]
+    slide = write_synthetic_slide(tmp_path / f"{sid}.tiff", width=2048, height=1024, seed=0)
+    assert main(["explain", "--run", str(run["both"]), "--case", case, "--ig-steps", "0", "--slide", str(slide),
+                 "--out", str(tmp_path / "h")]) == 0
+    for name in ("heatmap.png", "heatmap_ig.png"):
+        with Image.open(tmp_path / "h" / name) as img:
+            assert img.size[0] > 200
+    other = tmp_path / "OTHER-SLIDE.tiff"
+    shutil.copy(slide, other)
+    assert main(["explain", "--run", str(run["both"]), "--case", case, "--slide", str(other),
+                 "--out", str(tmp_path / "x")]) == 2
+
+
+def test_errors_name_the_problem(runs, tmp_path, capsys):
+    cohort, run, case = runs
+
+    def error(*argv) -> str:
+        assert main(["explain", *argv, "--out", str(tmp_path / "o")]) == 2
+        return capsys.readouterr().err
+
+    assert "clinical.csv" in error("--run", str(run["both"]), "--case", "NO-SUCH-CASE")
+    assert "config.json" in error("--run", str(tmp_path), "--case", case)
+    assert "no checkpoint for fold 3" in error("--run", str(run["both"]), "--case", case, "--fold", "3")
+    assert "SurvMamba runs" in error("--run", str(run["abmil"]), "--case", case)
+    slide = tmp_path / "s.tiff"
+    slide.write_bytes(b"")
+    assert "reads no slides" in error("--run", str(run["rna"]), "--case", case, "--ig-steps", "0",
+                                      "--slide", str(slide))
+    moved = tmp_path / "moved"
+    shutil.copytree(run["both"], moved)
+    (moved / "fold_0" / "checkpoint.pt").unlink()
+    assert "no fold_*/checkpoint.pt" in error("--run", str(moved), "--case", case)
+
+
+def test_genomic_only_run(runs, tmp_path):
+    cohort, run, case = runs
+    assert main(["explain", "--run", str(run["rna"]), "--case", case, "--ig-steps", "2",
+                 "--out", str(tmp_path / "g")]) == 0
+    assert not (tmp_path / "g" / "patches.csv").exists()
+    assert (tmp_path / "g" / "processes.csv").exists()
