@@ -8,8 +8,6 @@ integrated gradients and 0.605 for the hidden-attention rollout, chance 0.555; w
 seed 1 instead of 0, 0.737 and 0.579. The tests print their numbers."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 

@@ -61,8 +61,8 @@ def test_rollout_equals_the_dense_product():
     start = 0
     for r, n in enumerate(SIZES):
         x = tokens[:, r, :n]
-        for l, blk in enumerate(model.him["wsi"].fine_blocks):
-            per_layer[l][start:start + n, start:start + n] = _step(blk, x)
+        for layer, blk in enumerate(model.him["wsi"].fine_blocks):
+            per_layer[layer][start:start + n, start:start + n] = _step(blk, x)
             x = blk(x)
         fine_out.append(x)
         start += n
