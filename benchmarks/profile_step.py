@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from complexity import N_BINS, make_batch, paper_hierarchy, parse_model
+from complexity import N_BINS, parse_model
+
+from survmamba_lite.experiment.table2 import synthetic_genes, synthetic_patient
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import nll_loss
 from survmamba_lite.utils.complexity import _busy_and_kernels
@@ -36,9 +38,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         p.error("needs a CUDA device")
-    hierarchy = paper_hierarchy()
+    hierarchy = synthetic_genes("paper")
     inputs = ModelInputs(n_bins=N_BINS, wsi_dim=768, hierarchy=hierarchy)
-    batch = make_batch(args.patches, max(1, args.patches // args.patches_per_region), 768, hierarchy.n_genes, "cuda")
+    batch = synthetic_patient(args.patches, max(1, args.patches // args.patches_per_region), 768, hierarchy.n_genes, "cuda")
     name, options = parse_model(args.model)
     torch.manual_seed(0)
     model = build_model(name, inputs, **options).cuda().train()

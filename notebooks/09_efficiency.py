@@ -108,7 +108,8 @@ paper
 # replayed from CUDA graphs.
 
 # %%
-from complexity import TABLE2_MODELS, make_batch, paper_hierarchy   # benchmarks/complexity.py
+from complexity import TABLE2_MODELS   # benchmarks/complexity.py
+from survmamba_lite.experiment.table2 import synthetic_genes, synthetic_patient
 
 
 def load_rows(path):
@@ -185,9 +186,9 @@ from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.utils.complexity import count_flops, count_parameters
 
 torch.set_num_threads(1)                     # stable timings on a shared machine
-hierarchy = paper_hierarchy()
+hierarchy = synthetic_genes("paper")
 inputs = ModelInputs(n_bins=meta["n_bins"], wsi_dim=meta["wsi_dim"], hierarchy=hierarchy)
-batch_4096 = make_batch(4096, 16, meta["wsi_dim"], hierarchy.n_genes, "cpu")
+batch_4096 = synthetic_patient(4096, 16, meta["wsi_dim"], hierarchy.n_genes, "cpu")
 
 recount = {}
 for name in TABLE2_MODELS:
@@ -470,7 +471,7 @@ tiny_inputs = ModelInputs(n_bins=4, wsi_dim=64, hierarchy=tiny)
 cpu_rows = []
 t_start = time.perf_counter()
 for n_patches in (128, 256, 512, 1024):
-    batch = make_batch(n_patches, n_patches // 64, 64, tiny.n_genes, "cpu", seed=SEED)
+    batch = synthetic_patient(n_patches, n_patches // 64, 64, tiny.n_genes, "cpu", seed=SEED)
     for name in TABLE2_MODELS:
         torch.manual_seed(SEED)
         model = build_model(name, tiny_inputs, dim=64)
