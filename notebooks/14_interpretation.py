@@ -124,8 +124,9 @@ print("alpha applied to the inputs == scan:", torch.allclose(torch.einsum("bets,
 # A Bi-Mamba block (Algorithm 1) adds the backward branch: run on the sequence reversed
 # within its length, its matrix mapped back to the original positions is upper-triangular.
 # The two branches read different inputs (each has its own causal convolution), so the
-# block's SSM output is $(\alpha^{\rightarrow} + D^{\rightarrow}) u^{\rightarrow} + (\alpha^{\leftarrow}
-# + D^{\leftarrow}) u^{\leftarrow}$, channel by channel, before the gate $\operatorname{SiLU}(z)$ and
+# block's SSM output is
+# $(\alpha^{\rightarrow} + D^{\rightarrow}) u^{\rightarrow} + (\alpha^{\leftarrow} + D^{\leftarrow}) u^{\leftarrow}$,
+# channel by channel, before the gate $\operatorname{SiLU}(z)$ and
 # the output projection. `bimamba_attention` returns the matrices and their inputs;
 # applied through gate, projection and residual they give the block's output (the tests do
 # this in float64 for both scan backends, with padding, to $10^{-10}$).

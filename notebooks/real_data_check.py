@@ -344,9 +344,14 @@ if pw is not None:
 from survmamba_lite.realdata.inner import inner_table, inner_table_markdown
 
 inner_dir = pw_dir / "inner"
-if inner_dir.is_dir() and any(inner_dir.glob("*.json")):
-    inner = inner_table(pw_dir)
-    display(Markdown(inner_table_markdown(inner)))
+have_inner = inner_dir.is_dir() and any(inner_dir.glob("*.json"))
+if have_inner:
+    display(Markdown(inner_table_markdown(inner_table(pw_dir))))
+else:
+    print(f"{shown(inner_dir)}: no inner validation yet")
+
+# %% mystnb={"figure": {"caption": "Inner validation at the paper's widths (training folds only): the c-index on the held-out 20% of each outer fold's training patients after every epoch, one line per outer fold.", "name": "fig-real-inner-curves"}}
+if have_inner:
     curves = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(inner_dir.glob("*.json"))}
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.0), squeeze=False)
     for ax, (name, rec) in zip(axes[0], curves.items()):
@@ -360,8 +365,6 @@ if inner_dir.is_dir() and any(inner_dir.glob("*.json")):
         ax.legend(fontsize=6)
     fig.tight_layout()
     plt.show()
-else:
-    print(f"{shown(inner_dir)}: no inner validation yet")
 
 # %% [markdown]
 # **Diagnosis of COADREAD's SNN (training folds only).** The model did not collapse: its
