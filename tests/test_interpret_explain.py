@@ -105,3 +105,23 @@ def test_genomic_only_run(runs, tmp_path):
                  "--out", str(tmp_path / "g")]) == 0
     assert not (tmp_path / "g" / "patches.csv").exists()
     assert (tmp_path / "g" / "processes.csv").exists()
+
+
+def test_out_folder_rules(runs, tmp_path, capsys):
+    """An earlier explanation is replaced (stale files included); a folder holding anything
+    else is refused before any computation, and nothing in it is touched."""
+    cohort, run, case = runs
+    args = ["explain", "--run", str(run["rna"]), "--case", case, "--ig-steps", "0"]
+    out = tmp_path / "again"
+    assert main([*args, "--out", str(out)]) == 0
+    (out / "heatmap.png").write_bytes(b"from an earlier call with --slide")
+    assert main([*args, "--out", str(out)]) == 0
+    assert (out / "processes.csv").exists() and not (out / "heatmap.png").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "processes.csv").write_text("my own table\n")
+    capsys.readouterr()
+    assert main([*args, "--out", str(mine)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (mine / "processes.csv").read_text() == "my own table\n" and sorted(p.name for p in mine.iterdir()) == [
+        "processes.csv"]

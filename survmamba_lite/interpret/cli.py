@@ -11,12 +11,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     import torch
 
     from survmamba_lite.interpret.explain import check_slide, explain_case, load_explainer, write_explanation
+    from survmamba_lite.utils.outputs import EXPLAIN, check_out_dir
 
     if args.ig_steps < 0:
         raise ValueError(f"--ig-steps {args.ig_steps}: must be >= 0 (0 gives gradient x input)")
     if args.slide is not None and not args.slide.is_file():
         raise FileNotFoundError(f"{args.slide}: no such slide file (--slide); give the slide of the case, "
                                 "named <slide_id>.svs (or .tif, .ndpi, ...)")
+    check_out_dir(args.out, EXPLAIN, overwrite=True)                # before any computation
     if args.threads:
         torch.set_num_threads(args.threads)
     ex = load_explainer(args.run, args.fold)
@@ -49,5 +51,5 @@ def add_commands(subparsers) -> None:
     p.add_argument("--slide", type=Path, help="the case's slide file (<slide_id>.svs, ...) for a heatmap")
     p.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (0: gradient x input)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created; its files are replaced)")
+    p.add_argument("--out", required=True, type=Path, help="output folder: new, empty or an earlier output of explain (whose files are replaced)")
     p.set_defaults(func=_cmd_explain)

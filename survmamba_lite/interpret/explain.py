@@ -51,6 +51,7 @@ from survmamba_lite.interpret.attribution import function_scores, integrated_gra
 from survmamba_lite.interpret.rollout import hidden_attention_importance
 from survmamba_lite.model.survmamba import SurvMamba
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
+from survmamba_lite.utils.outputs import EXPLAIN, check_out_dir, claim_out_dir, clear_out_dir
 
 __all__ = ["Explainer", "CaseExplanation", "load_explainer", "explain_case", "write_explanation", "check_slide"]
 
@@ -226,11 +227,15 @@ def explain_case(ex: Explainer, case_id: str, ig_steps: int = 32) -> CaseExplana
 
 def write_explanation(exp: CaseExplanation, out: str | os.PathLike, slide: str | os.PathLike | None = None
                       ) -> list[Path]:
-    """Write the tables (CSV and HDF5), the summary and, with ``slide``, the heatmap; returns the files."""
+    """Write the tables (CSV and HDF5), the summary and, with ``slide``, the heatmap; returns the files.
+
+    ``out`` must be new, empty or an earlier output of ``survmamba explain`` (whose files are
+    then replaced); a folder holding anything else is refused and nothing is deleted.
+    """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    if check_out_dir(out, EXPLAIN, overwrite=True) == "ours":
+        clear_out_dir(out, EXPLAIN)
+    claim_out_dir(out, EXPLAIN)
     written = []
     with atomic_path(out / "explanation.h5") as tmp, h5py.File(tmp, "w") as h5:
         for name in TABLES:
