@@ -275,13 +275,14 @@ for ck, sub in table.groupby("cohort_key", sort=False):
 # will appear here when all five folds of a run are done, and no partial run is shown.
 
 # %%
+from survmamba_lite.realdata import PAPER_MODELS
+
 pw_dir = results_dir / "paper_width"
 if (pw_dir / "runs").is_dir() and any((pw_dir / "runs").glob("*.json")):
     pw = genomic_table(pw_dir)
     display(Markdown(genomic_table_markdown(pw, compact=True)))
     done = set(zip(pw["cohort_key"], pw["model_key"]))
-    wanted = [(ck, mk) for ck in dict.fromkeys(pw["cohort_key"])
-              for mk in ("cox", "snn", "snntrans", "survmamba-rna", "survmamba-rna-uni")]
+    wanted = [(ck, mk) for ck in dict.fromkeys(pw["cohort_key"]) for mk in PAPER_MODELS]
     print("not yet run at the paper's widths:", ", ".join(f"{ck}/{mk}" for ck, mk in wanted if (ck, mk) not in done)
           or "none")
 else:
