@@ -73,6 +73,22 @@ MODES = {
 }
 
 
+def _check_fresh(out: Path, checkpoints: Path) -> None:
+    """``--fresh`` deletes only what this script wrote: a grid folder (with ``grid.json``) and a
+    folder of checkpoints (``*.pt`` files and their temporary ``*.tmp`` copies); anything else
+    stops the script, nothing deleted."""
+    from survmamba_lite.experiment.grid import GRID
+
+    if out.exists() and any(out.iterdir()) and not (out / GRID).is_file():
+        sys.exit(f"fullscale.py: --fresh would delete {out}, which is not a grid folder (no {GRID}); "
+                 "choose a new --out (nothing was deleted)")
+    other = [p for p in checkpoints.rglob("*") if p.is_file() and not p.name.endswith((".pt", ".tmp"))] \
+        if checkpoints.is_dir() else []
+    if other:
+        sys.exit(f"fullscale.py: --fresh would delete {checkpoints}, which holds files other than checkpoints "
+                 f"({other[0]}, ...); choose a new --checkpoint-dir (nothing was deleted)")
+
+
 def _start_mps(folder: Path) -> None:
     """Start an MPS control daemon whose pipes live in ``folder`` (this call's workers inherit
     the environment), and stop it when the script ends. No device setting is changed."""
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     cohort, models = MODES[args.mode]
     models = args.models or models
     if args.fresh:
+        _check_fresh(args.out, args.checkpoint_dir)
         shutil.rmtree(args.out, ignore_errors=True)
         shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
     cohort_dir = args.cohort_root / f"{cohort.lower()}_{args.scale}"
