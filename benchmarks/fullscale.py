@@ -104,7 +104,14 @@ def _start_mps(folder: Path) -> None:
         Path(v).mkdir(parents=True, exist_ok=True)
     os.environ.update(env)
     subprocess.run([exe, "-d"], check=True)
-    atexit.register(lambda: subprocess.run([exe], input=b"quit\n", check=False))
+
+    def stop() -> None:
+        # `quit` returns only once every client has gone, and this process may be one (it asked
+        # CUDA how many GPUs there are): send it without waiting, the daemon ends after us
+        ctl = subprocess.Popen([exe], stdin=subprocess.PIPE, start_new_session=True)
+        ctl.stdin.write(b"quit\n")
+        ctl.stdin.close()
+    atexit.register(stop)
     print(f"--mps: MPS daemon started (pipes in {env['CUDA_MPS_PIPE_DIRECTORY']})", flush=True)
 
 

@@ -307,6 +307,24 @@ def test_motcat_balanced_transport_rows_are_averages():
     assert torch.all(plan[1, :, 3:] == 0)
 
 
+def test_motcat_transport_plan_is_computed_in_float32_under_bf16_autocast():
+    """The cost |g_i - h_j|^2 = |g|^2 + |h|^2 - 2 g.h cancels: in bf16 (8 bits of mantissa) it is
+    mostly rounding noise and Sinkhorn turns it into an arbitrary plan (MOTCat at D = 256 in bf16
+    stopped learning). The plan is computed in float32 whatever the autocast."""
+    torch.manual_seed(0)
+    model = build_model("motcat", ModelInputs(TINY_BINS, TINY_WSI_DIM, build_tiny_hierarchy()), dim=256, heads=2,
+                        ot_iters=100).eval()
+    g, h = torch.randn(1, 6, 256) * 3, torch.randn(1, 300, 256) * 3
+    g, h = g + 0.05 * torch.randn(1, 6, 256), h
+    mask = torch.ones(1, 300, dtype=torch.bool)
+    reference = model.transport_plan(g, h, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model.transport_plan(g.bfloat16(), h.bfloat16(), mask)
+    assert mixed.dtype == torch.float32
+    # only the bf16 rounding of the inputs themselves remains
+    assert (mixed - reference).abs().max() / reference.abs().max() < 0.05
+
+
 def test_missing_modality_and_gene_mismatch_are_clear_errors():
     model = tiny_model("snn")
     no_rna = collate_bags(build_tiny_bags([(1, 2)], rna=False))

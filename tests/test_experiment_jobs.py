@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -239,3 +240,46 @@ def test_building_a_batch_does_not_wait_for_the_gpu(cohort_dir):
         builder.batch([1, 2], 9, torch.Generator().manual_seed(0))
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_a_grid_built_over_several_calls_keeps_every_run_and_its_timing_when_moved(cohort_dir, tmp_path, monkeypatch):
+    """Two calls with different models into one grid folder: grid.json, the timing table and
+    the report see both runs; after the folder moves, the wall times are still found (also for
+    jobs.jsonl lines that hold absolute paths, as older grids wrote them)."""
+    import shutil
+
+    from survmamba_lite.experiment.grid import timing_table
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    out = tmp_path / "grid"
+    for model in ("snn", "abmil"):
+        configs = grid_configs([cohort_dir], [model], out, common_options={"dim": 8}, **{**TINY, "epochs": 1})
+        result = run_grid(configs, out, progress=False)
+        assert result.counts == {"done": 2}
+    runs = json.loads((out / "grid.json").read_text())["runs"]
+    assert [Path(r).name for r in runs] == ["snn", "abmil"]
+    assert list(result.timing["label"]) == ["SNN", "ABMIL"] and result.timing["wall_seconds"].notna().all()
+    assert [p.name for p in expand_run_dirs([out])] == ["snn", "abmil"]
+    # older jobs.jsonl lines: absolute paths where the grid used to be
+    lines = [json.loads(x) for x in (out / "jobs.jsonl").read_text().splitlines()]
+    assert all(not Path(x["run_dir"]).is_absolute() for x in lines)
+    lines[0]["run_dir"] = str(Path("/elsewhere/old_grid") / lines[0]["run_dir"])
+    (out / "jobs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    moved = tmp_path / "results" / "grid"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    table = timing_table(moved)
+    assert list(table["run_dir"]) == runs and table["wall_seconds"].notna().all()
+    assert (table["folds_done"] == 2).all()
+
+
+def test_dask_starts_the_jobs_in_grid_order(cohort_dir, tmp_path):
+    """Jobs are handed to Dask no faster than slots free up, so they start run after run."""
+    configs = grid_configs([cohort_dir], ["snn", "abmil", "snn:dim=4"], tmp_path / "g", common_options={"dim": 8},
+                           **{**TINY, "epochs": 1})
+    result = run_grid(configs, tmp_path / "g", progress=False, processes=False, workers=2)
+    assert result.counts == {"done": 6}
+    lines = [json.loads(x) for x in (tmp_path / "g" / "jobs.jsonl").read_text().splitlines()]
+    order = {(str(Path(c.out_dir).relative_to(tmp_path / "g")), k): i for i, c in enumerate(configs) for k in (0, 1)}
+    started = sorted(lines, key=lambda x: x["started"])
+    assert [order[(x["run_dir"], x["fold"])] for x in started] == [0, 0, 1, 1, 2, 2]        # run index

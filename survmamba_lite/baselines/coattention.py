@@ -233,8 +233,15 @@ class MOTCat(_CoAttentionSurvival):
         return x - x.amin(-1, keepdim=True)
 
     def transport_plan(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        """``g: (B, Gt, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, Gt, L)``."""
-        with torch.set_grad_enabled(self.differentiable_plan and torch.is_grad_enabled()):
+        """``g: (B, Gt, D)``, ``h: (B, L, D)``, ``mask: (B, L)`` -> plan ``(B, Gt, L)``, at least float32.
+
+        Computed in float32 whatever the autocast: the cost ``|g|^2 + |h|^2 - 2 g.h`` cancels,
+        and in bf16 it is mostly rounding noise, from which Sinkhorn makes an arbitrary plan.
+        """
+        with torch.set_grad_enabled(self.differentiable_plan and torch.is_grad_enabled()), \
+                torch.autocast(g.device.type, enabled=False):
+            wide = torch.promote_types(g.dtype, torch.float32)         # float64 stays float64
+            g, h = g.to(wide), h.to(wide)
             if not self.differentiable_plan:
                 g, h = g.detach(), h.detach()
             g, h = self.normalize_feature(g), self.normalize_feature(h)
@@ -248,4 +255,4 @@ class MOTCat(_CoAttentionSurvival):
             return sinkhorn_log(cost, a, b, self.ot_reg, self.ot_tau, self.ot_iters)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
-        return self.transport_plan(g, h, mask) @ h                                # (B, Gt, D) = pi^T H
+        return self.transport_plan(g, h, mask).to(h.dtype) @ h                    # (B, Gt, D) = pi^T H

@@ -232,13 +232,31 @@ def _run_on_dask(client, jobs: list[Job], options: JobOptions, collect: Callable
     resources = {SLOT: 1} if slots else None
     log(f"dask: {len(workers)} worker(s) at {client.scheduler.address}"
         + (f", {slots:g} {SLOT}(s)" if slots else f", no {SLOT} resource: one job per worker thread"))
-    cohorts = list(dict.fromkeys(j.config.cohort_dir for j in jobs))
-    futures = [client.submit(run_job, job, options, key=f"job-{i}-{Path(job.config.out_dir).name}-{job.fold}",
-                             pure=False, resources=resources,
-                             priority=len(cohorts) - cohorts.index(job.config.cohort_dir))
-               for i, job in enumerate(jobs)]
-    for fut in as_completed(futures):
+    def submit(i: int):
+        job = jobs[i]
+        return client.submit(run_job, job, options, key=f"job-{i}-{Path(job.config.out_dir).name}-{job.fold}",
+                             pure=False, resources=resources, priority=len(jobs) - i)
+
+    def capacity() -> int:
+        """How many jobs can run now: the GPU slots (or worker threads) of the cluster."""
+        info = client.scheduler_info()["workers"].values()
+        n = sum(w.get("resources", {}).get(SLOT, 0) for w in info) if resources else \
+            sum(w.get("nthreads", 1) for w in info)
+        return max(int(n), 1)
+
+    # Jobs are handed to Dask in grid order, no more at once than can run: a worker would
+    # otherwise queue jobs of later runs and start them before earlier runs' jobs, so that a
+    # call cut short by --time-limit leaves many runs half done instead of few.
+    nxt = min(capacity(), len(jobs))
+    pending = as_completed([submit(i) for i in range(nxt)])
+    for fut in pending:
         collect(fut.result())
+        if nxt < len(jobs):
+            running = pending.count()
+            for _ in range(max(capacity() - running, 1 if running == 0 else 0)):
+                if nxt < len(jobs):
+                    pending.add(submit(nxt))
+                    nxt += 1
 
 
 # --------------------------------------------------------------------------- the grid
@@ -280,8 +298,11 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
     log = log or (tqdm.write if progress else (lambda msg: None))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / GRID, json.dumps(_json_safe({
-        **(spec or {}), "runs": [os.path.relpath(c.out_dir, out) for c in configs]}), indent=1) + "\n")
+    runs = [os.path.relpath(c.out_dir, out) for c in configs]
+    if (out / GRID).is_file():              # a grid built over several calls keeps every call's runs
+        earlier = json.loads((out / GRID).read_text(encoding="utf-8")).get("runs", [])
+        runs = list(dict.fromkeys([*earlier, *runs]))
+    atomic_write_text(out / GRID, json.dumps(_json_safe({**(spec or {}), "runs": runs}), indent=1) + "\n")
     jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
     todo = [j for j in jobs if not job_is_done(j)]
     log(f"grid: {len(configs)} run(s), {len(jobs)} job(s), {len(jobs) - len(todo)} done earlier")
@@ -296,8 +317,9 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
 
     def collect(res: JobResult) -> None:
         results.append(res)
+        record = {**res.record(), "run_dir": os.path.relpath(res.job.config.out_dir, out)}  # the grid can move
         with open(out / JOBS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_json_safe(res.record())) + "\n")
+            fh.write(json.dumps(_json_safe(record)) + "\n")
         runs_left = left[res.job.config.out_dir]
         runs_left.discard(res.job.fold)
         if not runs_left:
@@ -333,7 +355,7 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
                     _run_on_dask(client, todo, options, collect, log)
     finally:
         bar.close()
-    timing = timing_table(out, configs)
+    timing = timing_table(out)
     return GridResult(out, results, timing, engine)
 
 
@@ -359,35 +381,67 @@ def _busy_seconds(intervals: list[tuple[float, float]]) -> float:
     return float(total)
 
 
-def timing_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> pd.DataFrame:
+def _run_key(path: str, out: Path) -> str:
+    """A run's path relative to its grid folder, from what ``jobs.jsonl`` holds: the relative
+    path, or (lines written before the grid folder moved) an absolute path ending in
+    ``runs/<cohort>/<model>``, the layout :func:`grid_configs` gives every grid."""
+    p = Path(path)
+    if not p.is_absolute():
+        return os.path.normpath(p)
+    try:
+        return os.path.normpath(p.relative_to(out.resolve()))
+    except ValueError:
+        return os.path.join(*p.parts[-3:]) if len(p.parts) >= 3 and p.parts[-3] == "runs" else str(p)
+
+
+def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) -> pd.DataFrame:
     """Per run: folds done, wall seconds (the time during which at least one of its jobs
     was training, over every call: a run resumed across calls does not count the time
     between them), summed fold seconds, training cases/s, GPU utilisation, peak memory.
-    Written as ``timing.csv`` and ``timing.md``."""
+    Written as ``timing.csv`` and ``timing.md``.
+
+    Args:
+        out: the grid folder.
+        run_dirs: the runs to list (default: every run of ``grid.json``, in its order).
+    """
     from survmamba_lite.utils.markdown import to_markdown
 
     out = Path(out)
+    if run_dirs is None:
+        grid = out / GRID
+        rel = json.loads(grid.read_text(encoding="utf-8")).get("runs", []) if grid.is_file() else []
+        run_dirs = [out / r for r in rel]
     attempts = _read_jobs(out)
+    keys = [_run_key(r, out) for r in attempts["run_dir"]]
     rows = []
-    for config in configs:
-        run = Path(config.out_dir)
-        derived = json.loads((run / "config.json").read_text(encoding="utf-8")).get("derived", {})
+    for run in map(Path, run_dirs):
+        if not (run / "config.json").is_file():          # listed by grid.json but deleted since
+            continue
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        derived = config.get("derived", {})
         metrics = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run.glob(f"fold_*/{METRICS}"))]
-        mine = attempts[(attempts["run_dir"] == str(run)) & attempts["status"].isin(["done", "paused"])]
+        key = _run_key(str(run.resolve()), out)
+        mine = attempts[pd.Series([k == key for k in keys], index=attempts.index, dtype=bool)
+                        & attempts["status"].isin(["done", "paused"])]
         wall = _busy_seconds(list(zip(mine["started"], mine["ended"]))) if len(mine) else None
+        if not metrics and wall is not None and wall < 1.0:   # only paused before its first epoch
+            wall = None
 
         def mean(key: str) -> float | None:
             v = [m.get(key) for m in metrics if m.get(key) is not None]
             return float(np.mean(v)) if v else None
         peak = [m.get("peak_memory_mib") for m in metrics if m.get("peak_memory_mib") is not None]
         rows.append({"cohort": derived.get("cohort_name"), "label": derived.get("model_label"),
-                     "run_dir": str(run), "folds_done": len(metrics), "epochs": config.epochs,
+                     "run_dir": os.path.relpath(run, out), "folds_done": len(metrics),
+                     "epochs": config.get("epochs"),
                      "wall_seconds": wall, "fold_seconds": float(sum(m["seconds"] for m in metrics)),
                      "cases_per_second": mean("cases_per_second"), "gpu_utilization": mean("gpu_utilization"),
                      "peak_memory_mib": max(peak) if peak else None,
                      "device": metrics[0].get("device") if metrics else None,
                      "features": metrics[0].get("features") if metrics else None})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["cohort", "label", "run_dir", "folds_done", "epochs", "wall_seconds",
+                                        "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib",
+                                        "device", "features"])
     table.to_csv(out / TIMING, index=False, lineterminator="\n", float_format="%.4g")
     shown = table.drop(columns=["run_dir"]).copy()
     for col in ("wall_seconds", "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib"):
