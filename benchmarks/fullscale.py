@@ -7,7 +7,7 @@ Modes (``--mode``):
     paper-scale synthetic BLCA (359 cases, 8-40 regions of 32-256 patches, 768-d features,
     1,577 genes): SurvMamba (variant F, bidirectional and forward-only), the Table 3 variants
     A-E, and the Table 1 models SNN, ABMIL, TransMIL, ABMIL (KP), TransMIL (KP), MCAT,
-    MOTCat and SurvPath: 16 runs, 80 jobs. When every run is done, ``survmamba report``
+    MOTCat and SurvPath: 15 runs, 75 jobs. When every run is done, ``survmamba report``
     writes Table 1, Table 3, Fig. 3 and Fig. 4 next to the grid.
 ``survmamba-blca``
     only SurvMamba (F, bidirectional) 5 x 20 on the paper-scale BLCA: the 8-minute target.
