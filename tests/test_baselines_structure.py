@@ -8,6 +8,7 @@ ResNet-50 features of the originals), every other width at the original's defaul
 """
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -339,3 +340,48 @@ def test_square_bag_under_static_shapes_reads_no_mask_and_keeps_full_bags_equal(
     assert g2.shape == (1, 4, 3) and g3.shape == (1, 9, 3)
     real = m3[0].nonzero().flatten()
     assert int(m3.sum()) == 4 and torch.equal(g3[0, real], g2[0]) and float(g3[0, ~m3[0]].abs().sum()) == 0.0
+
+
+# the models of the paper grid trained with CUDA graphs (benchmarks/fullscale.py, the real-data rerun)
+GRAPHED = ["snn", "snntrans", "abmil", "abmil-kp", "transmil", "transmil-kp", "mcat", "motcat", "survpath"]
+
+
+@pytest.mark.parametrize("name", GRAPHED)
+def test_a_captured_step_has_no_shape_that_depends_on_data(name):
+    """CUDA graph capture fails at any operation whose output shape depends on tensor values
+    (a boolean-mask index calls nonzero, which waits for the GPU). Fake tensors carry shapes but
+    no values, so such an operation raises here, on a CPU: forward and backward of one training
+    step inside static_shapes(), as GraphedTrainStep records it."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from survmamba_lite.model.him import static_shapes
+
+    inputs = ModelInputs(TINY_BINS, TINY_WSI_DIM, build_tiny_hierarchy())
+    options = {"dim": 8} if name in ("snn", "abmil", "abmil-kp") else {"dim": 8, "heads": 2}
+    model = build_model(name, inputs, **options).train()
+    batch = collate_bags(build_tiny_bags([(3, 4)]))
+    with static_shapes(), FakeTensorMode(allow_non_fake_inputs=True):
+        model(batch).sum().backward()
+
+
+def test_the_check_catches_a_mask_read_on_the_host():
+    from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTensorMode
+
+    x, mask = torch.randn(5, 3), torch.tensor([True, False, True, True, False])
+    with pytest.raises(DynamicOutputShapeException), FakeTensorMode(allow_non_fake_inputs=True):
+        x[mask].sum()
+
+
+def test_snntrans_gives_the_same_risks_with_static_shapes():
+    """Genomic tokens fill TransMIL's square (repetition), so the static path, which runs every
+    patient's full grid, equals the eager one, which runs the masked cells only."""
+    from survmamba_lite.model.him import static_shapes
+
+    torch.manual_seed(0)
+    model = build_model("snntrans", ModelInputs(TINY_BINS, TINY_WSI_DIM, build_tiny_hierarchy()),
+                        dim=8, heads=2).eval()
+    batch = collate_bags(build_tiny_bags([(1, 2), (2, 3)], wsi=False))
+    eager = model(batch)
+    with static_shapes():
+        static = model(batch)
+    torch.testing.assert_close(static, eager, rtol=1e-5, atol=1e-6)

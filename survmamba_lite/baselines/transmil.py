@@ -194,6 +194,14 @@ class _TransLayer(nn.Module):
         if self.attention == "exact":
             return x + self.attn(y, y, mask)
         out = torch.zeros_like(y)
+        if shapes_are_static():
+            # a step captured as a CUDA graph reads no mask on the host: each patient's sequence
+            # at its full grid length, cells outside its square as zero tokens (the kind of token
+            # Nystrom attention itself pads with); identical when no cell is outside (genomic tokens)
+            y = y * mask.unsqueeze(-1).to(y.dtype)
+            for b in range(y.shape[0]):
+                out[b] = self.attn(y[b:b + 1])[0].to(out.dtype)
+            return x + out * mask.unsqueeze(-1).to(out.dtype)
         for b in range(y.shape[0]):                        # each patient's own sequence, in grid order
             keep = mask[b]
             out[b, keep] = self.attn(y[b, keep].unsqueeze(0))[0].to(out.dtype)

@@ -9,8 +9,9 @@ launch, so the step then costs what the GPU work costs.
 How. A graph replays fixed kernels on fixed memory, so its inputs need fixed shapes.
 :class:`GraphedTrainStep` pads each batch to a *bucket* (regions up to a multiple of
 ``region_multiple``, patches per region up to the next of ``patch_buckets``; padding is
-masked, so real tokens get the same results) and keeps one graph per bucket, recorded the
-first time the bucket is seen:
+masked, so real tokens get the same results, except in TransMIL's Nyström attention, which
+sees a padded patient's extra grid cells as zero tokens, the kind it pads with itself) and
+keeps one graph per bucket, recorded the first time the bucket is seen:
 
 1. three eager warm-up steps on a side stream (cuBLAS and the allocator settle), after which
    the parameters, the optimiser state and the random-number state are put back exactly as
