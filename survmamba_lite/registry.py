@@ -75,6 +75,8 @@ class ModelSpec:
         description: one line on the architecture.
         reference: the paper the model comes from.
         table1_row: the row label in the paper's Table 1 (e.g. ``"ABMIL (KP)"``), or None.
+        no_cuda_graphs: why a training step of the model cannot be replayed from a CUDA graph
+            (``--cuda-graphs``), or None when it can.
     """
 
     name: str
@@ -83,6 +85,7 @@ class ModelSpec:
     description: str
     reference: str
     table1_row: str | None = None
+    no_cuda_graphs: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

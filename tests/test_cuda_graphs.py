@@ -110,6 +110,10 @@ def test_config_refuses_cuda_graphs_where_they_cannot_run():
         ExperimentConfig(model="abmil", cohort_dir="c", out_dir="o", cuda_graphs=True, grad_accum=4)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         ExperimentConfig(model="abmil", cohort_dir="c", out_dir="o", cuda_graphs=True, device="cpu")
+    for clam in ("clam-sb", "clam-mb"):
+        with pytest.raises(ValueError, match=f"'{clam}' cannot be trained with cuda_graphs: its instance"):
+            ExperimentConfig(model=clam, cohort_dir="c", out_dir="o", cuda_graphs=True)
+    ExperimentConfig(model="clam-mb-kp", cohort_dir="c", out_dir="o", cuda_graphs=True)   # no instance loss
 
 
 @pytest.mark.gpu

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -283,3 +284,36 @@ def test_dask_starts_the_jobs_in_grid_order(cohort_dir, tmp_path):
     order = {(str(Path(c.out_dir).relative_to(tmp_path / "g")), k): i for i, c in enumerate(configs) for k in (0, 1)}
     started = sorted(lines, key=lambda x: x["started"])
     assert [order[(x["run_dir"], x["fold"])] for x in started] == [0, 0, 1, 1, 2, 2]        # run index
+
+
+_ACTIVE, _LOCK = {"now": 0, "peak": 0}, threading.Lock()
+
+
+def _slow_job(job, options):
+    """Stands in for run_job: counts how many run at once (in-process workers share this module)."""
+    with _LOCK:
+        _ACTIVE["now"] += 1
+        _ACTIVE["peak"] = max(_ACTIVE["peak"], _ACTIVE["now"])
+    time.sleep(0.3)
+    with _LOCK:
+        _ACTIVE["now"] -= 1
+    return job
+
+
+def test_dask_dispatch_keeps_polling_while_jobs_run(monkeypatch):
+    """With a poll shorter than a job, the dispatch loop wakes up with nothing finished, looks at
+    the workers again, and still runs every job once, never more at once than the slots."""
+    from types import SimpleNamespace
+
+    from distributed import Client, LocalCluster
+
+    import survmamba_lite.experiment.grid as grid_mod
+
+    monkeypatch.setattr(grid_mod, "run_job", _slow_job)
+    done = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                      resources={grid_mod.SLOT: 1}) as cluster, Client(cluster) as client:
+        jobs = [SimpleNamespace(config=SimpleNamespace(out_dir=f"runs/c/m{i}"), fold=0) for i in range(5)]
+        grid_mod._run_on_dask(client, jobs, JobOptions(), done.append, lambda msg: None, poll_seconds=0.05)
+    assert sorted(j.config.out_dir for j in done) == [f"runs/c/m{i}" for i in range(5)]
+    assert _ACTIVE["peak"] == 2

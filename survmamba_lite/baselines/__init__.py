@@ -44,6 +44,9 @@ _TRANSMIL = ("Shao et al., TransMIL: Transformer based correlated multiple insta
 _KP = ("Chen et al., Pathomic fusion: an integrated framework for fusing histopathology and genomic features "
        "for cancer diagnosis and prognosis, IEEE TMI 2020")
 
+_CLAM_GRAPHS = ("its instance-clustering loss picks the classifier and the patients on the host from each "
+                "patient's time bin and event, so one step's kernels depend on the labels")
+
 
 def _late(mil_name: str, mil_ref: str, cls, fusion: str) -> ModelSpec:
     label = {"cat": "Cat", "kp": "KP"}[fusion]
@@ -67,10 +70,10 @@ _SPECS = (
               "gated-attention MIL pooling over all patches", _ABMIL, "ABMIL"),
     ModelSpec("clam-sb", ("wsi",), factory_from_class(CLAMSB),
               "CLAM, single attention branch; loss 0.7 bag + 0.3 instance clustering, one forward pass", _CLAM,
-              "CLAM-SB"),
+              "CLAM-SB", no_cuda_graphs=_CLAM_GRAPHS),
     ModelSpec("clam-mb", ("wsi",), factory_from_class(CLAMMB),
               "CLAM, one attention branch and classifier per time bin, with instance clustering loss",
-              _CLAM, "CLAM-MB"),
+              _CLAM, "CLAM-MB", no_cuda_graphs=_CLAM_GRAPHS),
     ModelSpec("transmil", ("wsi",), factory_from_class(TransMIL),
               "TransMIL: squared bag, class token, two Nystrom attention layers and the PPEG position encoding",
               _TRANSMIL, "TransMIL"),

@@ -224,39 +224,43 @@ def local_cluster(*, jobs_per_gpu: int = 4, workers: int | None = None, gpus: Se
 
 
 def _run_on_dask(client, jobs: list[Job], options: JobOptions, collect: Callable[[JobResult], None],
-                 log: Callable[[str], None]) -> None:
-    from distributed import as_completed
+                 log: Callable[[str], None], poll_seconds: float = 5.0) -> None:
+    from distributed import wait
 
     workers = client.scheduler_info()["workers"].values()
     slots = sum(w.get("resources", {}).get(SLOT, 0) for w in workers)
     resources = {SLOT: 1} if slots else None
     log(f"dask: {len(workers)} worker(s) at {client.scheduler.address}"
         + (f", {slots:g} {SLOT}(s)" if slots else f", no {SLOT} resource: one job per worker thread"))
+
     def submit(i: int):
         job = jobs[i]
         return client.submit(run_job, job, options, key=f"job-{i}-{Path(job.config.out_dir).name}-{job.fold}",
                              pure=False, resources=resources, priority=len(jobs) - i)
 
     def capacity() -> int:
-        """How many jobs can run now: the GPU slots (or worker threads) of the cluster."""
+        """How many jobs can run now: the GPU slots (or worker threads) of the cluster's workers."""
         info = client.scheduler_info()["workers"].values()
         n = sum(w.get("resources", {}).get(SLOT, 0) for w in info) if resources else \
             sum(w.get("nthreads", 1) for w in info)
         return max(int(n), 1)
 
-    # Jobs are handed to Dask in grid order, no more at once than can run: a worker would
-    # otherwise queue jobs of later runs and start them before earlier runs' jobs, so that a
-    # call cut short by --time-limit leaves many runs half done instead of few.
-    nxt = min(capacity(), len(jobs))
-    pending = as_completed([submit(i) for i in range(nxt)])
-    for fut in pending:
-        collect(fut.result())
-        if nxt < len(jobs):
-            running = pending.count()
-            for _ in range(max(capacity() - running, 1 if running == 0 else 0)):
-                if nxt < len(jobs):
-                    pending.add(submit(nxt))
-                    nxt += 1
+    # Jobs are handed to Dask in grid order, no more at once than can run (checked again every
+    # few seconds, so workers that join an adaptive cluster get work): a worker would otherwise
+    # queue jobs of later runs and start them before earlier runs' jobs, and a call cut short by
+    # --time-limit would leave many runs half done instead of few.
+    nxt, running = 0, set()
+    while nxt < len(jobs) or running:
+        while nxt < len(jobs) and len(running) < capacity():
+            running.add(submit(nxt))
+            nxt += 1
+        try:
+            finished, _ = wait(list(running), timeout=poll_seconds, return_when="FIRST_COMPLETED")
+        except TimeoutError:                                  # nothing finished: look at the workers again
+            continue
+        for fut in sorted(finished, key=lambda f: f.key):
+            running.discard(fut)
+            collect(fut.result())
 
 
 # --------------------------------------------------------------------------- the grid
