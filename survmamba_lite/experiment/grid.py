@@ -32,6 +32,8 @@ folder::
 * Dask not installed, or ``--serial``: the same jobs one after the other in this process
   (the embedded default).
 
+Jobs are handed to Dask in grid order (cohort, then model, then fold), no more at once than
+there are slots, so the folds of a run start together and runs finish one after another.
 Several jobs share a GPU as separate processes, each with batch size 1 as in the paper;
 seeds depend on the config and fold only, so the results do not depend on where or beside
 what a job ran.
