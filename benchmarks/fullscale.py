@@ -73,6 +73,56 @@ MODES = {
 }
 
 
+#: the issue's targets: (what, grid folder under the results root, at most this many seconds)
+TIME_TARGETS = (
+    ("SurvMamba F, 5 folds x 20 epochs, BLCA-size (359 cases), one GPU", "survmamba_blca", 8 * 60.0),
+    ("SurvMamba F, 5 folds x 20 epochs, BRCA-size (869 cases), one GPU", "survmamba_brca", 20 * 60.0),
+)
+#: grid folders of the same grid on one GPU and on two, and the least speed-up asked for
+SCALING = ("scaling_gpus_0", "scaling_gpus_0_1", 1.8)
+
+
+def targets(root: Path):
+    """A table (pandas DataFrame) of the measured value of each target, from the grid folders under
+    ``root`` (``results/fullscale``).
+
+    A time target reads the wall seconds of the SurvMamba run with 5 finished folds in
+    ``<folder>/timing.csv``; the BLCA-size one falls back to the ``paper`` grid, whose SurvMamba
+    run had the GPU to itself. The scaling target divides the grid seconds of the one-GPU call by
+    those of the two-GPU call (``calls.jsonl``). A target whose folders are missing is "not run".
+    """
+    import pandas as pd
+
+    rows = []
+    for what, folder, limit in TIME_TARGETS:
+        found = None
+        for name in (folder, "paper") if folder == "survmamba_blca" else (folder,):
+            path = root / name / "timing.csv"
+            if path.is_file():
+                t = pd.read_csv(path)
+                hit = t[(t["label"] == "SurvMamba") & (t["folds_done"] == 5)]
+                if len(hit):
+                    found = (float(hit["wall_seconds"].iloc[0]), f"{name}/timing.csv")
+                    break
+        rows.append({"target": what, "asked": f"<= {limit:.0f} s",
+                     "measured": "not run" if found is None else f"{found[0]:.1f} s",
+                     "met": None if found is None else found[0] <= limit,
+                     "source": None if found is None else found[1]})
+    one, two, least = SCALING
+    seconds = []
+    for name in (one, two):
+        path = root / name / "calls.jsonl"
+        calls = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x] if path.is_file() else []
+        done = [c for c in calls if c.get("counts", {}).get("done") and not c.get("counts", {}).get("paused")]
+        seconds.append(done[-1]["grid_seconds"] if done else None)
+    speedup = seconds[0] / seconds[1] if None not in seconds else None
+    rows.append({"target": "the same grid on 2 GPUs against 1 (speed-up)", "asked": f">= {least}x",
+                 "measured": "not run" if speedup is None else f"{speedup:.2f}x ({seconds[0]:.0f} s / {seconds[1]:.0f} s)",
+                 "met": None if speedup is None else speedup >= least,
+                 "source": None if speedup is None else f"{one}/calls.jsonl, {two}/calls.jsonl"})
+    return pd.DataFrame(rows)
+
+
 def _check_fresh(out: Path, checkpoints: Path) -> None:
     """``--fresh`` deletes only what this script wrote: a grid folder (with ``grid.json``) and a
     folder of checkpoints (``*.pt`` files and their temporary ``*.tmp`` copies); anything else

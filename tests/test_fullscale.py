@@ -1,0 +1,78 @@
+"""benchmarks/fullscale.py: the paper-scale script, tried at tiny scale on a CPU, and its targets table."""
+from __future__ import annotations
+
+import json
+import sys
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fullscale():
+    loader = spec_from_file_location("fullscale_script", ROOT / "benchmarks" / "fullscale.py")
+    module = module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
+def test_a_grid_in_several_calls_then_nothing_to_do(fullscale, tmp_path, monkeypatch):
+    """Two calls with different models build one grid (the paper mode's runs in several time
+    slots); a third call finds nothing to do; --fresh refuses a folder that is not a grid."""
+    monkeypatch.setitem(sys.modules, "distributed", None)          # the jobs one by one, in this process
+    out, cohorts, ckpt = tmp_path / "grid", tmp_path / "cohorts", tmp_path / "ckpt"
+    common = ["--mode", "paper", "--scale", "tiny", "--epochs", "1", "--folds", "0", "--max-cases", "24",
+              "--threads", "1", "--no-report", "--out", str(out), "--cohort-root", str(cohorts),
+              "--checkpoint-dir", str(ckpt)]
+    assert fullscale.main(common + ["--models", "snn"]) == 0
+    assert fullscale.main(common + ["--models", "snn:dim=8"]) == 0
+    runs = json.loads((out / "grid.json").read_text())["runs"]
+    assert runs == ["runs/blca_tiny/snn", "runs/blca_tiny/snn__dim-8"]
+    timing = pd.read_csv(out / "timing.csv")
+    assert list(timing["folds_done"]) == [1, 1] and timing["wall_seconds"].notna().all()
+    assert fullscale.main(common + ["--models", "snn"]) == 0
+    calls = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines()]
+    assert [c["counts"] for c in calls] == [{"done": 1}, {"done": 1}, {}]
+
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="not a grid folder"):
+        fullscale.main(common[:-6] + ["--out", str(other), "--cohort-root", str(cohorts),
+                                      "--checkpoint-dir", str(ckpt), "--models", "snn", "--fresh"])
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def _timing(folder: Path, wall: float, folds: int = 5) -> None:
+    folder.mkdir(parents=True)
+    pd.DataFrame([{"cohort": "c", "label": "SurvMamba", "run_dir": "runs/c/survmamba", "folds_done": folds,
+                   "epochs": 20, "wall_seconds": wall}]).to_csv(folder / "timing.csv", index=False)
+
+
+def _calls(folder: Path, *calls: tuple[float, dict]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "calls.jsonl").write_text("".join(json.dumps({"grid_seconds": s, "counts": c}) + "\n" for s, c in calls))
+
+
+def test_targets_read_the_grid_folders(fullscale, tmp_path):
+    table = fullscale.targets(tmp_path).set_index("target")
+    assert (table["measured"] == "not run").all() and table["met"].isna().all()
+
+    _timing(tmp_path / "paper", 290.0)                         # the BLCA target falls back to the paper grid
+    _timing(tmp_path / "survmamba_brca", 1500.0)
+    _calls(tmp_path / "scaling_gpus_0", (50.0, {"done": 3, "paused": 7}), (400.0, {"done": 10}))
+    _calls(tmp_path / "scaling_gpus_0_1", (210.0, {"done": 10}))
+    table = fullscale.targets(tmp_path)
+    assert list(table["met"]) == [True, False, True]
+    assert table["source"][0] == "paper/timing.csv" and table["measured"][1] == "1500.0 s"
+    assert table["measured"][2].startswith("1.90x (400 s / 210 s)")
+
+    _timing(tmp_path / "survmamba_blca", 500.0)                # its own timing run wins over the paper grid
+    table = fullscale.targets(tmp_path)
+    assert not table["met"][0] and table["source"][0] == "survmamba_blca/timing.csv"
+    _timing(tmp_path / "unfinished" / "survmamba_brca", 100.0, folds=3)
+    assert fullscale.targets(tmp_path / "unfinished")["measured"][1] == "not run"   # 3 of 5 folds: no measure
