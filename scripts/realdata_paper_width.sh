@@ -7,6 +7,9 @@
 # then share the GPU at once instead of taking turns; it changes no device setting and is
 # stopped at the end) when nvidia-cuda-mps-control is present.
 #
+# FOLD_WORKERS=N trains the folds of each (cohort, model) N at a time, one process each (the
+# same results as one after another), so that a large cohort's five folds do not run in series.
+#
 # One process per (cohort, model), P at a time, longest first, each trained with CUDA graphs
 # (the same steps as eager training, fewer kernel launches) and fp32; the Cox reference runs
 # on the CPU beside them. Every job stops when DEADLINE seconds have passed since the start
@@ -20,7 +23,7 @@
 # 20 epochs, the published folds, seed 0.
 set -u
 : "${DATA:?DATA: the folder holding tcga/ and kegg/}" "${W:?W: a scratch folder}"
-DEADLINE=${DEADLINE:-3600}; P=${P:-20}; EPOCHS=${EPOCHS:-20}; PY=${PY:-python3}
+DEADLINE=${DEADLINE:-3600}; P=${P:-20}; EPOCHS=${EPOCHS:-20}; PY=${PY:-python3}; FOLD_WORKERS=${FOLD_WORKERS:-1}
 DEVICE=${DEVICE:-cuda}; GRAPHS=${GRAPHS---cuda-graphs}           # GRAPHS= (empty) trains eagerly
 COHORTS=${COHORTS:-"brca luad blca-porpoise blca coadread"}           # largest first
 MODELS=${MODELS:-"survmamba-rna survmamba-rna-uni snntrans snn"}     # slowest first
@@ -46,7 +49,8 @@ job() {  # job COHORT MODEL
     left=$(( DEADLINE - ($(date +%s) - START) ))
     [ "$left" -le 20 ] && { echo "[$c $m] no time left"; return 0; }
     local args=(-m survmamba_lite.realdata --data-root "$DATA" --out "$W/out/${c}__$m" --cohorts "$c"
-                --models "$m" --paper-dims --epochs "$EPOCHS" --device "$DEVICE" --threads 1 --no-slides --n-boot 1000)
+                --models "$m" --paper-dims --epochs "$EPOCHS" --device "$DEVICE" --threads 1 --no-slides --n-boot 1000
+                --fold-workers "$FOLD_WORKERS")
     if [ -f "$W/eager/${c}__$m" ]; then
         timeout "$left" $PY "${args[@]}" --work "$W/eager" >> "$W/logs/${c}__$m.eager.txt" 2>&1; rc=$?
     else
@@ -59,7 +63,7 @@ job() {  # job COHORT MODEL
     fi
     echo "[$c $m] rc $rc after $(( $(date +%s) - START )) s"
 }
-export -f job; export DATA W DEADLINE START EPOCHS PY DEVICE GRAPHS
+export -f job; export DATA W DEADLINE START EPOCHS PY DEVICE GRAPHS FOLD_WORKERS
 
 # the Cox reference on the CPU (skipped when every cohort's row exists)
 todo=""; for c in $COHORTS; do [ -f "$W/out/cox/runs/${c}__cox.json" ] || todo="$todo $c"; done

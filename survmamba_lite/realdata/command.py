@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the deep models' training precision (default fp32)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="replay each training step as one CUDA graph (CUDA only; same step, less launch time)")
+    p.add_argument("--fold-workers", type=int, default=1,
+                   help="folds of a deep model trained at once, one process each (default 1; same results)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +111,8 @@ def run(args: argparse.Namespace, command: str) -> int:
                                   threads=args.threads, device=args.device, n_boot=args.n_boot,
                                   setting="smoke" if args.dim is not None else "paper" if args.paper_dims else "cpu",
                                   inner_val=args.inner_val, progress=args.progress,
-                                  precision=args.precision, cuda_graphs=args.cuda_graphs)
+                                  precision=args.precision, cuda_graphs=args.cuda_graphs,
+                                  fold_workers=args.fold_workers)
         timings["genomic_s"] = round(time.perf_counter() - t0, 1)
         log(genomic_table_markdown(table))
     timings["total_s"] = round(time.perf_counter() - start, 1)

@@ -42,7 +42,7 @@ def summarise_predictions(frame: pd.DataFrame, fold_c_index: Sequence[float], *,
 def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | os.PathLike, epochs: int,
                  seed: int = 0, folds: Sequence[int] | None = None, threads: int | None = 1,
                  device: str = "cpu", progress: bool = False, precision: str = "fp32",
-                 cuda_graphs: bool = False) -> tuple[pd.DataFrame, list[float], dict]:
+                 cuda_graphs: bool = False, fold_workers: int = 1) -> tuple[pd.DataFrame, list[float], dict]:
     """Cross-validate one model on one cohort folder.
 
     Registry models go through :func:`~survmamba_lite.experiment.run_cv` with the paper's
@@ -50,7 +50,9 @@ def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | 
     epoch's model evaluated (no early stopping); the run directory is
     ``work/<model.key>`` and resumes. ``"cox"`` is :func:`run_cox_cv`. ``precision`` and
     ``cuda_graphs`` are the trainer's speed settings (``ExperimentConfig``); graphs replay the
-    same step and change no hyper-parameter.
+    same step and change no hyper-parameter. ``fold_workers`` > 1 trains that many folds at once,
+    each in its own process (:func:`~survmamba_lite.experiment.run_cv`'s ``workers``; the
+    results are those of the folds one after another).
 
     Returns:
         out-of-fold predictions (``fold, case_id, time, event, risk``), fold c-indices and
@@ -68,7 +70,7 @@ def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | 
                               optimizer="radam", lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1,
                               n_bins=4, alpha=0.0, seed=seed, device=device, threads=threads,
                               precision=precision, cuda_graphs=bool(cuda_graphs))
-    result = run_cv(config, progress=progress)
+    result = run_cv(config, progress=progress and fold_workers <= 1, workers=max(int(fold_workers), 1))
     oof = result.oof[["fold", "case_id", "time", "event", "risk"]].copy()
     cis = [float(m["c_index"]) for m in result.folds]
     settings = config.to_dict()
@@ -85,7 +87,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                       model_table: Mapping[str, ModelRun] = MODELS, folds: Sequence[int] | None = None,
                       seed: int = 0, threads: int | None = 1, device: str = "cpu", n_boot: int = 1000,
                       setting: str = "cpu", inner_val: bool = False, progress: bool = False,
-                      precision: str = "fp32", cuda_graphs: bool = False,
+                      precision: str = "fp32", cuda_graphs: bool = False, fold_workers: int = 1,
                       log: Callable[[str], None] = log) -> pd.DataFrame:
     """Every model on every cohort folder; one ``runs/<cohort>__<model>.json`` each, then the table.
 
@@ -100,6 +102,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
         inner_val: also run :func:`~survmamba_lite.realdata.inner.inner_validation` for every
             deep model (``inner/<cohort>__<model>.json``; training folds only).
         precision, cuda_graphs: the trainer's speed settings (:func:`run_model_cv`).
+        fold_workers: folds of a deep model trained at once, one process each (:func:`run_model_cv`).
     """
     from survmamba_lite.data.layout import load_cohort
 
@@ -118,7 +121,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
             start = time.perf_counter()
             oof, cis, settings = run_model_cv(cohort_dir, model, work=work / "runs" / cohort_key, epochs=epochs,
                                               seed=seed, folds=folds, threads=threads, device=device,
-                                              progress=progress, precision=precision, cuda_graphs=cuda_graphs)
+                                              progress=progress, precision=precision, cuda_graphs=cuda_graphs,
+                                              fold_workers=fold_workers)
             wall = time.perf_counter() - start
             summary = summarise_predictions(oof, cis, n_boot=n_boot, seed=seed)
             record = {
