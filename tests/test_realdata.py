@@ -290,3 +290,11 @@ def test_fold_workers_give_the_folds_of_one_after_another(tmp_path):
     parallel = run_model_cv(cohort, model, work=tmp_path / "two", epochs=2, folds=[0, 1], fold_workers=2)
     assert serial[1] == parallel[1] and len(serial[1]) == 2
     pd.testing.assert_frame_equal(serial[0].reset_index(drop=True), parallel[0].reset_index(drop=True))
+
+
+def test_fold_workers_below_one_is_one_line_and_writes_nothing(tmp_path, capsys):
+    args = ["--data-root", str(tmp_path), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
+            "--fold-workers", "0"]
+    assert rd.main(args) == 2
+    assert "realdata: error: --fold-workers 0: must be an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()

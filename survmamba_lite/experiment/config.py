@@ -185,9 +185,9 @@ class ExperimentConfig:
                              f"got {self.grad_accum}")
         if self.cuda_graphs and self.device == "cpu":
             raise ValueError("cuda_graphs needs a CUDA device; use device 'auto', 'cuda' or 'cuda:N'")
-        if self.cuda_graphs and get_model_spec(self.model).no_cuda_graphs:
-            raise ValueError(f"model {self.model!r} cannot be trained with cuda_graphs: "
-                             f"{get_model_spec(self.model).no_cuda_graphs}; drop --cuda-graphs for it")
+        if self.cuda_graphs and spec.no_cuda_graphs:
+            raise ValueError(f"model {self.model!r} cannot be trained with cuda_graphs: {spec.no_cuda_graphs}; "
+                             "drop --cuda-graphs for it")
 
     # ------------------------------------------------------------------ derived
     @property

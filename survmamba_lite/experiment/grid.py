@@ -229,10 +229,15 @@ def _run_on_dask(client, jobs: list[Job], options: JobOptions, collect: Callable
                  log: Callable[[str], None], poll_seconds: float = 5.0) -> None:
     from distributed import wait
 
-    workers = client.scheduler_info()["workers"].values()
-    slots = sum(w.get("resources", {}).get(SLOT, 0) for w in workers)
+    def cluster() -> tuple[int, int, int]:
+        """Workers, GPU slots and worker threads of the cluster now."""
+        info = list(client.scheduler_info()["workers"].values())
+        return (len(info), sum(w.get("resources", {}).get(SLOT, 0) for w in info),
+                sum(w.get("nthreads", 1) for w in info))
+
+    n_workers, slots, _ = cluster()
     resources = {SLOT: 1} if slots else None
-    log(f"dask: {len(workers)} worker(s) at {client.scheduler.address}"
+    log(f"dask: {n_workers} worker(s) at {client.scheduler.address}"
         + (f", {slots:g} {SLOT}(s)" if slots else f", no {SLOT} resource: one job per worker thread"))
 
     def submit(i: int):
@@ -240,20 +245,15 @@ def _run_on_dask(client, jobs: list[Job], options: JobOptions, collect: Callable
         return client.submit(run_job, job, options, key=f"job-{i}-{Path(job.config.out_dir).name}-{job.fold}",
                              pure=False, resources=resources, priority=len(jobs) - i)
 
-    def capacity() -> int:
-        """How many jobs can run now: the GPU slots (or worker threads) of the cluster's workers."""
-        info = client.scheduler_info()["workers"].values()
-        n = sum(w.get("resources", {}).get(SLOT, 0) for w in info) if resources else \
-            sum(w.get("nthreads", 1) for w in info)
-        return max(int(n), 1)
-
-    # Jobs are handed to Dask in grid order, no more at once than can run (checked again every
-    # few seconds, so workers that join an adaptive cluster get work): a worker would otherwise
-    # queue jobs of later runs and start them before earlier runs' jobs, and a call cut short by
-    # --time-limit would leave many runs half done instead of few.
+    # Jobs are handed to Dask in grid order, no more at once than can run (the GPU slots, or the
+    # worker threads, looked at again every few seconds, so workers that join an adaptive cluster
+    # get work): a worker would otherwise queue jobs of later runs and start them before earlier
+    # runs' jobs, and a call cut short by --time-limit would leave many runs half done instead of few.
     nxt, running = 0, set()
     while nxt < len(jobs) or running:
-        while nxt < len(jobs) and len(running) < capacity():
+        _, slots, threads = cluster()
+        room = max(int(slots if resources else threads), 1) - len(running)
+        for _ in range(min(room, len(jobs) - nxt)):
             running.add(submit(nxt))
             nxt += 1
         try:
@@ -418,7 +418,7 @@ def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) 
         rel = json.loads(grid.read_text(encoding="utf-8")).get("runs", []) if grid.is_file() else []
         run_dirs = [out / r for r in rel]
     attempts = _read_jobs(out)
-    keys = [_run_key(r, out) for r in attempts["run_dir"]]
+    attempts["key"] = [_run_key(r, out) for r in attempts["run_dir"]]
     rows = []
     for run in map(Path, run_dirs):
         if not (run / "config.json").is_file():          # listed by grid.json but deleted since
@@ -427,8 +427,7 @@ def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) 
         derived = config.get("derived", {})
         metrics = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run.glob(f"fold_*/{METRICS}"))]
         key = _run_key(str(run.resolve()), out)
-        mine = attempts[pd.Series([k == key for k in keys], index=attempts.index, dtype=bool)
-                        & attempts["status"].isin(["done", "paused"])]
+        mine = attempts[(attempts["key"] == key) & attempts["status"].isin(["done", "paused"])]
         wall = _busy_seconds(list(zip(mine["started"], mine["ended"]))) if len(mine) else None
         if not metrics and wall is not None and wall < 1.0:   # only paused before its first epoch
             wall = None

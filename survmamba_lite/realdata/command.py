@@ -89,6 +89,8 @@ def run(args: argparse.Namespace, command: str) -> int:
     """Run the check the parsed ``args`` ask for; ``command`` is logged in ``commands.jsonl``."""
     if not args.data_root.is_dir():
         raise UserError(f"{args.data_root}: no such folder; give --data-root the folder holding tcga/, kegg/ and wsi/")
+    if args.fold_workers < 1:
+        raise UserError(f"--fold-workers {args.fold_workers}: must be an integer >= 1")
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}

@@ -70,7 +70,7 @@ def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | 
                               optimizer="radam", lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1,
                               n_bins=4, alpha=0.0, seed=seed, device=device, threads=threads,
                               precision=precision, cuda_graphs=bool(cuda_graphs))
-    result = run_cv(config, progress=progress and fold_workers <= 1, workers=max(int(fold_workers), 1))
+    result = run_cv(config, progress=progress and fold_workers <= 1, workers=fold_workers)
     oof = result.oof[["fold", "case_id", "time", "event", "risk"]].copy()
     cis = [float(m["c_index"]) for m in result.folds]
     settings = config.to_dict()
