@@ -139,21 +139,31 @@ def _check_fresh(out: Path, checkpoints: Path) -> None:
                  f"({other[0]}, ...); choose a new --checkpoint-dir (nothing was deleted)")
 
 
-def _start_mps(folder: Path) -> None:
+def _start_mps(folder: Path) -> bool:
     """Start an MPS control daemon whose pipes live in ``folder`` (this call's workers inherit
-    the environment), and stop it when the script ends. No device setting is changed."""
+    the environment), and stop it when the script ends. No device setting is changed.
+
+    MPS clients number the GPUs as the daemon sees them, from 0, so a ``CUDA_VISIBLE_DEVICES``
+    naming other GPUs (``1``, or SLURM's ``2,3``) is renumbered ``0..n-1`` for this process
+    and its workers. Returns whether a daemon was started."""
     import atexit
     import subprocess
 
     exe = shutil.which("nvidia-cuda-mps-control")
     if exe is None:
         print("--mps: nvidia-cuda-mps-control not found; the jobs take turns on the GPU", flush=True)
-        return
+        return False
     env = {"CUDA_MPS_PIPE_DIRECTORY": str(folder / "pipe"), "CUDA_MPS_LOG_DIRECTORY": str(folder / "log")}
     for v in env.values():
         Path(v).mkdir(parents=True, exist_ok=True)
     os.environ.update(env)
     subprocess.run([exe, "-d"], check=True)
+    # otherwise a worker pinned to GPU "1" under a daemon that sees only GPU 1 finds no GPU at all
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [g.strip() for g in visible.split(",") if g.strip()]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ids)))
+        print(f"--mps: GPUs {','.join(ids)} are numbered {os.environ['CUDA_VISIBLE_DEVICES']} for the jobs", flush=True)
 
     def stop() -> None:
         # `quit` returns only once every client has gone, and this process may be one (it asked
@@ -163,6 +173,7 @@ def _start_mps(folder: Path) -> None:
         ctl.stdin.close()
     atexit.register(stop)
     print(f"--mps: MPS daemon started (pipes in {env['CUDA_MPS_PIPE_DIRECTORY']})", flush=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="start NVIDIA's multi-process service for this call when nvidia-cuda-mps-control "
                         "exists (the jobs' kernels then run at once instead of in turns); stopped at the end")
     args = p.parse_args(argv)
-    if args.mps:
-        _start_mps(args.checkpoint_dir.parent / "mps")
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")       # as named here, before MPS renumbers them
+    mps = _start_mps(args.checkpoint_dir.parent / "mps") if args.mps else False
 
     t0 = time.time()
     from survmamba_lite.data.synth import make_synthetic_cohort
@@ -237,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     with open(args.out / "calls.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"started": round(t0, 1), "grid_seconds": round(grid_seconds, 1), "counts": counts,
-                             "engine": result.engine, "argv": sys.argv[1:], "host": os.uname().nodename}) + "\n")
+                             "engine": result.engine, "argv": sys.argv[1:], "host": os.uname().nodename,
+                             "gpus": gpus, "mps": mps}) + "\n")
     finished = all((Path(c.out_dir) / "summary.json").is_file() for c in configs)
     if finished and not args.no_report and len(configs) > 1:
         from survmamba_lite.experiment.report import make_report

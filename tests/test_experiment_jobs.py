@@ -317,3 +317,22 @@ def test_dask_dispatch_keeps_polling_while_jobs_run(monkeypatch):
         grid_mod._run_on_dask(client, jobs, JobOptions(), done.append, lambda msg: None, poll_seconds=0.05)
     assert sorted(j.config.out_dir for j in done) == [f"runs/c/m{i}" for i in range(5)]
     assert _ACTIVE["peak"] == 2
+
+
+def test_a_worker_pinned_to_a_gpu_that_cuda_cannot_see_fails_instead_of_training_on_the_cpu(
+        cohort_dir, tmp_path, monkeypatch):
+    """Under MPS a worker pinned to GPU "1" can find no GPU at all; with device 'auto' its fold
+    would then train on the CPU for hours. It fails at once, naming the GPU; device 'cpu' still runs."""
+    from survmamba_lite.experiment.jobs import run_job
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def job(device, out):
+        return prepare_run(ExperimentConfig(model="snn", cohort_dir=str(cohort_dir), out_dir=str(out), device=device,
+                                            model_options={"dim": 8}, **{**TINY, "epochs": 1, "folds": (0,)}))[0]
+    failed = run_job(job("auto", tmp_path / "auto"))
+    assert failed.status == "failed" and "given GPU '1'" in failed.error and "MPS" in failed.error
+    assert not (tmp_path / "auto" / "fold_0" / "metrics.json").exists()
+    assert run_job(job("cpu", tmp_path / "cpu")).status == "done"

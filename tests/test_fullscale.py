@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
@@ -76,3 +77,33 @@ def test_targets_read_the_grid_folders(fullscale, tmp_path):
     assert not table["met"][0] and table["source"][0] == "survmamba_blca/timing.csv"
     _timing(tmp_path / "unfinished" / "survmamba_brca", 100.0, folds=3)
     assert fullscale.targets(tmp_path / "unfinished")["measured"][1] == "not run"   # 3 of 5 folds: no measure
+
+
+@pytest.mark.parametrize(("named", "numbered"), [("1", "0"), ("2,3", "0,1"), ("0,1", "0,1")])
+def test_mps_numbers_the_named_gpus_from_zero_for_the_jobs(fullscale, tmp_path, monkeypatch, named, numbered):
+    """MPS clients see the daemon's GPUs as 0..n-1: a grid started with CUDA_VISIBLE_DEVICES=1
+    (or SLURM's 2,3) under --mps must pin its workers to 0 (0,1), else every job finds no GPU
+    (measured on a 2-GPU host: 30 of 30 jobs on GPU 1 failed with "this fold runs on cpu")."""
+    log = tmp_path / "mps_calls.txt"
+    exe = tmp_path / "bin" / "nvidia-cuda-mps-control"
+    exe.parent.mkdir()
+    exe.write_text(f'#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*" >> {log}\ncat > /dev/null\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{exe.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", named)
+    for var in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"):
+        monkeypatch.delenv(var, raising=False)
+    stops = []
+    monkeypatch.setattr("atexit.register", stops.append)
+    assert fullscale._start_mps(tmp_path / "mps") is True
+    assert log.read_text() == f"{named} -d\n"                     # the daemon itself sees the named GPUs
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == numbered          # its clients, numbered from 0
+    assert os.environ["CUDA_MPS_PIPE_DIRECTORY"] == str(tmp_path / "mps" / "pipe")
+    assert len(stops) == 1
+
+
+def test_without_the_mps_program_nothing_is_renumbered(fullscale, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert fullscale._start_mps(tmp_path / "mps") is False
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"

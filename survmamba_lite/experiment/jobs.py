@@ -191,6 +191,16 @@ def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Jo
     return [Job(config, k) for k in folds]
 
 
+def _check_pinned_gpu(gpu: str | None, device: str) -> None:
+    """A worker pinned to a GPU that CUDA cannot see would train on the CPU (``device='auto'``)
+    unnoticed, for hours: refuse it, naming the GPU."""
+    if gpu and device != "cpu" and torch.backends.cuda.is_built() and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"this worker was given GPU {gpu!r} (CUDA_VISIBLE_DEVICES) but CUDA sees no device there, so the "
+            "fold would train on the CPU. Name GPUs as this machine numbers them (nvidia-smi -L); under NVIDIA "
+            "MPS, as the MPS daemon numbers them: from 0 among the GPUs visible to the daemon")
+
+
 def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str], None] | None = None,
             on_epoch_end=None) -> JobResult:
     """Train one fold (or skip it when done); never raises for a failed fold (status ``failed``)."""
@@ -212,6 +222,7 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
+        _check_pinned_gpu(gpu, config.device)
         cohort, _, wsi_dim = cached_cohort(config)
         metrics = train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=options.progress,
                              on_epoch_end=on_epoch_end, log=log, features=options.features,
