@@ -152,14 +152,17 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## A full five-fold run on a 2-core CPU
+# ## Table 1 at the paper's scale
 #
-# The comparison above is a smoke test. The committed files in `results/course_blca/`
-# come from the real protocol at a laptop's scale: all five folds of the `course`-scale
-# synthetic BLCA (359 patients), SurvMamba (both directions), SNN, ABMIL and TransMIL, 8
-# epochs at width 32, learning rate $10^{-3}$ (why: [Training one cohort](10_training.py)),
-# each run one `survmamba cv` command and the tables and figures one `survmamba report`
-# (the commands are in that folder's README). About 26 minutes on a 2-core CPU.
+# The comparison above is a smoke test. The committed grid in `results/fullscale/paper/`
+# runs the paper's protocol at the paper's scale: nine of Table 1's sixteen rows (SNN, ABMIL,
+# TransMIL, ABMIL (KP), TransMIL (KP), MCAT, MOTCat, SurvPath and SurvMamba) on the same five
+# folds of the **synthetic** paper-scale BLCA cohort
+# (359 patients, up to 10,000 patches of 768-d features each, 1,577 genes), 20 epochs at
+# each model's own width, one patient per step, trained on an H200 (how, and what it cost:
+# [The paper's grid at full scale](15_paper_scale.py)). The cohort is synthetic, with a
+# planted log-hazard: the table says what each model learns of a known signal under the
+# paper's protocol, not how it fares on patients.
 #
 # Besides Table 1, the report measures each model against **random risk**: the risks of
 # each validation fold are shuffled 1,000 times, giving the distribution of the fold-mean
@@ -172,31 +175,47 @@ import json
 from IPython.display import Image, Markdown, display
 
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
-course = project_root / "results" / "course_blca"
-display(Markdown((course / "table1_cindex.md").read_text(encoding="utf-8")))
-display(Markdown((course / "random_risk.md").read_text(encoding="utf-8")))
-for name in ("survmamba", "snn", "abmil", "transmil", "survmamba_uni"):
-    summary = json.loads((course / "runs" / name / "summary.json").read_text(encoding="utf-8"))
-    print(f"{summary['label']:16s} folds {[round(v, 3) for v in summary['c_index']['values']]}, "
-          f"{summary['seconds_total']:.0f} s of training and evaluation")
+paper = project_root / "results" / "fullscale" / "paper"
+report = paper / "report"
+display(Markdown((report / "table1_cindex.md").read_text(encoding="utf-8")))
+display(Markdown((report / "random_risk.md").read_text(encoding="utf-8")))
+for run in sorted((paper / "runs" / "blca_paper").iterdir()):
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    print(f"{summary['label']:16s} folds {[round(v, 3) for v in summary['c_index']['values']]}")
 
 # %% [markdown]
-# Every model is well clear of random risk (the random-risk intervals end near 0.55; the
-# smallest p that 1,000 shuffles can show is 0.001). At this width and budget SurvMamba is
-# level with ABMIL and TransMIL, not ahead, and SNN, which sees only the RNA, is last. The
-# planted log-hazard reaches 0.735 on this cohort: every model leaves signal unused after
-# 8 epochs at $D = 32$. The report's Fig. 3 box plot (bidirectional against forward-only
-# SurvMamba over the five folds) and Fig. 4 Kaplan-Meier curves (patients split at the
-# median out-of-fold risk, log-rank p):
+# Four models lie within about 0.01 of each other: MCAT, SurvPath, SurvMamba and ABMIL,
+# which reads only the slides. That is far inside the spread over folds (±0.02 to ±0.06):
+# five folds of 359 patients cannot order them, here or in the paper. SNN, which reads only
+# the RNA, is behind them. Adding the RNA to ABMIL by Kronecker fusion (ABMIL (KP)) lowers
+# its c-index on this cohort. TransMIL fits its training patients within three epochs (its
+# training loss falls to 0.01) and ranks the validation patients no better than random risk
+# (p = 0.12). MOTCat does not learn here: its training loss stays at its first epoch's level
+# in every fold (the [grid chapter](15_paper_scale.py) shows the curves). Why is under study; its row
+# stands as measured.
+#
+# The same protocol at a laptop's scale is committed too (`results/course_blca/`: the
+# `course`-scale cohort, SurvMamba in both directions, SNN, ABMIL and TransMIL, 8 epochs at
+# width 32, about 26 minutes on a 2-core CPU, commands in its README). There SurvMamba was
+# level with ABMIL and TransMIL, and every model was clear of random risk:
 
-# %% mystnb={"figure": {"caption": "Committed course-scale run (synthetic BLCA, five folds): c-index over the folds of the bidirectional and the forward-only SurvMamba F, as `survmamba report` draws Fig. 3.", "name": "fig-baselines-fig3"}}
-display(Image(filename=str(course / "fig3_bidirectional.png"), width=330))
+# %%
+course = project_root / "results" / "course_blca"
+display(Markdown((course / "table1_cindex.md").read_text(encoding="utf-8")))
 
-# %% mystnb={"figure": {"caption": "Committed course-scale run (synthetic BLCA): Kaplan\u2013Meier curves of the patients split at SurvMamba's median out-of-fold risk, with the log-rank p-value (Fig. 4 of the paper's kind).", "name": "fig-baselines-km-survmamba"}}
-display(Image(filename=str(course / "fig4_km_survmamba.png"), width=380))
+# %% [markdown]
+# The report's Fig. 3 box plot (bidirectional against forward-only SurvMamba over the five
+# folds) and Fig. 4 Kaplan–Meier curves (patients split at the median out-of-fold risk,
+# log-rank p), from the paper-scale grid:
 
-# %% mystnb={"figure": {"caption": "The same split by ABMIL's out-of-fold risk (committed course-scale run, synthetic BLCA).", "name": "fig-baselines-km-abmil"}}
-display(Image(filename=str(course / "fig4_km_abmil.png"), width=380))
+# %% mystnb={"figure": {"caption": "Paper-scale grid (synthetic BLCA, five folds \u00d7 20 epochs at width 512): c-index over the folds of the bidirectional and the forward-only SurvMamba F, as `survmamba report` draws Fig. 3. The cohort is synthetic.", "name": "fig-baselines-fig3"}}
+display(Image(filename=str(report / "fig3_bidirectional.png"), width=330))
+
+# %% mystnb={"figure": {"caption": "Paper-scale grid (synthetic BLCA): Kaplan\u2013Meier curves of the patients split at SurvMamba's median out-of-fold risk, with the log-rank p-value (Fig. 4 of the paper's kind). The cohort is synthetic.", "name": "fig-baselines-km-survmamba"}}
+display(Image(filename=str(report / "fig4_km_survmamba.png"), width=380))
+
+# %% mystnb={"figure": {"caption": "The same split by ABMIL's out-of-fold risk (paper-scale grid, synthetic BLCA).", "name": "fig-baselines-km-abmil"}}
+display(Image(filename=str(report / "fig4_km_abmil.png"), width=380))
 
 # %% [markdown]
 # For the real Table 1, run every model on every cohort with all five folds and the
@@ -216,8 +235,9 @@ display(Image(filename=str(course / "fig4_km_abmil.png"), width=380))
 # * Every Table 1 model is a registry entry built from the cohort's shape; one config field
 #   chooses the model, so every model gets the same protocol.
 # * A one-fold, two-epoch run is a smoke test. A comparison needs five folds, a reference
-#   (random risk) and the spread over folds: at course scale SurvMamba is level with ABMIL and
-#   TransMIL, not ahead.
+#   (random risk) and the spread over folds: at the paper's scale, on a synthetic cohort,
+#   SurvMamba is level with MCAT, SurvPath and ABMIL, not ahead, and TransMIL is not clear of
+#   random risk.
 #
 # ## Exercises
 #
@@ -236,18 +256,19 @@ assert by_modality["rna"] >= 2 and by_modality["wsi"] >= 4 and by_modality["wsi+
 assert set(registry.loc[["snn", "snntrans"], "modalities"]) == {"rna"}
 
 # %% [markdown]
-# **Exercise 2 (random risk).** From the committed `random_risk.csv`, check that every model's
-# fold-mean c-index lies above the upper end of its random-risk interval.
+# **Exercise 2 (random risk).** From the paper-scale grid's `random_risk.csv`, which models'
+# fold-mean c-index lies above the upper end of their random-risk interval?
 #
 # :::{dropdown} Solution
-# The interval is what shuffled risks reach on the same folds; a model above its upper end
-# ranks patients better than chance (the p-values say by how much).
+# All but TransMIL. The interval is what shuffled risks reach on the same folds; a model
+# above its upper end ranks patients better than chance (the p-values say by how much).
+# TransMIL's 0.527 lies inside its interval (p = 0.12).
 # :::
 
 # %% tags=["hide-input"]
-rr = pd.read_csv(course / "random_risk.csv")
+rr = pd.read_csv(report / "random_risk.csv")
 print(rr[["label", "observed", "null_low", "null_high", "p_value"]].round(3).to_string(index=False))
-assert (rr["observed"] > rr["null_high"]).all()
+assert set(rr.loc[rr["observed"] <= rr["null_high"], "label"]) == {"TransMIL"}
 
 # %%
 shutil.rmtree(workdir)

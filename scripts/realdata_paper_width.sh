@@ -33,6 +33,11 @@ if [ "${MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
     export CUDA_MPS_PIPE_DIRECTORY="$W/mps/pipe" CUDA_MPS_LOG_DIRECTORY="$W/mps/log"
     mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
     nvidia-cuda-mps-control -d && echo "MPS started" && trap 'echo quit | nvidia-cuda-mps-control; echo "MPS stopped"' EXIT
+    # MPS clients number the daemon's GPUs from 0 (CUDA_VISIBLE_DEVICES=1 would leave the jobs no GPU)
+    if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+        n=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
+        export CUDA_VISIBLE_DEVICES=$(seq -s, 0 $(( n - 1 ))); echo "MPS: the jobs see GPUs $CUDA_VISIBLE_DEVICES"
+    fi
 fi
 # imports once, before the jobs share them
 $PY - "$DATA" "$W" $COHORTS <<'EOF'
