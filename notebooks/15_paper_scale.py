@@ -154,8 +154,9 @@ if scaling:
 # the five SurvPath folds after them. On two GPUs all ten start at once, and the grid lasts as
 # long as its slowest job, a SurvMamba fold, which trains faster with fewer neighbours on its
 # GPU but not twice as fast: one fold process is bounded by its own kernel launches and host
-# work. Starting the Dask workers adds about 12 s to both calls. A grid with several jobs per
-# slot is what two GPUs can halve; that measurement is still to be made.
+# work. Starting the Dask workers adds about 12 s to both calls. What two GPUs can halve is a
+# grid of jobs of equal length with at least twice as many jobs as one GPU has slots (on one
+# GPU two waves, on two GPUs one); that measurement is still to be made.
 
 # %% [markdown]
 # Three things made it fit. (1) Each training step is replayed from a **CUDA graph**
@@ -336,9 +337,10 @@ if km.is_file():
 #
 # The list printed at the top names the runs of the paper mode that have not finished: the
 # Table 3 variants A–E (the chapter renders whatever is there; rerunning the same
-# `fullscale.py` command resumes them). The two-GPU target needs a grid with more jobs than
-# slots, run once with `CUDA_VISIBLE_DEVICES=0` and once with `0,1` into the grid folders
-# `scaling_gpus_0` and `scaling_gpus_0_1`.
+# `fullscale.py` command resumes them). The two-GPU target needs a grid of jobs of equal
+# length, twice as many as one GPU's slots (for example SurvMamba in both directions, ten
+# jobs, five slots per GPU), run once with `CUDA_VISIBLE_DEVICES=0` and once with `0,1` into
+# the grid folders `scaling_gpus_0` and `scaling_gpus_0_1`.
 #
 # ## Summary
 #
