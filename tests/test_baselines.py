@@ -16,7 +16,7 @@ from survmamba_lite.baselines.common import (Attention, GatedAttentionPool, Kron
                                              process_level_hierarchy)
 from survmamba_lite.baselines.survpath import PathwayPatchAttention
 from survmamba_lite.baselines.transmil import square_bag
-from survmamba_lite.data.bag import collate_bags
+from survmamba_lite.data.bag import GenomicHierarchy, collate_bags
 from survmamba_lite.registry import ModelInputs, accepted_options, build_model, get_model_spec
 
 BASELINES = [spec.name for spec in baselines.model_specs()]
@@ -323,6 +323,66 @@ def test_motcat_transport_plan_is_computed_in_float32_under_bf16_autocast():
     assert mixed.dtype == torch.float32
     # only the bf16 rounding of the inputs themselves remains
     assert (mixed - reference).abs().max() / reference.abs().max() < 0.05
+
+
+def test_coattention_transformers_are_initialised_as_torch_multihead_attention():
+    """MCAT/MOTCat use nn.MultiheadAttention (co-attention) and nn.TransformerEncoderLayer, whose
+    attention starts with zero in-projection and output biases: at initialisation a zero input
+    gives a zero attention output (nn.Linear's default biases would give a constant)."""
+    torch.manual_seed(0)
+    for name in ("mcat", "motcat"):
+        model = build_model(name, ModelInputs(TINY_BINS, TINY_WSI_DIM, build_tiny_hierarchy()), dim=16, heads=2)
+        attentions = [layer.attn for layer in [*model.path_layers, *model.omic_layers]]
+        attentions += [model.coattn] if name == "mcat" else []
+        for attn in attentions:
+            assert attn.out(torch.zeros(16)).abs().max() == 0
+            with torch.no_grad():
+                assert float(attn(torch.zeros(1, 3, 16), torch.zeros(1, 4, 16)).abs().max()) == 0.0
+    reference = nn.MultiheadAttention(16, 2)
+    ours = Attention(16, heads=2, init="mha")
+    # Xavier-uniform over the joint (3D, D) in-projection: the same bound as torch's
+    bound = math.sqrt(6 / (16 + 3 * 16))
+    w_in = torch.cat([ours.q.weight, ours.kv.weight])
+    assert w_in.abs().max() <= bound and w_in.abs().max() > 0.9 * bound
+    assert reference.in_proj_weight.abs().max() <= bound
+    with pytest.raises(ValueError, match="init must be one of"):
+        Attention(16, heads=2, init="zeros")
+
+
+def test_motcat_path_transformer_keeps_patients_apart_with_many_genomic_tokens():
+    """MOTCat's co-attended tokens pi^T H carry the plan's row mass (~1/N of the bag mean): with
+    N = 45 genomic tokens their norm is ~1/100 of a patch token's. The path transformer must still
+    pass on how two patients' bags differ, as torch's zero-bias attention does; with nn.Linear's
+    default attention biases a constant swamped them (relative difference ~0.01, and MOTCat's
+    histology branch did not learn at the paper's scale)."""
+    n_tokens = 45
+    hierarchy = GenomicHierarchy(genes=tuple(f"g{i}" for i in range(2 * n_tokens)),
+                                 function_ids=tuple(f"f{k}" for k in range(n_tokens)),
+                                 function_names=tuple(f"function {k}" for k in range(n_tokens)),
+                                 function_genes=tuple((2 * k, 2 * k + 1) for k in range(n_tokens)),
+                                 function_process=(0,) * n_tokens, process_names=("p",))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 64, 64, generator=gen)                                 # (B, R, P, F)
+    shifted = x.clone()
+    shifted[..., 0] += 2.0                                                       # a second patient's bag
+    mask = torch.ones(1, 4, 64, dtype=torch.bool)
+    rna = torch.randn(1, 2 * n_tokens, generator=gen)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = build_model("motcat", ModelInputs(TINY_BINS, 64, hierarchy), genomic_tokens="function").eval()
+        outputs = []
+        with torch.no_grad():
+            g = model.genomic(rna)                                               # (1, 45, 256)
+            for bag in (x, shifted):
+                flat, flat_mask = flatten_bag(bag, mask)
+                hc = model.coattend(g, model.patches(flat), flat_mask)           # (1, 45, 256)
+                assert hc.norm(dim=-1).mean() < 0.05 * model.patches(flat).norm(dim=-1).mean()
+                for layer in model.path_layers:
+                    hc = layer(hc)
+                outputs.append(hc)
+        relative = float((outputs[0] - outputs[1]).norm() / outputs[0].norm())
+        print(f"seed {seed}: relative difference of the two patients' path tokens {relative:.3f}")
+        assert relative > 0.1
 
 
 def test_missing_modality_and_gene_mismatch_are_clear_errors():

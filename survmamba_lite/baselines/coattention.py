@@ -184,7 +184,7 @@ class MCAT(_CoAttentionSurvival):
                  fusion_dim: int = 32, fn_hidden: int = 256, dropout: float = 0.25):
         super().__init__(n_bins, wsi_dim, hierarchy, dim, heads, n_layers, genomic_tokens, gene_families, fusion,
                          fusion_dim, fn_hidden, dropout)
-        self.coattn = Attention(dim, heads=1)
+        self.coattn = Attention(dim, heads=1, init="mha")          # nn.MultiheadAttention(256, 1)
 
     def coattend(self, g: Tensor, h: Tensor, mask: Tensor) -> Tensor:
         return self.coattn(g, h, mask)

@@ -109,20 +109,46 @@ class Attention(nn.Module):
         heads: number of heads.
         dropout: dropout on the attention weights (training only).
 
+    Initialisation (``init``): ``"linear"`` leaves each projection at ``nn.Linear``'s default
+    (uniform biases of scale ``1/sqrt(D)``); ``"mha"`` is ``nn.MultiheadAttention``'s: the
+    joint in-projection ``[W_q; W_k; W_v]`` (a ``(3D, D)`` matrix) Xavier-uniform, the
+    in-projection and output biases zero (``W_o`` keeps ``nn.Linear``'s default). With ``"mha"``
+    the layer has no input-independent output at initialisation, which matters when its
+    input is small: MOTCat's co-attended tokens have a norm ~1/100 of a patch token's (45 tokens), and
+    ``nn.Linear``'s biases then give every token and every patient nearly the same output.
+
     ``x_q: (B, Lq, D)``, ``x_kv: (B, Lk, D)``, ``key_mask: (B, Lk)`` bool or None -> ``(B, Lq, D)``.
 
     >>> Attention(8, heads=2)(torch.randn(3, 4, 8), torch.randn(3, 5, 8)).shape
     torch.Size([3, 4, 8])
+    >>> float(Attention(8, heads=2, init="mha")(torch.zeros(1, 2, 8), torch.zeros(1, 3, 8)).abs().max())
+    0.0
     """
 
-    def __init__(self, dim: int, heads: int = 8, dropout: float = 0.0):
+    INITS = ("linear", "mha")
+
+    def __init__(self, dim: int, heads: int = 8, dropout: float = 0.0, init: str = "linear"):
         super().__init__()
         if dim % heads:
             raise ValueError(f"Attention: dim={dim} is not divisible by heads={heads}; choose heads dividing dim")
+        if init not in self.INITS:
+            raise ValueError(f"Attention: init must be one of {self.INITS}, got {init!r}")
         self.heads, self.dropout = heads, dropout
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
+        if init == "mha":
+            self.reset_like_multihead_attention()
+
+    @torch.no_grad()
+    def reset_like_multihead_attention(self) -> None:
+        """``nn.MultiheadAttention._reset_parameters``: Xavier-uniform ``[W_q; W_k; W_v]``, zero biases."""
+        dim = self.q.in_features
+        w_in = nn.init.xavier_uniform_(torch.empty(3 * dim, dim))                 # fans of the (3D, D) matrix
+        self.q.weight.copy_(w_in[:dim])
+        self.kv.weight.copy_(w_in[dim:])
+        for bias in (self.q.bias, self.kv.bias, self.out.bias):
+            bias.zero_()
 
     def forward(self, x_q: Tensor, x_kv: Tensor, key_mask: Tensor | None = None) -> Tensor:
         q = rearrange(self.q(x_q), "b l (h d) -> b h l d", h=self.heads)
@@ -175,7 +201,10 @@ class GatedAttentionPool(nn.Module):
 class TransformerLayer(nn.Module):
     """Post-norm transformer encoder layer (Vaswani et al., 2017; MCAT's set encoders).
 
-    ``x <- LN(x + Attn(x, x)); x <- LN(x + FFN(x))`` with a ReLU feed-forward of width ``ff``.
+    ``x <- LN(x + Attn(x, x)); x <- LN(x + FFN(x))`` with a ReLU feed-forward of width ``ff``:
+    ``nn.TransformerEncoderLayer(D, heads, ff, dropout, activation="relu")`` of MCAT and
+    MOTCat, initialised as it is (the attention as ``nn.MultiheadAttention``, ``init="mha"``;
+    the feed-forward and LayerNorm at their defaults, LayerNorm ``eps = 1e-5``).
 
     ``x: (B, L, D)``, ``mask: (B, L)`` or None -> ``(B, L, D)``.
     """
@@ -183,7 +212,7 @@ class TransformerLayer(nn.Module):
     def __init__(self, dim: int, heads: int = 8, ff: int | None = None, dropout: float = 0.1):
         super().__init__()
         ff = ff or 2 * dim
-        self.attn = Attention(dim, heads, dropout)
+        self.attn = Attention(dim, heads, dropout, init="mha")
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, dim))
         self.drop = nn.Dropout(dropout)
