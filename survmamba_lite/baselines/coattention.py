@@ -12,7 +12,8 @@ Shared pipeline (``N`` genomic tokens, ``L`` patches, ``D = 256``)::
     H = Drop(ReLU(W_h x))                    patch tokens        (B, L, D)
     G = per-group SNN(rna)                   genomic tokens      (B, N, D)   (two SNN blocks each)
     H^ = CoAttn(G, H)                        genomic-guided WSI  (B, N, D)
-    H^ <- Transformer_path(H^),  G <- Transformer_omic(G)      (2 post-norm layers, 8 heads, FF 2D)
+    H^ <- Transformer_path(H^),  G <- Transformer_omic(G)      (2 post-norm layers, 8 heads, FF 2D;
+                                                               nn.TransformerEncoderLayer and its init)
     h = rho(GatedAttnPool(H^)),  g = rho(GatedAttnPool(G))     (B, D) each
     z = fusion(h, g)   (concat: ReLU(W2 ReLU(W1 [h; g])); or the gated Kronecker fusion)
     logits = Linear(D, T)(z)
@@ -208,6 +209,16 @@ class MOTCat(_CoAttentionSurvival):
     ``differentiable_plan=True`` back-propagates through the iterations. MOTCat's
     approximation of the plan by averaging over random mini-batches of patches (to save
     memory on very large bags) is not used: the plan is computed over the whole bag.
+
+    Scale. With ``N`` genomic tokens the rows of ``H^`` have norm ~``(plan mass) / N`` of the
+    bag's mean token: with 45 process tokens ~1/150 of a patch token's (6 families: ~1/22).
+    The path transformer starts as ``nn.TransformerEncoderLayer`` does, with zero attention
+    biases (:class:`~survmamba_lite.baselines.common.TransformerLayer`), so such small tokens
+    still reach it; with biased projections a constant swamped them and the histology branch
+    did not learn. The entropic term is ``eps KL(pi | a b^T)`` (POT's ``reg_type="kl"``, its
+    default since 0.9.5); the POT of MOTCat's time used the all-ones reference
+    (``K = exp(-M / eps)``), whose plan, for uniform marginals, is ours times
+    ``(N n)^((1 - lam) / (1 + lam))`` (``lam = tau / (tau + eps)``: ~3 at 45 tokens and 5,000 patches).
 
     Args:
         ot_reg: entropic regularisation ``eps`` (0.1 in MOTCat).

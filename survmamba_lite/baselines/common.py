@@ -121,7 +121,7 @@ class Attention(nn.Module):
 
     >>> Attention(8, heads=2)(torch.randn(3, 4, 8), torch.randn(3, 5, 8)).shape
     torch.Size([3, 4, 8])
-    >>> float(Attention(8, heads=2, init="mha")(torch.zeros(1, 2, 8), torch.zeros(1, 3, 8)).abs().max())
+    >>> float(Attention(8, heads=2, init="mha")(torch.zeros(1, 2, 8), torch.zeros(1, 3, 8)).detach().abs().max())
     0.0
     """
 
