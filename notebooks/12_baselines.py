@@ -191,8 +191,13 @@ for run in sorted((paper / "runs" / "blca_paper").iterdir()):
 # its c-index on this cohort. TransMIL fits its training patients within three epochs (its
 # training loss falls to 0.01) and ranks the validation patients no better than random risk
 # (p = 0.12). MOTCat does not learn here: its training loss stays at its first epoch's level
-# in every fold (the [grid chapter](15_paper_scale.py) shows the curves). Why is under study; its row
-# stands as measured.
+# in every fold (the [grid chapter](15_paper_scale.py) shows the curves). The cause was in
+# our code: the attention layers of MCAT's and MOTCat's transformers started with
+# `nn.Linear`'s random biases, where the originals' (PyTorch's `nn.MultiheadAttention`) start
+# at zero. MOTCat's co-attended tokens $\pi^\top H$ are small (about 1/150 of a patch token's
+# norm with 45 genomic tokens), the biases swamped them, and every patient's histology tokens
+# came out nearly the same. The layers now start as the originals' do (tested); the MCAT and
+# MOTCat rows above were trained before that change and are to be rerun.
 #
 # The same protocol at a laptop's scale is committed too (`results/course_blca/`: the
 # `course`-scale cohort, SurvMamba in both directions, SNN, ABMIL and TransMIL, 8 epochs at
