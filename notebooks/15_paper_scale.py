@@ -308,7 +308,7 @@ print("mean training loss at epoch 2 -> 20:", {k: f"{b:.2f} -> {a:.2f}" for k, (
 #
 # ## Table 3 and Fig. 3
 
-# %%
+# %% mystnb={"figure": {"caption": "Fig. 3 of the paper from the paper-scale grid (synthetic BLCA, five folds \u00d7 20 epochs at width 512): c-index over the folds of the bidirectional and the forward-only SurvMamba F, as `survmamba report` draws it. The cohort is synthetic.", "name": "fig-fullscale-fig3"}}
 t3 = table3(runs)
 variants = sorted({r.derived.get("variant") for r in runs if r.config.model == "survmamba"} - {None})
 if t3 is not None and len(t3[0]) > 1:
