@@ -336,3 +336,5 @@ def test_a_worker_pinned_to_a_gpu_that_cuda_cannot_see_fails_instead_of_training
     assert failed.status == "failed" and "given GPU '1'" in failed.error and "MPS" in failed.error
     assert not (tmp_path / "auto" / "fold_0" / "metrics.json").exists()
     assert run_job(job("cpu", tmp_path / "cpu")).status == "done"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")                 # every GPU hidden on purpose: the CPU it is
+    assert run_job(job("auto", tmp_path / "hidden")).status == "done"

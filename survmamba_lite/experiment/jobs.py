@@ -193,8 +193,12 @@ def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Jo
 
 def _check_pinned_gpu(gpu: str | None, device: str) -> None:
     """A worker pinned to a GPU that CUDA cannot see would train on the CPU (``device='auto'``)
-    unnoticed, for hours: refuse it, naming the GPU."""
-    if gpu and device != "cpu" and torch.backends.cuda.is_built() and not torch.cuda.is_available():
+    unnoticed, for hours: refuse it, naming the GPU. ``CUDA_VISIBLE_DEVICES`` empty or starting
+    with a negative id (``-1``, the usual way to hide every GPU) asks for no GPU and passes."""
+    first = (gpu or "").split(",")[0].strip()
+    if not first or first.startswith("-"):
+        return
+    if device != "cpu" and torch.backends.cuda.is_built() and not torch.cuda.is_available():
         raise RuntimeError(
             f"this worker was given GPU {gpu!r} (CUDA_VISIBLE_DEVICES) but CUDA sees no device there, so the "
             "fold would train on the CPU. Name GPUs as this machine numbers them (nvidia-smi -L); under NVIDIA "
