@@ -82,11 +82,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
-from survmamba_lite.experiment.jobs import Job, JobOptions, JobResult, finish_run, job_is_done, prepare_run, run_job
+from survmamba_lite.experiment.jobs import (Job, JobOptions, JobResult, _visible_gpus, finish_run, job_is_done,
+                                            prepare_run, run_job)
 from survmamba_lite.experiment.trainer import METRICS, _json_safe
 from survmamba_lite.utils.io import atomic_write_text
 
@@ -185,13 +185,6 @@ def dask_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _visible_gpus() -> list[str]:
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [g.strip() for g in env.split(",") if g.strip()]
-    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
 def local_cluster(*, jobs_per_gpu: int = 4, workers: int | None = None, gpus: Sequence[str] | None = None,

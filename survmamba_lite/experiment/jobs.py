@@ -263,9 +263,10 @@ def _pin_worker(slots) -> None:
 
 
 def _visible_gpus() -> list[str]:
+    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else CUDA's count."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
-        return [g for g in env.split(",") if g.strip()]
+        return [g.strip() for g in env.split(",") if g.strip()]
     return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
