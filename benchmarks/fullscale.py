@@ -13,6 +13,11 @@ Modes (``--mode``):
     only SurvMamba (F, bidirectional) 5 x 20 on the paper-scale BLCA: the 8-minute target.
 ``survmamba-brca``
     the same on a BRCA-size synthetic cohort (869 cases): the 20-minute target.
+``scaling``
+    SurvMamba (F, bidirectional) on two paper-scale synthetic BLCA cohorts of the same size
+    (seeds 0 and 1): ten jobs of about equal length, for the one-GPU against two-GPU
+    comparison (run it once with ``CUDA_VISIBLE_DEVICES=0`` and once with ``0,1``, with as
+    many ``--jobs-per-gpu`` as one cohort has folds, so one GPU needs two waves and two GPUs one).
 
 Everything goes through ``survmamba grid``'s engine (:func:`survmamba_lite.experiment.grid.run_grid`):
 ``--jobs-per-gpu`` worker processes per GPU on a local Dask cluster (one by one without
@@ -66,10 +71,12 @@ PAPER_MODELS = (
     ["survmamba", "survmamba:bidirectional=false"]
     + [f"survmamba:variant={v}" for v in "ABCDE"]
     + ["snn", "abmil", "transmil", "abmil-kp", "transmil-kp", "mcat", "motcat", "survpath"])
+#: mode -> (cohorts as (synthetic cohort, seed), models)
 MODES = {
-    "paper": ("BLCA", PAPER_MODELS),
-    "survmamba-blca": ("BLCA", ["survmamba"]),
-    "survmamba-brca": ("BRCA", ["survmamba"]),
+    "paper": ([("BLCA", 0)], PAPER_MODELS),
+    "survmamba-blca": ([("BLCA", 0)], ["survmamba"]),
+    "survmamba-brca": ([("BRCA", 0)], ["survmamba"]),
+    "scaling": ([("BLCA", 0), ("BLCA", 1)], ["survmamba"]),
 }
 
 
@@ -121,6 +128,16 @@ def targets(root: Path):
                  "met": None if speedup is None else speedup >= least,
                  "source": None if speedup is None else f"{one}/calls.jsonl, {two}/calls.jsonl"})
     return pd.DataFrame(rows)
+
+
+def cohort_folder(root: Path, name: str, scale: str, seed: int) -> Path:
+    """Where a mode's synthetic cohort lives: ``<root>/blca_paper`` for seed 0 (the folder name
+    is the cohort's name in the grid's ``runs/``), ``<root>/blca_paper_seed1`` for seed 1.
+
+    >>> cohort_folder(Path("c"), "BLCA", "paper", 1).as_posix()
+    'c/blca_paper_seed1'
+    """
+    return root / (f"{name.lower()}_{scale}" + (f"_seed{seed}" if seed else ""))
 
 
 def _check_fresh(out: Path, checkpoints: Path) -> None:
@@ -216,26 +233,28 @@ def main(argv: list[str] | None = None) -> int:
     from survmamba_lite.experiment.grid import grid_configs, run_grid
     from survmamba_lite.experiment.jobs import JobOptions
 
-    cohort, models = MODES[args.mode]
+    cohorts, models = MODES[args.mode]
     models = args.models or models
     if args.fresh:
         _check_fresh(args.out, args.checkpoint_dir)
         shutil.rmtree(args.out, ignore_errors=True)
         shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
-    cohort_dir = args.cohort_root / f"{cohort.lower()}_{args.scale}"
-    if not (cohort_dir / "manifest.yaml").is_file():
-        t = time.time()
-        shutil.rmtree(cohort_dir, ignore_errors=True)             # a partial folder of a killed call
-        make_synthetic_cohort(cohort, args.scale, seed=0, out=cohort_dir)
-        print(f"made {cohort_dir} in {time.time() - t:.1f} s", flush=True)
+    cohort_dirs = [cohort_folder(args.cohort_root, name, args.scale, seed) for name, seed in cohorts]
+    for (name, seed), cohort_dir in zip(cohorts, cohort_dirs):
+        if not (cohort_dir / "manifest.yaml").is_file():
+            t = time.time()
+            shutil.rmtree(cohort_dir, ignore_errors=True)             # a partial folder of a killed call
+            make_synthetic_cohort(name, args.scale, seed=seed, out=cohort_dir)
+            print(f"made {cohort_dir} in {time.time() - t:.1f} s", flush=True)
     common = {} if args.dim is None else {"dim": args.dim}
     fields = dict(epochs=args.epochs, folds=tuple(args.folds) if args.folds else None, threads=args.threads,
                   max_cases=args.max_cases, precision=args.precision, cuda_graphs=args.cuda_graphs)
-    configs = grid_configs([cohort_dir], models, args.out, common_options=common, **fields)
+    configs = grid_configs(cohort_dirs, models, args.out, common_options=common, **fields)
     deadline = None if args.time_limit is None else t0 + args.time_limit
     options = JobOptions(checkpoint_root=str(args.checkpoint_dir), keep_checkpoint=False, deadline=deadline,
                          start_margin=args.start_margin)
-    spec = {"script": "benchmarks/fullscale.py", "mode": args.mode, "argv": sys.argv[1:], "cohort": cohort,
+    spec = {"script": "benchmarks/fullscale.py", "mode": args.mode, "argv": sys.argv[1:], "cohorts": [n for n, _ in cohorts],
+            "seeds": [sd for _, sd in cohorts],
             "scale": args.scale, "models": models, "common_options": common,
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}}
     t_grid = time.time()

@@ -48,6 +48,25 @@ def test_a_grid_in_several_calls_then_nothing_to_do(fullscale, tmp_path, monkeyp
     assert (other / "notes.txt").read_text() == "keep me"
 
 
+def test_the_scaling_mode_runs_one_model_on_two_cohorts_of_the_same_size(fullscale, tmp_path, monkeypatch):
+    """The two-GPU comparison needs jobs of equal length: SurvMamba on two synthetic cohorts
+    made alike (seeds 0 and 1), so the grid holds twice one cohort's folds."""
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    out, cohorts = tmp_path / "grid", tmp_path / "cohorts"
+    argv = ["--mode", "scaling", "--scale", "tiny", "--epochs", "1", "--folds", "0", "--max-cases", "16",
+            "--threads", "1", "--no-report", "--out", str(out), "--cohort-root", str(cohorts),
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--dim", "8"]
+    assert fullscale.main(argv) == 0
+    assert json.loads((out / "grid.json").read_text())["runs"] == [
+        "runs/blca_tiny/survmamba", "runs/blca_tiny_seed1/survmamba"]
+    made = [sorted(p.name for p in (cohorts / c).iterdir()) for c in ("blca_tiny", "blca_tiny_seed1")]
+    assert made[0] == made[1] and "manifest.yaml" in made[0]
+    first, second = (pd.read_csv(cohorts / c / "clinical.csv") for c in ("blca_tiny", "blca_tiny_seed1"))
+    assert len(first) == len(second) and not first["survival_months"].equals(second["survival_months"])   # alike, not the same
+    calls = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines()]
+    assert calls[-1]["counts"] == {"done": 2}
+
+
 def _timing(folder: Path, wall: float, folds: int = 5) -> None:
     folder.mkdir(parents=True)
     pd.DataFrame([{"cohort": "c", "label": "SurvMamba", "run_dir": "runs/c/survmamba", "folds_done": folds,
