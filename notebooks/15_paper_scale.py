@@ -136,7 +136,7 @@ for name in ("scaling_gpus_0", "scaling_gpus_0_1"):
     path = project_root / "results" / "fullscale" / name / "jobs.jsonl"
     if path.is_file():
         jobs = pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line])
-        jobs["model"] = jobs["run_dir"].str.rsplit("/", n=1).str[-1]
+        jobs["model"] = jobs["run_dir"].str.split("/").str[-2:].str.join("/")     # cohort/model
         jobs["grid"] = name
         scaling.append(jobs)
 if scaling:
@@ -150,13 +150,21 @@ if scaling:
             "cases_per_s": "cases/s per job"}))
 
 # %% [markdown]
-# The grid has ten jobs. On one GPU with five slots, the five SurvMamba folds run first and
-# the five SurvPath folds after them. On two GPUs all ten start at once, and the grid lasts as
-# long as its slowest job, a SurvMamba fold, which trains faster with fewer neighbours on its
-# GPU but not twice as fast: one fold process is bounded by its own kernel launches and host
-# work. Starting the Dask workers adds about 12 s to both calls. What two GPUs can halve is a
-# grid of jobs of equal length with at least twice as many jobs as one GPU has slots (on one
-# GPU two waves, on two GPUs one); that measurement is still to be made.
+# The grid has ten jobs: SurvMamba F bidirectional and forward-only, five folds each, ten
+# epochs, five slots per GPU. On one GPU the five bidirectional folds run first (about 156 s
+# each, side by side) and the five forward-only folds after them (about 96 s). On two GPUs all
+# ten start at once, five on each, and the grid lasts as long as its slowest job: a
+# bidirectional fold on the GPU that got three of them (145 s). The one-GPU call needs
+# 256 s of training, the two-GPU call 145 s: 1.77×, and with the time of starting the Dask
+# workers in both (about 11 s), 1.72×. Two things keep it from 2×: the jobs are not of equal length (a
+# forward-only fold is about 40 % shorter, so one GPU's second wave is short), and the
+# faster mix of jobs went to one GPU. What two GPUs can halve is a grid of jobs of equal
+# length with twice as many jobs as one GPU has slots; `fullscale.py --mode scaling`
+# (SurvMamba on two synthetic cohorts made alike) is that grid, not yet run.
+#
+# An earlier comparison, SurvMamba and SurvPath (whose folds take a quarter of SurvMamba's),
+# gave 1.61× (197.5 s against 122.7 s): the less equal the jobs, the less a second GPU helps
+# a grid that fits in its slots.
 
 # %% [markdown]
 # Three things made it fit. (1) Each training step is replayed from a **CUDA graph**
@@ -171,8 +179,8 @@ if scaling:
 # The GPU's utilisation near 100 % only says that *some* kernel was running at every
 # sample; with kernels this small most of the chip is idle. Every run but SurvMamba's was
 # measured while up to ten jobs of several runs shared its GPU (SNN, ABMIL and SurvPath on one
-# H200; the last six runs on two H200s, ten jobs on each), so each of those wall times is an
-# upper bound of what the run needs alone.
+# H200; the later runs, the Table 3 variants among them, on two H200s with ten jobs on each), so
+# each of those wall times is an upper bound of what the run needs alone.
 
 # %% mystnb={"figure": {"caption": "Paper-scale runs on the synthetic BLCA cohort (H200, bf16, CUDA graphs): training throughput of one fold process per model (left) and the wall time of each five-fold run (right). SurvMamba ran alone; every other run shared its GPU with up to ten jobs.", "name": "fig-fullscale-timing"}}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -224,11 +232,11 @@ if (report / "random_risk.md").is_file():
     display(Markdown((report / "random_risk.md").read_text(encoding="utf-8")))
 
 # %% [markdown]
-# On this cohort MCAT, SurvPath, SurvMamba and ABMIL (slides only) lie within about 0.01 of
-# each other, and SNN, which reads only the RNA, is behind them. The spread over folds
-# (about ±0.02 to ±0.06) is larger than the differences between those four: five folds of
+# On this cohort MOTCat, MCAT, SurvPath, SurvMamba and ABMIL (slides only) lie within about
+# 0.03 of each other, and SNN, which reads only the RNA, is behind them. The spread over folds
+# (about ±0.02 to ±0.06) is larger than the differences between those five: five folds of
 # 359 patients cannot order them, here or in the paper. TransMIL is not clear of random
-# risk, and MOTCat barely; the training curves below show why.
+# risk; the training curves below show why.
 #
 # ## Twenty epochs at width 512
 #
@@ -293,13 +301,13 @@ print("mean training loss at epoch 2 -> 20:", {k: f"{b:.2f} -> {a:.2f}" for k, (
 # twentieth epoch (mean training loss about 0.06), SurvMamba with a validation c-index that
 # it already had after the first epoch. TransMIL fits them within three epochs (training loss
 # about 0.01), and its validation c-index falls from about 0.60 after the second epoch to
-# chance: with a width of 512 and under 300 training patients it memorises. MCAT and SurvPath
-# learn slowly (training loss still near 1 after twenty epochs), and MOTCat not at all: its
-# training loss stays where the first epoch left it. That was a defect of ours: the
-# attention layers of MCAT's and MOTCat's transformers started with random biases where the
-# originals' start at zero, and these swamped MOTCat's small co-attended tokens (the
-# [baselines chapter](12_baselines.py) says more). It is fixed; the MCAT and MOTCat runs
-# shown here were trained before the fix and are to be rerun.
+# chance: with a width of 512 and under 300 training patients it memorises. The co-attention
+# models MCAT, MOTCat and SurvPath move least from where they start (training loss still
+# about 1 after twenty epochs) and rank the validation patients best. In a first grid MOTCat
+# did not learn at all: the attention layers of MCAT's and MOTCat's transformers started with
+# random biases where the originals' start at zero, and these swamped MOTCat's small
+# co-attended tokens (the [baselines chapter](12_baselines.py) says more). Both were
+# retrained after the fix; the curves are of the second grid.
 #
 # A model that fits its training patients this closely predicts with overconfident
 # survival curves (the validation loss), which the integrated Brier score of the report
@@ -307,6 +315,9 @@ print("mean training loss at epoch 2 -> 20:", {k: f"{b:.2f} -> {a:.2f}" for k, (
 # the c-index; the paper's protocol fixes 20 epochs beforehand, and so do we.
 #
 # ## Table 3 and Fig. 3
+#
+# The six models of Table 3 and the forward-only SurvMamba, from the same grid (chapter
+# [Ablations](11_ablations.py) compares each variant with F fold by fold):
 
 # %% mystnb={"figure": {"caption": "Fig. 3 of the paper from the paper-scale grid (synthetic BLCA, five folds \u00d7 20 epochs at width 512): c-index over the folds of the bidirectional and the forward-only SurvMamba F, as `survmamba report` draws it. The cohort is synthetic.", "name": "fig-fullscale-fig3"}}
 t3 = table3(runs)
@@ -338,13 +349,16 @@ if km.is_file():
 # %% [markdown]
 # ## What is still to run
 #
-# The list printed at the top names the runs of the paper mode that have not finished: the
-# Table 3 variants A–E (the chapter renders whatever is there; rerunning the same
-# `fullscale.py` command resumes them), and MCAT and MOTCat again, with the initialisation
-# fixed after their runs. The two-GPU target needs a grid of jobs of equal
-# length, twice as many as one GPU's slots (for example SurvMamba in both directions, ten
-# jobs, five slots per GPU), run once with `CUDA_VISIBLE_DEVICES=0` and once with `0,1` into
-# the grid folders `scaling_gpus_0` and `scaling_gpus_0_1`.
+# The list printed at the top names the runs of the paper mode that have not finished; all
+# fifteen are in the committed grid. The two-GPU target needs a grid of jobs of equal length,
+# twice as many as one GPU's slots, run once on one GPU and once on two:
+#
+# ```bash
+# for g in 0 0,1; do
+#   CUDA_VISIBLE_DEVICES=$g python benchmarks/fullscale.py --mode scaling --epochs 10 --jobs-per-gpu 5 \
+#       --cuda-graphs --precision bf16 --mps --fresh --out results/fullscale/scaling_gpus_${g/,/_}
+# done
+# ```
 #
 # ## Summary
 #
@@ -354,10 +368,12 @@ if km.is_file():
 #   H200 for a 359-patient cohort, and under twelve for an 869-patient one.
 # * The timing table separates wall time (what a user waits) from fold time (what the GPU
 #   spent per fold); only runs that had the GPU to themselves measure a target.
-# * Two GPUs finish a grid faster only when it has more jobs than slots: a grid that fits in
-#   its slots lasts as long as its slowest job.
-# * On the synthetic cohort SurvMamba, MCAT, SurvPath and ABMIL are level within the spread of
-#   the folds; at 20 epochs SurvMamba fits its training patients almost exactly while the
+# * A second GPU halves a grid only when its jobs are of about equal length and fill two
+#   waves of one GPU's slots; a grid that fits in two GPUs' slots lasts as long as its slowest
+#   job (1.72× here, with folds of two lengths).
+# * On the synthetic cohort SurvMamba, MOTCat, MCAT, SurvPath and ABMIL are level within the
+#   spread of the folds, and so are SurvMamba F and its ablation models (F is ahead of each on
+#   average); at 20 epochs SurvMamba fits its training patients almost exactly while the
 #   c-index holds; TransMIL memorises its training patients within three epochs.
 #
 # ## Exercises
