@@ -240,6 +240,8 @@ axes[1].set_ylabel("c-index difference")
 fig.suptitle("synthetic BLCA (paper scale), 5 folds x 20 epochs", fontsize=9)
 plt.tight_layout()
 plt.show()
+
+# %%
 paired_variants.round(3)
 
 # %% [markdown]

@@ -319,13 +319,15 @@ print("mean training loss at epoch 2 -> 20:", {k: f"{b:.2f} -> {a:.2f}" for k, (
 # The six models of Table 3 and the forward-only SurvMamba, from the same grid (chapter
 # [Ablations](11_ablations.py) compares each variant with F fold by fold):
 
-# %% mystnb={"figure": {"caption": "Fig. 3 of the paper from the paper-scale grid (synthetic BLCA, five folds \u00d7 20 epochs at width 512): c-index over the folds of the bidirectional and the forward-only SurvMamba F, as `survmamba report` draws it. The cohort is synthetic.", "name": "fig-fullscale-fig3"}}
+# %%
 t3 = table3(runs)
 variants = sorted({r.derived.get("variant") for r in runs if r.config.model == "survmamba"} - {None})
 if t3 is not None and len(t3[0]) > 1:
     display(Markdown(t3[1].to_markdown(index=False)))
 else:
     print(f"Table 3 needs the runs of variants A-E; finished here: {variants or 'F only'}")
+
+# %% mystnb={"figure": {"caption": "Fig. 3 of the paper from the paper-scale grid (synthetic BLCA, five folds \u00d7 20 epochs at width 512): c-index over the folds of the bidirectional and the forward-only SurvMamba F, as `survmamba report` draws it. The cohort is synthetic.", "name": "fig-fullscale-fig3"}}
 with tempfile.TemporaryDirectory() as tmp:
     f3 = fig3_bidirectional(runs, Path(tmp))
     if f3 is not None:
