@@ -78,6 +78,39 @@ def test_checked_cells_have_stored_outputs(py_path: Path):
                       "run `make notebooks` to execute and store them"
 
 
+def figure_cells_with_several_displays(nb) -> list[str]:
+    """Code cells with a MyST-NB figure caption (``mystnb: figure``) that store more than one
+    displayed output: each display becomes a figure with the same target name, which the book
+    build (``-W``) refuses as a duplicate. Display a table in a cell of its own."""
+    bad = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or "figure" not in c.metadata.get("mystnb", {}):
+            continue
+        shown = [o for o in c.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")]
+        if len(shown) > 1:
+            bad.append(f"cell {i} ({c.metadata['mystnb']['figure'].get('name')}): {len(shown)} displays")
+    return bad
+
+
+@pytest.mark.parametrize("py_path", SOURCES, ids=lambda p: p.stem)
+def test_a_figure_cell_displays_one_thing(py_path: Path):
+    nb = jupytext.read(py_path.with_suffix(".ipynb"))
+    bad = figure_cells_with_several_displays(nb)
+    assert not bad, f"{py_path.with_suffix('.ipynb').name}: {bad}; move the other displays to a cell of their own"
+
+
+def test_the_figure_check_finds_a_table_beside_a_figure():
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("plt.show()\ntable", metadata={"mystnb": {"figure": {"name": "fig-x"}}})
+    cell.outputs = [nbformat.v4.new_output("display_data", {"image/png": ""}),
+                    nbformat.v4.new_output("execute_result", {"text/plain": "table"}, execution_count=1)]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert figure_cells_with_several_displays(nb) == ["cell 0 (fig-x): 2 displays"]
+    cell.outputs = cell.outputs[:1]
+    assert figure_cells_with_several_displays(nb) == []
+
+
 def _toc_files(entries) -> list[str]:
     out = []
     for e in entries or []:
