@@ -279,11 +279,14 @@ bi_minus_uni(table, runs)
 #
 # **What has been run so far.** SNN and the Cox reference are complete on all five cohorts
 # (SNN on one H200, one process per cohort and model; Cox on the CPU). SurvMamba-RNA,
-# bidirectional and forward-only, is complete on BLCA (both tables), COADREAD and LUAD. These
-# eight runs shared two H200s through CUDA MPS (NVIDIA's multi-process service, so that the
-# small kernels of different processes run at the same time); each run trained its five folds
-# at once, one process per fold (`--fold-workers 5`), and took about 210 to 380 s of wall time
-# (listed below; the "compute s" column of `genomic_table.md` sums the five concurrent folds).
+# bidirectional and forward-only, is complete on BLCA (both tables), COADREAD and LUAD. Their
+# folds were trained in two calls: 13 of the 40 (fold 0 of every run, one or two more
+# folds of each forward-only run) in the calls where 20 processes shared one H200, the rest in a call on two
+# H200s shared through CUDA MPS (NVIDIA's multi-process service, so that the small kernels of
+# different processes run at the same time), where each run trained its remaining folds at
+# once, one process per fold (`--fold-workers 5`), in about 210 to 380 s of wall time (listed
+# below). A fold's settings and seed do not depend on the call that trained it. The "compute
+# s" column of `genomic_table.md` sums the five folds' own times, the slower early ones included.
 # SurvMamba-RNA on BRCA (both directions) and SNNTrans on all five cohorts are still running.
 # A run appears here only when all five of its folds are done; no partial run is shown.
 
