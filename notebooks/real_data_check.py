@@ -287,7 +287,7 @@ bi_minus_uni(table, runs)
 # once, one process per fold (`--fold-workers 5`), in about 210 to 380 s of wall time (listed
 # below). A fold's settings and seed do not depend on the call that trained it. The "compute
 # s" column of `genomic_table.md` sums the five folds' own times, the slower early ones included.
-# SurvMamba-RNA on BRCA (both directions) and SNNTrans on all five cohorts are still running.
+# SurvMamba-RNA on BRCA (both directions) and SNNTrans on all five cohorts are not finished yet.
 # A run appears here only when all five of its folds are done; no partial run is shown.
 
 # %%
@@ -627,7 +627,7 @@ else:
 #   stays far below it on COADREAD, where it memorises its training patients and the
 #   validation folds hold 6 to 19 deaths. SurvMamba-RNA (both directions) is within ±0.03 of
 #   SNN on BLCA (both tables), COADREAD and LUAD, with paired intervals that all contain zero;
-#   its BRCA rows and SNNTrans are still running.
+#   its BRCA rows and SNNTrans are not finished yet.
 #
 # ## Exercises
 #
