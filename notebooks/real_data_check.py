@@ -117,14 +117,13 @@ display(pd.DataFrame(cohort_info).T[["cohort", "source", "n_cases", "n_events", 
 # not a reproduction of the paper's training budget.
 
 # %%
-from survmamba_lite.realdata import MODELS, PAPER_TABLE1, genomic_table, genomic_table_markdown
+from survmamba_lite.realdata import MODELS, PAPER_TABLE1, genomic_table, genomic_table_markdown, run_records
 
 # the rows of the committed runs/*.json at full precision; the page shows the columns that
 # fit it (genomic_table.md also lists each fold's c-index, plotted below, and the compute time)
 table = genomic_table(results_dir)
 display(Markdown(genomic_table_markdown(table, compact=True)))
-runs = {(r["cohort_key"], r["model_key"]): r for r in
-        (json.loads(p.read_text(encoding="utf-8")) for p in sorted((results_dir / "runs").glob("*.json")))}
+runs = run_records(results_dir)
 print(f"{len(table)} runs; models {sorted(set(table['model_key']))}; cohorts {sorted(set(table['cohort_key']))}")
 for m in MODELS.values():
     print(f"  {m.label:28s} {m.registry:15s} {dict(m.options)}")
@@ -416,8 +415,7 @@ if have_inner:
 from survmamba_lite.realdata import paired_differences
 
 if pw is not None:
-    pw_runs = {(r["cohort_key"], r["model_key"]): r for r in
-               (json.loads(p.read_text(encoding="utf-8")) for p in sorted((pw_dir / "runs").glob("*.json")))}
+    pw_runs = run_records(pw_dir)
     pairs = paired_differences(pw_dir)
     means = pw.set_index(["cohort_key", "model"])["c_index_mean"]
     print("SurvMamba-RNA - SNN, paper widths, 20 epochs (paired folds):")

@@ -53,12 +53,12 @@ from survmamba_lite.realdata.command import build_parser, main
 from survmamba_lite.realdata.runs import run_genomic_check, run_model_cv, summarise_predictions
 from survmamba_lite.realdata.slides import run_slide_check
 from survmamba_lite.realdata.tables import (genomic_table, genomic_table_markdown, paired_differences,
-                                            paired_differences_markdown, write_genomic_table)
+                                            paired_differences_markdown, run_records, write_genomic_table)
 from survmamba_lite.survival import fold_mean_bootstrap_ci
 
 __all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PAPER_MODELS", "DEFAULT_MODELS",
            "PAPER_TABLE1", "SLIDES", "PCACoxReference", "import_cohort", "build_hierarchy", "run_cox_cv",
            "run_model_cv", "summarise_predictions", "fold_mean_bootstrap_ci", "genomic_table", "write_genomic_table",
-           "run_genomic_check", "paired_differences", "paired_differences_markdown", "with_width", "SETTINGS",
+           "run_genomic_check", "run_records", "paired_differences", "paired_differences_markdown", "with_width", "SETTINGS",
            "PAPER_WIDTH_DIR", "cohort_summary", "write_cohort_summaries", "feature_pca_rgb", "draw_feature_map",
            "run_slide_check", "genomic_table_markdown", "build_parser", "main"]

@@ -18,7 +18,7 @@ from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.markdown import to_markdown
 
 __all__ = ["genomic_table", "write_genomic_table", "genomic_table_markdown", "PAIRED", "paired_differences",
-           "paired_differences_markdown", "run_file"]
+           "paired_differences_markdown", "run_file", "run_records"]
 
 
 def run_file(out: Path, cohort_key: str, model_key: str) -> Path:
@@ -26,13 +26,21 @@ def run_file(out: Path, cohort_key: str, model_key: str) -> Path:
     return out / RUNS_DIR / f"{cohort_key}__{model_key}.json"
 
 
+def run_records(out: str | os.PathLike) -> dict[tuple[str, str], dict]:
+    """Every ``runs/*.json`` under ``out`` (in file-name order), keyed by ``(cohort_key, model_key)``."""
+    records = {}
+    for path in sorted((Path(out) / RUNS_DIR).glob("*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        records[(r["cohort_key"], r["model_key"])] = r
+    return records
+
+
 def genomic_table(out: str | os.PathLike) -> pd.DataFrame:
     """One row per ``runs/*.json`` under ``out`` (cohort, then model order), at full precision,
     with the paper's Table 1 numbers beside ours."""
     out = Path(out)
     rows = []
-    for path in sorted((out / RUNS_DIR).glob("*.json")):
-        r = json.loads(path.read_text(encoding="utf-8"))
+    for r in run_records(out).values():
         paper = (PAPER_TABLE1.get(r.get("paper_row") or "", {}).get(r["cohort"])
                  if r["source"] in ("xena", "porpoise") else None)
         rows.append({
@@ -92,11 +100,7 @@ def paired_differences(out: str | os.PathLike, *, level: float = 0.95) -> pd.Dat
     Returns:
         one row per (cohort, comparison); empty when no cohort has both runs.
     """
-    out = Path(out)
-    runs = {}
-    for path in sorted((out / RUNS_DIR).glob("*.json")):
-        r = json.loads(path.read_text(encoding="utf-8"))
-        runs[(r["cohort_key"], r["model_key"])] = r
+    runs = run_records(out)
     rows = []
     for cohort_key in [k for k in COHORTS if any(c == k for c, _ in runs)]:
         for model_key, ref_key in PAIRED:
