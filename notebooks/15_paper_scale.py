@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from survmamba_lite.experiment.grid import expand_run_dirs, model_slug, parse_model, timing_table
+from survmamba_lite.experiment.grid import expand_run_dirs, model_slug, parse_model, read_jobs, timing_table
 from survmamba_lite.experiment.report import fig3_bidirectional, table1, table3
 from survmamba_lite.experiment.runs import load_runs
 
@@ -133,9 +133,8 @@ targets
 # %%
 scaling = []
 for name in ("scaling_gpus_0", "scaling_gpus_0_1"):
-    path = project_root / "results" / "fullscale" / name / "jobs.jsonl"
-    if path.is_file():
-        jobs = pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line])
+    jobs = read_jobs(project_root / "results" / "fullscale" / name)
+    if len(jobs):
         jobs["model"] = jobs["run_dir"].str.split("/").str[-2:].str.join("/")     # cohort/model
         jobs["grid"] = name
         scaling.append(jobs)

@@ -91,7 +91,7 @@ from survmamba_lite.experiment.trainer import METRICS, _json_safe
 from survmamba_lite.utils.io import atomic_write_text
 
 __all__ = ["SLOT", "parse_model", "model_slug", "grid_configs", "local_cluster", "dask_available", "run_grid",
-           "GridResult", "expand_run_dirs", "timing_table", "GRID", "JOBS", "TIMING"]
+           "GridResult", "expand_run_dirs", "timing_table", "read_jobs", "GRID", "JOBS", "TIMING"]
 
 #: the Dask worker resource of one concurrent training job on a GPU
 SLOT = "GPU_SLOT"
@@ -359,8 +359,11 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
 
 
 # --------------------------------------------------------------------------- records
-def _read_jobs(out: Path) -> pd.DataFrame:
-    path = out / JOBS
+def read_jobs(out: str | Path) -> pd.DataFrame:
+    """A grid folder's ``jobs.jsonl``: one row per job attempt (``run_dir``, ``fold``, ``status``,
+    ``started``, ``ended``, and when recorded ``seconds``, ``gpu``, ``worker``, ``c_index``,
+    ``cases_per_second``, ...); no rows when the grid has not run a job yet."""
+    path = Path(out) / JOBS
     if not path.is_file():
         return pd.DataFrame(columns=["run_dir", "fold", "status", "started", "ended"])
     return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line])
@@ -410,7 +413,7 @@ def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) 
         grid = out / GRID
         rel = json.loads(grid.read_text(encoding="utf-8")).get("runs", []) if grid.is_file() else []
         run_dirs = [out / r for r in rel]
-    attempts = _read_jobs(out)
+    attempts = read_jobs(out)
     attempts["key"] = [_run_key(r, out) for r in attempts["run_dir"]]
     rows = []
     for run in map(Path, run_dirs):
