@@ -59,7 +59,7 @@ from survmamba_lite.data import make_synthetic_cohort
 from survmamba_lite.data.kegg import build_genomic_hierarchy
 from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
 from survmamba_lite.experiment import ExperimentConfig, run_cv
-from survmamba_lite.experiment.report import load_runs, table1
+from survmamba_lite.experiment.report import is_table1_run, load_runs, table1
 from survmamba_lite.registry import ModelInputs, accepted_options, build_model, list_models
 from survmamba_lite.utils.complexity import count_parameters
 
@@ -170,26 +170,23 @@ plt.show()
 # censoring and ties; the one-sided p is the share of shuffles at or above the model's.
 
 # %%
-import json
-
 from IPython.display import Image, Markdown, display
 
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 paper = project_root / "results" / "fullscale" / "paper"
 report = paper / "report"
-# Table 1's models; the grid's SurvMamba ablations (folders `survmamba__...`) are chapter 11's
-table1_runs = [run for run in sorted((paper / "runs" / "blca_paper").iterdir()) if "__" not in run.name]
-_, wide_paper = table1(load_runs(table1_runs))
+# Table 1's models; the grid's SurvMamba ablations and forward-only run are chapter 11's
+table1_runs = [r for r in load_runs(sorted((paper / "runs" / "blca_paper").iterdir())) if is_table1_run(r)]
+_, wide_paper = table1(table1_runs)
 display(Markdown(wide_paper.to_markdown(index=False)))
 risk = pd.read_csv(report / "random_risk.csv")
-risk = risk[risk["run_dir"].map(lambda d: "__" not in Path(d).name)]
+risk = risk[risk["run_dir"].map(lambda d: Path(d).name).isin({r.path.name for r in table1_runs})]
 display(risk[["label", "observed", "null_mean", "null_low", "null_high", "p_value", "n_perm"]].rename(columns={
     "label": "model", "observed": "c-index (fold mean)", "null_mean": "random-risk mean",
     "null_low": "random 2.5 %", "null_high": "random 97.5 %", "p_value": "p (one-sided)",
     "n_perm": "shuffles"}).round(3).set_index("model"))
-for run in table1_runs:
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    print(f"{summary['label']:16s} folds {[round(v, 3) for v in summary['c_index']['values']]}")
+for r in table1_runs:
+    print(f"{r.label:16s} folds {[round(v, 3) for v in r.fold_c_index]}")
 
 # %% [markdown]
 # Five models lie within about 0.03 of each other: MOTCat (0.679), MCAT (0.669), SurvPath,

@@ -55,7 +55,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from survmamba_lite.experiment.grid import expand_run_dirs, model_slug, parse_model, read_jobs, timing_table
-from survmamba_lite.experiment.report import fig3_bidirectional, table1, table3
+from survmamba_lite.experiment.report import fig3_bidirectional, is_table1_run, table1, table3
 from survmamba_lite.experiment.runs import load_runs
 
 print(f"seed: {seed}")
@@ -206,8 +206,7 @@ plt.show()
 # %%
 long, wide = table1(runs)
 display(Markdown(wide.to_markdown(index=False)))
-folds = {r.label: r.fold_c_index for r in runs          # Table 1's models: no ablation, no forward-only
-         if r.derived.get("bidirectional") in (True, None) and r.derived.get("variant") in (None, "F")}
+folds = {r.label: r.fold_c_index for r in runs if is_table1_run(r)}    # no ablation, no forward-only
 
 # %% mystnb={"figure": {"caption": "Table 1's runs fold by fold (synthetic BLCA, paper scale, 5 folds \u00d7 20 epochs): one point per validation fold, the line at the mean. Folds are the same patients for every model.", "name": "fig-fullscale-folds"}}
 fig, ax = plt.subplots(figsize=(5.5, 3.2))

@@ -13,8 +13,8 @@ from lifelines.utils import concordance_index as lifelines_cindex
 
 from survmamba_lite.data.synth import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
-from survmamba_lite.experiment.report import (ComplexitySizes, fold_permutation_cindex, load_runs, make_report,
-                                              random_risk_reference)
+from survmamba_lite.experiment.report import (ComplexitySizes, fold_permutation_cindex, is_table1_run, load_runs,
+                                              make_report, random_risk_reference)
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import concordance_index_ref
 
@@ -89,6 +89,11 @@ def test_table3_and_fig3(runs, report):
     f3 = pd.read_csv(report.out_dir / "fig3_bidirectional.csv")
     assert sorted(f3["direction"].unique()) == ["bidirectional", "unidirectional"]
     assert sorted(f3.loc[f3["direction"] == "unidirectional", "c_index"]) == sorted(_fold_c(runs["uni"]))
+
+
+def test_table1_runs_leave_out_the_ablations_and_the_forward_only_run(runs):
+    table1_rows = {key for key, path in runs.items() if is_table1_run(load_runs([path])[0])}
+    assert table1_rows == {"bi", "snn"}
 
 
 def test_km_and_extra_metrics_against_lifelines(runs, report):

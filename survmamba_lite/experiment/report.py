@@ -58,7 +58,7 @@ from survmamba_lite.survival import (PermutationNull, bootstrap_ci, concordance_
 from survmamba_lite.utils.markdown import to_markdown
 from survmamba_lite.utils.outputs import REPORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
-__all__ = ["Run", "load_run", "load_runs", "check_run_files", "table1", "table3", "fig3_bidirectional", "fig4_km", "extra_metrics",
+__all__ = ["Run", "load_run", "load_runs", "check_run_files", "is_table1_run", "table1", "table3", "fig3_bidirectional", "fig4_km", "extra_metrics",
            "PermutationNull", "fold_permutation_cindex", "random_risk_reference", "ComplexitySizes", "complexity_table", "make_report", "Report", "to_markdown", "PAPER_COHORTS"]
 
 PAPER_COHORTS = ("BRCA", "BLCA", "COADREAD", "UCEC", "LUAD")
@@ -93,6 +93,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 # --------------------------------------------------------------------------- Table 1 / Table 3
+def is_table1_run(run: Run) -> bool:
+    """Whether a run is one of Table 1's rows: every model but SurvMamba's ablations (Table 3's
+    variants A–E) and its forward-only run (Fig. 3)."""
+    return run.derived.get("bidirectional") in (True, None) and run.derived.get("variant") in (None, "F")
+
+
 def table1(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 1: c-index mean ± std over folds per model × cohort.
 
