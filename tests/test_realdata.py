@@ -208,6 +208,81 @@ def test_inner_validation_reads_training_folds_only(small_rna_cohort, tmp_path):
     assert risk_spread([-1.0, -1.0 + 1e-4])["collapsed"]
 
 
+def test_inner_validation_variant_and_probe(small_rna_cohort, tmp_path):
+    """A training-setting variant trains in its own folder under its own label, and the probe
+    reads the named parts of the trained model."""
+    from survmamba_lite.realdata.inner import inner_validation
+
+    model = rd.ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 8, "heads": 2, "fn_hidden": 4}, "SNNTrans")
+    rec = inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], log=lambda m: None,
+                           overrides={"weight_decay": 0.0}, probe=["functions", "encoder.fc", "head"])
+    assert rec["label"] == "SNNTrans (weight_decay=0)" and rec["overrides"] == {"weight_decay": 0.0}
+    assert rec["settings"]["weight_decay"] == 0.0 and rec["settings"]["optimizer"] == "radam"
+    assert (tmp_path / "snntrans__weight_decay-0" / "outer_0" / "DONE").is_file()      # never the reported run's folder
+    assert not (tmp_path / "snntrans").exists()
+    (f,) = rec["folds"]
+    stages = f["stages"]["inner_val"]
+    assert list(stages) == ["functions", "encoder.fc", "head"]
+    assert 0 <= stages["encoder.fc"]["fraction_positive"] <= 1 and stages["head"]["param_rms"] > 0
+    # the head's spread across patients is the spread of the logits, whose risk spread is recorded
+    assert (stages["head"]["std_across_patients_max"] > 0) == (f["inner_val_risk"]["risk_std"] > 0)
+    with pytest.raises(ValueError, match="not training settings"):
+        inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], overrides={"wd": 0.0})
+
+
+def test_stage_spread_is_zero_where_the_output_stops_depending_on_the_patient(small_rna_cohort):
+    import torch
+
+    from survmamba_lite.data.dataset import fold_datasets
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.realdata.inner import stage_spread
+    from survmamba_lite.registry import ModelInputs, build_model
+
+    cohort = load_cohort(small_rna_cohort)
+    config = ExperimentConfig(model="snntrans", cohort_dir=str(small_rna_cohort), out_dir="unused",
+                              model_options={"dim": 8, "heads": 2, "fn_hidden": 4})
+    train_ds, _, prep = fold_datasets(cohort, 0, binner_bins=4, modalities=config.modalities)
+    torch.manual_seed(0)
+    net = build_model("snntrans", ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
+                      **config.model_options)
+    with torch.no_grad():                       # the collapse seen on BRCA: the function tokens' output layer at 0
+        net.functions.out.weight.zero_()
+        net.functions.out.bias.zero_()
+    res = stage_spread(net, train_ds, config, torch.device("cpu"), ["functions", "encoder.fc", "head"])
+    assert res["functions"]["mean_abs"] == 0 and res["functions"]["std_across_patients_max"] == 0
+    assert res["head"]["std_across_patients_max"] == 0            # nothing downstream can tell patients apart
+    assert res["encoder.fc"]["param_rms"] == pytest.approx(float(torch.cat(
+        [p.detach().reshape(-1) for p in net.encoder.fc.parameters()]).pow(2).mean().sqrt()))
+    fresh = build_model("snntrans", ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
+                        **config.model_options)
+    assert stage_spread(fresh, train_ds, config, torch.device("cpu"), ["head"])["head"]["std_across_patients_max"] > 0
+
+
+def test_inner_validation_script_merges_fold_records(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("inner_script", Path(__file__).resolve().parents[1] / "scripts"
+                                                  / "inner_validation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    fold = {"outer_fold": 0, "inner_val_c_index": 0.5, "inner_train_c_index": 0.5,
+            "inner_val_risk": {"risk_std": 0.0}, "collapsed": True, "learned": False}
+    base = {"model_key": "snntrans", "label": "SNNTrans", "overrides": {}, "settings": {"device": "cuda"},
+            "wall_s": 10.0, "command": "python scripts/inner_validation.py fold ..."}
+    paths = []
+    for k in (1, 0):
+        paths.append(tmp_path / f"f{k}.json")
+        paths[-1].write_text(json.dumps({**base, "folds": [{**fold, "outer_fold": k}]}))
+    script.main(["merge", "--out", str(tmp_path / "out"), "--cohort-key", "brca", *map(str, paths)])
+    rec = json.loads((tmp_path / "out" / "inner" / "brca__snntrans.json").read_text())
+    assert [f["outer_fold"] for f in rec["folds"]] == [0, 1] and rec["cohort"] == "BRCA"
+    assert "| BRCA | SNNTrans |" in (tmp_path / "out" / "inner_validation.md").read_text()
+    paths[1].write_text(json.dumps({**base, "overrides": {"weight_decay": 0.0}, "folds": [fold]}))
+    with pytest.raises(SystemExit, match="another overrides"):
+        script.main(["merge", "--out", str(tmp_path / "out"), "--cohort-key", "brca", *map(str, paths)])
+    assert script.parse_sets(["weight_decay=0", "optimizer=adamw"]) == {"weight_decay": 0.0, "optimizer": "adamw"}
+
+
 def test_with_width_keeps_settings_and_cuts_heads():
     small = rd.with_width(rd.PAPER_MODELS, 12)
     assert small["snn"].options == {"dim": 12} and small["cox"] is rd.PAPER_MODELS["cox"]

@@ -22,6 +22,12 @@ number of bins survived differs by about 1% of a bin between typical patients). 
 fold whose inner-*train* c-index is also near 0.5 (below :data:`LEARNED_TRAIN_C` = 0.6)
 did not learn; one with a high inner-train c-index fits its training patients with an
 almost constant risk elsewhere.
+
+Two further tools tell *where* a collapse comes from, still on the training folds only:
+``probe`` records, for named parts of the trained model, how much their output varies between
+patients and how large their parameters are (:func:`stage_spread`), and ``overrides`` trains
+the same inner splits with other training settings (e.g. ``{"weight_decay": 0.0}``), recorded
+as a variant of the model (:func:`variant_suffix`).
 """
 from __future__ import annotations
 
@@ -30,13 +36,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLLAPSE_RISK_STD", "LEARNED_TRAIN_C", "risk_spread", "inner_validation", "inner_table",
-           "inner_table_markdown", "INNER_DIR"]
+__all__ = ["COLLAPSE_RISK_STD", "LEARNED_TRAIN_C", "risk_spread", "stage_spread", "variant_suffix",
+           "inner_validation", "inner_table", "inner_table_markdown", "INNER_DIR"]
 
 #: standard deviation of the risk (in time bins) below which predictions count as constant
 COLLAPSE_RISK_STD = 0.01
@@ -57,6 +63,59 @@ def risk_spread(risk: Any) -> dict[str, float]:
             "risk_mean": float(r.mean()) if r.size else float("nan"), "collapsed": bool(std < COLLAPSE_RISK_STD)}
 
 
+def variant_suffix(overrides: Mapping[str, Any] | None) -> str:
+    """The label suffix and file tag of a training-setting variant (empty for the reported settings).
+
+    >>> variant_suffix({"weight_decay": 0.0}), variant_suffix({"optimizer": "adamw", "weight_decay": 0.005})
+    ('weight_decay=0', 'optimizer=adamw, weight_decay=0.005')
+    >>> variant_suffix(None)
+    ''
+    """
+    if not overrides:
+        return ""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def stage_spread(net, dataset, config, device, stages: Sequence[str]) -> dict[str, Any]:
+    """How much named parts of a trained model vary between patients (eval mode, one patient at a time).
+
+    For each dotted submodule name in ``stages`` (e.g. ``"functions"``, ``"encoder.fc"``): its
+    output over the patients of ``dataset`` flattened to ``(n, ...)``; recorded are the standard
+    deviation across patients (mean and max over the output's elements), the mean absolute
+    value, the fraction of positive elements, and the root mean square of the submodule's
+    parameters. An output that no longer depends on the patient has a standard deviation of 0.
+
+    Args:
+        net: the trained model (on ``device``).
+        dataset: a :class:`~survmamba_lite.data.dataset.CohortDataset` of the patients to read.
+        config: the run's :class:`~survmamba_lite.experiment.ExperimentConfig` (precision, patches).
+        device: the torch device.
+        stages: dotted submodule names of ``net``.
+    """
+    import torch
+
+    from survmamba_lite.experiment.trainer import predict
+
+    seen: dict[str, list] = {name: [] for name in stages}
+    hooks = [net.get_submodule(name).register_forward_hook(
+        lambda _m, _i, out, name=name: seen[name].append(out.detach().float().cpu())) for name in stages]
+    try:
+        predict(net, dataset, config, device)
+    finally:
+        for h in hooks:
+            h.remove()
+    res = {}
+    for name, outs in seen.items():
+        x = torch.cat([o.reshape(o.shape[0], -1) for o in outs], 0)              # (n, elements)
+        params = [p.detach().float().reshape(-1) for p in net.get_submodule(name).parameters()]
+        flat = torch.cat(params) if params else torch.zeros(0)
+        std = x.std(0) if x.shape[0] > 1 else torch.zeros(x.shape[1])
+        res[name] = {"std_across_patients_mean": float(std.mean()), "std_across_patients_max": float(std.max()),
+                     "mean_abs": float(x.abs().mean()), "fraction_positive": float((x > 0).float().mean()),
+                     "param_rms": float(flat.pow(2).mean().sqrt()) if flat.numel() else None}
+    return res
+
+
 def _c_index(frame: pd.DataFrame) -> float | None:
     from survmamba_lite.survival import concordance_index
 
@@ -69,22 +128,30 @@ def _c_index(frame: pd.DataFrame) -> float | None:
 def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.PathLike, epochs: int, seed: int = 0,
                      folds: Sequence[int] | None = None, threads: int | None = 1, device: str = "cpu",
                      inner_k: int = 5, progress: bool = False, precision: str = "fp32",
-                     cuda_graphs: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+                     cuda_graphs: bool = False, overrides: Mapping[str, Any] | None = None,
+                     probe: Sequence[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train ``model`` (a :class:`~survmamba_lite.realdata.ModelRun` of a registry model) on an
     inner split of each outer fold's training patients and report the collapse diagnosis.
 
     Args:
         cohort_dir: imported cohort folder.
         model: the run's model (same options as the reported run).
-        work: scratch folder; ``work/<model.key>/outer_<k>`` holds each inner run (resumes).
+        work: scratch folder; ``work/<model.key>/outer_<k>`` holds each inner run (resumes); a
+            variant's runs are in ``work/<model.key>__<setting-value...>/``.
         epochs: the reported run's epochs.
         folds: outer folds (None: all).
         inner_k: the inner split holds out ``1 / inner_k`` of the training patients.
         precision, cuda_graphs: the trainer's speed settings, as in the reported run.
+        overrides: training settings (fields of :class:`~survmamba_lite.experiment.ExperimentConfig`,
+            e.g. ``{"weight_decay": 0.0}``) that replace the reported run's; None keeps them. The
+            record's label then names the variant and ``overrides`` holds it.
+        probe: dotted submodule names of the model whose spread across patients is recorded
+            after training, on inner-train and inner-validation (:func:`stage_spread`).
 
     Returns:
-        ``{"model_key", "settings", "folds": [per outer fold: sizes, per-epoch inner-val c-index,
-        inner-train and inner-val c-index and risk spread, collapsed, learned]}``.
+        ``{"model_key", "label", "overrides", "settings", "folds": [per outer fold: sizes, per-epoch
+        inner-val c-index, inner-train and inner-val c-index and risk spread, collapsed, learned,
+        and with ``probe`` the stages' spread]}``.
     """
     import torch
 
@@ -99,12 +166,19 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
         raise ValueError("inner_validation: the Cox reference has no training epochs to diagnose; pass a deep model")
     cohort = load_cohort(cohort_dir)
     fold_ids = list(range(len(cohort.folds))) if folds is None else list(folds)
-    base = Path(work) / model.key
+    tag = variant_suffix(overrides).replace(", ", "__").replace("=", "-")
+    base = Path(work) / (f"{model.key}__{tag}" if tag else model.key)       # a variant never resumes the reported run
     config = ExperimentConfig(model=model.registry, cohort_dir=str(cohort_dir), out_dir=str(base),
                               model_options=dict(model.options), folds=(0,), epochs=int(epochs), optimizer="radam",
                               lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1, n_bins=4, alpha=0.0,
                               seed=seed, device=device, threads=threads, precision=precision,
                               cuda_graphs=bool(cuda_graphs))
+    if overrides:
+        unknown = sorted(set(overrides) - set(config.to_dict()))
+        if unknown:
+            raise ValueError(f"inner_validation: overrides {unknown} are not training settings; use fields of "
+                             f"ExperimentConfig such as weight_decay, lr or optimizer")
+        config = dataclasses.replace(config, **dict(overrides))
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -118,7 +192,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
             t0 = time.perf_counter()
             metrics = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
             val_pred = pd.read_csv(fold_dir / PREDICTIONS)
-            train_ds, _, prep = fold_datasets(sub, 0, binner_bins=config.n_bins, modalities=config.modalities,
+            train_ds, val_ds, prep = fold_datasets(sub, 0, binner_bins=config.n_bins, modalities=config.modalities,
                                               log1p=config.rna_log1p)
             net = build_model(config.model, ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
                               **config.model_options)
@@ -138,6 +212,9 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
                 "learned": None if train_c is None else bool(train_c >= LEARNED_TRAIN_C),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
+            if probe:
+                rec["stages"] = {"inner_train": stage_spread(net, train_ds, config, dev, probe),
+                                 "inner_val": stage_spread(net, val_ds, config, dev, probe)}
             out_folds.append(rec)
             log(f"[inner {model.key} outer fold {k}] inner-val c {rec['inner_val_c_index']}, inner-train c "
                 f"{train_c}, risk std {val_spread['risk_std']:.4g} bins -> "
@@ -145,7 +222,9 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     finally:
         torch.set_num_threads(old_threads)
     settings = {k: v for k, v in config.to_dict().items() if k not in ("cohort_dir", "out_dir")}
-    return {"model_key": model.key, "label": model.label, "inner_k": inner_k, "collapse_risk_std": COLLAPSE_RISK_STD,
+    suffix = variant_suffix(overrides)
+    return {"model_key": model.key, "label": f"{model.label} ({suffix})" if suffix else model.label,
+            "overrides": dict(overrides or {}), "inner_k": inner_k, "collapse_risk_std": COLLAPSE_RISK_STD,
             "learned_train_c": LEARNED_TRAIN_C, "settings": settings, "folds": out_folds}
 
 
@@ -156,7 +235,8 @@ def inner_table(out: str | os.PathLike) -> pd.DataFrame:
     records = [json.loads(p.read_text(encoding="utf-8")) for p in (Path(out) / INNER_DIR).glob("*.json")]
     order_c, order_m = list(COHORTS), list(MODELS)
     records.sort(key=lambda r: (order_c.index(r["cohort_key"]) if r["cohort_key"] in order_c else 99,
-                                order_m.index(r["model_key"]) if r["model_key"] in order_m else 99))
+                                order_m.index(r["model_key"]) if r["model_key"] in order_m else 99,
+                                bool(r.get("overrides")), r["label"]))          # the reported settings first
     rows = []
     for r in records:
         for f in r["folds"]:
