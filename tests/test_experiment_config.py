@@ -69,3 +69,29 @@ def test_config_differences_ignore_operational_fields():
     assert config_differences(a, b) == {}
     c = a.replace(lr=1e-3, model_options={"dim": 8})
     assert config_differences(a, c) == {"lr": (2e-4, 1e-3), "model_options": ({}, {"dim": 8})}
+
+
+def test_radam_weight_decay_is_l2_and_radam_decoupled_shrinks_the_weights_directly():
+    """With no loss gradient, ``radam`` (PyTorch's L2 form) moves a weight by the adaptive step,
+    about ``lr`` per step once the variance is rectified, whatever ``weight_decay`` is;
+    ``radam-decoupled`` (SurvPath's RAdam) multiplies it by ``1 - lr * weight_decay`` per step."""
+    import torch
+
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.trainer import make_optimizer
+
+    lr, wd, steps = 2e-4, 5e-3, 200
+    moved = {}
+    for name in ("radam", "radam-decoupled"):
+        w = torch.nn.Parameter(torch.full((4,), 0.05, dtype=torch.float64))
+        opt = make_optimizer(ExperimentConfig(model="snn", cohort_dir=".", out_dir=".", optimizer=name, lr=lr,
+                                              weight_decay=wd), [w])
+        for _ in range(steps):
+            opt.zero_grad()
+            (0.0 * w).sum().backward()                       # the loss does not depend on w
+            opt.step()
+        moved[name] = 0.05 - float(w.detach()[0])
+    assert moved["radam-decoupled"] == pytest.approx(0.05 * (1 - (1 - lr * wd) ** steps), rel=1e-9)
+    assert moved["radam-decoupled"] < 1e-5                   # 200 steps: 0.05 shrinks by 5e-6
+    assert moved["radam"] > 100 * moved["radam-decoupled"]   # the normalised L2 step: a fixed fraction of lr
+    assert moved["radam"] > 0.1 * steps * lr

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from survmamba_lite.errors import UserError
+from survmamba_lite.experiment.config import OPTIMIZERS
 from survmamba_lite.experiment.options import coerce_options, split_option
 from survmamba_lite.utils.precision import PRECISIONS
 
@@ -58,7 +59,7 @@ def _config_from_args(args: argparse.Namespace):
         options[key] = value
     return ExperimentConfig(
         model=args.model, cohort_dir=str(args.cohort_dir), out_dir=str(args.out), model_options=options,
-        folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, lr=args.lr,
+        folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum, n_bins=args.n_bins,
         alpha=args.alpha, seed=args.seed, device=args.device, max_patches=args.max_patches,
         max_cases=args.max_cases, n_folds=args.n_folds, rna_log1p=args.rna_log1p, num_workers=args.num_workers,
@@ -111,7 +112,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         if "dim" in common:
             raise UserError("--dim and --set dim=... both given; give one of them")
         common["dim"] = args.dim
-    fields = dict(folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, lr=args.lr,
+    fields = dict(folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, optimizer=args.optimizer,
+                  lr=args.lr,
                   weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
                   n_bins=args.n_bins, alpha=args.alpha, seed=args.seed, device=args.device,
                   max_patches=args.max_patches, max_cases=args.max_cases, n_folds=args.n_folds,
@@ -168,8 +170,11 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     """The training options that `cv` and `grid` share (fields of ExperimentConfig)."""
     p.add_argument("--epochs", type=int, default=20, help="training epochs per fold (the last epoch is evaluated)")
     p.add_argument("--folds", type=int, nargs="+", metavar="K", help="fold indices to run (default: all)")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (RAdam)")
-    p.add_argument("--weight-decay", type=float, default=5e-3, help="weight decay")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="radam",
+                   help="radam (the paper's; PyTorch's RAdam, weight decay as an L2 term in the gradient), "
+                        "radam-decoupled (weight decay applied to the weights, as SurvPath's RAdam), adam or adamw")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+    p.add_argument("--weight-decay", type=float, default=5e-3, help="weight decay (see --optimizer)")
     p.add_argument("--batch-size", type=int, default=1, help="patients per batch")
     p.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step")
     p.add_argument("--n-bins", type=int, default=4, help="time bins (quantiles of the training deaths)")

@@ -66,7 +66,7 @@ __all__ = ["ExperimentConfig", "OPERATIONAL_FIELDS", "OPTIMIZERS", "config_diffe
 
 #: fields that do not change what a run computes (a run may resume with other values)
 OPERATIONAL_FIELDS = ("out_dir", "device", "num_workers", "threads")
-OPTIMIZERS = ("radam", "adam", "adamw")
+OPTIMIZERS = ("radam", "radam-decoupled", "adam", "adamw")
 
 
 def _options_error(model: str, unknown: list[str], allowed: dict[str, Any]) -> str:
@@ -92,9 +92,13 @@ class ExperimentConfig:
             ``variant``, ``bidirectional``, ...); unknown ones are an error.
         folds: fold indices to run, None for every fold of the cohort.
         epochs: training epochs per fold (the last epoch's model is evaluated).
-        optimizer: ``"radam"`` (paper), ``"adam"`` or ``"adamw"``.
+        optimizer: ``"radam"`` (paper; PyTorch's RAdam, ``weight_decay`` as an L2 term added
+            to the gradient), ``"radam-decoupled"`` (RAdam whose weight decay shrinks the
+            weights directly by ``lr * weight_decay`` per step, as the RAdam of SurvPath's code
+            does), ``"adam"`` or ``"adamw"``.
         lr: learning rate.
-        weight_decay: weight decay (L2 for RAdam/Adam, decoupled for AdamW).
+        weight_decay: weight decay (L2 for ``radam``/``adam``, decoupled for ``radam-decoupled``
+            and ``adamw``).
         batch_size: patients per batch (paper: 1; larger batches are zero padded).
         grad_accum: batches whose gradients are summed per optimiser step.
         n_bins: requested time bins ``T`` (fewer when tied quantiles merge).

@@ -140,11 +140,13 @@ def subsample_bag(bag: PatientBag, max_patches: int | None, generator: torch.Gen
 
 
 def make_optimizer(config: ExperimentConfig, params) -> torch.optim.Optimizer:
-    """RAdam (paper), Adam or AdamW with ``config.lr`` and ``config.weight_decay``
-    (``capturable=True`` when the steps are replayed from CUDA graphs)."""
-    cls = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
-    extra = {"capturable": True} if config.cuda_graphs else {}
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
+    """``config.optimizer`` (:func:`~survmamba_lite.utils.cuda_graphs.build_optimizer`: RAdam as in
+    the paper, RAdam with decoupled weight decay, Adam or AdamW) with ``config.lr`` and
+    ``config.weight_decay`` (``capturable=True`` when the steps are replayed from CUDA graphs)."""
+    from survmamba_lite.utils.cuda_graphs import build_optimizer
+
+    return build_optimizer(config.optimizer, params, capturable=bool(config.cuda_graphs), lr=config.lr,
+                           weight_decay=config.weight_decay)
 
 
 def _as_list(bags: list[PatientBag]) -> list[PatientBag]:

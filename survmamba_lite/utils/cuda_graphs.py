@@ -43,7 +43,7 @@ from survmamba_lite.data.bag import SurvivalBatch
 from survmamba_lite.model.him import static_shapes
 from survmamba_lite.utils.precision import autocast
 
-__all__ = ["GraphedTrainStep", "capturable_optimizer", "pad_batch", "bucket_size", "PATCH_BUCKETS"]
+__all__ = ["GraphedTrainStep", "build_optimizer", "capturable_optimizer", "pad_batch", "bucket_size", "PATCH_BUCKETS"]
 
 #: patches per region are padded up to the next of these (regions of 4096 px at 256 px hold 256)
 PATCH_BUCKETS = (16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -87,10 +87,30 @@ def pad_batch(batch: SurvivalBatch, n_regions: int, n_patches: int) -> SurvivalB
     return replace(batch, patches=patches, patch_mask=mask)
 
 
+def build_optimizer(name: str, params, *, capturable: bool = False, **kwargs) -> torch.optim.Optimizer:
+    """The optimiser called ``name`` (one of ``experiment.OPTIMIZERS``) over ``params``.
+
+    ``radam`` is PyTorch's RAdam, whose ``weight_decay`` is an L2 term added to the gradient
+    (and so normalised by the adaptive step); ``radam-decoupled`` is the same RAdam with the
+    decay applied to the weights directly, ``w <- w * (1 - lr * weight_decay)`` per step, as in
+    the RAdam that SurvPath's code ships; ``adam``; ``adamw`` (decoupled). ``capturable=True``
+    keeps the step count on the GPU, as a step replayed from a CUDA graph needs.
+
+    >>> p = torch.nn.Parameter(torch.ones(3))
+    >>> type(build_optimizer("radam-decoupled", [p], lr=1e-3)).__name__
+    'RAdam'
+    """
+    table = {"radam": (torch.optim.RAdam, {}), "radam-decoupled": (torch.optim.RAdam, {"decoupled_weight_decay": True}),
+             "adam": (torch.optim.Adam, {}), "adamw": (torch.optim.AdamW, {})}
+    if name not in table:
+        raise ValueError(f"optimizer must be one of {tuple(table)}, got {name!r}")
+    cls, extra = table[name]
+    return cls(params, **extra, **({"capturable": True} if capturable else {}), **kwargs)
+
+
 def capturable_optimizer(name: str, params, **kwargs) -> torch.optim.Optimizer:
-    """``radam``, ``adam`` or ``adamw`` with ``capturable=True`` (its step count lives on the GPU)."""
-    cls = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
-    return cls(params, capturable=True, **kwargs)
+    """:func:`build_optimizer` with ``capturable=True`` (its step count lives on the GPU)."""
+    return build_optimizer(name, params, capturable=True, **kwargs)
 
 
 def _check_batch_on_host(batch: SurvivalBatch, n_bins: int | None) -> None:
