@@ -72,7 +72,7 @@ def run_fold(args) -> None:
 
 def merge(args) -> None:
     from survmamba_lite.realdata import COHORTS
-    from survmamba_lite.realdata.inner import INNER_DIR, inner_table, inner_table_markdown, variant_suffix
+    from survmamba_lite.realdata.inner import INNER_DIR, inner_table, inner_table_markdown, variant_tag
     from survmamba_lite.utils.io import atomic_write_text
 
     parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.json]
@@ -93,7 +93,7 @@ def merge(args) -> None:
            else args.cohort_key, "setting": args.setting, "device": first["settings"]["device"],
            "wall_s": max((part["wall_s"] for part in parts if part.get("wall_s") is not None), default=None),
            "commands": [part.get("command") for part in parts]}
-    tag = variant_suffix(rec.get("overrides")).replace(", ", "__").replace("=", "-")
+    tag = variant_tag(rec.get("overrides"))
     name = f"{args.cohort_key}__{rec['model_key']}" + (f"__{tag}" if tag else "")
     out = Path(args.out)
     (out / INNER_DIR).mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ Two further tools tell *where* a collapse comes from, still on the training fold
 ``probe`` records, for named parts of the trained model, how much their output varies between
 patients and how large their parameters are (:func:`stage_spread`), and ``overrides`` trains
 the same inner splits with other training settings (e.g. ``{"weight_decay": 0.0}``), recorded
-as a variant of the model (:func:`variant_suffix`).
+as a variant of the model (:func:`variant_suffix`, :func:`variant_tag`).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLLAPSE_RISK_STD", "LEARNED_TRAIN_C", "risk_spread", "stage_spread", "variant_suffix",
+__all__ = ["COLLAPSE_RISK_STD", "LEARNED_TRAIN_C", "risk_spread", "stage_spread", "variant_suffix", "variant_tag",
            "inner_validation", "inner_table", "inner_table_markdown", "INNER_DIR"]
 
 #: standard deviation of the risk (in time bins) below which predictions count as constant
@@ -74,6 +74,15 @@ def variant_suffix(overrides: Mapping[str, Any] | None) -> str:
     if not overrides:
         return ""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def variant_tag(overrides: Mapping[str, Any] | None) -> str:
+    """:func:`variant_suffix` as a file-name part: the variant's work folder and record file.
+
+    >>> variant_tag({"optimizer": "adamw", "weight_decay": 0.005}), variant_tag({})
+    ('optimizer-adamw__weight_decay-0.005', '')
+    """
+    return variant_suffix(overrides).replace(", ", "__").replace("=", "-")
 
 
 def stage_spread(net, dataset, config, device, stages: Sequence[str]) -> dict[str, Any]:
@@ -166,7 +175,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
         raise ValueError("inner_validation: the Cox reference has no training epochs to diagnose; pass a deep model")
     cohort = load_cohort(cohort_dir)
     fold_ids = list(range(len(cohort.folds))) if folds is None else list(folds)
-    tag = variant_suffix(overrides).replace(", ", "__").replace("=", "-")
+    tag = variant_tag(overrides)
     base = Path(work) / (f"{model.key}__{tag}" if tag else model.key)       # a variant never resumes the reported run
     config = ExperimentConfig(model=model.registry, cohort_dir=str(cohort_dir), out_dir=str(base),
                               model_options=dict(model.options), folds=(0,), epochs=int(epochs), optimizer="radam",
