@@ -35,6 +35,7 @@ from survmamba_lite.data.bag import GenomicHierarchy, PatientBag, SurvivalBatch,
 from survmamba_lite.experiment.trainer import training_loss
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.utils.complexity import Complexity, count_flops, measure_complexity
+from survmamba_lite.utils.cuda_graphs import build_optimizer
 from survmamba_lite.utils.device import resolve_device
 
 __all__ = ["ComplexitySizes", "synthetic_genes", "synthetic_patient", "complexity_inputs", "measure_model",
@@ -117,7 +118,7 @@ def measure_model(name: str, options: dict, inputs: ModelInputs, batch: Survival
         return training_loss(model, logits, b, alpha=0.0, check_labels=False)
 
     flops = flops or count_flops(model, batch)
-    opt = (torch.optim.RAdam(model.parameters(), lr=2e-4, weight_decay=5e-3, capturable=cuda_graphs)
+    opt = (build_optimizer("radam", model.parameters(), capturable=cuda_graphs, lr=2e-4, weight_decay=5e-3)
            if optimizer or cuda_graphs else None)
     if slow_seconds is not None:
         t0 = time.perf_counter()
