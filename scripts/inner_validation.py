@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from survmamba_lite.errors import UserError  # noqa: E402  (after the path line, as a script)
+
 
 def _value(text: str):
     """``"0"`` -> 0.0, ``"adamw"`` -> ``"adamw"`` (numbers as floats, as the config's rates are)."""
@@ -50,6 +52,19 @@ def parse_sets(items: list[str]) -> dict:
             raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. --set weight_decay=0")
         out[key.strip()] = _value(value.strip())
     return out
+
+
+def _read_record(path: str) -> dict:
+    """A fold record written by ``fold``, or a one-line error naming the file."""
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"merge: {path}: no such fold record; give the --json files that `fold` wrote") from None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"merge: {path}: not a JSON fold record ({e}); run `fold` for that fold again") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get("folds"), list) or "model_key" not in rec:
+        raise SystemExit(f"merge: {path}: not a fold record of scripts/inner_validation.py (no model_key or folds)")
+    return rec
 
 
 def run_fold(args) -> None:
@@ -75,7 +90,7 @@ def merge(args) -> None:
     from survmamba_lite.realdata.inner import INNER_DIR, inner_table, inner_table_markdown, variant_tag
     from survmamba_lite.utils.io import atomic_write_text
 
-    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.json]
+    parts = [_read_record(p) for p in args.json]
     if not parts:
         raise SystemExit("merge: no fold records given")
     first = parts[0]
@@ -127,7 +142,10 @@ def main(argv=None) -> None:
     m.add_argument("--setting", default="paper", help="the run setting (paper, cpu or smoke)")
     m.add_argument("json", nargs="+", help="fold records written by `fold`")
     args = p.parse_args(argv)
-    run_fold(args) if args.cmd == "fold" else merge(args)
+    try:
+        run_fold(args) if args.cmd == "fold" else merge(args)
+    except (UserError, ValueError, FileNotFoundError) as e:   # bad cohort folder, setting or model option
+        raise SystemExit(f"inner_validation {args.cmd}: {e}") from None
 
 
 if __name__ == "__main__":

@@ -280,6 +280,14 @@ def test_inner_validation_script_merges_fold_records(tmp_path):
     paths[1].write_text(json.dumps({**base, "overrides": {"weight_decay": 0.0}, "folds": [fold]}))
     with pytest.raises(SystemExit, match="another overrides"):
         script.main(["merge", "--out", str(tmp_path / "out"), "--cohort-key", "brca", *map(str, paths)])
+    with pytest.raises(SystemExit, match="missing.json: no such fold record"):
+        script.main(["merge", "--out", str(tmp_path / "out"), "--cohort-key", "brca", str(tmp_path / "missing.json")])
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SystemExit, match="bad.json: not a JSON fold record"):
+        script.main(["merge", "--out", str(tmp_path / "out"), "--cohort-key", "brca", str(tmp_path / "bad.json")])
+    with pytest.raises(SystemExit, match="nowhere: no such cohort folder"):
+        script.main(["fold", "--cohort-dir", str(tmp_path / "nowhere"), "--model", "snn", "--fold", "0",
+                     "--work", str(tmp_path / "w"), "--json", str(tmp_path / "j.json")])
     assert script.parse_sets(["weight_decay=0", "optimizer=adamw"]) == {"weight_decay": 0.0, "optimizer": "adamw"}
 
 
