@@ -3,17 +3,34 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# the exact versions every install uses (pip constraints); `make lock` refreshes it on purpose
+LOCK   := constraints.txt
 PYTEST_ARGS ?= -m "not gpu and not slow and not browser" -n 2 --durations=15
 
-.PHONY: test test-all lint venv bench clean gpu-setup
+.PHONY: test test-all lint venv lock bench clean gpu-setup
 
-$(STAMP): pyproject.toml
+# .venv with exactly the versions of constraints.txt (the ones the suite and the book were last
+# checked with); pyproject.toml says what is needed, the lock says which release of each
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,book]"
+	$(PY) -m pip install --quiet -c $(LOCK) pip
+	$(PY) -m pip install --quiet -c $(LOCK) -e ".[test,book]"
+	$(PY) -m pip check
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# refresh constraints.txt on purpose: resolve pyproject.toml anew (newest releases allowed by its
+# ranges) in a throw-away environment and write what was installed. Then run `make test` with the
+# new lock (rm -rf .venv first) and commit constraints.txt only if it passes.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[test,book]"
+	$(LOCK_VENV)/bin/python scripts/write_lock.py $(LOCK_VENV)/bin/python $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 # the linter (ruff, configured in pyproject.toml: defects only, no restyling)
 lint: $(STAMP)
@@ -45,4 +62,4 @@ gpu-setup:
 -include book.mk
 
 clean:
-	rm -rf $(VENV) _build .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) _build .pytest_cache
