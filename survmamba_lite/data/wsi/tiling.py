@@ -254,7 +254,10 @@ def rgba_to_rgb(image: Image.Image | np.ndarray) -> np.ndarray:
     """Composite an RGBA image on white: ``rgb * a + 255 * (1 - a)`` with ``a`` in [0, 1].
 
     OpenSlide returns transparent pixels outside the scanned area; on white they read
-    as glass (background), never as dark tissue.
+    as glass (background), never as dark tissue. Computed in integers as
+    ``(rgb a + 255 (255 - a) + 127) // 255`` (alpha ``a`` in 0..255), which rounds exactly
+    like the real-valued formula (its value is never half-way between two integers); an
+    image that is opaque everywhere is returned as its RGB channels.
 
     >>> px = np.array([[[200, 100, 0, 255], [0, 0, 0, 0], [100, 100, 100, 128]]], np.uint8)
     >>> rgba_to_rgb(px).tolist()
@@ -265,22 +268,28 @@ def rgba_to_rgb(image: Image.Image | np.ndarray) -> np.ndarray:
         return arr.astype(np.uint8, copy=False)
     if arr.ndim != 3 or arr.shape[2] != 4:
         raise ValueError(f"expected an (h, w, 3|4) image, got shape {arr.shape}")
-    alpha = arr[..., 3:4].astype(np.float32) / 255.0
-    rgb = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    alpha = arr[..., 3:4]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(arr[..., :3])
+    a = alpha.astype(np.uint32)
+    return ((arr[..., :3].astype(np.uint32) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
-def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: bool = False,
-                   label: str = "") -> np.ndarray:
+def read_thumbnail(slide, downsample: float, *, chunk: int = 2048, threads: int | None = None,
+                   progress: bool = False, label: str = "") -> np.ndarray:
     """Read the whole slide at ``downsample`` level-0 pixels per output pixel.
 
-    Reads from the best pyramid level in chunks of at most ``chunk`` level pixels a
-    side (bounded memory even for single-level slides) and area-averages each chunk
-    onto its exact box of output pixels.
+    Reads from the best pyramid level (the coarsest not coarser than ``downsample``) in
+    chunks of at most ``chunk`` level pixels a side (bounded memory even for single-level
+    slides), several chunks at once on ``threads`` threads (OpenSlide handles are
+    thread-safe; default: up to 8, one per core), and area-averages each chunk onto its
+    exact box of output pixels.
 
     Returns:
         ``(ceil(H0 / downsample), ceil(W0 / downsample), 3)`` uint8 RGB on white.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     w0, h0 = slide.dimensions
@@ -291,8 +300,9 @@ def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: boo
     step = max(1, int(chunk // max(ratio, 1.0)))
     out = np.empty((th, tw, 3), np.uint8)
     boxes = [(tx, ty) for ty in range(0, th, step) for tx in range(0, tw, step)]
-    for tx0, ty0 in tqdm(boxes, desc=f"thumbnail {label}".strip(), unit="chunk", disable=not progress,
-                         leave=False):
+
+    def read_box(box: tuple[int, int]) -> None:
+        tx0, ty0 = box
         tx1, ty1 = min(tx0 + step, tw), min(ty0 + step, th)
         lx0, ly0, lx1, ly1 = tx0 * ratio, ty0 * ratio, tx1 * ratio, ty1 * ratio
         ix0, iy0 = int(math.floor(lx0)), int(math.floor(ly0))
@@ -303,8 +313,15 @@ def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: boo
             raise SlideError(f"{label}: reading level {level} at ({ix0}, {iy0}) failed ({err}); "
                              "the file is probably corrupt") from err
         rgb = Image.fromarray(rgba_to_rgb(tile))
-        box = (lx0 - ix0, ly0 - iy0, lx1 - ix0, ly1 - iy0)
-        out[ty0:ty1, tx0:tx1] = np.asarray(rgb.resize((tx1 - tx0, ty1 - ty0), Image.Resampling.BOX, box=box))
+        region = (lx0 - ix0, ly0 - iy0, lx1 - ix0, ly1 - iy0)
+        out[ty0:ty1, tx0:tx1] = np.asarray(rgb.resize((tx1 - tx0, ty1 - ty0), Image.Resampling.BOX, box=region))
+
+    n_threads = max(1, min(len(boxes), threads or min(8, os.cpu_count() or 1)))
+    with ThreadPoolExecutor(n_threads) as pool, \
+            tqdm(total=len(boxes), desc=f"thumbnail {label}".strip(), unit="chunk", disable=not progress,
+                 leave=False) as bar:
+        for _ in pool.map(read_box, boxes):
+            bar.update()
     return out
 
 
