@@ -186,15 +186,17 @@ def swin_t_standin(seed: int = 0, image_size: int = 224) -> SwinTStandIn:
     return model.eval()
 
 
-def export_standin(path: str | os.PathLike, *, seed: int = 0, image_size: int = 224) -> Path:
-    """Write the stand-in as a traced TorchScript file (CPU, float32, any batch size).
+def export_standin(path: str | os.PathLike, *, seed: int = 0, image_size: int = 224,
+                   model: SwinTStandIn | None = None) -> Path:
+    """Write the stand-in (``model``, or a new one from ``seed``) as a traced TorchScript file
+    (CPU, float32, any batch size).
 
     Load it with ``build_encoder("torchscript", path)`` (ImageNet normalisation, 224 px)
     or ``survmamba extract ... --encoder torchscript --weights PATH``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = swin_t_standin(seed, image_size)
+    model = (model if model is not None else swin_t_standin(seed, image_size)).eval()
     with warnings.catch_warnings(), torch.no_grad():  # TorchScript is deprecated in torch >= 2.10
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, torch.randn(2, 3, image_size, image_size), check_trace=False)

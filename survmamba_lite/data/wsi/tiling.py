@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -489,6 +490,8 @@ class TilingResult:
         mask: ``(h, w)`` bool tissue mask at ``mask_downsample`` level-0 px per pixel
             (only on a fresh tiling; not stored in the file).
         coords_path, overview_path: files written (None when not written).
+        timings: seconds spent on each step of a fresh tiling (``thumbnail``, ``mask``,
+            ``grid``, ``write``, ``overview``); not stored in the file.
     """
 
     slide_id: str
@@ -511,6 +514,7 @@ class TilingResult:
     mask_downsample: float | None = None
     coords_path: Path | None = None
     overview_path: Path | None = None
+    timings: dict = field(default_factory=dict)
 
     @property
     def n_patches(self) -> int:
@@ -584,13 +588,22 @@ def read_coords_h5(path: str | os.PathLike) -> TilingResult:
 
 # --------------------------------------------------------------------------- overview picture
 def draw_overview(slide, result: TilingResult, path: str | os.PathLike, *, max_side: int = 1024,
-                  progress: bool = False) -> Path:
+                  progress: bool = False, thumbnail: np.ndarray | None = None,
+                  thumbnail_downsample: float | None = None) -> Path:
     """PNG of the slide with the tissue mask tinted green, kept patches outlined in
     blue and the grid cells of kept regions (clipped to the slide) outlined and
-    numbered in red."""
+    numbered in red.
+
+    ``thumbnail`` (``(h, w, 3)`` uint8 at ``thumbnail_downsample`` level-0 px per pixel, e.g.
+    the one the tissue mask was computed on) is shrunk instead of reading the slide again
+    when it is at least as detailed as the overview."""
     w0, h0 = slide.dimensions
     ds = max(w0, h0) / max_side if max(w0, h0) > max_side else 1.0
-    base = Image.fromarray(read_thumbnail(slide, ds, progress=progress, label=result.slide_id))
+    if thumbnail is not None and thumbnail_downsample is not None and thumbnail_downsample <= ds:
+        size = (max(1, math.ceil(w0 / ds)), max(1, math.ceil(h0 / ds)))
+        base = Image.fromarray(thumbnail).resize(size, Image.Resampling.BOX)
+    else:
+        base = Image.fromarray(read_thumbnail(slide, ds, progress=progress, label=result.slide_id))
     if result.mask is not None:
         mask = Image.fromarray(result.mask.astype(np.uint8) * 255).resize(base.size, Image.Resampling.NEAREST)
         tint = Image.new("RGB", base.size, (0, 170, 60))
@@ -668,8 +681,17 @@ def tile_slide(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
             raise EmptyTissueError(f"{path}: the slide ({w0} x {h0} level-0 px) is smaller than one patch "
                                    f"({p0} level-0 px at {magnification:g}x); use a smaller --patch-size")
         mask_ds = p0 / mask_resolution
+        clock = [time.perf_counter()]
+        timings = {}
+
+        def lap(name: str) -> None:
+            clock.append(time.perf_counter())
+            timings[name] = clock[-1] - clock[-2]
+
         thumb = read_thumbnail(slide, mask_ds, progress=progress, label=slide_id)
+        lap("thumbnail")
         mask, sat_cut = tissue_mask(thumb, tissue_params)
+        lap("mask")
         fraction = patch_tissue_fraction(mask, n_rows, n_cols, mask_resolution)
         coords, region, tissue = grid_patches(fraction, p0, n, tissue_threshold)
         if coords.shape[0] == 0:
@@ -688,13 +710,17 @@ def tile_slide(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
                        mask_downsample=mask_ds, saturation_threshold=sat_cut,
                        tissue_method="otsu-saturation+grey-ceiling+closing/opening",
                        grid_patches=int(n_rows * n_cols)),
-            mask=mask, mask_downsample=mask_ds)
+            mask=mask, mask_downsample=mask_ds, timings=timings)
+        lap("grid")
         if out_dir is not None:
             out_dir = Path(out_dir)
             result.coords_path = write_coords_h5(out_dir / f"{slide_id}{COORDS_SUFFIX}", result)
+            lap("write")
             if overview:
                 result.overview_path = draw_overview(slide, result, out_dir / f"{slide_id}.overview.png",
-                                                     max_side=overview_size, progress=progress)
+                                                     max_side=overview_size, progress=progress,
+                                                     thumbnail=thumb, thumbnail_downsample=mask_ds)
+                lap("overview")
         log.info("%s: %d patches in %d regions (patch %d level-0 px, level %d, read %d px)", slide_id,
                  result.n_patches, result.n_regions, p0, level, read_size)
         return result
