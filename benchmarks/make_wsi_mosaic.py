@@ -304,7 +304,7 @@ def write_mosaic(out: str | os.PathLike, *, width: int, height: int, slides: Seq
                 pieces = box_pieces(pool_tiles.tiles, ds)
                 lw, lh = math.ceil(width / ds), math.ceil(height / ds)
                 w.write_level(lw, lh, level_tiles(index, pieces, lw, lh, quality, pool))
-    return dict(path=str(out), width=width, height=height, mpp=0.5, magnification=20.0, tile=TILE,
+    return dict(file=Path(out).name, width=width, height=height, mpp=0.5, magnification=20.0, tile=TILE,
                 quality=quality, level_downsamples=levels, tissue_fraction_planned=float(is_tissue.mean()),
                 tissue_tiles_full=int((is_tissue & visible).sum()), grid_tiles=int(visible.sum()),
                 pool_tissue_tiles=pool_tiles.n_tissue, pool_glass_tiles=pool_tiles.n_glass,

@@ -28,7 +28,8 @@ the grid, one row of:
     and write (patches per second of writing time).
 
 The grid: every ``--encoders`` x ``--workers`` at the first ``--precisions``; the other
-precisions at the largest worker count only. ``--tiling-only`` slides are tiled, not
+precisions at the largest worker count only; slides of at most ``--one-process-max-patches``
+patches also through the one-process path (``workers = 0``). ``--tiling-only`` slides are tiled, not
 extracted. ``standin`` as an encoder is the CTransPath-size stand-in (Swin-T with random
 weights, exported to TorchScript and loaded with ``--encoder torchscript``): for timing
 only. ``--profile DIR`` writes a torch.profiler table of one extraction per encoder (the
@@ -62,7 +63,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from survmamba_lite.data.wsi import PatchDataset, build_encoder, extract_slides, resolve_device, tile_slide
-from survmamba_lite.data.wsi.blocks import BlockDataset, plan_blocks, slide_spec
+from survmamba_lite.data.wsi.blocks import BlockDataset, plan_blocks, read_patch_block, slide_spec
 from survmamba_lite.data.wsi.pipeline import precision_context
 from survmamba_lite.data.wsi.standin import STANDIN_NOTE, export_standin
 from survmamba_lite.data.wsi.tiling import SlideError
@@ -131,14 +132,23 @@ def reading_rate(grid, workers: int, size: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-@torch.inference_mode()
-def encoding_rate(encoder, grid, device: torch.device, precision: str, batch_size: int, max_patches: int) -> float:
-    """Patches per second of the encoder alone on real patches already on the device."""
+def sample_patches(grid, size: int, max_patches: int) -> torch.Tensor:
+    """Up to ``max_patches`` real patches of the slide, ``(n, S, S, 3)`` uint8, read in blocks."""
+    import openslide
+
     n = min(grid.n_patches, max_patches)
-    ds = PatchDataset(grid.slide_path, grid.coords[:n], grid.read_level, grid.read_size, encoder.input_size)
-    images = torch.stack([ds[i] for i in range(n)]).permute(0, 2, 3, 1).contiguous()  # (n, S, S, 3)
-    ds.close()
-    reps = max(1, -(-256 // n))  # at least 256 patches per timing
+    spec = slide_spec(grid.slide_path, grid.coords[:n], grid.read_level, grid.read_size, grid.patch_size_level0, size)
+    with openslide.OpenSlide(grid.slide_path) as slide:
+        parts = [read_patch_block(slide, spec, int(a), int(b)) for a, b in
+                 plan_blocks(spec.coords, grid.region[:n], grid.region_size_level0, grid.patch_size_level0)]
+    return torch.from_numpy(np.concatenate(parts))
+
+
+@torch.inference_mode()
+def encoding_rate(encoder, images: torch.Tensor, device: torch.device, precision: str, batch_size: int) -> float:
+    """Patches per second of the encoder alone on real patches (``(n, S, S, 3)`` uint8) already on
+    the device, normalisation included; median of 3 passes after a warm-up."""
+    reps = max(1, -(-256 // len(images)))  # at least 256 patches per timing
     images = images.repeat(reps, 1, 1, 1).to(device)
     batches = [images[i:i + batch_size].permute(0, 3, 1, 2) for i in range(0, len(images), batch_size)]
     encoder = encoder.to(device).eval()
@@ -222,11 +232,16 @@ def extraction_row(grid, tiling: dict, encoder, label: str, device: torch.device
                              batch_size=batch_size, precision=precision, overwrite=True, progress=False)
     if profiler is not None:
         profiler.__exit__(None, None, None)
-        sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
         profile_to.parent.mkdir(parents=True, exist_ok=True)
-        profile_to.write_text(f"# torch.profiler, one extraction: {grid.slide_id}, {label}, {workers} readers, "
-                              f"{precision}, batch {batch_size}, {device} (profiled: slower than the timed run)\n"
-                              + profiler.key_averages().table(sort_by=sort, row_limit=30) + "\n")
+        head = (f"# torch.profiler, one extraction: {grid.slide_id}, {label}, {workers} readers, {precision}, "
+                f"batch {batch_size}, {device} (profiled: slower than the timed run)\n")
+        tables = []
+        for sort in (["device_time_total", "cuda_time_total"] if device.type == "cuda" else []) + ["cpu_time_total"]:
+            try:
+                tables.append(f"## sorted by {sort}\n" + profiler.key_averages().table(sort_by=sort, row_limit=30))
+            except Exception as err:  # a sort key this torch does not know
+                tables.append(f"## sorted by {sort}: not available ({err})")
+        profile_to.write_text(head + "\n\n".join(tables) + "\n")
     if run.failures:
         raise SlideError(run.failures[0][1])
     p = grid.n_patches
@@ -280,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", nargs="+", default=None, help="default: the device's default only")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the device's default")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--encode-patches", type=int, default=2048, help="patches timed in the encoder-alone test")
+    ap.add_argument("--encode-patches", type=int, default=1024, help="patches timed in the encoder-alone test")
+    ap.add_argument("--one-process-max-patches", type=int, default=0,
+                    help="slides with at most this many patches also get a one-process row (workers 0)")
     ap.add_argument("--tiling-repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR", help="write torch.profiler tables here")
@@ -321,43 +338,52 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 encoders[name] = build_encoder(name)
         reading: dict[tuple[str, int], float] = {}
+        samples: dict[tuple[str, int], torch.Tensor] = {}
         rows = []
         largest = max(grids, key=lambda g: g[0].n_patches)[0]
         smallest = min(grids, key=lambda g: g[0].n_patches)[0]
         for label, enc in encoders.items():
             for precision in precisions:
-                enc_rates = {}
+                # warm-up: the smallest slide through this encoder and precision (cuDNN autotuning)
+                extract_slides([smallest.coords_path], work / "warm", encoder=enc, device=device,
+                               workers=max(workers), batch_size=batch_size, precision=precision, overwrite=True,
+                               progress=False)
                 for grid, record in grids:
-                    for w in workers:
+                    counts = sorted(set(workers) | ({0} if grid.n_patches <= args.one_process_max_patches else set()))
+                    encoding = None
+                    for w in counts:
                         if precision != precisions[0] and w != max(workers):
                             continue
                         key = (grid.slide_id, w)
                         if key not in reading:
                             reading[key] = reading_rate(grid, w, enc.input_size)
-                        if grid.slide_id not in enc_rates:
-                            enc_rates[grid.slide_id] = encoding_rate(enc, grid, device, precision, batch_size,
-                                                                     args.encode_patches)
-                        # warm-up: the smallest slide through the same encoder and precision
-                        warm = smallest if smallest is not grid else largest
-                        extract_slides([warm.coords_path], work / "warm", encoder=enc, device=device, workers=w,
-                                       batch_size=batch_size, precision=precision, overwrite=True, progress=False)
-                        profile_to = None
-                        if (args.profile is not None and grid is largest and w == max(workers)
-                                and precision == precisions[0]):
-                            profile_to = args.profile / f"wsi_extract_{label}_{precision}_{device.type}.txt"
+                        if encoding is None:
+                            sk = (grid.slide_id, enc.input_size)
+                            if sk not in samples:
+                                samples[sk] = sample_patches(grid, enc.input_size, args.encode_patches)
+                            encoding = encoding_rate(enc, samples[sk], device, precision, batch_size)
                         row = extraction_row(grid, record, enc, label, device, w, precision, batch_size, work,
-                                             reading[key], enc_rates[grid.slide_id], None)
+                                             reading[key], encoding, None)
                         rows.append(row)
+                        write_results(args, argv, device, defaults, load_start, started, tiling, rows)
                         busy = row["gpu_busy_fraction"]
                         print(f"{grid.slide_id:>36} {label:>18} W={w:<2} {precision}: read "
                               f"{row['reading_patches_per_s']:8.1f}  encode {row['encoding_patches_per_s']:8.1f}  "
                               f"end-to-end {row['extraction_patches_per_s']:8.1f} patches/s  GPU busy "
                               f"{'-' if busy is None else f'{busy:.3f}'}  bound by {row['bound_by']}", flush=True)
-                        if profile_to is not None:
+                        if (args.profile is not None and grid is largest and w == max(workers)
+                                and precision == precisions[0]):
                             extraction_row(grid, record, enc, label, device, w, precision, batch_size, work,
-                                           reading[key], enc_rates[grid.slide_id], profile_to)
+                                           reading[key], encoding,
+                                           args.profile / f"wsi_extract_{label}_{precision}_{device.type}.txt")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    write_results(args, argv, device, defaults, load_start, started, tiling, rows)
+    return 0
+
+
+def write_results(args, argv, device, defaults, load_start, started, tiling, rows) -> Path:
+    """Write ``wsi_throughput_<device>.json`` (called after every row, so a cut run keeps its rows)."""
     meta = dict(
         command="python benchmarks/wsi_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv),
         started=started, device=str(device), device_name=torch.cuda.get_device_name(device)
@@ -370,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"wsi_throughput_{device.type}.json"
     path.write_text(json.dumps({"meta": meta, "tiling": tiling, "rows": rows}, indent=2) + "\n")
-    print(f"-> {path}")
-    return 0
+    print(f"-> {path}", flush=True)
+    return path
 
 
 if __name__ == "__main__":

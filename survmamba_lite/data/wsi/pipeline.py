@@ -80,6 +80,8 @@ def precision_context(device: torch.device, precision: str) -> Iterator[None]:
 
     ``fp32`` turns TF32 off for CUDA matmuls and cuDNN convolutions (cuDNN convolutions use
     TF32 by default); ``tf32`` turns it on; ``bf16``/``fp16`` autocast (fp16 on CUDA only).
+    On CUDA, cuDNN picks its convolution algorithms by timing them (``cudnn.benchmark``):
+    batches have one shape, so that is done once.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"--precision {precision!r}: choose one of {list(PRECISIONS)}")
@@ -87,9 +89,10 @@ def precision_context(device: torch.device, precision: str) -> Iterator[None]:
         raise ValueError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
     if precision == "tf32" and device.type != "cuda":
         raise ValueError("--precision tf32 exists on CUDA devices only; use fp32 or bf16 on the CPU")
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = device.type == "cuda" or saved[2]
     try:
         if precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -98,7 +101,8 @@ def precision_context(device: torch.device, precision: str) -> Iterator[None]:
         else:
             yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved
 
 
 @dataclass
@@ -189,7 +193,7 @@ class _Batcher:
         self.current = 0
         self.fill = 0
         self.owner = np.zeros((batch_size, 2), np.int64)  # (job, patch index) of each row
-        self.copy_start = None
+        self.copy_events: list = []  # (start, end) CUDA events around each copy of this batch
         if self.cuda:
             self.copy_stream = torch.cuda.Stream(device)
             self.released = [torch.cuda.Event() for _ in range(n_buffers)]  # the encoder is done with it
@@ -206,26 +210,28 @@ class _Batcher:
         buf = self.buffers[self.current]
         if self.cuda:
             with torch.cuda.stream(self.copy_stream):
-                if self.copy_start is None:
+                if self.fill == 0:
                     self.copy_stream.wait_event(self.released[self.current])
-                    self.copy_start = torch.cuda.Event(enable_timing=True)
-                    self.copy_start.record(self.copy_stream)
+                pair = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                pair[0].record(self.copy_stream)
                 buf[self.fill:self.fill + n].copy_(pixels[lo:hi], non_blocking=True)
+                pair[1].record(self.copy_stream)
+                self.copy_events.append(pair)
         else:
             buf[self.fill:self.fill + n].copy_(pixels[lo:hi])
         self.owner[self.fill:self.fill + n, 0] = job
         self.owner[self.fill:self.fill + n, 1] = np.arange(first + lo, first + hi)
         self.fill += n
 
-    def take(self) -> tuple[torch.Tensor, np.ndarray, int, tuple | None]:
+    def take(self) -> tuple[torch.Tensor, np.ndarray, int, list]:
         """The filled batch ``(B', 3, S, S)`` (channels-last memory), its owners, buffer id and
-        copy events ``(start, end)`` (None on a CPU)."""
-        buf, idx, events = self.buffers[self.current], self.current, None
+        the ``(start, end)`` CUDA events of its copies (empty on a CPU)."""
+        buf, idx, events = self.buffers[self.current], self.current, self.copy_events
+        self.copy_events = []
         if self.cuda:
-            copied = torch.cuda.Event(enable_timing=True)
+            copied = torch.cuda.Event()
             copied.record(self.copy_stream)
             torch.cuda.current_stream(self.device).wait_event(copied)
-            events, self.copy_start = (self.copy_start, copied), None
         batch = buf[:self.fill].permute(0, 3, 1, 2)
         owners = self.owner[:self.fill].copy()
         self.fill = 0
@@ -243,7 +249,7 @@ def _blocks_for(jobs: Sequence[SlideJob], band_rows: int) -> np.ndarray:
 
 @torch.inference_mode()
 def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, device: torch.device, workers: int,
-                 batch_size: int, precision: str, band_rows: int = 4, prefetch: int = 4, progress: bool = True,
+                 batch_size: int, precision: str, band_rows: int = 4, prefetch: int = 2, progress: bool = True,
                  on_done: Callable[[SlideJob, float], None] | None = None,
                  on_fail: Callable[[SlideJob, str], None] | None = None) -> PipelineStats:
     """Extract the features of every job with ``workers`` reader processes (module doc).
@@ -309,13 +315,13 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
 
     def drain(block: bool) -> None:
         """Scatter finished batches into their slides; ``block``: wait for all in flight."""
-        while inflight and (block or len(inflight) > 2 or inflight[0][2] is None or inflight[0][2][1].query()):
+        while inflight and (block or len(inflight) > 2 or inflight[0][2] is None or inflight[0][2][0][1].query()):
             host, owners, events = inflight.popleft()
             if events is not None:
-                enc_start, enc_end, copy_start, copy_end = events
+                (enc_start, enc_end), copies = events
                 enc_end.synchronize()
                 stats.encode_gpu_seconds += enc_start.elapsed_time(enc_end) / 1000.0
-                stats.copy_gpu_seconds += copy_start.elapsed_time(copy_end) / 1000.0
+                stats.copy_gpu_seconds += sum(a.elapsed_time(b) for a, b in copies) / 1000.0
             feats = host.numpy()
             for j in np.unique(owners[:, 0]):
                 rows = owners[:, 0] == j
@@ -336,15 +342,16 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
         t0 = time.perf_counter()
         events = None
         if cuda:
-            events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) + copy_events
-            events[0].record()
+            span = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            events = (span, copy_events)
+            span[0].record()
         with precision_context(device, precision):
             feats = encoder(batch)
         host = torch.empty(feats.shape, dtype=torch.float32, pin_memory=cuda)
         host.copy_(feats, non_blocking=cuda)
         if cuda:
             batcher.released[buf_id].record()
-            events[1].record()
+            span[1].record()
         stats.encode_seconds += time.perf_counter() - t0
         stats.batches += 1
         inflight.append((host, owners, events))
