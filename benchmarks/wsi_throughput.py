@@ -339,43 +339,46 @@ def main(argv: list[str] | None = None) -> int:
                 encoders[name] = build_encoder(name)
         reading: dict[tuple[str, int], float] = {}
         samples: dict[tuple[str, int], torch.Tensor] = {}
-        rows = []
+        rows: list[dict] = []
         largest = max(grids, key=lambda g: g[0].n_patches)[0]
         smallest = min(grids, key=lambda g: g[0].n_patches)[0]
-        for label, enc in encoders.items():
+        plan = []  # (label, precision, grid, record, workers), the headline rows first
+        for label in encoders:
             for precision in precisions:
-                # warm-up: the smallest slide through this encoder and precision (cuDNN autotuning)
+                for grid, record in grids:
+                    counts = set(workers) | ({0} if grid.n_patches <= args.one_process_max_patches else set())
+                    plan += [(label, precision, grid, record, w) for w in sorted(counts)
+                             if precision == precisions[0] or w == max(workers)]
+        plan.sort(key=lambda r: not (r[2] is largest and r[4] == max(workers) and r[1] == precisions[0]))
+        warmed, encoding = set(), {}
+        for label, precision, grid, record, w in plan:
+            enc = encoders[label]
+            if (label, precision) not in warmed:  # the smallest slide through this encoder and precision first
                 extract_slides([smallest.coords_path], work / "warm", encoder=enc, device=device,
                                workers=max(workers), batch_size=batch_size, precision=precision, overwrite=True,
                                progress=False)
-                for grid, record in grids:
-                    counts = sorted(set(workers) | ({0} if grid.n_patches <= args.one_process_max_patches else set()))
-                    encoding = None
-                    for w in counts:
-                        if precision != precisions[0] and w != max(workers):
-                            continue
-                        key = (grid.slide_id, w)
-                        if key not in reading:
-                            reading[key] = reading_rate(grid, w, enc.input_size)
-                        if encoding is None:
-                            sk = (grid.slide_id, enc.input_size)
-                            if sk not in samples:
-                                samples[sk] = sample_patches(grid, enc.input_size, args.encode_patches)
-                            encoding = encoding_rate(enc, samples[sk], device, precision, batch_size)
-                        row = extraction_row(grid, record, enc, label, device, w, precision, batch_size, work,
-                                             reading[key], encoding, None)
-                        rows.append(row)
-                        write_results(args, argv, device, defaults, load_start, started, tiling, rows)
-                        busy = row["gpu_busy_fraction"]
-                        print(f"{grid.slide_id:>36} {label:>18} W={w:<2} {precision}: read "
-                              f"{row['reading_patches_per_s']:8.1f}  encode {row['encoding_patches_per_s']:8.1f}  "
-                              f"end-to-end {row['extraction_patches_per_s']:8.1f} patches/s  GPU busy "
-                              f"{'-' if busy is None else f'{busy:.3f}'}  bound by {row['bound_by']}", flush=True)
-                        if (args.profile is not None and grid is largest and w == max(workers)
-                                and precision == precisions[0]):
-                            extraction_row(grid, record, enc, label, device, w, precision, batch_size, work,
-                                           reading[key], encoding,
-                                           args.profile / f"wsi_extract_{label}_{precision}_{device.type}.txt")
+                warmed.add((label, precision))
+            key = (grid.slide_id, w)
+            if key not in reading:
+                reading[key] = reading_rate(grid, w, enc.input_size)
+            ekey = (grid.slide_id, label, precision)
+            if ekey not in encoding:
+                sk = (grid.slide_id, enc.input_size)
+                if sk not in samples:
+                    samples[sk] = sample_patches(grid, enc.input_size, args.encode_patches)
+                encoding[ekey] = encoding_rate(enc, samples[sk], device, precision, batch_size)
+            row = extraction_row(grid, record, enc, label, device, w, precision, batch_size, work, reading[key],
+                                 encoding[ekey], None)
+            rows.append(row)
+            write_results(args, argv, device, defaults, load_start, started, tiling, rows)
+            busy = row["gpu_busy_fraction"]
+            print(f"{grid.slide_id:>36} {label:>18} W={w:<2} {precision}: read "
+                  f"{row['reading_patches_per_s']:8.1f}  encode {row['encoding_patches_per_s']:8.1f}  "
+                  f"end-to-end {row['extraction_patches_per_s']:8.1f} patches/s  GPU busy "
+                  f"{'-' if busy is None else f'{busy:.3f}'}  bound by {row['bound_by']}", flush=True)
+            if args.profile is not None and grid is largest and w == max(workers) and precision == precisions[0]:
+                extraction_row(grid, record, enc, label, device, w, precision, batch_size, work, reading[key],
+                               encoding[ekey], args.profile / f"wsi_extract_{label}_{precision}_{device.type}.txt")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_results(args, argv, device, defaults, load_start, started, tiling, rows)
