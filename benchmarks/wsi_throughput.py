@@ -145,10 +145,12 @@ def sample_patches(grid, size: int, max_patches: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encoding_rate(encoder, images: torch.Tensor, device: torch.device, precision: str, batch_size: int) -> float:
+def encoding_rate(encoder, images: torch.Tensor, device: torch.device, precision: str, batch_size: int,
+                  min_patches: int = 256) -> float:
     """Patches per second of the encoder alone on real patches (``(n, S, S, 3)`` uint8) already on
-    the device, normalisation included; median of 3 passes after a warm-up."""
-    reps = max(1, -(-256 // len(images)))  # at least 256 patches per timing
+    the device, normalisation included; median of 3 passes (of at least ``min_patches``) after a
+    warm-up."""
+    reps = max(1, -(-min_patches // len(images)))
     images = images.repeat(reps, 1, 1, 1).to(device)
     batches = [images[i:i + batch_size].permute(0, 3, 1, 2) for i in range(0, len(images), batch_size)]
     encoder = encoder.to(device).eval()
@@ -296,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=None, help="default: the device's default")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--encode-patches", type=int, default=1024, help="patches timed in the encoder-alone test")
+    ap.add_argument("--encode-min-patches", type=int, default=256,
+                    help="the encoder-alone test repeats a small slide's patches up to this many")
     ap.add_argument("--one-process-max-patches", type=int, default=0,
                     help="slides with at most this many patches also get a one-process row (workers 0)")
     ap.add_argument("--tiling-repeats", type=int, default=1)
@@ -366,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 sk = (grid.slide_id, enc.input_size)
                 if sk not in samples:
                     samples[sk] = sample_patches(grid, enc.input_size, args.encode_patches)
-                encoding[ekey] = encoding_rate(enc, samples[sk], device, precision, batch_size)
+                encoding[ekey] = encoding_rate(enc, samples[sk], device, precision, batch_size,
+                                               args.encode_min_patches)
             row = extraction_row(grid, record, enc, label, device, w, precision, batch_size, work, reading[key],
                                  encoding[ekey], None)
             rows.append(row)
