@@ -2,11 +2,15 @@
 
 Tolerances (features of the streaming path against the one-process path):
 
-* fp32: every element within ``1e-4 * max |f|`` of the reference (the two paths read the
-  same pixels; only the batch composition differs; measured: bit-equal on a CPU);
+* fp32: every element within ``1e-3 * max |f|`` of the reference. The two paths read the
+  same pixels; only the batch composition and size differ. Measured: bit-equal on a CPU and
+  for EfficientNet-Lite0 on an H100; ``2.0e-4 * max |f|`` for the Swin-T stand-in on an H100
+  (batch 48 against 64: cuBLAS picks other kernels, with another summation order, for another
+  batch size), which failed an earlier bound of ``1e-4`` (``benchmarks/results/wsi_gpu_tests_h100.log``);
 * bf16 against bf16: relative Frobenius error <= 1e-2 and per-patch cosine >= 0.999;
 * bf16 against fp32: relative Frobenius error <= 0.06 and per-patch cosine >= 0.99
-  (EfficientNet-Lite0 on the CMU slide, CPU: 0.036 and 0.998).
+  (EfficientNet-Lite0 on the CMU slide: 0.036 and 0.998 on a CPU, 0.036 to 0.051 and at least
+  0.996 on an H100).
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ def features(path: Path) -> np.ndarray:
 def assert_fp32_equal(got: np.ndarray, ref: np.ndarray) -> None:
     diff = float(np.abs(got - ref).max())
     print(f"fp32 max |diff| {diff:.3g} (scale {np.abs(ref).max():.3g})")
-    assert got.shape == ref.shape and diff <= 1e-4 * float(np.abs(ref).max())
+    assert got.shape == ref.shape and diff <= 1e-3 * float(np.abs(ref).max())
 
 
 def assert_close_lowp(got: np.ndarray, ref: np.ndarray, rel: float, cos: float) -> None:
