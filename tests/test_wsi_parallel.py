@@ -153,27 +153,21 @@ def test_streaming_equals_one_process_random_projection(two_slides, tmp_path):
 
 @pytest.mark.realdata
 def test_real_slides_streaming_equals_one_process(tmp_path):
-    """Both public slides (TCGA also at 40x, read patch by patch at level 1) through the
-    streaming path with two readers and the one-process path: random projection on all of
-    them, EfficientNet-Lite0 (fp32 and bf16) on the CMU slide."""
+    """Both public slides through the streaming path with two readers and the one-process
+    path: random projection on both, EfficientNet-Lite0 (fp32 and bf16) on the CMU slide.
+    (TCGA read patch by patch at level 1 is covered pixel for pixel by the test above.)"""
     need_real_slides()
     tiles = tmp_path / "tiles"
     grids = [tile_slide(CMU, tiles, region_size=1024, progress=False, overview=False),
              tile_slide(TCGA, tiles, region_size=1024, base_magnification=20, progress=False, overview=False)]
-    t40 = tile_slide(TCGA, tmp_path / "tiles40", region_size=1024, base_magnification=40, progress=False,
-                     overview=False)
-    coords = [g.coords_path for g in grids] + [t40.coords_path]
+    coords = [g.coords_path for g in grids]
     for w, out in ((0, "one"), (2, "par")):
-        run = extract_slides(coords[:2], tmp_path / out, encoder="random-projection", device="cpu", workers=w,
+        run = extract_slides(coords, tmp_path / out, encoder="random-projection", device="cpu", workers=w,
                              batch_size=32 if w == 0 else 9, progress=False)
-        run40 = extract_slides(coords[2:], tmp_path / f"{out}40", encoder="random-projection", device="cpu",
-                               workers=w, progress=False)
-        assert not run.failures and not run40.failures
+        assert not run.failures
     for g in grids:
         name = f"{g.slide_id}.h5"
         assert_fp32_equal(features(tmp_path / "par" / name), features(tmp_path / "one" / name))
-    assert_fp32_equal(features(tmp_path / "par40" / f"{t40.slide_id}.h5"),
-                      features(tmp_path / "one40" / f"{t40.slide_id}.h5"))
     enc = build_encoder("efficientnet-lite0")
     cmu = [grids[0].coords_path]
     ref = extract_slides(cmu, tmp_path / "e_one", encoder=enc, device="cpu", workers=0, batch_size=32,
