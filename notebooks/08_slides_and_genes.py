@@ -22,7 +22,8 @@
 # After this chapter you can
 # 1. cut a slide into regions and patches with `tile_slide` and relate the region index to HIM's groups;
 # 2. build the gene → function → process hierarchy from a KEGG table and restrict it to the measured genes;
-# 3. say which files the feature extraction writes and what the model reads from them.
+# 3. say which files the feature extraction writes and what the model reads from them, and
+#    estimate what extracting a cohort costs.
 # :::
 #
 # SurvMamba's tokens come from two hierarchies (Sec. 3.3). A slide is cut into
@@ -382,6 +383,9 @@ for min_genes in (1, 5):
 #
 # * `tile_slide` keeps tissue patches of 256 px and records each patch's region; the region
 #   index is all HIM needs to group patches.
+# * `survmamba extract` streams patches from reader processes to the GPU and the features to
+#   HDF5 files, several slides at once; on one GPU machine the readers' JPEG decoding, not
+#   the encoder, sets the pace, and a cohort's extraction takes far longer than its training.
 # * The genomic hierarchy is a KEGG table (pathway maps in classes) intersected with the
 #   genes the RNA table measures; `min_genes` drops functions with too few measured genes.
 #
