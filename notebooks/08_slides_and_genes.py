@@ -384,8 +384,9 @@ for min_genes in (1, 5):
 # * `tile_slide` keeps tissue patches of 256 px and records each patch's region; the region
 #   index is all HIM needs to group patches.
 # * `survmamba extract` streams patches from reader processes to the GPU and the features to
-#   HDF5 files, several slides at once; on one GPU machine the readers' JPEG decoding, not
-#   the encoder, sets the pace, and a cohort's extraction takes far longer than its training.
+#   HDF5 files, several slides at once; on one GPU machine the CPU side (the readers' JPEG
+#   decoding and, for a network of many small layers, launching its kernels), not the GPU,
+#   sets the pace, and a cohort's extraction takes far longer than its training.
 # * The genomic hierarchy is a KEGG table (pathway maps in classes) intersected with the
 #   genes the RNA table measures; `min_genes` drops functions with too few measured genes.
 #
