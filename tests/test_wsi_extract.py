@@ -282,7 +282,7 @@ def test_cuda_matches_cpu(few_patches, tmp_path):
     cpu = extract_slide_features(few_patches.coords_path, tmp_path / "cpu", encoder=enc, device="cpu",
                                  progress=False)
     gpu = extract_slide_features(few_patches.coords_path, tmp_path / "gpu", encoder=enc, device="cuda",
-                                 num_workers=2, progress=False)
+                                 precision="fp32", workers=2, progress=False)
     assert gpu.device.startswith("cuda")
     np.testing.assert_allclose(read_features_h5(gpu.features_path).features,
                                read_features_h5(cpu.features_path).features, rtol=1e-2, atol=1e-2)

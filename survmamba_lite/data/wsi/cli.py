@@ -6,8 +6,11 @@ Typical use::
     survmamba extract tiles/ --out features/                 # features/<slide_id>.h5 (EfficientNet-Lite0)
     survmamba extract tiles/ --out features/ --encoder ctranspath --weights ctranspath.torchscript.pt
 
-Both commands skip slides whose output exists (rerun to resume; ``--overwrite`` redoes them)
-and carry on past a failing slide, listing the failures at the end.
+Both commands skip slides whose output exists (rerun to resume; ``--overwrite`` redoes them;
+a slide interrupted half-way has no output and is redone) and carry on past a failing slide,
+listing the failures at the end. ``extract`` reads with ``--workers`` processes, encodes
+``--batch-size`` patches at a time in ``--precision``; all three default to what the machine
+has (see ``survmamba extract --help``).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ __all__ = ["add_commands", "run_tile", "run_extract"]
 def add_commands(subparsers) -> None:
     """Register ``tile`` and ``extract`` on the ``survmamba`` sub-command parser."""
     from survmamba_lite.data.wsi.encoders import NORMALISATIONS, list_encoders
+    from survmamba_lite.data.wsi.pipeline import PRECISIONS
 
     t = subparsers.add_parser(
         "tile", help="tissue detection and region/patch grid of whole-slide images",
@@ -70,9 +74,16 @@ def add_commands(subparsers) -> None:
     e.add_argument("--input-size", type=int, default=None, help="encoder input side (torchscript only; default 224)")
     e.add_argument("--normalisation", choices=sorted(NORMALISATIONS), default=None,
                    help="override the encoder's input normalisation")
-    e.add_argument("--batch-size", type=int, default=64, help="patches per forward pass")
+    e.add_argument("--workers", "--num-workers", dest="workers", type=int, default=None, metavar="W",
+                   help="reader processes, each reading blocks of patches with its own slide handle; 0 reads "
+                        "patch by patch in the main process (default: all cores but two with a GPU, a quarter "
+                        "of them on a CPU)")
+    e.add_argument("--batch-size", type=int, default=None,
+                   help="patches per encoder call (default: 256 on a GPU, 64 under 16 GB, 32 on a CPU)")
+    e.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="encoder precision: fp32, tf32 (CUDA), bf16 or fp16 (CUDA) autocast (default: bf16 on a "
+                        "GPU that has it, fp32 on a CPU)")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    e.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading patches")
     e.add_argument("--overwrite", action="store_true", help="redo slides whose features file exists")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_extract)
@@ -144,35 +155,39 @@ def _expand_coords(items: list[str]) -> list[Path]:
 
 def run_extract(args: argparse.Namespace) -> int:
     from survmamba_lite.data.wsi.encoders import build_encoder
-    from survmamba_lite.data.wsi.extract import extract_many
-    from survmamba_lite.utils.device import resolve_device
+    from survmamba_lite.data.wsi.extract import extract_slides, resolve_settings
 
-    if args.batch_size < 1 or args.num_workers < 0:
-        raise UserError(f"--batch-size {args.batch_size} must be >= 1 and --num-workers {args.num_workers} >= 0")
-    if args.input_size is not None and args.input_size < 1:
-        raise UserError(f"--input-size {args.input_size}: must be an integer >= 1")
+    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--workers", args.workers, 0),
+                             ("--input-size", args.input_size, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: must be an integer >= {low}")
     check_incremental_dir(args.out, FEATURES)
     coords = _expand_coords(args.coords)
     if args.slide is not None and len(coords) != 1:
         raise UserError(f"--slide names one slide but {len(coords)} coords files were given; "
                         "use --slide-dir for many slides")
-    device = resolve_device(args.device)
+    settings = resolve_settings(args.device, args.workers, args.batch_size, args.precision)
     encoder = build_encoder(args.encoder, args.weights, input_size=args.input_size,
                             normalisation=args.normalisation)
+    readers = f"{settings.workers} reader processes" if settings.workers else "patches read in this process"
     print(f"encoder {encoder.name}: input {encoder.input_size} px, {encoder.normalisation} normalisation, "
-          f"{encoder.feature_dim}-d features; device {device}")
-    results, failures = extract_many(
-        coords, args.out, encoder=encoder, slide_path=args.slide, slide_dir=args.slide_dir,
-        batch_size=args.batch_size, device=device, num_workers=args.num_workers, overwrite=args.overwrite,
-        progress=not args.quiet)
-    for r in results:
+          f"{encoder.feature_dim}-d features; device {settings.device}, {readers}, batch {settings.batch_size}, "
+          f"{settings.precision}")
+    run = extract_slides(
+        coords, args.out, encoder=encoder, slide_path=args.slide, slide_dir=args.slide_dir, device=settings.device,
+        workers=settings.workers, batch_size=settings.batch_size, precision=settings.precision,
+        overwrite=args.overwrite, progress=not args.quiet)
+    for r in run.results:
         if r.skipped:
             print(f"{r.slide_id}: {r.features_path} exists, skipped (--overwrite to redo)")
         else:
             print(f"{r.slide_id}: {r.n_patches} x {r.feature_dim} features in {r.seconds:.1f} s "
                   f"({r.patches_per_second:.1f} patches/s) -> {r.features_path}")
-    if failures:
+    done = sum(r.n_patches for r in run.results if not r.skipped)
+    if done:
+        print(f"{done} patches in {run.seconds:.1f} s ({done / max(run.seconds, 1e-9):.1f} patches/s end to end)")
+    if run.failures:
         if len(coords) == 1:
-            raise UserError(failures[0][1])
-        raise _fail_summary(failures, len(coords))
+            raise UserError(run.failures[0][1])
+        raise _fail_summary(run.failures, len(coords))
     return 0

@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -254,7 +255,10 @@ def rgba_to_rgb(image: Image.Image | np.ndarray) -> np.ndarray:
     """Composite an RGBA image on white: ``rgb * a + 255 * (1 - a)`` with ``a`` in [0, 1].
 
     OpenSlide returns transparent pixels outside the scanned area; on white they read
-    as glass (background), never as dark tissue.
+    as glass (background), never as dark tissue. Computed in integers as
+    ``(rgb a + 255 (255 - a) + 127) // 255`` (alpha ``a`` in 0..255), which rounds exactly
+    like the real-valued formula (its value is never half-way between two integers); an
+    image that is opaque everywhere is returned as its RGB channels.
 
     >>> px = np.array([[[200, 100, 0, 255], [0, 0, 0, 0], [100, 100, 100, 128]]], np.uint8)
     >>> rgba_to_rgb(px).tolist()
@@ -265,22 +269,28 @@ def rgba_to_rgb(image: Image.Image | np.ndarray) -> np.ndarray:
         return arr.astype(np.uint8, copy=False)
     if arr.ndim != 3 or arr.shape[2] != 4:
         raise ValueError(f"expected an (h, w, 3|4) image, got shape {arr.shape}")
-    alpha = arr[..., 3:4].astype(np.float32) / 255.0
-    rgb = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    alpha = arr[..., 3:4]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(arr[..., :3])
+    a = alpha.astype(np.uint32)
+    return ((arr[..., :3].astype(np.uint32) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
-def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: bool = False,
-                   label: str = "") -> np.ndarray:
+def read_thumbnail(slide, downsample: float, *, chunk: int = 2048, threads: int | None = None,
+                   progress: bool = False, label: str = "") -> np.ndarray:
     """Read the whole slide at ``downsample`` level-0 pixels per output pixel.
 
-    Reads from the best pyramid level in chunks of at most ``chunk`` level pixels a
-    side (bounded memory even for single-level slides) and area-averages each chunk
-    onto its exact box of output pixels.
+    Reads from the best pyramid level (the coarsest not coarser than ``downsample``) in
+    chunks of at most ``chunk`` level pixels a side (bounded memory even for single-level
+    slides), several chunks at once on ``threads`` threads (OpenSlide handles are
+    thread-safe; default: up to 8, one per core), and area-averages each chunk onto its
+    exact box of output pixels.
 
     Returns:
         ``(ceil(H0 / downsample), ceil(W0 / downsample), 3)`` uint8 RGB on white.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     w0, h0 = slide.dimensions
@@ -291,8 +301,9 @@ def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: boo
     step = max(1, int(chunk // max(ratio, 1.0)))
     out = np.empty((th, tw, 3), np.uint8)
     boxes = [(tx, ty) for ty in range(0, th, step) for tx in range(0, tw, step)]
-    for tx0, ty0 in tqdm(boxes, desc=f"thumbnail {label}".strip(), unit="chunk", disable=not progress,
-                         leave=False):
+
+    def read_box(box: tuple[int, int]) -> None:
+        tx0, ty0 = box
         tx1, ty1 = min(tx0 + step, tw), min(ty0 + step, th)
         lx0, ly0, lx1, ly1 = tx0 * ratio, ty0 * ratio, tx1 * ratio, ty1 * ratio
         ix0, iy0 = int(math.floor(lx0)), int(math.floor(ly0))
@@ -303,8 +314,15 @@ def read_thumbnail(slide, downsample: float, *, chunk: int = 4096, progress: boo
             raise SlideError(f"{label}: reading level {level} at ({ix0}, {iy0}) failed ({err}); "
                              "the file is probably corrupt") from err
         rgb = Image.fromarray(rgba_to_rgb(tile))
-        box = (lx0 - ix0, ly0 - iy0, lx1 - ix0, ly1 - iy0)
-        out[ty0:ty1, tx0:tx1] = np.asarray(rgb.resize((tx1 - tx0, ty1 - ty0), Image.Resampling.BOX, box=box))
+        region = (lx0 - ix0, ly0 - iy0, lx1 - ix0, ly1 - iy0)
+        out[ty0:ty1, tx0:tx1] = np.asarray(rgb.resize((tx1 - tx0, ty1 - ty0), Image.Resampling.BOX, box=region))
+
+    n_threads = max(1, min(len(boxes), threads or min(8, os.cpu_count() or 1)))
+    with ThreadPoolExecutor(n_threads) as pool, \
+            tqdm(total=len(boxes), desc=f"thumbnail {label}".strip(), unit="chunk", disable=not progress,
+                 leave=False) as bar:
+        for _ in pool.map(read_box, boxes):
+            bar.update()
     return out
 
 
@@ -472,6 +490,8 @@ class TilingResult:
         mask: ``(h, w)`` bool tissue mask at ``mask_downsample`` level-0 px per pixel
             (only on a fresh tiling; not stored in the file).
         coords_path, overview_path: files written (None when not written).
+        timings: seconds spent on each step of a fresh tiling (``thumbnail``, ``mask``,
+            ``grid``, ``write``, ``overview``); not stored in the file.
     """
 
     slide_id: str
@@ -494,6 +514,7 @@ class TilingResult:
     mask_downsample: float | None = None
     coords_path: Path | None = None
     overview_path: Path | None = None
+    timings: dict = field(default_factory=dict)
 
     @property
     def n_patches(self) -> int:
@@ -567,13 +588,22 @@ def read_coords_h5(path: str | os.PathLike) -> TilingResult:
 
 # --------------------------------------------------------------------------- overview picture
 def draw_overview(slide, result: TilingResult, path: str | os.PathLike, *, max_side: int = 1024,
-                  progress: bool = False) -> Path:
+                  progress: bool = False, thumbnail: np.ndarray | None = None,
+                  thumbnail_downsample: float | None = None) -> Path:
     """PNG of the slide with the tissue mask tinted green, kept patches outlined in
     blue and the grid cells of kept regions (clipped to the slide) outlined and
-    numbered in red."""
+    numbered in red.
+
+    ``thumbnail`` (``(h, w, 3)`` uint8 at ``thumbnail_downsample`` level-0 px per pixel, e.g.
+    the one the tissue mask was computed on) is shrunk instead of reading the slide again
+    when it is at least as detailed as the overview."""
     w0, h0 = slide.dimensions
     ds = max(w0, h0) / max_side if max(w0, h0) > max_side else 1.0
-    base = Image.fromarray(read_thumbnail(slide, ds, progress=progress, label=result.slide_id))
+    if thumbnail is not None and thumbnail_downsample is not None and thumbnail_downsample <= ds:
+        size = (max(1, math.ceil(w0 / ds)), max(1, math.ceil(h0 / ds)))
+        base = Image.fromarray(thumbnail).resize(size, Image.Resampling.BOX)
+    else:
+        base = Image.fromarray(read_thumbnail(slide, ds, progress=progress, label=result.slide_id))
     if result.mask is not None:
         mask = Image.fromarray(result.mask.astype(np.uint8) * 255).resize(base.size, Image.Resampling.NEAREST)
         tint = Image.new("RGB", base.size, (0, 170, 60))
@@ -651,8 +681,17 @@ def tile_slide(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
             raise EmptyTissueError(f"{path}: the slide ({w0} x {h0} level-0 px) is smaller than one patch "
                                    f"({p0} level-0 px at {magnification:g}x); use a smaller --patch-size")
         mask_ds = p0 / mask_resolution
+        clock = [time.perf_counter()]
+        timings = {}
+
+        def lap(name: str) -> None:
+            clock.append(time.perf_counter())
+            timings[name] = clock[-1] - clock[-2]
+
         thumb = read_thumbnail(slide, mask_ds, progress=progress, label=slide_id)
+        lap("thumbnail")
         mask, sat_cut = tissue_mask(thumb, tissue_params)
+        lap("mask")
         fraction = patch_tissue_fraction(mask, n_rows, n_cols, mask_resolution)
         coords, region, tissue = grid_patches(fraction, p0, n, tissue_threshold)
         if coords.shape[0] == 0:
@@ -671,13 +710,17 @@ def tile_slide(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
                        mask_downsample=mask_ds, saturation_threshold=sat_cut,
                        tissue_method="otsu-saturation+grey-ceiling+closing/opening",
                        grid_patches=int(n_rows * n_cols)),
-            mask=mask, mask_downsample=mask_ds)
+            mask=mask, mask_downsample=mask_ds, timings=timings)
+        lap("grid")
         if out_dir is not None:
             out_dir = Path(out_dir)
             result.coords_path = write_coords_h5(out_dir / f"{slide_id}{COORDS_SUFFIX}", result)
+            lap("write")
             if overview:
                 result.overview_path = draw_overview(slide, result, out_dir / f"{slide_id}.overview.png",
-                                                     max_side=overview_size, progress=progress)
+                                                     max_side=overview_size, progress=progress,
+                                                     thumbnail=thumb, thumbnail_downsample=mask_ds)
+                lap("overview")
         log.info("%s: %d patches in %d regions (patch %d level-0 px, level %d, read %d px)", slide_id,
                  result.n_patches, result.n_regions, p0, level, read_size)
         return result
