@@ -63,7 +63,7 @@ def fold_record(config, k: int) -> dict:
     """The fold's metrics, weights and full-precision validation predictions."""
     from survmamba_lite.data.dataset import fold_datasets
     from survmamba_lite.experiment.jobs import cached_cohort
-    from survmamba_lite.experiment.trainer import predict
+    from survmamba_lite.experiment.evaluation import predict
     from survmamba_lite.registry import ModelInputs, build_model
 
     fold_dir = Path(config.out_dir) / f"fold_{k}"

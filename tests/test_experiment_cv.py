@@ -61,14 +61,14 @@ def test_auxiliary_loss_is_added_for_clam(cohort_dir, tmp_path, monkeypatch):
     from survmamba_lite.baselines.mil import CLAMSB
 
     calls = []
-    original = CLAMSB.auxiliary_loss
+    original = CLAMSB.forward_train
 
     def counting(self, batch):
-        out = original(self, batch)
-        calls.append(float(out.detach()))
-        return out
+        logits, aux = original(self, batch)
+        calls.append(float(aux.detach()))
+        return logits, aux
 
-    monkeypatch.setattr(CLAMSB, "auxiliary_loss", counting)
+    monkeypatch.setattr(CLAMSB, "forward_train", counting)
     res = run_cv(_config(cohort_dir, tmp_path / "clam", model="clam-sb", **SMALL), progress=False)
     assert len(calls) == res.folds[0]["n_train"]              # once per training batch (batch size 1)
     assert any(c > 0 for c in calls)

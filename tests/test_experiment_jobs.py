@@ -24,7 +24,7 @@ from survmamba_lite.experiment import ExperimentConfig, run_cv
 from survmamba_lite.experiment.datapath import BatchBuilder, FeatureStore, region_layout
 from survmamba_lite.experiment.grid import expand_run_dirs, grid_configs, model_slug, parse_model, run_grid
 from survmamba_lite.experiment.jobs import JobOptions, prepare_run, run_jobs
-from survmamba_lite.experiment.trainer import subsample_bag
+from survmamba_lite.experiment.sampling import subsample_bag
 
 TINY = dict(max_cases=24, epochs=2, folds=(0, 1), max_patches=12, threads=1)
 

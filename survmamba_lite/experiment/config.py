@@ -117,7 +117,7 @@ class ExperimentConfig:
             loss stay float32); see :mod:`survmamba_lite.utils.precision`. Part of what a run
             computes: a run is not resumed under another precision.
         cuda_graphs: replay every training step from a CUDA graph
-            (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`: one graph per bucket of
+            (:class:`~survmamba_lite.experiment.step.GraphedTrainStep`: one graph per bucket of
             slide shapes, padding masked). Needs CUDA and ``grad_accum = 1``; the optimiser is
             built with ``capturable=True``. Dropout draws differ from an eager run, so this is part
             of what a run computes.

@@ -27,7 +27,7 @@ Here:
 
 The batches are **the same tensors** the reference path makes (same values, dtypes and
 layout; the patch subsets consume the same random draws as
-:func:`~survmamba_lite.experiment.trainer.subsample_bag`), so training results do not
+:func:`~survmamba_lite.experiment.sampling.subsample_bag`), so training results do not
 depend on the path; ``tests/test_experiment_jobs.py`` checks this against
 ``collate_bags`` on a synthetic cohort.
 """
@@ -217,7 +217,7 @@ class BatchBuilder:
         Args:
             indices: positions in the dataset, in batch order.
             max_patches: at most this many patches per patient, drawn with ``generator``
-                exactly as :func:`~survmamba_lite.experiment.trainer.subsample_bag` draws them.
+                exactly as :func:`~survmamba_lite.experiment.sampling.subsample_bag` draws them.
             generator: CPU generator of the patch subsets (needed with ``max_patches``).
         """
         ds, dev = self.dataset, self.device

@@ -19,7 +19,7 @@ of them write the same fold folders (see :mod:`~survmamba_lite.experiment.cv`), 
   through ``CUDA_VISIBLE_DEVICES``, each job still with batch size 1: concurrency never
   changes what a job computes).
 
-Seeds come from the config and the fold alone (:func:`~survmamba_lite.experiment.trainer.derive_seed`),
+Seeds come from the config and the fold alone (:func:`~survmamba_lite.experiment.sampling.derive_seed`),
 so a job gives the same numbers whichever process runs it and whatever runs beside it
 (on CPU bit for bit; ``tests/test_experiment_jobs.py``).
 """
@@ -228,11 +228,11 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
     try:
         _check_pinned_gpu(gpu, config.device)
         cohort, _, wsi_dim = cached_cohort(config)
-        metrics = train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=options.progress,
-                             on_epoch_end=on_epoch_end, log=log, features=options.features,
-                             checkpoint_path=options.checkpoint_path(job), keep_checkpoint=options.keep_checkpoint,
-                             deadline=options.deadline)
-        return result("done", metrics)
+        fold = train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=options.progress,
+                          on_epoch_end=on_epoch_end, log=log, features=options.features,
+                          checkpoint_path=options.checkpoint_path(job), keep_checkpoint=options.keep_checkpoint,
+                          deadline=options.deadline)
+        return result("done", fold.metrics)
     except TrainingPaused as err:
         log(str(err))
         return result("paused")

@@ -20,7 +20,8 @@ from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_f
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
-from survmamba_lite.experiment.trainer import METRICS, PREDICTIONS, derive_seed, _json_safe
+from survmamba_lite.experiment.sampling import derive_seed
+from survmamba_lite.experiment.trainer import METRICS, PREDICTIONS, _json_safe
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
 from survmamba_lite.utils.device import resolve_device

@@ -103,7 +103,7 @@ def stage_spread(net, dataset, config, device, stages: Sequence[str]) -> dict[st
     """
     import torch
 
-    from survmamba_lite.experiment.trainer import predict
+    from survmamba_lite.experiment.evaluation import predict
 
     seen: dict[str, list] = {name: [] for name in stages}
     hooks = [net.get_submodule(name).register_forward_hook(
@@ -165,11 +165,9 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     import torch
 
     from survmamba_lite.data import load_cohort, make_folds
-    from survmamba_lite.data.dataset import fold_datasets
     from survmamba_lite.experiment import ExperimentConfig
-    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, train_fold
-    from survmamba_lite.utils.device import resolve_device
-    from survmamba_lite.registry import ModelInputs, build_model
+    from survmamba_lite.experiment.evaluation import predict
+    from survmamba_lite.experiment.trainer import PREDICTIONS, train_fold
 
     if model.registry == "cox":
         raise ValueError("inner_validation: the Cox reference has no training epochs to diagnose; pass a deep model")
@@ -199,16 +197,10 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
             sub = dataclasses.replace(cohort, folds=[inner])
             fold_dir = base / f"outer_{k}"
             t0 = time.perf_counter()
-            metrics = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
-            val_pred = pd.read_csv(fold_dir / PREDICTIONS)
-            train_ds, val_ds, prep = fold_datasets(sub, 0, binner_bins=config.n_bins, modalities=config.modalities,
-                                              log1p=config.rna_log1p)
-            net = build_model(config.model, ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
-                              **config.model_options)
-            state = torch.load(fold_dir / CHECKPOINT, map_location="cpu", weights_only=True)
-            net.load_state_dict(state["model"])
-            dev = resolve_device(device)
-            train_pred, _ = predict(net.to(dev), train_ds, config, dev)
+            fold = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
+            metrics, net, dev = fold.metrics, fold.model, fold.device
+            val_pred = pd.read_csv(fold_dir / PREDICTIONS)           # as written, as the records have always read it
+            train_pred, _ = predict(net, fold.train, config, dev)
             val_spread, train_spread = risk_spread(val_pred["risk"]), risk_spread(train_pred["risk"])
             train_c = _c_index(train_pred)
             rec = {
@@ -222,8 +214,8 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             if probe:
-                rec["stages"] = {"inner_train": stage_spread(net, train_ds, config, dev, probe),
-                                 "inner_val": stage_spread(net, val_ds, config, dev, probe)}
+                rec["stages"] = {"inner_train": stage_spread(net, fold.train, config, dev, probe),
+                                 "inner_val": stage_spread(net, fold.val, config, dev, probe)}
             out_folds.append(rec)
             log(f"[inner {model.key} outer fold {k}] inner-val c {rec['inner_val_c_index']}, inner-train c "
                 f"{train_c}, risk std {val_spread['risk_std']:.4g} bins -> "
