@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from survmamba_lite import __version__
+from survmamba_lite.version import __version__
 from survmamba_lite.errors import UserError
 
 __all__ = ["main", "build_parser", "describe_error", "UserError", "EXIT_ERROR", "EXIT_INTERRUPTED"]

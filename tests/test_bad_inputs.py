@@ -354,20 +354,20 @@ def test_permission_error_names_the_flag_and_leaves_nothing(work, capsys, monkey
 
 # --------------------------------------------------------------------------- Ctrl-C, --debug, internal errors
 def test_ctrl_c_during_cv_exits_130_and_the_rerun_resumes(work, capsys, monkeypatch):
-    import survmamba_lite.experiment.cv as cv
+    import survmamba_lite.experiment.jobs as jobs          # cv runs its folds through the job runner
 
-    real = cv.train_fold
+    real = jobs.train_fold
 
     def interrupted(config, cohort, k, fold_dir, **kw):
         def stop(*_):
             raise KeyboardInterrupt
         return real(config, cohort, k, fold_dir, **{**kw, "on_epoch_end": stop})
-    monkeypatch.setattr(cv, "train_fold", interrupted)
+    monkeypatch.setattr(jobs, "train_fold", interrupted)
     argv = _cv(work, "--epochs", "2")
     refused(capsys, work, argv, "interrupted (Ctrl-C); rerun the same command to resume", code=130,
             allowed="run2")
     assert (work / "run2" / "fold_0" / "checkpoint.pt").is_file() and not (work / "run2" / "fold_0" / "DONE").exists()
-    monkeypatch.setattr(cv, "train_fold", real)
+    monkeypatch.setattr(jobs, "train_fold", real)
     assert main(argv) == 0 and (work / "run2" / "fold_0" / "DONE").is_file()
 
 

@@ -1,4 +1,4 @@
-"""Evaluating a trained model on a fold: predictions, survival curves and the fold's metrics.
+r"""Evaluating a trained model on a fold: predictions, survival curves and the fold's metrics.
 
 :func:`predict` runs the model (eval mode) on every patient of a dataset, one at a time, with a
 fixed patch subset per case; :func:`predictions_frame` turns hazard logits into the rows of

@@ -43,7 +43,6 @@ Evaluation (predictions, survival curves, metrics): :mod:`~survmamba_lite.experi
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.datapath import PLACEMENTS, BatchBuilder, feature_store
 from survmamba_lite.experiment.evaluation import fold_metrics, predict
 from survmamba_lite.experiment.gpustats import UtilizationSampler
+from survmamba_lite.experiment.runfiles import (CHECKPOINT, DONE, METRICS, PREDICTIONS, PREPROCESSING, SPLIT, json_safe,
+                                                write_json, write_predictions)
 from survmamba_lite.experiment.sampling import bags_as_list, derive_seed, subsample_bag
 from survmamba_lite.experiment.step import TrainStep, make_optimizer, make_train_step
 from survmamba_lite.registry import ModelInputs, build_model
@@ -72,12 +73,8 @@ from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
 from survmamba_lite.utils.precision import set_matmul_precision
 
-__all__ = ["train_fold", "FoldResult", "FoldData", "TrainingPaused", "FEATURES", "HISTORY", "CHECKPOINT", "PREDICTIONS",
-           "METRICS", "DONE", "PREPROCESSING", "SPLIT",
+__all__ = ["train_fold", "FoldResult", "FoldData", "TrainingPaused", "FEATURES", "HISTORY",
            "make_optimizer", "derive_seed", "subsample_bag"]      # the last three kept importable from here
-
-CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
-    "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
 
 #: where a fold keeps the patch features: the datapath placements, or "disk" (the reference path)
 FEATURES = PLACEMENTS + ("disk",)
@@ -132,18 +129,6 @@ class FoldResult:
 
 
 # --------------------------------------------------------------------------- small helpers
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 # --------------------------------------------------------------------------- one fold
 def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
     if not path.is_file():
@@ -185,8 +170,8 @@ def _fold_data(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
     fold_dir.mkdir(parents=True, exist_ok=True)
     train_ds, val_ds, prep = fold_datasets(cohort, fold, binner_bins=config.n_bins, modalities=config.modalities,
                                            log1p=config.rna_log1p)
-    atomic_write_text(fold_dir / PREPROCESSING, json.dumps(_json_safe(prep.to_dict()), indent=1) + "\n")
-    atomic_write_text(fold_dir / SPLIT, json.dumps({"train": train_ds.case_ids, "val": val_ds.case_ids}) + "\n")
+    write_json(fold_dir / PREPROCESSING, prep.to_dict())
+    write_json(fold_dir / SPLIT, {"train": train_ds.case_ids, "val": val_ds.case_ids}, indent=None)
     placement, train_b, val_b = "disk", None, None
     if features != "disk":
         store = feature_store(cohort, device, features) if "wsi" in config.modalities else None
@@ -284,9 +269,9 @@ def _finish(fold: int, fold_dir: Path, data: FoldData, pred: pd.DataFrame, histo
             utilization_note: str | None, delete: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
     """Write ``predictions.csv``, ``metrics.json`` (metrics, sizes, bins, timing, the epochs'
     history) and ``DONE`` of a finished fold, delete the checkpoint ``delete``; the metrics."""
-    atomic_write_text(fold_dir / PREDICTIONS, pred.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    write_predictions(fold_dir / PREDICTIONS, pred)
     train_s = [x for x in history["train_seconds"] if x is not None]
-    metrics = _json_safe({
+    metrics = json_safe({
         "fold": fold, **fold_metrics(pred, data.binner.edges_, data.train.time, data.train.event),
         "n_train": len(data.train), "n_val": len(data.val), "n_val_events": int(data.val.event.sum()),
         "n_bins": data.binner.n_bins_, "bin_inner_edges": data.binner.inner_edges_.tolist(), "epochs": config.epochs,
@@ -296,7 +281,7 @@ def _finish(fold: int, fold_dir: Path, data: FoldData, pred: pd.DataFrame, histo
         "peak_memory_mib": (torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None),
         "features": data.placement, **history,
     })
-    atomic_write_text(fold_dir / METRICS, json.dumps(metrics, indent=1) + "\n")
+    write_json(fold_dir / METRICS, metrics)
     atomic_write_text(fold_dir / DONE, f"fold {fold} finished at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     if delete is not None:
         delete.unlink(missing_ok=True)

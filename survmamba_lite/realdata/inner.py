@@ -167,7 +167,8 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     from survmamba_lite.data import load_cohort, make_folds
     from survmamba_lite.experiment import ExperimentConfig
     from survmamba_lite.experiment.evaluation import predict
-    from survmamba_lite.experiment.trainer import PREDICTIONS, train_fold
+    from survmamba_lite.experiment.runfiles import PREDICTIONS
+    from survmamba_lite.experiment.trainer import train_fold
 
     if model.registry == "cox":
         raise ValueError("inner_validation: the Cox reference has no training epochs to diagnose; pass a deep model")
