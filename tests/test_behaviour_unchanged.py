@@ -76,7 +76,8 @@ def fold_record(config, k: int) -> dict:
     model = build_model(config.model, inputs, **config.model_options)
     model.load_state_dict(torch.load(fold_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["model"])
     frame, val_loss = predict(model, val_ds, config, torch.device("cpu"))
-    return {"metrics": {key: metrics[key] for key in METRIC_KEYS}, "weights_sha256": weights_sha(fold_dir / "checkpoint.pt"),
+    return {"metrics": {key: metrics[key] for key in METRIC_KEYS},
+            "weights_sha256": weights_sha(fold_dir / "checkpoint.pt"),
             "case_id": frame["case_id"].tolist(), "risk": frame["risk"].tolist(),
             "survival": frame[[c for c in frame.columns if c.startswith("S_")]].to_numpy().tolist(),
             "predict_loss": val_loss}
@@ -119,14 +120,15 @@ def _without_times(x):
 def record_realdata(rna_cohort: Path, tmp: Path) -> dict:
     from survmamba_lite.realdata import ModelRun
     from survmamba_lite.realdata.runs import run_genomic_check
+    from survmamba_lite.realdata.training import training_template
 
     models = {"snn": ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN"),
               "snntrans": ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 8, "heads": 2, "fn_hidden": 4},
                                    "SNNTrans")}
     out_dir, work = tmp / "rd_out", tmp / "rd_work"
-    run_genomic_check({"coadread": rna_cohort}, out_dir, work=work, models=["snn", "snntrans"], epochs=2,
-                      model_table=models, folds=[0, 1], seed=0, threads=1, device="cpu", n_boot=50, setting="cpu",
-                      inner_val=True, log=lambda m: None)
+    template = training_template(epochs=2, folds=[0, 1], seed=0, threads=1, device="cpu")
+    run_genomic_check({"coadread": rna_cohort}, out_dir, template, work=work, models=["snn", "snntrans"],
+                      model_table=models, n_boot=50, setting="cpu", inner_val=True, log=lambda m: None)
     rec = {}
     for p in sorted((out_dir / "runs").glob("*.json")) + sorted((out_dir / "inner").glob("*.json")):
         rec[f"{p.parent.name}/{p.name}"] = _without_times(json.loads(p.read_text(encoding="utf-8")))

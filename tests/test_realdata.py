@@ -124,8 +124,9 @@ def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
               "survmamba-rna-uni": rd.ModelRun("survmamba-rna-uni", "SurvMamba-RNA (C, uni)", "survmamba-rna",
                                                {"dim": 8, "d_state": 4, "bidirectional": False})}
     out = tmp_path / "out"
-    table = rd.run_genomic_check({"coadread": small_rna_cohort}, out, work=tmp_path / "work", models=list(models),
-                                 model_table=models, epochs=1, folds=[0, 1], n_boot=50, log=lambda m: None)
+    table = rd.run_genomic_check({"coadread": small_rna_cohort}, out, rd.training_template(epochs=1, folds=[0, 1]),
+                                 work=tmp_path / "work", models=list(models), model_table=models, n_boot=50,
+                                 log=lambda m: None)
     assert list(table["model_key"]) == ["cox", "snn", "survmamba-rna-uni"]
     assert (out / "genomic_table.md").read_text().count("\n") == 2 + 3
     # the table is rebuilt from the run files alone, and the compact Markdown is the full one
@@ -196,7 +197,8 @@ def test_inner_validation_reads_training_folds_only(small_rna_cohort, tmp_path):
 
     cohort = load_cohort(small_rna_cohort)
     model = rd.ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
-    rec = inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], log=lambda m: None)
+    rec = inner_validation(small_rna_cohort, model, rd.training_template(epochs=1, folds=[0]), work=tmp_path,
+                           log=lambda m: None)
     (f,) = rec["folds"]
     train_ids, val_ids = cohort.folds[0]
     split = json.loads((tmp_path / "snn" / "outer_0" / "split.json").read_text())
@@ -214,7 +216,8 @@ def test_inner_validation_variant_and_probe(small_rna_cohort, tmp_path):
     from survmamba_lite.realdata.inner import inner_validation
 
     model = rd.ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 8, "heads": 2, "fn_hidden": 4}, "SNNTrans")
-    rec = inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], log=lambda m: None,
+    template = rd.training_template(epochs=1, folds=[0])
+    rec = inner_validation(small_rna_cohort, model, template, work=tmp_path, log=lambda m: None,
                            overrides={"weight_decay": 0.0}, probe=["functions", "encoder.fc", "head"])
     assert rec["label"] == "SNNTrans (weight_decay=0)" and rec["overrides"] == {"weight_decay": 0.0}
     assert rec["settings"]["weight_decay"] == 0.0 and rec["settings"]["optimizer"] == "radam"
@@ -227,7 +230,7 @@ def test_inner_validation_variant_and_probe(small_rna_cohort, tmp_path):
     # the head's spread across patients is the spread of the logits, whose risk spread is recorded
     assert (stages["head"]["std_across_patients_max"] > 0) == (f["inner_val_risk"]["risk_std"] > 0)
     with pytest.raises(ValueError, match="not training settings"):
-        inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], overrides={"wd": 0.0})
+        inner_validation(small_rna_cohort, model, template, work=tmp_path, overrides={"wd": 0.0})
 
 
 def test_stage_spread_is_zero_where_the_output_stops_depending_on_the_patient(small_rna_cohort):
@@ -312,7 +315,8 @@ def test_cohort_summary_counts(small_rna_cohort, tmp_path):
 
 def test_unknown_model_is_a_clear_error(tiny_cohort, tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
-        rd.run_genomic_check({"coadread": tiny_cohort}, tmp_path, work=tmp_path, models=["snnn"])
+        rd.run_genomic_check({"coadread": tiny_cohort}, tmp_path, rd.training_template(), work=tmp_path,
+                             models=["snnn"])
 
 
 def _need_data():
@@ -369,8 +373,9 @@ def test_fold_workers_give_the_folds_of_one_after_another(tmp_path):
 
     cohort = make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path / "cohort")
     model = ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
-    serial = run_model_cv(cohort, model, work=tmp_path / "one", epochs=2, folds=[0, 1])
-    parallel = run_model_cv(cohort, model, work=tmp_path / "two", epochs=2, folds=[0, 1], fold_workers=2)
+    template = rd.training_template(epochs=2, folds=[0, 1])
+    serial = run_model_cv(cohort, model, template, work=tmp_path / "one")
+    parallel = run_model_cv(cohort, model, template, work=tmp_path / "two", fold_workers=2)
     assert serial[1] == parallel[1] and len(serial[1]) == 2
     pd.testing.assert_frame_equal(serial[0].reset_index(drop=True), parallel[0].reset_index(drop=True))
 

@@ -66,15 +66,14 @@ from survmamba_lite.experiment.gpustats import UtilizationSampler
 from survmamba_lite.experiment.runfiles import (CHECKPOINT, DONE, METRICS, PREDICTIONS, PREPROCESSING, SPLIT, json_safe,
                                                 write_json, write_predictions)
 from survmamba_lite.experiment.sampling import bags_as_list, derive_seed, subsample_bag
-from survmamba_lite.experiment.step import TrainStep, make_optimizer, make_train_step
+from survmamba_lite.experiment.step import TrainStep, make_train_step
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import TimeBinner
 from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
 from survmamba_lite.utils.precision import set_matmul_precision
 
-__all__ = ["train_fold", "FoldResult", "FoldData", "TrainingPaused", "FEATURES", "HISTORY",
-           "make_optimizer", "derive_seed", "subsample_bag"]      # the last three kept importable from here
+__all__ = ["train_fold", "FoldResult", "FoldData", "TrainingPaused", "FEATURES", "HISTORY"]
 
 #: where a fold keeps the patch features: the datapath placements, or "disk" (the reference path)
 FEATURES = PLACEMENTS + ("disk",)
@@ -207,7 +206,8 @@ def _resume(path: Path, fold: int, n_bins: int, step: TrainStep) -> tuple[int, f
 
 
 def _check_deadline(deadline: float | None, history: dict, fold: int, epoch: int, epochs: int) -> None:
-    """Raise :class:`TrainingPaused` when the next epoch, as long as the longest so far, would end after ``deadline``."""
+    """Raise :class:`TrainingPaused` when the next epoch, lasting as long as the longest so far,
+    would end after ``deadline``."""
     longest = max((x for x in history["epoch_seconds"] if x is not None), default=None)
     if deadline is not None and longest is not None and time.time() + longest > deadline:
         raise TrainingPaused(f"fold {fold}: paused after epoch {epoch} of {epochs} (deadline)")
@@ -337,9 +337,9 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
             seconds += record["epoch_seconds"]
             for key, value in record.items():
                 history[key].append(value)
-            _save_checkpoint(ckpt_path, {"fold": fold, "epoch": epoch + 1, "n_bins": n_bins, "model": model.state_dict(),
-                                         "optimizer": step.optimizer.state_dict(), "history": history,
-                                         "seconds": seconds})
+            _save_checkpoint(ckpt_path, {"fold": fold, "epoch": epoch + 1, "n_bins": n_bins,
+                                         "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+                                         "history": history, "seconds": seconds})
             bar.update(1)
             bar.set_postfix(_postfix(record))
             if on_epoch_end is not None:
