@@ -139,49 +139,21 @@ def record_realdata(rna_cohort: Path, tmp: Path) -> dict:
     return rec
 
 
-def small_rna_cohort(tmp: Path) -> Path:
-    """The first 100 cases of the tiny synthetic COADREAD cohort, RNA only, folds restricted to them."""
-    import shutil
-
-    from survmamba_lite.data.layout import (load_cohort, read_manifest, write_clinical, write_folds, write_manifest,
-                                            write_rna)
-    from survmamba_lite.data.synth import make_synthetic_cohort
-
-    tiny = make_synthetic_cohort("COADREAD", "tiny", 0, tmp / "coadread")
-    cohort = load_cohort(tiny)
-    keep = list(cohort.case_ids[:100])
-    root = tmp / "coadread-small"
-    root.mkdir()
-    write_clinical(root, cohort.clinical.loc[keep].assign(slide_id=""))
-    write_rna(root, cohort.rna.loc[keep])
-    shutil.copy(tiny / "hierarchy.tsv", root / "hierarchy.tsv")
-    write_folds(root, [([c for c in tr if c in keep], [c for c in va if c in keep]) for tr, va in cohort.folds])
-    manifest = read_manifest(tiny)
-    manifest.update(n_cases=len(keep), modalities=["rna"], features=None, name="synthetic-coadread-small")
-    write_manifest(root, manifest)
-    return root
-
-
 def record(tmp: Path) -> dict:
-    """Every run of the fixture, made in ``tmp``."""
+    """Every run of the fixture, made in ``tmp`` (on the cohorts of ``conftest.py``)."""
+    from conftest import make_small_rna_cohort
     from survmamba_lite.data.synth import make_synthetic_cohort
 
     cohort_dir = make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp / "blca")
+    coadread = make_synthetic_cohort("COADREAD", "tiny", 0, tmp / "coadread")
     return {"runs": record_runs(cohort_dir, tmp), "cli": record_cli(cohort_dir, tmp),
-            "realdata": record_realdata(small_rna_cohort(tmp), tmp)}
+            "realdata": record_realdata(make_small_rna_cohort(coadread, tmp / "coadread-small"), tmp)}
 
 
 # --------------------------------------------------------------------------- the tests
 @pytest.fixture(scope="module")
 def before() -> dict:
     return json.loads(FIXTURE.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def blca(tmp_path_factory) -> Path:
-    from survmamba_lite.data.synth import make_synthetic_cohort
-
-    return make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path_factory.mktemp("behaviour") / "blca")
 
 
 def _same(now, then, where: str) -> None:
@@ -198,16 +170,16 @@ def _same(now, then, where: str) -> None:
         assert now == then, f"{where}: {now!r} now, {then!r} before"
 
 
-def test_model_kinds_train_to_the_same_bits(before, blca, tmp_path):
-    _same(json.loads(json.dumps(record_runs(blca, tmp_path))), before["runs"], "runs")
+def test_model_kinds_train_to_the_same_bits(before, cohort_dir, tmp_path):
+    _same(json.loads(json.dumps(record_runs(cohort_dir, tmp_path))), before["runs"], "runs")
 
 
-def test_the_command_line_trains_to_the_same_bits(before, blca, tmp_path):
-    _same(json.loads(json.dumps(record_cli(blca, tmp_path))), before["cli"], "cli")
+def test_the_command_line_trains_to_the_same_bits(before, cohort_dir, tmp_path):
+    _same(json.loads(json.dumps(record_cli(cohort_dir, tmp_path))), before["cli"], "cli")
 
 
-def test_the_real_data_route_gives_the_same_records(before, tmp_path):
-    _same(json.loads(json.dumps(record_realdata(small_rna_cohort(tmp_path), tmp_path))), before["realdata"], "realdata")
+def test_the_real_data_route_gives_the_same_records(before, small_rna_cohort, tmp_path):
+    _same(json.loads(json.dumps(record_realdata(small_rna_cohort, tmp_path))), before["realdata"], "realdata")
 
 
 if __name__ == "__main__":                 # rewrite the fixture (a deliberate change of behaviour)

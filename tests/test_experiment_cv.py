@@ -14,16 +14,10 @@ import yaml
 from lifelines.utils import concordance_index as lifelines_cindex
 
 import survmamba_lite.experiment.trainer as trainer_mod
-from survmamba_lite.data.synth import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
 from survmamba_lite.registry import list_models
 
 SMALL = dict(max_cases=24, epochs=1, folds=(0,))
-
-
-@pytest.fixture(scope="module")
-def cohort_dir(tmp_path_factory):
-    return make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path_factory.mktemp("cohort") / "blca")
 
 
 def _config(cohort_dir, out, model="survmamba", **kw):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +10,10 @@ import pytest
 from lifelines.utils import concordance_index as lifelines_cindex
 
 from survmamba_lite import realdata as rd
-from survmamba_lite.data.layout import (load_cohort, read_manifest, write_clinical, write_folds, write_manifest,
-                                        write_rna)
-from survmamba_lite.data.synth import make_synthetic_cohort
+from survmamba_lite.data.layout import load_cohort
 from survmamba_lite.survival import concordance_index
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def tiny_cohort(tmp_path_factory) -> Path:
-    return make_synthetic_cohort("COADREAD", "tiny", 0, tmp_path_factory.mktemp("synth") / "coadread")
-
-
-@pytest.fixture(scope="module")
-def small_rna_cohort(tiny_cohort, tmp_path_factory) -> Path:
-    """The first 100 cases of the tiny synthetic cohort, RNA only, folds restricted to them."""
-    cohort = load_cohort(tiny_cohort)
-    keep = list(cohort.case_ids[:100])
-    root = tmp_path_factory.mktemp("small") / "coadread-small"
-    root.mkdir()
-    write_clinical(root, cohort.clinical.loc[keep].assign(slide_id=""))
-    write_rna(root, cohort.rna.loc[keep])
-    shutil.copy(tiny_cohort / "hierarchy.tsv", root / "hierarchy.tsv")
-    write_folds(root, [([c for c in tr if c in keep], [c for c in va if c in keep]) for tr, va in cohort.folds])
-    manifest = read_manifest(tiny_cohort)
-    manifest.update(n_cases=len(keep), modalities=["rna"], features=None, name="synthetic-coadread-small")
-    write_manifest(root, manifest)
-    return root
 
 
 def _fold_arrays(cohort, k):
@@ -364,18 +339,16 @@ def test_survmamba_realdata_is_the_same_command(tmp_path, capsys):
     assert f"realdata: error: {missing}: no such folder" in capsys.readouterr().err
 
 
-def test_fold_workers_give_the_folds_of_one_after_another(tmp_path):
+def test_fold_workers_give_the_folds_of_one_after_another(cohort_dir, tmp_path):
     """--fold-workers trains a model's folds in parallel processes: the same fold c-indices and
     out-of-fold risks as one fold after the other (same seeds)."""
-    from survmamba_lite.data.synth import make_synthetic_cohort
     from survmamba_lite.realdata.catalogue import ModelRun
     from survmamba_lite.realdata.runs import run_model_cv
 
-    cohort = make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path / "cohort")
     model = ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
     template = rd.training_template(epochs=2, folds=[0, 1])
-    serial = run_model_cv(cohort, model, template, work=tmp_path / "one")
-    parallel = run_model_cv(cohort, model, template, work=tmp_path / "two", fold_workers=2)
+    serial = run_model_cv(cohort_dir, model, template, work=tmp_path / "one")
+    parallel = run_model_cv(cohort_dir, model, template, work=tmp_path / "two", fold_workers=2)
     assert serial[1] == parallel[1] and len(serial[1]) == 2
     pd.testing.assert_frame_equal(serial[0].reset_index(drop=True), parallel[0].reset_index(drop=True))
 

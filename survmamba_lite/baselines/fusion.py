@@ -65,7 +65,8 @@ class LateFusion(nn.Module):
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
         check_rna_width(batch.rna, self.hierarchy, self)
-        e_wsi = self.wsi_encoder(*flatten_bag(batch.patches, batch.patch_mask, self.static_shapes))    # (B, d_wsi)
+        x, mask = flatten_bag(batch.patches, batch.patch_mask, self.static_shapes)
+        e_wsi = self.wsi_encoder(x, mask)                                          # (B, d_wsi)
         e_rna = self.rna_encoder(batch.rna)                                        # (B, D)
         if self.fusion == "cat":
             z = self.fuse(torch.cat([e_wsi, e_rna], -1))
