@@ -315,6 +315,25 @@ def test_real_xena_blca_import(tmp_path):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
+def test_the_committed_real_data_runs_reproduce_bit_for_bit(tmp_path):
+    """The committed BLCA rows recomputed: SNN's fold 0 (3 epochs on the CPU, the reported
+    settings) and the Cox reference's every number give exactly the committed values."""
+    _need_data()
+    results = Path(__file__).resolve().parents[1] / "results" / "real_data" / "runs"
+    cohort = rd.import_cohort(rd.COHORTS["blca"], DATA_ROOT, tmp_path / "cohorts")
+    _, cis, _ = rd.run_model_cv(cohort, rd.MODELS["snn"], rd.training_template(epochs=3, folds=[0]),
+                                work=tmp_path / "runs")
+    assert cis[0] == json.loads((results / "blca__snn.json").read_text())["fold_c_index"][0]
+    rd.run_genomic_check({"blca": cohort}, tmp_path / "out", rd.training_template(), work=tmp_path, models=["cox"],
+                         log=lambda m: None)
+    new, old = (json.loads(p.read_text()) for p in (tmp_path / "out" / "runs" / "blca__cox.json",
+                                                    results / "blca__cox.json"))
+    for key in ("fold_c_index", "fold_mean_ci95", "oof_c_index", "oof_ci95"):
+        assert new[key] == old[key], key
+
+
+@pytest.mark.realdata
 def test_real_xena_coadread_import(tmp_path):
     _need_data()
     cohort = load_cohort(rd.import_cohort(rd.COHORTS["coadread"], DATA_ROOT, tmp_path))
