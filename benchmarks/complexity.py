@@ -21,7 +21,7 @@ a RAdam step (``--no-optimizer`` leaves the step out). Per row:
   kernels launched;
 * ``flops`` (one forward pass) and ``train_tflops = 3 * flops / step_seconds``;
 * ``cuda_graphs``: whether the step was replayed from a CUDA graph (``--cuda-graphs on``;
-  :class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`, for every model alike; a
+  :class:`~survmamba_lite.experiment.step.GraphedTrainStep`, for every model alike; a
   model whose step cannot be recorded gets the reason in ``status``).
 
     python benchmarks/complexity.py --device cuda --precision fp32 tf32 bf16 \

@@ -22,7 +22,7 @@ from complexity import N_BINS, parse_model
 from survmamba_lite.experiment.table2 import synthetic_genes, synthetic_patient
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import nll_loss
-from survmamba_lite.utils.complexity import _busy_and_kernels
+from survmamba_lite.experiment.complexity import busy_and_kernels
 from survmamba_lite.utils.precision import PRECISIONS, autocast, set_matmul_precision
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
-    busy, kernels = _busy_and_kernels(prof)
+    busy, kernels = busy_and_kernels(prof)
     averages = prof.key_averages()
     text = [f"{args.model}, {args.patches} patches, {args.precision}, {torch.cuda.get_device_name(0)}, torch {torch.__version__}",
             f"step wall time (median of 5): {wall * 1e3:.2f} ms; GPU busy {busy * 1e3:.2f} ms "

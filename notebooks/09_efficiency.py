@@ -183,7 +183,7 @@ print(f"fp32 eager step: SurvMamba {sm.step_ms:.1f} ms with the GPU busy {sm['GP
 
 # %%
 from survmamba_lite.registry import ModelInputs, build_model
-from survmamba_lite.utils.complexity import count_flops, count_parameters
+from survmamba_lite.experiment.complexity import count_flops, count_parameters
 
 torch.set_num_threads(1)                     # stable timings on a shared machine
 hierarchy = synthetic_genes("paper")
@@ -463,7 +463,7 @@ print("\n".join(line for line in log if re.search(r"building for|built in|^real|
 from survmamba_lite.data.kegg import build_genomic_hierarchy
 from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
 from survmamba_lite.survival import nll_loss
-from survmamba_lite.utils.complexity import measure_complexity
+from survmamba_lite.experiment.complexity import measure_complexity
 
 table, genes, _ = synthetic_hierarchy(SCALES["tiny"], SEED)
 tiny = build_genomic_hierarchy(table, genes)[0]

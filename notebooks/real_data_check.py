@@ -464,7 +464,7 @@ else:
 import torch
 
 from survmamba_lite.experiment import ExperimentConfig
-from survmamba_lite.experiment.trainer import make_optimizer
+from survmamba_lite.experiment.step import make_optimizer
 
 for name in ("radam", "radam-decoupled"):
     w = torch.nn.Parameter(torch.full((1,), 0.05, dtype=torch.float64))
@@ -637,14 +637,14 @@ plt.show()
 
 # %%
 if rerun and have_data:
-    from survmamba_lite.realdata import COHORTS, import_cohort, run_genomic_check, run_slide_check
+    from survmamba_lite.realdata import COHORTS, import_cohort, run_genomic_check, run_slide_check, training_template
 
     work = Path(tempfile.mkdtemp(prefix="survmamba_real_"))
     fresh_slides = run_slide_check(data_root, work, work / "out")
     for old, new in zip(slides, fresh_slides):
         assert old["n_patches"] == new["n_patches"], (old["slide_id"], old["n_patches"], new["n_patches"])
     dirs = {k: import_cohort(COHORTS[k], data_root, work / "cohorts") for k in ("coadread", "blca")}
-    fresh = run_genomic_check(dirs, work / "out", work=work, models=["cox"], seed=seed)
+    fresh = run_genomic_check(dirs, work / "out", training_template(seed=seed), work=work, models=["cox"])
     for r in fresh.itertuples():
         old = runs[(r.cohort_key, "cox")]["fold_c_index"]
         new = [float(v) for v in r.fold_c_index.split()]

@@ -71,14 +71,16 @@ def run_fold(args) -> None:
     from survmamba_lite.realdata import PAPER_MODELS
     from survmamba_lite.realdata.catalogue import with_width
     from survmamba_lite.realdata.inner import inner_validation
+    from survmamba_lite.realdata.training import training_template
 
     table = with_width(PAPER_MODELS, args.dim) if args.dim else PAPER_MODELS
     if args.model not in table:
         raise SystemExit(f"--model {args.model!r}: not a real-data model; choose one of {sorted(table)}")
     t0 = time.time()
-    rec = inner_validation(args.cohort_dir, table[args.model], work=args.work, epochs=args.epochs, seed=args.seed,
-                           folds=[args.fold], threads=1, device=args.device, precision=args.precision,
-                           cuda_graphs=args.cuda_graphs, overrides=parse_sets(args.set) or None, probe=args.probe)
+    template = training_template(epochs=args.epochs, seed=args.seed, folds=[args.fold], threads=1, device=args.device,
+                                 precision=args.precision, cuda_graphs=args.cuda_graphs)
+    rec = inner_validation(args.cohort_dir, table[args.model], template, work=args.work,
+                           overrides=parse_sets(args.set) or None, probe=args.probe)
     rec["wall_s"] = round(time.time() - t0, 1)
     rec["command"] = " ".join(["python", "scripts/inner_validation.py", *sys.argv[1:]])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,5 @@ the Table 1 baselines first, then SurvMamba, each package by a plain import.
 import survmamba_lite.baselines  # noqa: F401  (registers the baselines of Table 1)
 import survmamba_lite.model.registry_entries  # noqa: F401  (registers SurvMamba, after the baselines)
 from survmamba_lite.model import SurvMamba, SurvMambaConfig
-
-__version__ = "0.1.0"
+from survmamba_lite.version import __version__
 __all__ = ["SurvMamba", "SurvMambaConfig", "__version__"]

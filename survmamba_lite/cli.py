@@ -1,8 +1,9 @@
 """The ``survmamba`` command line: a thin front over the functions the notebooks use.
 
 Each subsystem registers its own sub-commands through an ``add_commands(subparsers)``
-function in its ``cli`` module; this file only gathers them and holds the one error
-boundary of the command line (:func:`main`):
+function in its ``cli`` module; this file imports those modules by name (:data:`COMMAND_MODULES`,
+so a missing one fails at once and the import graph shows the front door), gathers their
+commands and holds the one error boundary of the command line (:func:`main`):
 
 * every failure is one message on stderr, ``survmamba COMMAND: error: ...``, naming the
   file, flag, case or fold at fault and the fix, and exit code 2 (argparse's own usage
@@ -15,24 +16,22 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib
 import os
 import sys
 from pathlib import Path
 
-from survmamba_lite import __version__
+from survmamba_lite.data import cli as data_cli
+from survmamba_lite.data.wsi import cli as wsi_cli
 from survmamba_lite.errors import UserError
+from survmamba_lite.experiment import cli as experiment_cli
+from survmamba_lite.interpret import cli as interpret_cli
+from survmamba_lite.realdata import command as realdata_command
+from survmamba_lite.version import __version__
 
 __all__ = ["main", "build_parser", "describe_error", "UserError", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 #: modules that contribute sub-commands, in the order ``survmamba --help`` lists them
-COMMAND_MODULES = (
-    "survmamba_lite.data.cli",
-    "survmamba_lite.data.wsi.cli",
-    "survmamba_lite.experiment.cli",
-    "survmamba_lite.realdata.command",
-    "survmamba_lite.interpret.cli",
-)
+COMMAND_MODULES = (data_cli, wsi_cli, experiment_cli, realdata_command, interpret_cli)
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 _POSITIONALS = {"dir": "the cohort folder argument", "runs": "a RUN_DIR argument", "slides": "a SLIDE argument",
                 "coords": "a COORDS_H5 argument"}
@@ -67,14 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (may also follow the command's options)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            # that subsystem (or its package) is not part of this installation
-            if err.name == name or name.startswith(f"{err.name}."):
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.add_commands(sub)
     return parser
 

@@ -30,14 +30,14 @@ import difflib
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
-from torch import nn
+from torch import Tensor, nn
 
 from survmamba_lite.data.bag import GenomicHierarchy
 
-__all__ = ["ModelInputs", "ModelSpec", "register_model", "get_model_spec", "list_models", "build_model",
-           "accepted_options", "factory_from_class"]
+__all__ = ["ModelInputs", "ModelSpec", "AuxiliaryLossModel", "register_model", "get_model_spec", "list_models",
+           "build_model", "accepted_options", "factory_from_class"]
 
 MODALITIES = ("wsi", "rna")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -64,6 +64,25 @@ class ModelInputs:
             raise ValueError(f"ModelInputs: wsi_dim must be the positive patch-feature width F, got {self.wsi_dim}")
 
 
+@runtime_checkable
+class AuxiliaryLossModel(Protocol):
+    """The auxiliary-loss hook: a model whose training loss adds a term of its own to the NLL.
+
+    Its :class:`ModelSpec` names the term (``auxiliary_loss``), and the training step then
+    calls :meth:`forward_train` instead of the model itself: one forward pass gives the
+    logits and the term, and the loss is ``survival_loss_weight * NLL(logits) + auxiliary``
+    (:func:`~survmamba_lite.experiment.step.training_loss`). CLAM's instance-clustering loss
+    is one (``0.7 * NLL + 0.3 * instance loss``).
+    """
+
+    @property
+    def survival_loss_weight(self) -> float:
+        """Weight of the survival NLL in the training loss."""
+
+    def forward_train(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """``batch`` -> hazard logits ``(B, T)`` and the auxiliary loss (a scalar, already weighted)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model.
@@ -77,6 +96,8 @@ class ModelSpec:
         table1_row: the row label in the paper's Table 1 (e.g. ``"ABMIL (KP)"``), or None.
         no_cuda_graphs: why a training step of the model cannot be replayed from a CUDA graph
             (``--cuda-graphs``), or None when it can.
+        auxiliary_loss: the term the model adds to its training loss, when it has one (the
+            model then implements :class:`AuxiliaryLossModel`), or None: the loss is the NLL.
     """
 
     name: str
@@ -86,6 +107,7 @@ class ModelSpec:
     reference: str
     table1_row: str | None = None
     no_cuda_graphs: str | None = None
+    auxiliary_loss: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -164,6 +186,10 @@ def build_model(name: str, inputs: ModelInputs, **options) -> nn.Module:
     if tuple(model.modalities) != tuple(spec.modalities):
         raise TypeError(f"model {name!r}: the built {type(model).__name__} reads {tuple(model.modalities)} "
                         f"but its spec declares {spec.modalities}; fix the ModelSpec")
+    if (spec.auxiliary_loss is not None) != isinstance(model, AuxiliaryLossModel):
+        raise TypeError(f"model {name!r}: the ModelSpec's auxiliary_loss is {spec.auxiliary_loss!r} but the built "
+                        f"{type(model).__name__} {'lacks' if spec.auxiliary_loss else 'has'} the hook "
+                        "(survival_loss_weight and forward_train); fix the ModelSpec or the model")
     return model
 
 

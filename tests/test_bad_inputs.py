@@ -13,63 +13,25 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from survmamba_lite import __version__
+from conftest import (HANDMADE_CASES, HANDMADE_FOLDS, HANDMADE_WIDTH, QUICK, make_handmade_cohort,
+                      write_handmade_slide)
 from survmamba_lite.cli import build_parser, main
-from survmamba_lite.data.features_h5 import SlideFeatures, write_features_h5
-from survmamba_lite.data.kegg import write_hierarchy_tsv
-from survmamba_lite.data.layout import FORMAT_VERSION, write_clinical, write_folds, write_manifest, write_rna
+from survmamba_lite.data.layout import write_folds
 from survmamba_lite.utils.outputs import MARKER
+from survmamba_lite.version import __version__
 
-N_CASES, N_FOLDS, WIDTH, GENES = 18, 3, 4, [f"G{i}" for i in range(8)]
-QUICK = ["--epochs", "1", "--folds", "0", "--dim", "8", "--threads", "1", "--quiet"]
+N_CASES, N_FOLDS, WIDTH = HANDMADE_CASES, HANDMADE_FOLDS, HANDMADE_WIDTH
 
 
 # --------------------------------------------------------------------------- fixtures
-def _slide(case: str) -> str:
-    return f"{case}-DX1"
-
-
-def _write_slide(root: Path, case: str, n_patches: int, width: int = WIDTH, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    write_features_h5(root / "features" / f"{_slide(case)}.h5", SlideFeatures(
-        rng.standard_normal((n_patches, width)).astype(np.float32),
-        np.stack([np.arange(n_patches) * 256, np.zeros(n_patches)], 1).astype(np.int64),
-        np.arange(n_patches) % 2, dict(slide_id=_slide(case), patch_size=256, region_size=512,
-                                       magnification=20.0, encoder="test")))
-
-
-def make_tiny_cohort(root: Path) -> Path:
-    """18 cases, 3 folds, 8 genes in 3 functions of 2 processes, 4-d features of 3-6 patches."""
-    rng = np.random.default_rng(0)
-    cases = [f"TCGA-T{i:03d}" for i in range(N_CASES)]
-    clin = pd.DataFrame({"case_id": cases, "slide_id": [_slide(c) for c in cases],
-                         "survival_months": np.round(rng.uniform(1, 100, N_CASES), 2),
-                         "event": [int(i % 4 != 1) for i in range(N_CASES)]})
-    write_clinical(root, clin)
-    write_rna(root, pd.DataFrame(rng.normal(5, 1, (N_CASES, len(GENES))), index=pd.Index(cases), columns=GENES))
-    write_hierarchy_tsv(pd.DataFrame({"function_id": ["f1", "f2", "f3"], "function_name": ["a", "b", "c"],
-                                      "process": ["P", "P", "Q"], "genes": ["G0,G1,G2", "G2,G3,G4", "G5,G6,G7"]}),
-                        root / "hierarchy.tsv")
-    write_folds(root, [([c for j, c in enumerate(cases) if j % N_FOLDS != k],
-                        [c for j, c in enumerate(cases) if j % N_FOLDS == k]) for k in range(N_FOLDS)])
-    for i, c in enumerate(cases):
-        _write_slide(root, c, 3 + i % 4, seed=i)
-    write_manifest(root, {"format_version": FORMAT_VERSION, "name": "tiny-test", "cohort": "TEST", "source": "test",
-                          "n_cases": N_CASES, "n_folds": N_FOLDS, "modalities": ["wsi", "rna"],
-                          "features": {"encoder": "test", "width": WIDTH}, "rna": {"n_genes": len(GENES)},
-                          "hierarchy": {"min_genes": 1}})
-    return root
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> dict[str, Path]:
     """A tiny cohort, a finished ``snn`` run on it and a finished report (shared; tests copy them)."""
     d = tmp_path_factory.mktemp("bad_inputs")
-    cohort = make_tiny_cohort(d / "cohort")
+    cohort = make_handmade_cohort(d / "cohort")
     run = d / "run"
     assert main(["cv", "--cohort-dir", str(cohort), "--model", "snn", "--out", str(run), *QUICK]) == 0
     rep = d / "rep"
@@ -229,7 +191,7 @@ def test_resume_refuses_a_changed_rna_table(work, capsys):
 
 def test_resume_refuses_a_changed_feature_file_list(work, capsys):
     argv = _start_run(work, model="abmil")
-    _write_slide(work / "cohort", "TCGA-T004", 9, seed=99)        # re-extracted: another patch count
+    write_handmade_slide(work / "cohort", "TCGA-T004", 9, seed=99)        # re-extracted: another patch count
     refused(capsys, work, argv, "the list of feature files", "changed")
 
 
@@ -354,20 +316,20 @@ def test_permission_error_names_the_flag_and_leaves_nothing(work, capsys, monkey
 
 # --------------------------------------------------------------------------- Ctrl-C, --debug, internal errors
 def test_ctrl_c_during_cv_exits_130_and_the_rerun_resumes(work, capsys, monkeypatch):
-    import survmamba_lite.experiment.cv as cv
+    import survmamba_lite.experiment.jobs as jobs          # cv runs its folds through the job runner
 
-    real = cv.train_fold
+    real = jobs.train_fold
 
     def interrupted(config, cohort, k, fold_dir, **kw):
         def stop(*_):
             raise KeyboardInterrupt
         return real(config, cohort, k, fold_dir, **{**kw, "on_epoch_end": stop})
-    monkeypatch.setattr(cv, "train_fold", interrupted)
+    monkeypatch.setattr(jobs, "train_fold", interrupted)
     argv = _cv(work, "--epochs", "2")
     refused(capsys, work, argv, "interrupted (Ctrl-C); rerun the same command to resume", code=130,
             allowed="run2")
     assert (work / "run2" / "fold_0" / "checkpoint.pt").is_file() and not (work / "run2" / "fold_0" / "DONE").exists()
-    monkeypatch.setattr(cv, "train_fold", real)
+    monkeypatch.setattr(jobs, "train_fold", real)
     assert main(argv) == 0 and (work / "run2" / "fold_0" / "DONE").is_file()
 
 
@@ -395,14 +357,14 @@ def test_validate_finds_a_feature_file_of_another_width(work, capsys, manifest_w
         man = yaml.safe_load((work / "cohort" / "manifest.yaml").read_text())
         del man["features"]["width"]
         (work / "cohort" / "manifest.yaml").write_text(yaml.safe_dump(man))
-    _write_slide(work / "cohort", "TCGA-T007", 5, width=WIDTH + 3)
+    write_handmade_slide(work / "cohort", "TCGA-T007", 5, width=WIDTH + 3)
     err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
     assert "features/TCGA-T007-DX1.h5, case TCGA-T007: feature width 7 differs" in err
     assert ("manifest's features.width 4" if manifest_width else "other slides' 4 (e.g. features/TCGA-T000") in err
 
 
 def test_cv_refuses_a_feature_file_of_another_width_before_training(work, capsys):
-    _write_slide(work / "cohort", "TCGA-T011", 5, width=WIDTH + 1)
+    write_handmade_slide(work / "cohort", "TCGA-T011", 5, width=WIDTH + 1)
     err = refused(capsys, work, _cv(work, model="abmil"), one_line=False)
     assert "features/TCGA-T011-DX1.h5" in err and not (work / "run2").exists()
 

@@ -222,9 +222,9 @@ def test_motcat_normalises_features_and_outputs_pi_transpose_h():
 
 def test_clam_loss_is_0_7_bag_plus_0_3_instance_from_one_forward():
     """core_utils.py train_loop_clam: bag_weight * loss + (1 - bag_weight) * instance_loss, bag_weight 0.7,
-    both from one forward pass; through the trainer's training_loss."""
+    both from one forward pass (the auxiliary-loss hook); through the trainer's own step loss."""
     from survmamba_lite.baselines.common import flatten_bag
-    from survmamba_lite.experiment.trainer import training_loss
+    from survmamba_lite.experiment.step import EagerTrainStep
     from survmamba_lite.survival import nll_loss
 
     for name in ("clam-sb", "clam-mb"):
@@ -236,9 +236,9 @@ def test_clam_loss_is_0_7_bag_plus_0_3_instance_from_one_forward():
         batch = collate_bags(bags)
         calls = []
         model.encoder.instance.register_forward_hook(lambda m, i, o: calls.append(1))
-        logits = model(batch)
-        loss = training_loss(model, logits, batch, alpha=0.0)
+        loss = EagerTrainStep(model, None, alpha=0.0, auxiliary=True).loss(batch)
         assert len(calls) == 1, name                                           # one encoder pass for both terms
+        logits = model(batch)
         with torch.no_grad():                                                  # the instance loss by hand
             x, mask = flatten_bag(batch.patches, batch.patch_mask)
             h, _, a = model.encoder.attend(x, mask)
@@ -324,19 +324,16 @@ def test_square_bag_under_static_shapes_reads_no_mask_and_keeps_full_bags_equal(
     padded length. A bag without padding (genomic tokens) gets the same grid either way; a
     padded bag gets a larger grid whose extra cells are masked zeros."""
     from survmamba_lite.baselines.transmil import square_bag
-    from survmamba_lite.model.him import static_shapes
 
     h = torch.randn(1, 7, 3)
     full = torch.ones(1, 7, dtype=torch.bool)
     g0, m0 = square_bag(h, full)
-    with static_shapes():
-        g1, m1 = square_bag(h, full)
+    g1, m1 = square_bag(h, full, static=True)
     assert torch.equal(g0, g1) and torch.equal(m0, m1) and g0.shape == (1, 9, 3)
 
     part = torch.tensor([[True] * 4 + [False] * 3])
     g2, m2 = square_bag(h, part)                               # side 2: a 2 x 2 grid
-    with static_shapes():
-        g3, m3 = square_bag(h, part)                           # side from L = 7: a 3 x 3 grid
+    g3, m3 = square_bag(h, part, static=True)                  # side from L = 7: a 3 x 3 grid
     assert g2.shape == (1, 4, 3) and g3.shape == (1, 9, 3)
     real = m3[0].nonzero().flatten()
     assert int(m3.sum()) == 4 and torch.equal(g3[0, real], g2[0]) and float(g3[0, ~m3[0]].abs().sum()) == 0.0
@@ -351,7 +348,7 @@ def test_a_captured_step_has_no_shape_that_depends_on_data(name):
     """CUDA graph capture fails at any operation whose output shape depends on tensor values
     (a boolean-mask index calls nonzero, which waits for the GPU). Fake tensors carry shapes but
     no values, so such an operation raises here, on a CPU: forward and backward of one training
-    step inside static_shapes(), as GraphedTrainStep records it."""
+    step inside static_shapes(model), as GraphedTrainStep records it."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from survmamba_lite.model.him import static_shapes
@@ -360,7 +357,7 @@ def test_a_captured_step_has_no_shape_that_depends_on_data(name):
     options = {"dim": 8} if name in ("snn", "abmil", "abmil-kp") else {"dim": 8, "heads": 2}
     model = build_model(name, inputs, **options).train()
     batch = collate_bags(build_tiny_bags([(3, 4)]))
-    with static_shapes(), FakeTensorMode(allow_non_fake_inputs=True):
+    with static_shapes(model), FakeTensorMode(allow_non_fake_inputs=True):
         model(batch).sum().backward()
 
 
@@ -382,6 +379,7 @@ def test_snntrans_gives_the_same_risks_with_static_shapes():
                         dim=8, heads=2).eval()
     batch = collate_bags(build_tiny_bags([(1, 2), (2, 3)], wsi=False))
     eager = model(batch)
-    with static_shapes():
+    with static_shapes(model):
         static = model(batch)
+    assert not model.encoder.static_shapes                                   # back to trimming afterwards
     torch.testing.assert_close(static, eager, rtol=1e-5, atol=1e-6)

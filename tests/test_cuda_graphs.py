@@ -11,9 +11,9 @@ import torch
 
 from survmamba_lite import SurvMamba, SurvMambaConfig
 from survmamba_lite.data import collate_bags
+from survmamba_lite.experiment.step import GraphedTrainStep, bucket_size, capturable_optimizer, pad_batch
 from survmamba_lite.model.him import static_shapes
 from survmamba_lite.survival import nll_loss
-from survmamba_lite.utils.cuda_graphs import GraphedTrainStep, bucket_size, capturable_optimizer, pad_batch
 
 from conftest import TINY_BINS, TINY_WSI_DIM, build_tiny_bags, build_tiny_hierarchy
 
@@ -39,9 +39,10 @@ def test_padding_to_a_bucket_and_static_shapes_change_no_output(variant):
     r, p = batch.patches.shape[1:3]
     padded = pad_batch(batch, bucket_size(r, None, 8), bucket_size(p, (16, 32)))
     assert padded.patches.shape[1:3] == (8, 16)
-    with static_shapes():
+    with static_shapes(model):
         out = model(padded)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    assert not any(getattr(m, "static_shapes", False) for m in model.modules())     # back to trimming
 
 
 def test_pad_batch_refuses_to_shrink():
@@ -73,15 +74,15 @@ def test_graphed_steps_train_like_eager_steps(precision):
         padded = pad_batch(b, bucket_size(b.patches.shape[1], None, 8),
                            bucket_size(b.patches.shape[2], (16, 32, 64, 96, 128))).to("cuda")
         opt_e.zero_grad(set_to_none=True)
-        with static_shapes(), autocast(precision, "cuda", cache_enabled=False):
+        with static_shapes(eager), autocast(precision, "cuda", cache_enabled=False):
             logits = eager(padded)
         loss_fn(logits.float(), padded).backward()
         opt_e.step()
 
     graphed = make_model(backend).cuda().train()
     opt_g = capturable_optimizer("radam", graphed.parameters(), lr=1e-3)
-    step = GraphedTrainStep(graphed, opt_g, loss_fn, precision, patch_buckets=(16, 32, 64, 96, 128),
-                            n_bins=TINY_BINS)
+    step = GraphedTrainStep(graphed, opt_g, precision=precision, patch_buckets=(16, 32, 64, 96, 128),
+                            n_bins=TINY_BINS)                               # its loss: the NLL (alpha 0)
     losses = [float(step(batches[i])) for i in order]
     assert len(step.graphs) == 2 and all(torch.isfinite(torch.tensor(losses)))
     tol = 1e-4 if precision == "fp32" else 2e-2
@@ -94,13 +95,13 @@ def test_graphed_steps_train_like_eager_steps(precision):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_graphed_step_checks_inputs_on_the_host():
     model = make_model().cuda()
-    step = GraphedTrainStep(model, capturable_optimizer("adam", model.parameters()), loss_fn, n_bins=TINY_BINS)
+    step = GraphedTrainStep(model, capturable_optimizer("adam", model.parameters()), n_bins=TINY_BINS)
     batch = collate_bags(build_tiny_bags([(2, 5)]))
     batch.event[0] = 2.0
     with pytest.raises(ValueError, match="event must be 0"):
         step(batch)
     with pytest.raises(ValueError, match="capturable"):
-        GraphedTrainStep(model, torch.optim.Adam(model.parameters()), loss_fn)
+        GraphedTrainStep(model, torch.optim.Adam(model.parameters()))
 
 
 def test_config_refuses_cuda_graphs_where_they_cannot_run():

@@ -6,17 +6,11 @@ import shutil
 import pytest
 import yaml
 
+from conftest import QUICK as SHARED_QUICK
 from survmamba_lite.cli import main
-from survmamba_lite.data.synth import make_synthetic_cohort
 from survmamba_lite.registry import list_models
 
-
-@pytest.fixture(scope="module")
-def cohort_dir(tmp_path_factory):
-    return make_synthetic_cohort("UCEC", "tiny", seed=2, out=tmp_path_factory.mktemp("cli") / "ucec")
-
-
-QUICK = ["--epochs", "1", "--folds", "0", "--max-cases", "24", "--dim", "8", "--threads", "1", "--quiet"]
+QUICK = [*SHARED_QUICK, "--max-cases", "24"]
 
 
 def test_models_lists_the_registry(capsys):
@@ -57,7 +51,7 @@ def test_cv_then_report(cohort_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["cv", "--cohort-dir", str(cohort_dir), "--model", "snn", "--out", str(run), *QUICK]) == 0
     out = capsys.readouterr().out
-    assert "SNN on synthetic-ucec-tiny-seed2: c-index" in out and (run / "fold_0" / "DONE").is_file()
+    assert "SNN on synthetic-blca-tiny-seed0: c-index" in out and (run / "fold_0" / "DONE").is_file()
     # same command with another epoch count: refused, pointing to --out / --overwrite
     argv = ["cv", "--cohort-dir", str(cohort_dir), "--model", "snn", "--out", str(run), *QUICK]
     argv[argv.index("--epochs") + 1] = "2"

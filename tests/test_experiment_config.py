@@ -78,7 +78,7 @@ def test_radam_weight_decay_is_l2_and_radam_decoupled_shrinks_the_weights_direct
     import torch
 
     from survmamba_lite.experiment import ExperimentConfig
-    from survmamba_lite.experiment.trainer import make_optimizer
+    from survmamba_lite.experiment.step import make_optimizer
 
     lr, wd, steps = 2e-4, 5e-3, 200
     moved = {}

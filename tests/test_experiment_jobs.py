@@ -19,19 +19,13 @@ import torch
 from survmamba_lite.data.bag import collate_bags
 from survmamba_lite.data.dataset import fold_datasets
 from survmamba_lite.data.layout import load_cohort
-from survmamba_lite.data.synth import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
 from survmamba_lite.experiment.datapath import BatchBuilder, FeatureStore, region_layout
 from survmamba_lite.experiment.grid import expand_run_dirs, grid_configs, model_slug, parse_model, run_grid
 from survmamba_lite.experiment.jobs import JobOptions, prepare_run, run_jobs
-from survmamba_lite.experiment.trainer import subsample_bag
+from survmamba_lite.experiment.sampling import subsample_bag
 
 TINY = dict(max_cases=24, epochs=2, folds=(0, 1), max_patches=12, threads=1)
-
-
-@pytest.fixture(scope="module")
-def cohort_dir(tmp_path_factory):
-    return make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path_factory.mktemp("cohort") / "blca")
 
 
 def _fold_outputs(run_dir, folds=(0, 1)):

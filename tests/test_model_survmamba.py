@@ -12,7 +12,7 @@ from survmamba_lite.model.him import compact, masked_mean
 from survmamba_lite.model.ifm import InteractionFusionMamba, resample_to_length
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import nll_loss
-from survmamba_lite.utils.complexity import count_flops, count_parameters
+from survmamba_lite.experiment.complexity import count_flops, count_parameters
 
 from conftest import TINY_BINS, TINY_WSI_DIM, build_tiny_bags, build_tiny_hierarchy
 

@@ -1,4 +1,5 @@
-"""The package's shape: no module outside ``data/`` longer than 500 lines, no import cycles.
+"""The package's shape: no module outside ``data/`` longer than 500 lines, no import cycles,
+no import that runs up the floors of the house, no module that imports another's private names.
 
 Imports are read from the source with :mod:`ast`, not by importing: **every** ``import``
 and ``from ... import`` statement counts, at module level and inside functions alike (a
@@ -91,6 +92,50 @@ def test_the_graph_reader_sees_function_level_and_relative_imports():
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: the floors of the house, bottom first: a module imports from its own floor and the ones below
+FLOORS = (
+    ("errors", "version", "shapes", "utils"),       # the basement: nothing of the package above it
+    ("ssm", "survival"),                            # selective scans; survival losses, labels and metrics
+    ("data",),                                      # cohorts, bags, slides, genes
+    ("registry",),                                  # what a model is (its inputs name data.bag's hierarchy)
+    ("model", "baselines"),                         # SurvMamba and the Table 1 models
+    ("experiment",),                                # training, runs, grids, reports
+    ("interpret", "realdata"),                      # built on trained runs
+    ("cli", "survmamba_lite"),                      # the front door and the package itself
+)
+
+
+def floor_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else module
+    for i, names in enumerate(FLOORS):
+        if part in names:
+            return i
+    raise AssertionError(f"{module}: on no floor of FLOORS; add its subpackage there")
+
+
+def test_no_import_runs_up_the_house():
+    up = sorted(f"{a} -> {b}" for a, targets in import_graph().items() for b in targets if floor_of(b) > floor_of(a))
+    assert not up, "imports that run up the floors (move the code down, or pass what it needs in): " + "; ".join(up)
+
+
+def private_imports() -> list[str]:
+    """``from survmamba_lite.x import _name`` of another module (dunder names such as ``__version__`` are public)."""
+    modules, found = _modules(), []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("survmamba_lite"):
+                for alias in node.names:
+                    private = alias.name.startswith("_") and not alias.name.startswith("__")
+                    if private and node.module != name:
+                        found.append(f"{name}: from {node.module} import {alias.name}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = private_imports()
+    assert not found, "make these names public (or move the code to their module): " + "; ".join(found)
 
 
 def test_no_module_outside_data_is_longer_than_500_lines():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +10,10 @@ import pytest
 from lifelines.utils import concordance_index as lifelines_cindex
 
 from survmamba_lite import realdata as rd
-from survmamba_lite.data.layout import (load_cohort, read_manifest, write_clinical, write_folds, write_manifest,
-                                        write_rna)
-from survmamba_lite.data.synth import make_synthetic_cohort
+from survmamba_lite.data.layout import load_cohort
 from survmamba_lite.survival import concordance_index
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def tiny_cohort(tmp_path_factory) -> Path:
-    return make_synthetic_cohort("COADREAD", "tiny", 0, tmp_path_factory.mktemp("synth") / "coadread")
-
-
-@pytest.fixture(scope="module")
-def small_rna_cohort(tiny_cohort, tmp_path_factory) -> Path:
-    """The first 100 cases of the tiny synthetic cohort, RNA only, folds restricted to them."""
-    cohort = load_cohort(tiny_cohort)
-    keep = list(cohort.case_ids[:100])
-    root = tmp_path_factory.mktemp("small") / "coadread-small"
-    root.mkdir()
-    write_clinical(root, cohort.clinical.loc[keep].assign(slide_id=""))
-    write_rna(root, cohort.rna.loc[keep])
-    shutil.copy(tiny_cohort / "hierarchy.tsv", root / "hierarchy.tsv")
-    write_folds(root, [([c for c in tr if c in keep], [c for c in va if c in keep]) for tr, va in cohort.folds])
-    manifest = read_manifest(tiny_cohort)
-    manifest.update(n_cases=len(keep), modalities=["rna"], features=None, name="synthetic-coadread-small")
-    write_manifest(root, manifest)
-    return root
 
 
 def _fold_arrays(cohort, k):
@@ -124,8 +99,9 @@ def test_runner_end_to_end_on_tiny_synthetic(small_rna_cohort, tmp_path):
               "survmamba-rna-uni": rd.ModelRun("survmamba-rna-uni", "SurvMamba-RNA (C, uni)", "survmamba-rna",
                                                {"dim": 8, "d_state": 4, "bidirectional": False})}
     out = tmp_path / "out"
-    table = rd.run_genomic_check({"coadread": small_rna_cohort}, out, work=tmp_path / "work", models=list(models),
-                                 model_table=models, epochs=1, folds=[0, 1], n_boot=50, log=lambda m: None)
+    table = rd.run_genomic_check({"coadread": small_rna_cohort}, out, rd.training_template(epochs=1, folds=[0, 1]),
+                                 work=tmp_path / "work", models=list(models), model_table=models, n_boot=50,
+                                 log=lambda m: None)
     assert list(table["model_key"]) == ["cox", "snn", "survmamba-rna-uni"]
     assert (out / "genomic_table.md").read_text().count("\n") == 2 + 3
     # the table is rebuilt from the run files alone, and the compact Markdown is the full one
@@ -196,7 +172,8 @@ def test_inner_validation_reads_training_folds_only(small_rna_cohort, tmp_path):
 
     cohort = load_cohort(small_rna_cohort)
     model = rd.ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
-    rec = inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], log=lambda m: None)
+    rec = inner_validation(small_rna_cohort, model, rd.training_template(epochs=1, folds=[0]), work=tmp_path,
+                           log=lambda m: None)
     (f,) = rec["folds"]
     train_ids, val_ids = cohort.folds[0]
     split = json.loads((tmp_path / "snn" / "outer_0" / "split.json").read_text())
@@ -214,7 +191,8 @@ def test_inner_validation_variant_and_probe(small_rna_cohort, tmp_path):
     from survmamba_lite.realdata.inner import inner_validation
 
     model = rd.ModelRun("snntrans", "SNNTrans", "snntrans", {"dim": 8, "heads": 2, "fn_hidden": 4}, "SNNTrans")
-    rec = inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], log=lambda m: None,
+    template = rd.training_template(epochs=1, folds=[0])
+    rec = inner_validation(small_rna_cohort, model, template, work=tmp_path, log=lambda m: None,
                            overrides={"weight_decay": 0.0}, probe=["functions", "encoder.fc", "head"])
     assert rec["label"] == "SNNTrans (weight_decay=0)" and rec["overrides"] == {"weight_decay": 0.0}
     assert rec["settings"]["weight_decay"] == 0.0 and rec["settings"]["optimizer"] == "radam"
@@ -227,7 +205,7 @@ def test_inner_validation_variant_and_probe(small_rna_cohort, tmp_path):
     # the head's spread across patients is the spread of the logits, whose risk spread is recorded
     assert (stages["head"]["std_across_patients_max"] > 0) == (f["inner_val_risk"]["risk_std"] > 0)
     with pytest.raises(ValueError, match="not training settings"):
-        inner_validation(small_rna_cohort, model, work=tmp_path, epochs=1, folds=[0], overrides={"wd": 0.0})
+        inner_validation(small_rna_cohort, model, template, work=tmp_path, overrides={"wd": 0.0})
 
 
 def test_stage_spread_is_zero_where_the_output_stops_depending_on_the_patient(small_rna_cohort):
@@ -312,7 +290,8 @@ def test_cohort_summary_counts(small_rna_cohort, tmp_path):
 
 def test_unknown_model_is_a_clear_error(tiny_cohort, tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
-        rd.run_genomic_check({"coadread": tiny_cohort}, tmp_path, work=tmp_path, models=["snnn"])
+        rd.run_genomic_check({"coadread": tiny_cohort}, tmp_path, rd.training_template(), work=tmp_path,
+                             models=["snnn"])
 
 
 def _need_data():
@@ -333,6 +312,25 @@ def test_real_xena_blca_import(tmp_path):
     assert set(cohort.clinical["event"]) == {0, 1}
     clin = pd.read_csv(DATA_ROOT / "tcga/xena/blca/clinical.csv").drop_duplicates("case_id").set_index("case_id")
     np.testing.assert_array_equal(cohort.clinical["event"], 1 - clin.loc[cohort.case_ids, "censorship"])
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_committed_real_data_runs_reproduce_bit_for_bit(tmp_path):
+    """The committed BLCA rows recomputed: SNN's fold 0 (3 epochs on the CPU, the reported
+    settings) and the Cox reference's every number give exactly the committed values."""
+    _need_data()
+    results = Path(__file__).resolve().parents[1] / "results" / "real_data" / "runs"
+    cohort = rd.import_cohort(rd.COHORTS["blca"], DATA_ROOT, tmp_path / "cohorts")
+    _, cis, _ = rd.run_model_cv(cohort, rd.MODELS["snn"], rd.training_template(epochs=3, folds=[0]),
+                                work=tmp_path / "runs")
+    assert cis[0] == json.loads((results / "blca__snn.json").read_text())["fold_c_index"][0]
+    rd.run_genomic_check({"blca": cohort}, tmp_path / "out", rd.training_template(), work=tmp_path, models=["cox"],
+                         log=lambda m: None)
+    new, old = (json.loads(p.read_text()) for p in (tmp_path / "out" / "runs" / "blca__cox.json",
+                                                    results / "blca__cox.json"))
+    for key in ("fold_c_index", "fold_mean_ci95", "oof_c_index", "oof_ci95"):
+        assert new[key] == old[key], key
 
 
 @pytest.mark.realdata
@@ -360,17 +358,16 @@ def test_survmamba_realdata_is_the_same_command(tmp_path, capsys):
     assert f"realdata: error: {missing}: no such folder" in capsys.readouterr().err
 
 
-def test_fold_workers_give_the_folds_of_one_after_another(tmp_path):
+def test_fold_workers_give_the_folds_of_one_after_another(cohort_dir, tmp_path):
     """--fold-workers trains a model's folds in parallel processes: the same fold c-indices and
     out-of-fold risks as one fold after the other (same seeds)."""
-    from survmamba_lite.data.synth import make_synthetic_cohort
     from survmamba_lite.realdata.catalogue import ModelRun
     from survmamba_lite.realdata.runs import run_model_cv
 
-    cohort = make_synthetic_cohort("BLCA", "tiny", seed=0, out=tmp_path / "cohort")
     model = ModelRun("snn", "SNN", "snn", {"dim": 16, "n_layers": 2}, "SNN")
-    serial = run_model_cv(cohort, model, work=tmp_path / "one", epochs=2, folds=[0, 1])
-    parallel = run_model_cv(cohort, model, work=tmp_path / "two", epochs=2, folds=[0, 1], fold_workers=2)
+    template = rd.training_template(epochs=2, folds=[0, 1])
+    serial = run_model_cv(cohort_dir, model, template, work=tmp_path / "one")
+    parallel = run_model_cv(cohort_dir, model, template, work=tmp_path / "two", fold_workers=2)
     assert serial[1] == parallel[1] and len(serial[1]) == 2
     pd.testing.assert_frame_equal(serial[0].reset_index(drop=True), parallel[0].reset_index(drop=True))
 

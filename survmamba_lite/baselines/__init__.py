@@ -46,6 +46,7 @@ _KP = ("Chen et al., Pathomic fusion: an integrated framework for fusing histopa
 
 _CLAM_GRAPHS = ("its instance-clustering loss picks the classifier and the patients on the host from each "
                 "patient's time bin and event, so one step's kernels depend on the labels")
+_CLAM_INSTANCE = "0.3 x the instance-clustering loss of the same forward pass, the NLL weighted 0.7 (CLAM's bag_weight)"
 
 
 def _late(mil_name: str, mil_ref: str, cls, fusion: str) -> ModelSpec:
@@ -70,10 +71,10 @@ _SPECS = (
               "gated-attention MIL pooling over all patches", _ABMIL, "ABMIL"),
     ModelSpec("clam-sb", ("wsi",), factory_from_class(CLAMSB),
               "CLAM, single attention branch; loss 0.7 bag + 0.3 instance clustering, one forward pass", _CLAM,
-              "CLAM-SB", no_cuda_graphs=_CLAM_GRAPHS),
+              "CLAM-SB", no_cuda_graphs=_CLAM_GRAPHS, auxiliary_loss=_CLAM_INSTANCE),
     ModelSpec("clam-mb", ("wsi",), factory_from_class(CLAMMB),
               "CLAM, one attention branch and classifier per time bin, with instance clustering loss",
-              _CLAM, "CLAM-MB", no_cuda_graphs=_CLAM_GRAPHS),
+              _CLAM, "CLAM-MB", no_cuda_graphs=_CLAM_GRAPHS, auxiliary_loss=_CLAM_INSTANCE),
     ModelSpec("transmil", ("wsi",), factory_from_class(TransMIL),
               "TransMIL: squared bag, class token, two Nystrom attention layers and the PPEG position encoding",
               _TRANSMIL, "TransMIL"),

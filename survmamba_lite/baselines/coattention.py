@@ -114,6 +114,7 @@ class _CoAttentionSurvival(nn.Module):
     """The pipeline shared by MCAT and MOTCat; subclasses define :meth:`coattend`."""
 
     modalities = ("wsi", "rna")
+    static_shapes = False            # set by model.him.static_shapes (CUDA graphs)
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int, heads: int,
                  n_layers: int, genomic_tokens: str, gene_families, fusion: str, fusion_dim: int, fn_hidden: int,
@@ -143,7 +144,7 @@ class _CoAttentionSurvival(nn.Module):
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
         check_rna_width(batch.rna, self.hierarchy, self)
-        x, mask = flatten_bag(batch.patches, batch.patch_mask)
+        x, mask = flatten_bag(batch.patches, batch.patch_mask, self.static_shapes)
         h = self.patches(x)                                                       # (B, L, D)
         g = self.genomic(batch.rna)                                               # (B, Gt, D)
         hc = self.coattend(g, h, mask)                                            # (B, Gt, D)

@@ -67,7 +67,7 @@ def require_modalities(batch: SurvivalBatch, model: nn.Module) -> None:
                          "build the cohort with its RNA table and genomic hierarchy")
 
 
-def flatten_bag(patches: Tensor, patch_mask: Tensor) -> tuple[Tensor, Tensor]:
+def flatten_bag(patches: Tensor, patch_mask: Tensor, static: bool = False) -> tuple[Tensor, Tensor]:
     """Flatten region-grouped patches into one bag per patient, real patches first.
 
     The order of real patches is kept (region by region), padding moves to the end and
@@ -77,6 +77,7 @@ def flatten_bag(patches: Tensor, patch_mask: Tensor) -> tuple[Tensor, Tensor]:
     Args:
         patches: ``(B, R, P, F)`` zero-padded patch tokens.
         patch_mask: ``(B, R, P)`` bool, True at real patches.
+        static: keep every ``R·P`` position (the model's ``static_shapes``, for CUDA graphs).
 
     Returns:
         ``x (B, L, F)`` with zeros at padding and ``mask (B, L)``, ``L`` = max real patches.
@@ -86,7 +87,7 @@ def flatten_bag(patches: Tensor, patch_mask: Tensor) -> tuple[Tensor, Tensor]:
     >>> x.tolist(), mask.tolist()
     ([[[2.0, 3.0], [4.0, 5.0]]], [[True, True]])
     """
-    return compact(patches, patch_mask)          # the same algorithm as HIM's (static_shapes-aware)
+    return compact(patches, patch_mask, static)          # the same algorithm as HIM's
 
 
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -45,6 +45,7 @@ class LateFusion(nn.Module):
     """
 
     modalities = ("wsi", "rna")
+    static_shapes = False            # set by model.him.static_shapes (CUDA graphs)
 
     def __init__(self, n_bins: int, hierarchy: GenomicHierarchy, wsi_encoder: nn.Module, fusion: str,
                  dim: int, fusion_dim: int, dropout: float, kp_gates: bool = True):
@@ -64,7 +65,8 @@ class LateFusion(nn.Module):
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
         check_rna_width(batch.rna, self.hierarchy, self)
-        e_wsi = self.wsi_encoder(*flatten_bag(batch.patches, batch.patch_mask))    # (B, d_wsi)
+        x, mask = flatten_bag(batch.patches, batch.patch_mask, self.static_shapes)
+        e_wsi = self.wsi_encoder(x, mask)                                          # (B, d_wsi)
         e_rna = self.rna_encoder(batch.rna)                                        # (B, D)
         if self.fusion == "cat":
             z = self.fuse(torch.cat([e_wsi, e_rna], -1))

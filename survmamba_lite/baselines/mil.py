@@ -13,7 +13,7 @@ the gated attention of Ilse et al.; they differ in what follows the pooling.
   attention, single-branch (SB: one attention map, one bag classifier) or
   multi-branch (MB: one attention map and one ``D -> 1`` classifier per class; here
   the classes are the ``T`` time bins), plus the instance-level clustering loss
-  (:meth:`CLAMSB.auxiliary_loss`), weighted ``0.7 * bag + 0.3 * instance`` as in CLAM.
+  (:meth:`CLAMSB.forward_train`), weighted ``0.7 * bag + 0.3 * instance`` as in CLAM.
 """
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ class ABMIL(nn.Module):
     """
 
     modalities = ("wsi",)
+    static_shapes = False            # set by model.him.static_shapes (CUDA graphs)
 
     def __init__(self, n_bins: int, wsi_dim: int, dim: int = 512, dropout: float = 0.25):
         super().__init__()
@@ -73,7 +74,7 @@ class ABMIL(nn.Module):
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
-        return self.head(self.encoder(*flatten_bag(batch.patches, batch.patch_mask)))
+        return self.head(self.encoder(*flatten_bag(batch.patches, batch.patch_mask, self.static_shapes)))
 
 
 class CLAMEncoder(nn.Module):
@@ -110,11 +111,12 @@ class CLAMSB(nn.Module):
 
         loss = bag_weight * L_bag + (1 - bag_weight) * L_instance       (bag_weight = 0.7)
 
-    with ``L_bag`` the survival NLL here. Both terms come from **one** forward pass: in
-    training mode :meth:`forward` also computes the instance loss from the same instance
-    embeddings and attention, and :meth:`auxiliary_loss` returns
-    ``(1 - bag_weight) * L_instance`` of that pass; the training loop multiplies the
-    survival loss by :attr:`survival_loss_weight` (``= bag_weight``) and adds it.
+    with ``L_bag`` the survival NLL here. Both terms come from **one** forward pass:
+    :meth:`forward_train` returns the bag logits and ``(1 - bag_weight) * L_instance`` computed
+    from the same instance embeddings and attention, and the training step multiplies the
+    survival loss by :attr:`survival_loss_weight` (``= bag_weight``) and adds it (the
+    auxiliary-loss hook that the model's :class:`~survmamba_lite.registry.ModelSpec` declares,
+    :class:`~survmamba_lite.registry.AuxiliaryLossModel`). :meth:`forward` gives the logits alone.
 
     Instance-level clustering (CLAM's ``inst_eval``, not subtyping): the class ``y`` of a bag
     has an instance classifier ``Linear(D, 2)``; the ``k`` patches with the highest attention
@@ -145,7 +147,6 @@ class CLAMSB(nn.Module):
         self.encoder = CLAMEncoder(wsi_dim, dim, n_bins if self.n_branches_per_class else 1, dropout)
         self.instance_classifiers = nn.ModuleList(nn.Linear(dim, 2) for _ in range(n_bins))
         self._build_head(n_bins, dim)
-        self._last: tuple[SurvivalBatch, Tensor] | None = None      # (batch, instance loss) of the last training pass
 
     @property
     def survival_loss_weight(self) -> float:
@@ -159,11 +160,20 @@ class CLAMSB(nn.Module):
         return self.head(z[:, 0])                                                 # (B, T)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
+        """Hazard logits ``(B, T)``."""
+        require_modalities(batch, self)
+        _, z, _ = self.encoder.attend(*flatten_bag(batch.patches, batch.patch_mask))
+        return self._bag_logits(z)
+
+    def forward_train(self, batch: SurvivalBatch) -> tuple[Tensor, Tensor]:
+        """Hazard logits ``(B, T)`` and the auxiliary loss ``(1 - bag_weight) * instance_loss``
+        (a scalar) of the same forward pass; the training loss adds the latter to
+        ``bag_weight * NLL(logits)``."""
         require_modalities(batch, self)
         x, mask = flatten_bag(batch.patches, batch.patch_mask)
         h, z, a = self.encoder.attend(x, mask)                                    # (B,L,D), (B,C,D), (B,C,L)
-        self._last = (batch, self._instance_loss(batch, h, a, mask)) if self.training else None
-        return self._bag_logits(z)
+        instance = self._instance_loss(batch, h, a, mask)
+        return self._bag_logits(z), (1.0 - self.bag_weight) * instance
 
     def _instance_loss(self, batch: SurvivalBatch, h: Tensor, a: Tensor, mask: Tensor) -> Tensor:
         losses = []
@@ -186,26 +196,12 @@ class CLAMSB(nn.Module):
         return torch.stack(losses).mean()
 
     def instance_loss(self, batch: SurvivalBatch) -> Tensor:
-        """Unweighted mean instance-clustering loss over patients with an observed death.
-
-        The loss of the last training-mode :meth:`forward` on ``batch`` when there was one;
-        otherwise computed from a forward pass of the encoder (evaluation, inspection).
-        """
-        if self._last is not None and self._last[0] is batch:
-            return self._last[1]
+        """Unweighted mean instance-clustering loss over patients with an observed death, from
+        a forward pass of the encoder (inspection; training reads it from :meth:`forward_train`)."""
         require_modalities(batch, self)
         x, mask = flatten_bag(batch.patches, batch.patch_mask)
         h, _, a = self.encoder.attend(x, mask)
         return self._instance_loss(batch, h, a, mask)
-
-    def auxiliary_loss(self, batch: SurvivalBatch) -> Tensor:
-        """``(1 - bag_weight) * instance_loss(batch)``, added in training to ``bag_weight * survival loss``.
-
-        Releases the stored loss of the last training pass (its graph) once read.
-        """
-        out = (1.0 - self.bag_weight) * self.instance_loss(batch)
-        self._last = None
-        return out
 
 
 class CLAMMB(CLAMSB):

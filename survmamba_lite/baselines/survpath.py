@@ -90,6 +90,7 @@ class SurvPath(nn.Module):
     """
 
     modalities = ("wsi", "rna")
+    static_shapes = False            # set by model.him.static_shapes (CUDA graphs)
 
     def __init__(self, n_bins: int, wsi_dim: int, hierarchy: GenomicHierarchy, dim: int = 256, heads: int = 1,
                  fn_hidden: int = 256, dropout: float = 0.1):
@@ -109,7 +110,7 @@ class SurvPath(nn.Module):
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
         check_rna_width(batch.rna, self.hierarchy, self)
-        x, mask = flatten_bag(batch.patches, batch.patch_mask)
+        x, mask = flatten_bag(batch.patches, batch.patch_mask, self.static_shapes)
         p = self.pathways(batch.rna)                                              # (B, Np, D)
         h = self.patches(x)                                                       # (B, L, D)
         n_p = p.shape[1]

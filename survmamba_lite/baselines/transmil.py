@@ -42,27 +42,27 @@ from einops import rearrange
 
 from survmamba_lite.baselines.common import Attention, flatten_bag, require_modalities
 from survmamba_lite.data.bag import SurvivalBatch
-from survmamba_lite.model.him import shapes_are_static
 
 __all__ = ["square_bag", "PPEG", "moore_penrose_pinv", "NystromAttention", "TransMILEncoder", "TransMIL"]
 
 ATTENTIONS = ("nystrom", "exact")
 
 
-def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def square_bag(h: Tensor, mask: Tensor, static: bool = False) -> tuple[Tensor, Tensor]:
     """Lay each patient's tokens on its own square grid, padding by repetition.
 
     Patient ``b`` has ``n_b`` real tokens (first in ``h``) and side ``s_b = ceil(sqrt(n_b))``;
     slot ``i < s_b^2`` holds token ``i mod n_b`` at grid cell ``(i // s_b, i % s_b)`` of a
-    shared ``Sq x Sq`` grid, ``Sq = max_b s_b``. Inside
-    :func:`~survmamba_lite.model.him.static_shapes` (a step captured as a CUDA graph) the mask is
-    not read on the host and ``Sq = ceil(sqrt(L))`` comes from the padded length instead: the
-    same grid when no patient is padded (genomic tokens: every patient has all ``L``), and
-    otherwise a larger grid whose extra cells are masked zeros.
+    shared ``Sq x Sq`` grid, ``Sq = max_b s_b``. With ``static`` (a step captured as a CUDA
+    graph, :func:`~survmamba_lite.model.him.static_shapes`) the mask is not read on the host
+    and ``Sq = ceil(sqrt(L))`` comes from the padded length instead: the same grid when no
+    patient is padded (genomic tokens: every patient has all ``L``), and otherwise a larger
+    grid whose extra cells are masked zeros.
 
     Args:
         h: ``(B, L, D)`` tokens, real ones first.
         mask: ``(B, L)`` bool, True at real tokens.
+        static: the grid size from ``L``, not from the mask.
 
     Returns:
         ``grid (B, Sq*Sq, D)`` (row-major, zero outside each patient's square) and
@@ -74,7 +74,7 @@ def square_bag(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """
     n = mask.sum(1, keepdim=True)                                                 # (B, 1)
     side = torch.ceil(torch.sqrt(n.to(torch.float64))).long()                     # (B, 1)
-    s_max = math.ceil(math.sqrt(h.shape[1])) if shapes_are_static() else int(side.max())
+    s_max = math.ceil(math.sqrt(h.shape[1])) if static else int(side.max())
     cell = torch.arange(s_max * s_max, device=h.device).unsqueeze(0)              # (1, Sq*Sq)
     row, col = cell // s_max, cell % s_max
     grid_mask = (row < side) & (col < side)                                       # (B, Sq*Sq)
@@ -189,12 +189,12 @@ class _TransLayer(nn.Module):
         else:
             self.attn = Attention(dim, heads, dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, static: bool = False) -> Tensor:
         y = self.norm(x)
         if self.attention == "exact":
             return x + self.attn(y, y, mask)
         out = torch.zeros_like(y)
-        if shapes_are_static():
+        if static:
             # a step captured as a CUDA graph reads no mask on the host: each patient's sequence
             # at its full grid length, cells outside its square as zero tokens (the kind of token
             # Nystrom attention itself pads with); identical when no cell is outside (genomic tokens)
@@ -218,12 +218,16 @@ class TransMILEncoder(nn.Module):
         dropout: attention dropout (0.1 in TransMIL).
         attention: ``"nystrom"`` (TransMIL's) or ``"exact"`` softmax attention.
 
-    ``x: (B, L, d_in)`` with real tokens first, ``mask: (B, L)`` -> ``(B, D)``.
+    ``x: (B, L, d_in)`` with real tokens first, ``mask: (B, L)`` -> ``(B, D)``. With
+    :attr:`static_shapes` set (:func:`~survmamba_lite.model.him.static_shapes`) no shape is read
+    from the mask.
 
     >>> enc = TransMILEncoder(3, 8, heads=2).eval()
     >>> enc(torch.randn(2, 5, 3), torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]).bool()).shape
     torch.Size([2, 8])
     """
+
+    static_shapes = False
 
     def __init__(self, d_in: int, dim: int, heads: int = 8, dropout: float = 0.1, attention: str = "nystrom"):
         super().__init__()
@@ -240,12 +244,13 @@ class TransMILEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        grid, grid_mask = square_bag(self.fc(x), mask)                            # (B, Sq*Sq, D)
+        static = self.static_shapes
+        grid, grid_mask = square_bag(self.fc(x), mask, static)                    # (B, Sq*Sq, D)
         keep = torch.cat([grid_mask.new_ones(grid.shape[0], 1), grid_mask], 1)    # (B, 1+Sq*Sq)
         z = torch.cat([self.cls_token.expand(grid.shape[0], -1, -1).to(grid.dtype), grid], 1)
-        z = self.layer1(z, keep)
+        z = self.layer1(z, keep, static)
         grid = self.ppeg(z[:, 1:] * grid_mask.unsqueeze(-1))                      # re-zero outside squares
-        z = self.layer2(torch.cat([z[:, :1], grid], 1), keep)
+        z = self.layer2(torch.cat([z[:, :1], grid], 1), keep, static)
         return self.norm(z[:, 0])                                                 # (B, D)
 
 
@@ -262,6 +267,7 @@ class TransMIL(nn.Module):
     """
 
     modalities = ("wsi",)
+    static_shapes = False            # set by model.him.static_shapes (CUDA graphs)
 
     def __init__(self, n_bins: int, wsi_dim: int, dim: int = 512, heads: int = 8, dropout: float = 0.1,
                  attention: str = "nystrom"):
@@ -271,4 +277,4 @@ class TransMIL(nn.Module):
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
         require_modalities(batch, self)
-        return self.head(self.encoder(*flatten_bag(batch.patches, batch.patch_mask)))
+        return self.head(self.encoder(*flatten_bag(batch.patches, batch.patch_mask, self.static_shapes)))

@@ -19,6 +19,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from survmamba_lite.survival.labels import check_events
+
 __all__ = ["GenomicHierarchy", "PatientBag", "SurvivalBatch", "collate_bags", "group_patches"]
 
 
@@ -143,8 +145,7 @@ class PatientBag:
             if self.features.shape[0] == 0:
                 raise ValueError(f"case {self.case_id}: the slide bag has zero patches; "
                                  "re-tile the slide or drop the case from clinical.csv")
-        if self.event not in (0, 1):
-            raise ValueError(f"case {self.case_id}: event must be 0 or 1 (1 = death observed), got {self.event}")
+        check_events([self.event], "PatientBag", case_ids=[self.case_id])
 
 
 @dataclass

@@ -42,6 +42,7 @@ import yaml
 from survmamba_lite.data.bag import GenomicHierarchy
 from survmamba_lite.data.features_h5 import read_features_h5, read_features_shape
 from survmamba_lite.data.kegg import HierarchyStats, build_genomic_hierarchy, read_hierarchy_tsv
+from survmamba_lite.survival.labels import CENSORSHIP_FIX, CENSORSHIP_RULE, EVENT_CODING, invalid_events
 from survmamba_lite.utils.io import atomic_path, atomic_write_text
 
 __all__ = [
@@ -368,7 +369,7 @@ def _check_clinical(root: Path, man: dict, problems: list[Problem]) -> pd.DataFr
     missing = [c for c in CLINICAL_COLUMNS if c not in df.columns]
     if missing:
         problems.append(Problem(CLINICAL, f"missing column(s) {missing}",
-                                f"clinical.csv needs columns {list(CLINICAL_COLUMNS)} (event = 1 - censorship)",
+                                f"clinical.csv needs columns {list(CLINICAL_COLUMNS)} ({CENSORSHIP_RULE})",
                                 column=",".join(missing)))
         if "case_id" not in df.columns:
             return None
@@ -398,11 +399,10 @@ def _check_clinical(root: Path, man: dict, problems: list[Problem]) -> pd.DataFr
         df["survival_months"] = t
     if "event" in df.columns:
         e = pd.to_numeric(df["event"], errors="coerce")
-        bad = e.index[~e.isin([0, 1])].tolist()
+        bad = e.index[invalid_events(e.to_numpy())].tolist()
         for c in bad[:_MAX_LISTED]:
-            problems.append(Problem(CLINICAL, f"event is {df.at[c, 'event']!r}; it must be 0 (censored) or "
-                                    "1 (death observed)", "convert TCGA censorship with event = 1 - censorship",
-                                    column="event", case_id=c))
+            problems.append(Problem(CLINICAL, f"event is {df.at[c, 'event']!r}; it must be {EVENT_CODING}",
+                                    CENSORSHIP_FIX, column="event", case_id=c))
         if len(bad) > _MAX_LISTED:
             problems.append(Problem(CLINICAL, f"{len(bad) - _MAX_LISTED} more cases with invalid event",
                                     "as above", column="event"))

@@ -38,6 +38,7 @@ from survmamba_lite.data.layout import (FEATURES_DIR, FORMAT_VERSION, CohortErro
                                         write_folds, write_manifest, write_rna)
 from survmamba_lite.data.wsi.tiling import slide_id_from_path
 from survmamba_lite.errors import UserError
+from survmamba_lite.survival.labels import CENSORSHIP_RULE, event_from_censorship, valid_event
 from survmamba_lite.utils.outputs import COHORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
 __all__ = ["ImportReport", "import_xena", "import_porpoise", "read_source_splits", "slide_stem"]
@@ -141,11 +142,11 @@ def _collapse_clinical(df: pd.DataFrame, where: str, time_col: str, cens_col: st
             dropped.append((cid, f"its slide rows disagree on survival ({time_col} {list(tt)}, {cens_col} {list(cc)}) "
                                  f"in {where}"))
             continue
-        if tt[0] < 0 or cc[0] not in (0, 1):
+        if tt[0] < 0 or not valid_event(cc[0]):
             dropped.append((cid, f"invalid survival ({time_col}={tt[0]}, {cens_col}={cc[0]}) in {where}"))
             continue
         slides = list(dict.fromkeys(slide_stem(s) for s in df.loc[idx, "slide_id"].dropna() if str(s).strip()))
-        rows.append((cid, ";".join(slides), float(tt[0]), int(1 - cc[0])))
+        rows.append((cid, ";".join(slides), float(tt[0]), int(event_from_censorship(cc[0]))))
     return pd.DataFrame(rows, columns=["case_id", "slide_id", "survival_months", "event"]).set_index("case_id")
 
 
@@ -295,7 +296,7 @@ def _write_cohort(out: Path, final: Path, *, cohort: str, source: str, clin: pd.
                       "n_processes_file": stats.n_processes_file, "n_functions": stats.n_functions,
                       "n_processes": stats.n_processes, "n_hierarchy_genes_missing": stats.n_hierarchy_genes_missing,
                       "mapping": "function = KEGG pathway, process = KEGG BRITE level-2 class"},
-        "event_definition": "event = 1 - censorship (1: death observed)",
+        "event_definition": f"{CENSORSHIP_RULE} (1: death observed)",
         "censored_fraction": round(float(1 - clin["event"].mean()), 4),
         "dropped_cases": [{"case_id": c, "reason": r} for c, r in dropped],
         "created_by": command,

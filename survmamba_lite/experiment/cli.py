@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
 from survmamba_lite.errors import UserError
-from survmamba_lite.experiment.config import OPTIMIZERS
+from survmamba_lite.experiment.config import OPTIMIZERS, ConfigError, ExperimentConfig
 from survmamba_lite.experiment.options import coerce_options, split_option
 from survmamba_lite.utils.precision import PRECISIONS
 
@@ -35,10 +36,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_from_args(args: argparse.Namespace):
-    from survmamba_lite.experiment.config import ExperimentConfig
+def _training_fields(args: argparse.Namespace) -> dict:
+    """The config's training settings from the flags (named as its fields), checked by the config
+    itself; only ``--dim``, a model option, is checked here."""
+    if args.dim is not None and args.dim < 1:
+        raise UserError(f"--dim {args.dim}: must be an integer >= 1")
+    return ExperimentConfig.fields_in(args)
+
+
+@contextlib.contextmanager
+def _flags_named():
+    """A number the config refuses is reported under its flag (``--n-folds 1: ...``)."""
+    try:
+        yield
+    except ConfigError as err:
+        raise UserError(err.as_flag()) from None
+
+
+def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 
+    fields = _training_fields(args)
     spec = get_model_spec(args.model)                       # unknown model: the registry's message
     allowed = accepted_options(spec)
     mamba_models = ", ".join(s.name for s in list_models()
@@ -57,36 +75,14 @@ def _config_from_args(args: argparse.Namespace):
         if key in options and options[key] != value:
             raise UserError(f"{flag} and --set {key}={options[key]} disagree; give one of them")
         options[key] = value
-    return ExperimentConfig(
-        model=args.model, cohort_dir=str(args.cohort_dir), out_dir=str(args.out), model_options=options,
-        folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, optimizer=args.optimizer, lr=args.lr,
-        weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum, n_bins=args.n_bins,
-        alpha=args.alpha, seed=args.seed, device=args.device, max_patches=args.max_patches,
-        max_cases=args.max_cases, n_folds=args.n_folds, rna_log1p=args.rna_log1p, num_workers=args.num_workers,
-        threads=args.threads, precision=args.precision, cuda_graphs=args.cuda_graphs)
-
-
-def _check_cv_numbers(args: argparse.Namespace) -> None:
-    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                             ("--grad-accum", args.grad_accum, 1), ("--n-bins", args.n_bins, 1),
-                             ("--n-folds", args.n_folds, 2), ("--max-patches", args.max_patches, 1),
-                             ("--max-cases", args.max_cases, 1), ("--threads", args.threads, 1),
-                             ("--num-workers", args.num_workers, 0), ("--dim", args.dim, 1)):
-        if value is not None and value < low:
-            raise UserError(f"{flag} {value}: must be an integer >= {low}")
-    for k in args.folds or []:
-        if k < 0:
-            raise UserError(f"--folds {k}: fold indices start at 0")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UserError(f"--alpha {args.alpha}: must lie in [0, 1]")
-    if not args.lr > 0 or not args.weight_decay >= 0:
-        raise UserError(f"--lr {args.lr} must be > 0 and --weight-decay {args.weight_decay} >= 0")
+    with _flags_named():
+        return ExperimentConfig(model=args.model, cohort_dir=str(args.cohort_dir), out_dir=str(args.out),
+                                model_options=options, **fields)
 
 
 def _cmd_cv(args: argparse.Namespace) -> int:
     from survmamba_lite.experiment.cv import run_cv
 
-    _check_cv_numbers(args)
     config = _config_from_args(args)
     t0 = time.perf_counter()
     result = run_cv(config, overwrite=args.overwrite, progress=not args.quiet)
@@ -102,7 +98,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from survmamba_lite.experiment.grid import grid_configs, run_grid
     from survmamba_lite.experiment.jobs import JobOptions
 
-    _check_cv_numbers(args)
+    fields = _training_fields(args)
     common: dict[str, object] = {}
     for key, value in args.set or []:
         if key in common:
@@ -112,16 +108,10 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         if "dim" in common:
             raise UserError("--dim and --set dim=... both given; give one of them")
         common["dim"] = args.dim
-    fields = dict(folds=tuple(args.folds) if args.folds else None, epochs=args.epochs, optimizer=args.optimizer,
-                  lr=args.lr,
-                  weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                  n_bins=args.n_bins, alpha=args.alpha, seed=args.seed, device=args.device,
-                  max_patches=args.max_patches, max_cases=args.max_cases, n_folds=args.n_folds,
-                  rna_log1p=args.rna_log1p, num_workers=args.num_workers, threads=args.threads,
-                  precision=args.precision, cuda_graphs=args.cuda_graphs)
     if args.jobs_per_gpu < 1 or (args.workers is not None and args.workers < 1):
         raise UserError("--jobs-per-gpu and --workers must be >= 1")
-    configs = grid_configs(args.cohort_dirs, args.models, args.out, common_options=common, **fields)
+    with _flags_named():
+        configs = grid_configs(args.cohort_dirs, args.models, args.out, common_options=common, **fields)
     t0 = time.time()
     deadline = None if args.time_limit is None else t0 + args.time_limit
     options = JobOptions(features=args.features, checkpoint_root=None if args.checkpoint_dir is None
@@ -143,10 +133,9 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    import torch
-
     from survmamba_lite.experiment.report import make_report
     from survmamba_lite.experiment.table2 import ComplexitySizes
+    from survmamba_lite.utils.device import torch_threads
 
     for flag, value, low in (("--n-boot", args.n_boot, 1), ("--n-perm", args.n_perm, 0), ("--patches", args.patches, 1),
                              ("--regions", args.regions, 1), ("--wsi-dim", args.wsi_dim, 1),
@@ -155,12 +144,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {value}: must be an integer >= {low}")
     if args.regions > args.patches:
         raise UserError(f"--regions {args.regions} is more than --patches {args.patches}; every region needs a patch")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     sizes = ComplexitySizes(patches=args.patches, regions=args.regions, wsi_dim=args.wsi_dim,
                             genes_scale=args.genes_scale, repeats=args.repeats)
-    rep = make_report(args.runs, args.out, complexity=args.complexity, sizes=sizes, device=args.device,
-                      svg=args.svg, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed, overwrite=args.overwrite)
+    with torch_threads(args.threads):
+        rep = make_report(args.runs, args.out, complexity=args.complexity, sizes=sizes, device=args.device,
+                          svg=args.svg, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+                          overwrite=args.overwrite)
     print(rep.markdown)
     print(f"wrote {len(rep.files)} files to {rep.out_dir}")
     return 0

@@ -62,11 +62,38 @@ from survmamba_lite.registry import accepted_options, get_model_spec, list_model
 from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.precision import check_precision
 
-__all__ = ["ExperimentConfig", "OPERATIONAL_FIELDS", "OPTIMIZERS", "config_differences"]
+__all__ = ["ExperimentConfig", "ConfigError", "OPERATIONAL_FIELDS", "OPTIMIZERS", "config_differences"]
 
 #: fields that do not change what a run computes (a run may resume with other values)
 OPERATIONAL_FIELDS = ("out_dir", "device", "num_workers", "threads")
 OPTIMIZERS = ("radam", "radam-decoupled", "adam", "adamw")
+#: what every run names itself; the other fields are training settings (:meth:`ExperimentConfig.fields_in`)
+RUN_FIELDS = ("model", "cohort_dir", "out_dir", "model_options")
+#: integer fields and their least value (None allowed for the second group)
+_INTEGERS = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "n_bins": 1, "n_folds": 2, "num_workers": 0}
+_OPTIONAL_INTEGERS = {"max_patches": 1, "max_cases": 1, "threads": 1}
+
+
+class ConfigError(ValueError):
+    """A number the config may not hold: the ``field``, its ``value`` and the ``rule`` it breaks.
+
+    The one place where the numbers of a run are checked; the command line names the flag
+    instead of the field (:meth:`as_flag`).
+
+    >>> err = ConfigError("n_folds", 1, "must be an integer >= 2")
+    >>> str(err), err.as_flag()
+    ('n_folds 1: must be an integer >= 2', '--n-folds 1: must be an integer >= 2')
+    """
+
+    def __init__(self, field: str, value: Any, rule: str):
+        self.field, self.value, self.rule = field, value, rule
+        shown = value if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+        self.shown = str(shown)
+        super().__init__(f"{field} {shown}: {rule}")
+
+    def as_flag(self) -> str:
+        """The message with the command-line flag (``--n-folds``) in place of the field."""
+        return f"--{self.field.replace('_', '-')} {self.shown}: {self.rule}"
 
 
 def _options_error(model: str, unknown: list[str], allowed: dict[str, Any]) -> str:
@@ -117,7 +144,7 @@ class ExperimentConfig:
             loss stay float32); see :mod:`survmamba_lite.utils.precision`. Part of what a run
             computes: a run is not resumed under another precision.
         cuda_graphs: replay every training step from a CUDA graph
-            (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`: one graph per bucket of
+            (:class:`~survmamba_lite.experiment.step.GraphedTrainStep`: one graph per bucket of
             slide shapes, padding masked). Needs CUDA and ``grad_accum = 1``; the optimiser is
             built with ``capturable=True``. Dropout draws differ from an eager run, so this is part
             of what a run computes.
@@ -158,31 +185,13 @@ class ExperimentConfig:
         object.__setattr__(self, "model_options", types.MappingProxyType(options))
         object.__setattr__(self, "cohort_dir", str(self.cohort_dir))
         object.__setattr__(self, "out_dir", str(self.out_dir))
+        self._check_numbers()
         if self.folds is not None:
-            folds = [int(f) for f in self.folds]
-            if not folds or min(folds) < 0 or len(set(folds)) != len(folds):
-                raise ValueError(f"folds must be distinct fold indices >= 0 (or None for all), got {self.folds!r}")
-            object.__setattr__(self, "folds", tuple(sorted(folds)))
-        for name in ("epochs", "batch_size", "grad_accum", "n_bins"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.n_folds < 2:
-            raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+            object.__setattr__(self, "folds", tuple(sorted(int(f) for f in self.folds)))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, "
-                             f"weight_decay={self.weight_decay}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        for name in ("max_patches", "max_cases", "threads"):
-            v = getattr(self, name)
-            if v is not None and (int(v) != v or v < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         check_precision(self.precision)
         if self.cuda_graphs and self.grad_accum != 1:
             raise ValueError(f"cuda_graphs replays one optimiser step per batch; it needs grad_accum = 1, "
@@ -192,6 +201,28 @@ class ExperimentConfig:
         if self.cuda_graphs and spec.no_cuda_graphs:
             raise ValueError(f"model {self.model!r} cannot be trained with cuda_graphs: {spec.no_cuda_graphs}; "
                              "drop --cuda-graphs for it")
+
+    def _check_numbers(self) -> None:
+        """Every number of the config (:class:`ConfigError` names the first one out of range)."""
+        for name, low in {**_INTEGERS, **_OPTIONAL_INTEGERS}.items():
+            v = getattr(self, name)
+            if v is None and name in _OPTIONAL_INTEGERS:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < low:
+                raise ConfigError(name, v, f"must be an integer >= {low}")
+        if self.folds is not None:
+            folds = list(self.folds)
+            if not folds or len(set(folds)) != len(folds):
+                raise ConfigError("folds", folds, "must be distinct fold indices (None: every fold)")
+            for k in folds:
+                if int(k) != k or k < 0:
+                    raise ConfigError("folds", k, "fold indices start at 0")
+        if not self.lr > 0:
+            raise ConfigError("lr", self.lr, "must be > 0")
+        if not self.weight_decay >= 0:
+            raise ConfigError("weight_decay", self.weight_decay, "must be >= 0")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError("alpha", self.alpha, "must lie in [0, 1]")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -227,6 +258,20 @@ class ExperimentConfig:
         if d.get("folds") is not None:
             d["folds"] = tuple(d["folds"])
         return cls(**d)
+
+    @classmethod
+    def fields_in(cls, namespace: Any) -> dict[str, Any]:
+        """The training settings an argparse namespace holds, by field name (its options are
+        named as the fields: ``--weight-decay`` is ``weight_decay``): the one way from
+        command-line flags to a config, which then checks them. ``model``, ``cohort_dir``,
+        ``out_dir`` and ``model_options`` are left to the caller.
+
+        >>> import argparse
+        >>> ExperimentConfig.fields_in(argparse.Namespace(epochs=3, lr=1e-3, data_root="d"))
+        {'epochs': 3, 'lr': 0.001}
+        """
+        return {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)
+                if f.name not in RUN_FIELDS and hasattr(namespace, f.name)}
 
     @classmethod
     def from_params(cls, **params: Any) -> "ExperimentConfig":

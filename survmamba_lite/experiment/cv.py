@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
-from survmamba_lite.experiment.jobs import JobOptions, cached_cohort, finish_run, job_is_done, prepare_run, run_jobs
-from survmamba_lite.experiment.rundir import (CONFIG, OOF, SUMMARY, check_model_fits_cohort, load_experiment_cohort,
+from survmamba_lite.experiment.jobs import JobOptions, job_is_done, prepare_run, run_jobs
+from survmamba_lite.experiment.runfiles import CONFIG, METRICS, OOF, SUMMARY, fold_dir
+from survmamba_lite.experiment.rundir import (check_model_fits_cohort, load_experiment_cohort,
                                               model_label, read_run_config, summarise_run)
-from survmamba_lite.experiment.trainer import METRICS, EpochCallback, train_fold
+from survmamba_lite.experiment.trainer import EpochCallback
 
 __all__ = ["CVResult", "run_cv", "cv_result", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
            "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
@@ -79,8 +79,11 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
         log: message sink (default: ``print`` when ``progress``, else silent).
         features: where the patch features are kept (``auto``, ``gpu``, ``host`` or
             ``disk``; see :func:`~survmamba_lite.experiment.trainer.train_fold`).
-        workers: folds trained at once, each in its own process
-            (:func:`~survmamba_lite.experiment.jobs.run_jobs`; the results are the same).
+        workers: folds trained at once, each in its own process (the results are the same).
+
+    The folds are jobs of :func:`~survmamba_lite.experiment.jobs.run_jobs`, the runner of
+    ``survmamba grid``; with ``workers=1`` they run here, one after the other, and a failing
+    fold raises its own error.
     """
     log = log or (tqdm.write if progress else (lambda msg: None))
     if workers > 1 and on_epoch_end is not None:
@@ -94,23 +97,11 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
     for job in jobs:
         if job_is_done(job):
             log(f"fold {job.fold}: done earlier, read from {job.fold_dir}")
-    if workers > 1:
-        failed = [r for r in run_jobs(jobs, JobOptions(features=features), workers=workers) if r.status == "failed"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} fold(s) failed; the first ({failed[0].job.name}):\n{failed[0].error}")
-    else:
-        cohort, _, wsi_dim = cached_cohort(config)
-        old_threads = torch.get_num_threads()
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
-        try:
-            for job in jobs:
-                if not job_is_done(job):
-                    train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=progress,
-                               on_epoch_end=on_epoch_end, log=log, features=features)
-        finally:
-            torch.set_num_threads(old_threads)
-    finish_run(config)
+    options = JobOptions(features=features, progress=progress and workers <= 1)
+    results = run_jobs(jobs, options, workers=workers, log=log, on_epoch_end=on_epoch_end, reraise=workers <= 1)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} fold(s) failed; the first ({failed[0].job.name}):\n{failed[0].error}")
     result = cv_result(config)
     c = result.summary["c_index"]
     if c["mean"] is not None:
@@ -126,5 +117,5 @@ def cv_result(config: ExperimentConfig) -> CVResult:
         raise ValueError(f"{out}: the run is unfinished (no {SUMMARY}); run it again to finish it")
     summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
     oof = pd.read_csv(out / OOF, dtype={"case_id": str})
-    folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
+    folds = [json.loads((fold_dir(out, k) / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
     return CVResult(out_dir=out, config=config, folds=folds, summary=summary, oof=oof)

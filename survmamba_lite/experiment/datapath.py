@@ -27,7 +27,7 @@ Here:
 
 The batches are **the same tensors** the reference path makes (same values, dtypes and
 layout; the patch subsets consume the same random draws as
-:func:`~survmamba_lite.experiment.trainer.subsample_bag`), so training results do not
+:func:`~survmamba_lite.experiment.sampling.subsample_bag`), so training results do not
 depend on the path; ``tests/test_experiment_jobs.py`` checks this against
 ``collate_bags`` on a synthetic cohort.
 """
@@ -44,6 +44,7 @@ from survmamba_lite.data.bag import SurvivalBatch
 from survmamba_lite.data.dataset import CohortDataset
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.layout import Cohort
+from survmamba_lite.survival.labels import check_events
 
 __all__ = ["PLACEMENTS", "FeatureStore", "feature_store", "clear_feature_stores", "BatchBuilder",
            "region_layout"]
@@ -200,9 +201,7 @@ class BatchBuilder:
         ds, dev = self.dataset, self.device
         if "wsi" in ds.modalities and self.store is None:
             raise ValueError("BatchBuilder: the dataset reads slides but no FeatureStore was given")
-        bad = [c for c, e in zip(ds.case_ids, ds.event) if e not in (0, 1)]
-        if bad:                # checked here once, so the loss need not read the device every step
-            raise ValueError(f"BatchBuilder: event must be 0 or 1 (1 = death observed); cases {bad[:5]}")
+        check_events(ds.event, "BatchBuilder", case_ids=ds.case_ids)  # once, so the loss need not read the device
         self._rna = None if ds.rna is None else torch.from_numpy(ds.rna).to(dev)                  # (n, G)
         self._time = torch.tensor(ds.time.tolist(), dtype=torch.float32).to(dev)                  # (n,)
         self._event = torch.tensor([float(e) for e in ds.event], dtype=torch.float32).to(dev)     # (n,)
@@ -218,7 +217,7 @@ class BatchBuilder:
         Args:
             indices: positions in the dataset, in batch order.
             max_patches: at most this many patches per patient, drawn with ``generator``
-                exactly as :func:`~survmamba_lite.experiment.trainer.subsample_bag` draws them.
+                exactly as :func:`~survmamba_lite.experiment.sampling.subsample_bag` draws them.
             generator: CPU generator of the patch subsets (needed with ``max_patches``).
         """
         ds, dev = self.dataset, self.device

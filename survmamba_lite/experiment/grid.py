@@ -85,17 +85,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
-from survmamba_lite.experiment.jobs import (Job, JobOptions, JobResult, _visible_gpus, finish_run, job_is_done,
+from survmamba_lite.experiment.jobs import (Job, JobOptions, JobResult, visible_gpus, finish_run, job_is_done,
                                             prepare_run, run_job)
-from survmamba_lite.experiment.trainer import METRICS, _json_safe
-from survmamba_lite.utils.io import atomic_write_text
+from survmamba_lite.experiment.runfiles import CONFIG, GRID, JOBS, METRICS, SUMMARY, TIMING, json_text, write_json
 
 __all__ = ["SLOT", "parse_model", "model_slug", "grid_configs", "local_cluster", "dask_available", "run_grid",
            "GridResult", "expand_run_dirs", "timing_table", "read_jobs", "GRID", "JOBS", "TIMING"]
 
 #: the Dask worker resource of one concurrent training job on a GPU
 SLOT = "GPU_SLOT"
-GRID, JOBS, TIMING = "grid.json", "jobs.jsonl", "timing.csv"
 
 
 # --------------------------------------------------------------------------- the grid's runs
@@ -202,7 +200,7 @@ def local_cluster(*, jobs_per_gpu: int = 4, workers: int | None = None, gpus: Se
     """
     from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
-    gpus = list(_visible_gpus() if gpus is None else gpus)
+    gpus = list(visible_gpus() if gpus is None else gpus)
     if jobs_per_gpu < 1:
         raise ValueError(f"jobs_per_gpu must be >= 1, got {jobs_per_gpu}")
     if not gpus or not processes:
@@ -301,12 +299,12 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
     if (out / GRID).is_file():              # a grid built over several calls keeps every call's runs
         earlier = json.loads((out / GRID).read_text(encoding="utf-8")).get("runs", [])
         runs = list(dict.fromkeys([*earlier, *runs]))
-    atomic_write_text(out / GRID, json.dumps(_json_safe({**(spec or {}), "runs": runs}), indent=1) + "\n")
+    write_json(out / GRID, {**(spec or {}), "runs": runs})
     jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
     todo = [j for j in jobs if not job_is_done(j)]
     log(f"grid: {len(configs)} run(s), {len(jobs)} job(s), {len(jobs) - len(todo)} done earlier")
     for config in configs:          # runs finished in an earlier call but not summarised (stopped in between)
-        if not (Path(config.out_dir) / "summary.json").is_file():
+        if not (Path(config.out_dir) / SUMMARY).is_file():
             finish_run(config)
     results: list[JobResult] = []
     left: dict[str, set[int]] = {}
@@ -318,7 +316,7 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
         results.append(res)
         record = {**res.record(), "run_dir": os.path.relpath(res.job.config.out_dir, out)}  # the grid can move
         with open(out / JOBS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_json_safe(record)) + "\n")
+            fh.write(json_text(record, indent=None))
         runs_left = left[res.job.config.out_dir]
         runs_left.discard(res.job.fold)
         if not runs_left:
@@ -417,9 +415,9 @@ def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) 
     attempts["key"] = [_run_key(r, out) for r in attempts["run_dir"]]
     rows = []
     for run in map(Path, run_dirs):
-        if not (run / "config.json").is_file():          # listed by grid.json but deleted since
+        if not (run / CONFIG).is_file():          # listed by grid.json but deleted since
             continue
-        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((run / CONFIG).read_text(encoding="utf-8"))
         derived = config.get("derived", {})
         metrics = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run.glob(f"fold_*/{METRICS}"))]
         key = _run_key(str(run.resolve()), out)
@@ -462,7 +460,7 @@ def expand_run_dirs(paths: Sequence[str | Path], log: Callable[[str], None] | No
     for p in map(Path, paths):
         if (p / GRID).is_file():
             runs = [p / r for r in json.loads((p / GRID).read_text(encoding="utf-8")).get("runs", [])]
-            done = [d for d in runs if (d / "summary.json").is_file()]
+            done = [d for d in runs if (d / SUMMARY).is_file()]
             if log is not None and len(done) < len(runs):
                 log(f"{p}: {len(runs) - len(done)} unfinished run(s) left out: "
                     + ", ".join(os.path.relpath(d, p) for d in runs if d not in done))

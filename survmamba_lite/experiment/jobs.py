@@ -19,7 +19,7 @@ of them write the same fold folders (see :mod:`~survmamba_lite.experiment.cv`), 
   through ``CUDA_VISIBLE_DEVICES``, each job still with batch size 1: concurrency never
   changes what a job computes).
 
-Seeds come from the config and the fold alone (:func:`~survmamba_lite.experiment.trainer.derive_seed`),
+Seeds come from the config and the fold alone (:func:`~survmamba_lite.experiment.sampling.derive_seed`),
 so a job gives the same numbers whichever process runs it and whatever runs beside it
 (on CPU bit for bit; ``tests/test_experiment_jobs.py``).
 """
@@ -38,10 +38,12 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from survmamba_lite.experiment.config import ExperimentConfig
-from survmamba_lite.experiment.trainer import CHECKPOINT, DONE, FEATURES, TrainingPaused, train_fold
+from survmamba_lite.experiment.runfiles import CHECKPOINT, DONE, fold_dir
+from survmamba_lite.experiment.trainer import FEATURES, EpochCallback, TrainingPaused, train_fold
+from survmamba_lite.utils.device import torch_threads
 
 __all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done",
-           "cached_cohort", "jobs_of"]
+           "cached_cohort", "jobs_of", "visible_gpus"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Job:
 
     @property
     def fold_dir(self) -> Path:
-        return self.run_dir / f"fold_{self.fold}"
+        return fold_dir(self.run_dir, self.fold)
 
     @property
     def name(self) -> str:
@@ -104,7 +106,7 @@ class JobOptions:
         if self.checkpoint_root is None:
             return job.fold_dir / CHECKPOINT
         run = job.run_dir
-        return Path(self.checkpoint_root) / run.parent.name / run.name / f"fold_{job.fold}" / CHECKPOINT
+        return fold_dir(Path(self.checkpoint_root) / run.parent.name / run.name, job.fold) / CHECKPOINT
 
 
 @dataclass
@@ -154,7 +156,7 @@ _COHORTS: dict[tuple, tuple] = {}
 
 def cached_cohort(config: ExperimentConfig):
     """``(cohort, folds_source, wsi_dim)`` of the config, loaded once per process (the last 4 kept)."""
-    from survmamba_lite.experiment.rundir import (_wsi_dim, check_folds_exist, check_model_fits_cohort,
+    from survmamba_lite.experiment.rundir import (check_folds_exist, check_model_fits_cohort, cohort_wsi_dim,
                                                   load_experiment_cohort)
 
     root = Path(config.cohort_dir).resolve()
@@ -165,7 +167,7 @@ def cached_cohort(config: ExperimentConfig):
         cohort, source = load_experiment_cohort(config)
         while len(_COHORTS) >= 4:
             _COHORTS.pop(next(iter(_COHORTS)))
-        _COHORTS[key] = (cohort, source, _wsi_dim(cohort))
+        _COHORTS[key] = (cohort, source, cohort_wsi_dim(cohort))
     else:            # the same cohort object for every model, so its feature store is read once per process
         cohort = _COHORTS[key][0]
         check_model_fits_cohort(config.model, list(cohort.modalities), str(root))
@@ -181,10 +183,10 @@ def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Jo
     :mod:`~survmamba_lite.experiment.cv`).
     """
     from survmamba_lite.data.layout import write_folds
-    from survmamba_lite.experiment.rundir import _derived, _prepare_run_dir
+    from survmamba_lite.experiment.rundir import derived_fields, prepare_run_dir
 
     cohort, source, wsi_dim = cached_cohort(config)
-    out = _prepare_run_dir(config, _derived(config, cohort, source, wsi_dim), overwrite)
+    out = prepare_run_dir(config, derived_fields(config, cohort, source, wsi_dim), overwrite)
     if "make_folds" in source:
         write_folds(out, cohort.folds)
     folds = list(config.folds) if config.folds is not None else list(range(len(cohort.folds)))
@@ -206,8 +208,13 @@ def _check_pinned_gpu(gpu: str | None, device: str) -> None:
 
 
 def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str], None] | None = None,
-            on_epoch_end=None) -> JobResult:
-    """Train one fold (or skip it when done); never raises for a failed fold (status ``failed``)."""
+            on_epoch_end: EpochCallback | None = None, reraise: bool = False) -> JobResult:
+    """Train one fold (or skip it when done).
+
+    A failed fold gives status ``failed`` with its traceback, so the other jobs go on; with
+    ``reraise`` its exception is raised instead (a caller that runs one run's folds in turn and
+    reports the first error as it is). ``on_epoch_end(fold, epoch, history)`` follows every epoch.
+    """
     log = log or (lambda msg: None)
     started = time.time()
     who = f"{socket.gethostname()}:{os.getpid()}"
@@ -222,24 +229,22 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
     if options.deadline is not None and started >= options.deadline - options.start_margin:
         return result("paused")
     config = job.config
-    old_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     try:
-        _check_pinned_gpu(gpu, config.device)
-        cohort, _, wsi_dim = cached_cohort(config)
-        metrics = train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=options.progress,
-                             on_epoch_end=on_epoch_end, log=log, features=options.features,
-                             checkpoint_path=options.checkpoint_path(job), keep_checkpoint=options.keep_checkpoint,
-                             deadline=options.deadline)
-        return result("done", metrics)
+        with torch_threads(config.threads):
+            _check_pinned_gpu(gpu, config.device)
+            cohort, _, wsi_dim = cached_cohort(config)
+            fold = train_fold(config, cohort, job.fold, job.fold_dir, wsi_dim=wsi_dim, progress=options.progress,
+                              on_epoch_end=on_epoch_end, log=log, features=options.features,
+                              checkpoint_path=options.checkpoint_path(job), keep_checkpoint=options.keep_checkpoint,
+                              deadline=options.deadline)
+        return result("done", fold.metrics)
     except TrainingPaused as err:
         log(str(err))
         return result("paused")
     except Exception:                # the job failed; the others go on and the caller reports it
+        if reraise:
+            raise
         return result("failed", error=traceback.format_exc())
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def finish_run(config: ExperimentConfig) -> dict | None:
@@ -262,7 +267,7 @@ def _pin_worker(slots) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
-def _visible_gpus() -> list[str]:
+def visible_gpus() -> list[str]:
     """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else CUDA's count."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
@@ -271,8 +276,8 @@ def _visible_gpus() -> list[str]:
 
 
 def run_jobs(jobs: Sequence[Job], options: JobOptions = JobOptions(), *, workers: int = 1,
-             on_result: Callable[[JobResult], None] | None = None, log: Callable[[str], None] | None = None
-             ) -> list[JobResult]:
+             on_result: Callable[[JobResult], None] | None = None, log: Callable[[str], None] | None = None,
+             on_epoch_end: EpochCallback | None = None, reraise: bool = False) -> list[JobResult]:
     """Run ``jobs``: one after the other here (``workers=1``), or in ``workers`` processes.
 
     With several workers and GPUs visible, worker ``i`` sees only GPU ``i mod n_gpus``
@@ -286,6 +291,7 @@ def run_jobs(jobs: Sequence[Job], options: JobOptions = JobOptions(), *, workers
         workers: concurrent jobs.
         on_result: called in this process with each :class:`JobResult` as it arrives.
         log: one-line messages of serial jobs.
+        on_epoch_end, reraise: of :func:`run_job`, for serial jobs (``workers=1``).
     """
     results: list[JobResult] = []
     pending = {}
@@ -303,11 +309,11 @@ def run_jobs(jobs: Sequence[Job], options: JobOptions = JobOptions(), *, workers
 
     if workers <= 1:
         for job in jobs:
-            collect(run_job(job, options, log=log))
+            collect(run_job(job, options, log=log, on_epoch_end=on_epoch_end, reraise=reraise))
         return results
     ctx = multiprocessing.get_context("spawn")
     slots = ctx.Queue()
-    gpus = _visible_gpus()
+    gpus = visible_gpus()
     for i in range(workers):
         slots.put(gpus[i % len(gpus)] if gpus else None)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pin_worker,

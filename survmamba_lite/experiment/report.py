@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from survmamba_lite.experiment.rundir import OOF
+from survmamba_lite.experiment.runfiles import OOF
 from survmamba_lite.experiment.runs import Run, check_run_files, load_run, load_runs
 from survmamba_lite.experiment.table2 import ComplexitySizes, complexity_table
 from survmamba_lite.registry import list_models

@@ -20,17 +20,16 @@ from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_f
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
-from survmamba_lite.experiment.trainer import METRICS, PREDICTIONS, derive_seed, _json_safe
+from survmamba_lite.experiment.sampling import derive_seed
+from survmamba_lite.experiment.runfiles import (CONFIG, METRICS, OOF, PREDICTIONS, SUMMARY, fold_dir, write_json,
+                                                write_predictions)
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
 from survmamba_lite.utils.device import resolve_device
-from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
 __all__ = ["load_experiment_cohort", "check_model_fits_cohort", "check_folds_exist", "model_label",
-           "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
-
-CONFIG, SUMMARY, OOF = "config.json", "summary.json", "oof_predictions.csv"
+           "cohort_wsi_dim", "derived_fields", "prepare_run_dir", "read_run_config", "summarise_run"]
 
 
 def model_label(model: str, options: dict[str, Any]) -> str:
@@ -118,7 +117,8 @@ def check_folds_exist(config: ExperimentConfig, cohort: Cohort) -> None:
             raise ValueError(f"fold(s) {bad} do not exist: cohort {cohort.name} has folds 0..{len(cohort.folds) - 1}")
 
 
-def _wsi_dim(cohort: Cohort) -> int | None:
+def cohort_wsi_dim(cohort: Cohort) -> int | None:
+    """The patch-feature width ``F`` of the cohort (its manifest, else its first feature file); None without slides."""
     if "wsi" not in cohort.modalities:
         return None
     width = (cohort.manifest.get("features") or {}).get("width")
@@ -130,7 +130,8 @@ def _wsi_dim(cohort: Cohort) -> int | None:
     return None
 
 
-def _derived(config: ExperimentConfig, cohort: Cohort, folds_source: str, wsi_dim: int | None) -> dict[str, Any]:
+def derived_fields(config: ExperimentConfig, cohort: Cohort, folds_source: str, wsi_dim: int | None) -> dict[str, Any]:
+    """The informational ``derived`` block of ``config.json``: cohort, sizes, model label, torch, input fingerprint."""
     spec = get_model_spec(config.model)
     opts = config.resolved_model_options()
     h = cohort.hierarchy
@@ -163,7 +164,7 @@ def read_run_config(out_dir: str | Path) -> tuple[ExperimentConfig, dict]:
     return config, derived
 
 
-def _prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) -> Path:
+def prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) -> Path:
     """Check ``--out`` (and, on resume, that config and inputs are unchanged), then claim it."""
     out = Path(config.out_dir)
     if not str(config.out_dir):
@@ -212,9 +213,9 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
     """
     metrics, frames = [], []
     for k in fold_ids:
-        fold_dir = out_dir / f"fold_{k}"
-        metrics.append(json.loads((fold_dir / METRICS).read_text(encoding="utf-8")))
-        pred = pd.read_csv(fold_dir / PREDICTIONS, dtype={"case_id": str})
+        folder = fold_dir(out_dir, k)
+        metrics.append(json.loads((folder / METRICS).read_text(encoding="utf-8")))
+        pred = pd.read_csv(folder / PREDICTIONS, dtype={"case_id": str})
         pred.insert(0, "fold", k)
         frames.append(pred)
     oof = pd.concat(frames, ignore_index=True)
@@ -236,8 +237,8 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
         "gpu_utilization": _mean_std([m.get("gpu_utilization") for m in metrics])["mean"],
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    atomic_write_text(out_dir / OOF, oof.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
-    atomic_write_text(out_dir / SUMMARY, json.dumps(_json_safe(summary), indent=1) + "\n")
+    write_predictions(out_dir / OOF, oof)
+    write_json(out_dir / SUMMARY, summary)
     return summary, oof
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig
-from survmamba_lite.experiment.rundir import CONFIG, OOF, SUMMARY, model_label, read_run_config
-from survmamba_lite.experiment.trainer import METRICS
+from survmamba_lite.experiment.rundir import model_label, read_run_config
+from survmamba_lite.experiment.runfiles import CONFIG, METRICS, OOF, SUMMARY, fold_dir
 
 __all__ = ["Run", "load_run", "load_runs", "check_run_files"]
 
@@ -110,7 +110,7 @@ def load_run(path: str | Path) -> Run:
     summary = _read_json(path / SUMMARY, fix)
     if not isinstance(summary.get("folds"), list):
         raise UserError(f"{path / SUMMARY}: no list of folds; {fix}")
-    folds = [_read_json(path / f"fold_{k}" / METRICS, f"fold {k} is listed in {SUMMARY}; {fix}")
+    folds = [_read_json(fold_dir(path, k) / METRICS, f"fold {k} is listed in {SUMMARY}; {fix}")
              for k in summary["folds"]]
     if not (path / OOF).is_file():
         raise UserError(f"{path / OOF}: missing; {fix}")

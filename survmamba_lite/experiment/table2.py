@@ -9,14 +9,15 @@ measure the same thing:
   a transcriptome of a synthetic KEGG-shaped hierarchy (``paper``: 1,577 genes, 352
   functions, 45 processes), all drawn from ``torch.Generator().manual_seed(seed)``;
 * **model**: built from the registry after ``torch.manual_seed(0)``;
-* **training step**: forward under the precision's autocast, the model's *full* training
-  loss in float32 (:func:`~survmamba_lite.experiment.trainer.training_loss`: the NLL times
-  ``survival_loss_weight`` plus ``auxiliary_loss``, e.g. CLAM's 0.7 x NLL + 0.3 x instance
-  loss), backward and a RAdam step (lr 2e-4, weight decay 5e-3, as in training;
-  ``optimizer=False`` leaves the step out);
-* **numbers** (:func:`~survmamba_lite.utils.complexity.measure_complexity`): parameters,
-  forward FLOPs (matmul + analytic scan), the median step time after one warm-up step,
-  peak CUDA memory.
+* **training step**: the trainer's own :class:`~survmamba_lite.experiment.step.TrainStep`:
+  forward under the precision's autocast, the model's *full* training loss in float32
+  (:func:`~survmamba_lite.experiment.step.training_loss`: the NLL plus the auxiliary term
+  its ModelSpec declares, e.g. CLAM's 0.7 x NLL + 0.3 x instance loss), backward and a
+  RAdam step (lr 2e-4, weight decay 5e-3, as in training; ``optimizer=False`` leaves the
+  step out);
+* **numbers** (:func:`~survmamba_lite.experiment.complexity.measure_complexity`): parameters,
+  forward FLOPs (matmul + analytic scan, of the pass training runs), the median step time
+  after one warm-up step, peak CUDA memory.
 
 >>> inputs, batch = complexity_inputs(ComplexitySizes(patches=8, regions=2, wsi_dim=4, genes_scale="tiny"), "cpu")
 >>> tuple(batch.patches.shape), inputs.n_bins
@@ -32,10 +33,9 @@ import pandas as pd
 import torch
 
 from survmamba_lite.data.bag import GenomicHierarchy, PatientBag, SurvivalBatch, collate_bags
-from survmamba_lite.experiment.trainer import training_loss
-from survmamba_lite.registry import ModelInputs, build_model
-from survmamba_lite.utils.complexity import Complexity, count_flops, measure_complexity
-from survmamba_lite.utils.cuda_graphs import build_optimizer
+from survmamba_lite.experiment.complexity import Complexity, count_flops, measure_complexity
+from survmamba_lite.experiment.step import EagerTrainStep, GraphedTrainStep, build_optimizer
+from survmamba_lite.registry import ModelInputs, build_model, get_model_spec
 from survmamba_lite.utils.device import resolve_device
 
 __all__ = ["ComplexitySizes", "synthetic_genes", "synthetic_patient", "complexity_inputs", "measure_model",
@@ -104,29 +104,27 @@ def measure_model(name: str, options: dict, inputs: ModelInputs, batch: Survival
         precision: ``fp32``, ``tf32`` or ``bf16``.
         optimizer: include the RAdam step (always included with ``cuda_graphs``, which replays it).
         cuda_graphs: replay the step from a CUDA graph
-            (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`).
+            (:class:`~survmamba_lite.experiment.step.GraphedTrainStep`).
         profile: on CUDA, the GPU-busy fraction and kernel count of one more step.
-        flops: precomputed :func:`~survmamba_lite.utils.complexity.count_flops` of this model and batch.
+        flops: precomputed :func:`~survmamba_lite.experiment.complexity.count_flops` of this model and batch.
         slow_seconds: when given, one untimed step first; a model whose first step takes
             longer is timed once instead of ``repeats`` times.
     """
     device = batch.time_bin.device
     torch.manual_seed(0)
     model = build_model(name, inputs, **options).to(device)
-
-    def loss(logits, b):                       # the trainer's loss: weighted NLL + auxiliary loss
-        return training_loss(model, logits, b, alpha=0.0, check_labels=False)
-
-    flops = flops or count_flops(model, batch)
+    auxiliary = get_model_spec(name).auxiliary_loss is not None     # the trainer's loss: NLL + auxiliary term
+    flops = flops or count_flops(model, batch, forward=model.forward_train if auxiliary else None)
     opt = (build_optimizer("radam", model.parameters(), capturable=cuda_graphs, lr=2e-4, weight_decay=5e-3)
            if optimizer or cuda_graphs else None)
+    kind = GraphedTrainStep if cuda_graphs else EagerTrainStep
+    step = kind(model, opt, alpha=0.0, precision=precision, auxiliary=auxiliary, check_labels=False)
     if slow_seconds is not None:
         t0 = time.perf_counter()
-        measure_complexity(model, batch, loss, repeats=0, precision=precision, optimizer=opt, flops=flops)
+        measure_complexity(model, batch, repeats=0, flops=flops, step=step)
         if time.perf_counter() - t0 > slow_seconds:
             repeats = 1
-    return measure_complexity(model, batch, loss, repeats=repeats, precision=precision, optimizer=opt,
-                              profile=profile, flops=flops, cuda_graphs=cuda_graphs)
+    return measure_complexity(model, batch, repeats=repeats, profile=profile, flops=flops, step=step)
 
 
 def complexity_table(models: Sequence[tuple[str, str, dict]], sizes: ComplexitySizes = ComplexitySizes(),

@@ -27,7 +27,6 @@ slides are launch-bound, where recomputation would only cost time).
 from __future__ import annotations
 
 import contextlib
-import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -38,7 +37,7 @@ from torch.utils.checkpoint import checkpoint
 
 from survmamba_lite.ssm.bimamba import BiMamba
 
-__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact", "static_shapes", "shapes_are_static"]
+__all__ = ["HierarchicalInteractionMamba", "HIMOutput", "masked_mean", "compact", "static_shapes"]
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
@@ -58,60 +57,63 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
     return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)
 
 
-class _StaticShapes(threading.local):
-    on = False
-
-
-_static = _StaticShapes()
-
-
 @contextlib.contextmanager
-def static_shapes() -> Iterator[None]:
-    """Within this context tensor shapes depend only on input shapes, never on mask values.
+def static_shapes(model: nn.Module) -> Iterator[nn.Module]:
+    """Within this context ``model``'s tensor shapes depend only on input shapes, never on mask values.
 
-    Used where a training step is captured as a CUDA graph
-    (:class:`~survmamba_lite.utils.cuda_graphs.GraphedTrainStep`): :func:`compact` then keeps
-    the padded length instead of trimming to the longest patient. Results at real tokens are
-    the same (trailing padding never reaches a real token).
+    Like ``model.train()``, it sets an attribute on every submodule that declares one: each
+    module with a class attribute ``static_shapes`` (HIM, TransMIL's encoder, the models that
+    flatten a slide bag) gets ``static_shapes = True`` and passes it on, as an argument, to
+    :func:`compact` and its kind, which then keep the padded length instead of trimming to
+    the longest patient. The previous values come back on exit. A training step captured as
+    a CUDA graph (:class:`~survmamba_lite.experiment.step.GraphedTrainStep`) records under
+    it: no shape may be read from a mask there. Results at real tokens are the same (trailing
+    padding never reaches a real token).
+
+    >>> him = HierarchicalInteractionMamba(4, grouped=False, coarse=False)
+    >>> with static_shapes(him):
+    ...     him.static_shapes
+    True
+    >>> him.static_shapes
+    False
     """
-    before, _static.on = _static.on, True
+    modules = [m for m in model.modules() if hasattr(type(m), "static_shapes")]
+    before = [m.static_shapes for m in modules]
     try:
-        yield
+        for m in modules:
+            m.static_shapes = True
+        yield model
     finally:
-        _static.on = before
+        for m, value in zip(modules, before):
+            m.static_shapes = value
 
 
-def shapes_are_static() -> bool:
-    """True inside :func:`static_shapes` (in this thread): shapes must not depend on mask values."""
-    return bool(_static.on)
-
-
-def compact(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def compact(x: Tensor, mask: Tensor, static: bool = False) -> tuple[Tensor, Tensor]:
     """Flatten grouped tokens and move each patient's real tokens to the front.
 
     Args:
         x: ``(B, S, K, D)`` grouped tokens.
         mask: ``(B, S, K)`` bool.
+        static: keep all ``S·K`` positions (padding last), so that the result's shape does not
+            depend on the mask and no host synchronisation is needed (CUDA graphs; see
+            :func:`static_shapes`).
 
     Returns:
-        ``flat (B, L, D)`` with ``L`` the largest number of real tokens of a patient,
-        real tokens in group order first, and ``flat_mask (B, L)`` (a prefix mask).
-
-    Inside :func:`static_shapes` the result keeps all ``S·K`` positions (padding last), so
-    its shape does not depend on the mask and no host synchronisation is needed (CUDA graphs).
+        ``flat (B, L, D)`` with ``L`` the largest number of real tokens of a patient
+        (``S·K`` when ``static``), real tokens in group order first, and ``flat_mask (B, L)``
+        (a prefix mask).
 
     >>> x = torch.arange(8.).view(1, 2, 4, 1); m = torch.tensor([[[1, 1, 0, 0], [1, 0, 0, 0]]]).bool()
     >>> f, fm = compact(x, m)
     >>> f.squeeze(-1).tolist(), fm.tolist()
     ([[0.0, 1.0, 4.0]], [[True, True, True]])
-    >>> with static_shapes():
-    ...     compact(x, m)[1].tolist()
+    >>> compact(x, m, static=True)[1].tolist()
     [[True, True, True, False, False, False, False, False]]
     """
     b, s, k, d = x.shape
     flat, fmask = x.reshape(b, s * k, d), mask.reshape(b, s * k)
     order = torch.argsort((~fmask).to(torch.int8), dim=1, stable=True)   # real first, order kept
-    if not _static.on:                    # trim to the longest patient (reads the mask on the host)
+    if not static:                        # trim to the longest patient (reads the mask on the host)
         order = order[:, :int(fmask.sum(1).max())]
     flat = torch.gather(flat, 1, order.unsqueeze(-1).expand(-1, -1, d))
     fmask = torch.gather(fmask, 1, order)
@@ -152,9 +154,15 @@ class HierarchicalInteractionMamba(nn.Module):
         recompute_tokens: recompute the fine level in backward, in slices of at most this many
             tokens, when it holds more (None: never; see the module docstring).
 
+    Attributes:
+        static_shapes: keep padded lengths instead of trimming to the longest patient (set by
+            :func:`static_shapes` where a step is captured as a CUDA graph).
+
     Forward ``tokens: (B, S, K, D)`` and ``mask: (B, S, K)`` bool (real tokens first in
     each group, real groups first in each patient) -> :class:`HIMOutput`.
     """
+
+    static_shapes = False
 
     def __init__(self, dim: int, d_state: int = 16, expand: int = 2, d_conv: int = 4, n_fine_layers: int = 1,
                  n_coarse_layers: int = 1, grouped: bool = True, coarse: bool = True, bidirectional: bool = True,
@@ -187,9 +195,9 @@ class HierarchicalInteractionMamba(nn.Module):
             else:
                 x = _run_blocks(self.fine_blocks, x, m)
             fine_grouped = x.view(b, s, k, d)                                 # T'_s
-            fine, fine_mask = compact(fine_grouped, mask)
+            fine, fine_mask = compact(fine_grouped, mask, self.static_shapes)
         else:
-            fine, fine_mask = compact(tokens, mask)                          # one sequence (model A)
+            fine, fine_mask = compact(tokens, mask, self.static_shapes)      # one sequence (model A)
             if self._recompute(fine.shape[0] * fine.shape[1]):
                 fine = checkpoint(_run_blocks, self.fine_blocks, fine, fine_mask, use_reentrant=False)
             else:

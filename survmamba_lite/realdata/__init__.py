@@ -52,6 +52,7 @@ from survmamba_lite.realdata.cohorts import build_hierarchy, cohort_summary, imp
 from survmamba_lite.realdata.command import build_parser, main
 from survmamba_lite.realdata.runs import run_genomic_check, run_model_cv, summarise_predictions
 from survmamba_lite.realdata.slides import run_slide_check
+from survmamba_lite.realdata.training import training_template
 from survmamba_lite.realdata.tables import (genomic_table, genomic_table_markdown, paired_differences,
                                             paired_differences_markdown, run_records, write_genomic_table)
 from survmamba_lite.survival import fold_mean_bootstrap_ci
@@ -61,4 +62,4 @@ __all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PA
            "run_model_cv", "summarise_predictions", "fold_mean_bootstrap_ci", "genomic_table", "write_genomic_table",
            "run_genomic_check", "run_records", "paired_differences", "paired_differences_markdown", "with_width", "SETTINGS",
            "PAPER_WIDTH_DIR", "cohort_summary", "write_cohort_summaries", "feature_pca_rgb", "draw_feature_map",
-           "run_slide_check", "genomic_table_markdown", "build_parser", "main"]
+           "run_slide_check", "genomic_table_markdown", "build_parser", "main", "training_template"]

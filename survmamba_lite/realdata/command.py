@@ -15,6 +15,7 @@ from survmamba_lite.realdata.catalogue import (COHORTS, DEFAULT_COHORTS, DEFAULT
                                                with_width)
 from survmamba_lite.realdata.cohorts import import_cohort, write_cohort_summaries
 from survmamba_lite.realdata.runs import run_genomic_check
+from survmamba_lite.realdata.training import training_template
 from survmamba_lite.realdata.slides import run_slide_check
 from survmamba_lite.realdata.tables import genomic_table_markdown
 
@@ -85,12 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _template(args: argparse.Namespace):
+    """The deep models' training settings, built once from the flags (``--epochs``, ``--folds``,
+    ``--seed``, ``--threads``, ``--device``, ``--precision``, ``--cuda-graphs``) and checked by the config."""
+    from survmamba_lite.experiment.config import ConfigError, ExperimentConfig
+
+    try:
+        return training_template(**ExperimentConfig.fields_in(args))
+    except ConfigError as err:
+        raise UserError(err.as_flag()) from None
+
+
 def run(args: argparse.Namespace, command: str) -> int:
     """Run the check the parsed ``args`` ask for; ``command`` is logged in ``commands.jsonl``."""
     if not args.data_root.is_dir():
         raise UserError(f"{args.data_root}: no such folder; give --data-root the folder holding tcga/, kegg/ and wsi/")
     if args.fold_workers < 1:
         raise UserError(f"--fold-workers {args.fold_workers}: must be an integer >= 1")
+    template = _template(args)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -108,13 +121,10 @@ def run(args: argparse.Namespace, command: str) -> int:
         model_table = PAPER_MODELS if args.paper_dims else MODELS
         if args.dim is not None:
             model_table = with_width(model_table, args.dim)
-        table = run_genomic_check(dirs, args.out, work=args.work, models=args.models, epochs=args.epochs,
-                                  model_table=model_table, folds=args.folds, seed=args.seed,
-                                  threads=args.threads, device=args.device, n_boot=args.n_boot,
+        table = run_genomic_check(dirs, args.out, template, work=args.work, models=args.models,
+                                  model_table=model_table, n_boot=args.n_boot,
                                   setting="smoke" if args.dim is not None else "paper" if args.paper_dims else "cpu",
-                                  inner_val=args.inner_val, progress=args.progress,
-                                  precision=args.precision, cuda_graphs=args.cuda_graphs,
-                                  fold_workers=args.fold_workers)
+                                  inner_val=args.inner_val, progress=args.progress, fold_workers=args.fold_workers)
         timings["genomic_s"] = round(time.perf_counter() - t0, 1)
         log(genomic_table_markdown(table))
     timings["total_s"] = round(time.perf_counter() - start, 1)

@@ -103,7 +103,7 @@ def stage_spread(net, dataset, config, device, stages: Sequence[str]) -> dict[st
     """
     import torch
 
-    from survmamba_lite.experiment.trainer import predict
+    from survmamba_lite.experiment.evaluation import predict
 
     seen: dict[str, list] = {name: [] for name in stages}
     hooks = [net.get_submodule(name).register_forward_hook(
@@ -134,107 +134,95 @@ def _c_index(frame: pd.DataFrame) -> float | None:
         return None
 
 
-def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.PathLike, epochs: int, seed: int = 0,
-                     folds: Sequence[int] | None = None, threads: int | None = 1, device: str = "cpu",
-                     inner_k: int = 5, progress: bool = False, precision: str = "fp32",
-                     cuda_graphs: bool = False, overrides: Mapping[str, Any] | None = None,
-                     probe: Sequence[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
+def inner_validation(cohort_dir: str | os.PathLike, model, template, *, work: str | os.PathLike, inner_k: int = 5,
+                     progress: bool = False, overrides: Mapping[str, Any] | None = None, probe: Sequence[str] = (),
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train ``model`` (a :class:`~survmamba_lite.realdata.ModelRun` of a registry model) on an
     inner split of each outer fold's training patients and report the collapse diagnosis.
 
     Args:
         cohort_dir: imported cohort folder.
         model: the run's model (same options as the reported run).
+        template: the reported run's training settings
+            (:func:`~survmamba_lite.realdata.training.training_template`); its ``folds`` are the outer folds
+            (None: all), the rest trains every inner split.
         work: scratch folder; ``work/<model.key>/outer_<k>`` holds each inner run (resumes); a
             variant's runs are in ``work/<model.key>__<setting-value...>/``.
-        epochs: the reported run's epochs.
-        folds: outer folds (None: all).
         inner_k: the inner split holds out ``1 / inner_k`` of the training patients.
-        precision, cuda_graphs: the trainer's speed settings, as in the reported run.
+        progress: the trainer's progress bars.
         overrides: training settings (fields of :class:`~survmamba_lite.experiment.ExperimentConfig`,
             e.g. ``{"weight_decay": 0.0}``) that replace the reported run's; None keeps them. The
             record's label then names the variant and ``overrides`` holds it.
         probe: dotted submodule names of the model whose spread across patients is recorded
             after training, on inner-train and inner-validation (:func:`stage_spread`).
+        log: where one-line messages go.
 
     Returns:
         ``{"model_key", "label", "overrides", "settings", "folds": [per outer fold: sizes, per-epoch
         inner-val c-index, inner-train and inner-val c-index and risk spread, collapsed, learned,
         and with ``probe`` the stages' spread]}``.
     """
-    import torch
-
-    from survmamba_lite.data import load_cohort, make_folds
-    from survmamba_lite.data.dataset import fold_datasets
-    from survmamba_lite.experiment import ExperimentConfig
-    from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, train_fold
-    from survmamba_lite.utils.device import resolve_device
-    from survmamba_lite.registry import ModelInputs, build_model
+    from survmamba_lite.data import load_cohort
+    from survmamba_lite.realdata.training import model_config
+    from survmamba_lite.utils.device import torch_threads
 
     if model.registry == "cox":
         raise ValueError("inner_validation: the Cox reference has no training epochs to diagnose; pass a deep model")
     cohort = load_cohort(cohort_dir)
-    fold_ids = list(range(len(cohort.folds))) if folds is None else list(folds)
+    fold_ids = list(range(len(cohort.folds))) if template.folds is None else list(template.folds)
     tag = variant_tag(overrides)
     base = Path(work) / (f"{model.key}__{tag}" if tag else model.key)       # a variant never resumes the reported run
-    config = ExperimentConfig(model=model.registry, cohort_dir=str(cohort_dir), out_dir=str(base),
-                              model_options=dict(model.options), folds=(0,), epochs=int(epochs), optimizer="radam",
-                              lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1, n_bins=4, alpha=0.0,
-                              seed=seed, device=device, threads=threads, precision=precision,
-                              cuda_graphs=bool(cuda_graphs))
+    config = dataclasses.replace(model_config(template, model, cohort_dir, base), folds=(0,))
     if overrides:
         unknown = sorted(set(overrides) - set(config.to_dict()))
         if unknown:
             raise ValueError(f"inner_validation: overrides {unknown} are not training settings; use fields of "
                              f"ExperimentConfig such as weight_decay, lr or optimizer")
         config = dataclasses.replace(config, **dict(overrides))
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    out_folds = []
-    try:
-        for k in fold_ids:
-            train_ids, _ = cohort.folds[k]                         # the outer validation ids are not read
-            inner = make_folds(cohort.clinical.loc[train_ids], k=inner_k, seed=seed + 1000 * (k + 1))[0]
-            sub = dataclasses.replace(cohort, folds=[inner])
-            fold_dir = base / f"outer_{k}"
-            t0 = time.perf_counter()
-            metrics = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
-            val_pred = pd.read_csv(fold_dir / PREDICTIONS)
-            train_ds, val_ds, prep = fold_datasets(sub, 0, binner_bins=config.n_bins, modalities=config.modalities,
-                                              log1p=config.rna_log1p)
-            net = build_model(config.model, ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
-                              **config.model_options)
-            state = torch.load(fold_dir / CHECKPOINT, map_location="cpu", weights_only=True)
-            net.load_state_dict(state["model"])
-            dev = resolve_device(device)
-            train_pred, _ = predict(net.to(dev), train_ds, config, dev)
-            val_spread, train_spread = risk_spread(val_pred["risk"]), risk_spread(train_pred["risk"])
-            train_c = _c_index(train_pred)
-            rec = {
-                "outer_fold": k, "n_inner_train": len(inner[0]), "n_inner_val": len(inner[1]),
-                "n_inner_val_events": int(val_pred["event"].sum()),
-                "inner_val_c_index_by_epoch": metrics.get("val_c_index"), "train_loss_by_epoch": metrics.get(
-                    "train_loss"), "inner_val_c_index": _c_index(val_pred), "inner_train_c_index": train_c,
-                "inner_val_risk": val_spread, "inner_train_risk": train_spread,
-                "collapsed": val_spread["collapsed"],
-                "learned": None if train_c is None else bool(train_c >= LEARNED_TRAIN_C),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-            if probe:
-                rec["stages"] = {"inner_train": stage_spread(net, train_ds, config, dev, probe),
-                                 "inner_val": stage_spread(net, val_ds, config, dev, probe)}
-            out_folds.append(rec)
-            log(f"[inner {model.key} outer fold {k}] inner-val c {rec['inner_val_c_index']}, inner-train c "
-                f"{train_c}, risk std {val_spread['risk_std']:.4g} bins -> "
-                f"{'collapsed' if rec['collapsed'] else 'not collapsed'}")
-    finally:
-        torch.set_num_threads(old_threads)
+    with torch_threads(template.threads):
+        out_folds = [_inner_fold(cohort, k, config, base / f"outer_{k}", inner_k=inner_k, split_seed=template.seed,
+                                 progress=progress, probe=probe, log=log, key=model.key) for k in fold_ids]
     settings = {k: v for k, v in config.to_dict().items() if k not in ("cohort_dir", "out_dir")}
     suffix = variant_suffix(overrides)
     return {"model_key": model.key, "label": f"{model.label} ({suffix})" if suffix else model.label,
             "overrides": dict(overrides or {}), "inner_k": inner_k, "collapse_risk_std": COLLAPSE_RISK_STD,
             "learned_train_c": LEARNED_TRAIN_C, "settings": settings, "folds": out_folds}
+
+
+def _inner_fold(cohort, k: int, config, fold_dir: Path, *, inner_k: int, split_seed: int, progress: bool,
+                probe: Sequence[str], log: Callable[[str], None], key: str) -> dict[str, Any]:
+    """Train on the inner split of outer fold ``k``'s training ids (seeded by the reported run's seed and
+    ``k``) and diagnose it: one record."""
+    from survmamba_lite.data import make_folds
+    from survmamba_lite.experiment.evaluation import predict
+    from survmamba_lite.experiment.runfiles import PREDICTIONS
+    from survmamba_lite.experiment.trainer import train_fold
+
+    train_ids, _ = cohort.folds[k]                         # the outer validation ids are not read
+    inner = make_folds(cohort.clinical.loc[train_ids], k=inner_k, seed=split_seed + 1000 * (k + 1))[0]
+    sub = dataclasses.replace(cohort, folds=[inner])
+    t0 = time.perf_counter()
+    fold = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
+    val_pred = pd.read_csv(fold_dir / PREDICTIONS)           # as written, as the records have always read it
+    train_pred, _ = predict(fold.model, fold.train, config, fold.device)
+    val_spread, train_spread = risk_spread(val_pred["risk"]), risk_spread(train_pred["risk"])
+    train_c = _c_index(train_pred)
+    rec = {
+        "outer_fold": k, "n_inner_train": len(inner[0]), "n_inner_val": len(inner[1]),
+        "n_inner_val_events": int(val_pred["event"].sum()),
+        "inner_val_c_index_by_epoch": fold.metrics.get("val_c_index"),
+        "train_loss_by_epoch": fold.metrics.get("train_loss"), "inner_val_c_index": _c_index(val_pred),
+        "inner_train_c_index": train_c, "inner_val_risk": val_spread, "inner_train_risk": train_spread,
+        "collapsed": val_spread["collapsed"], "learned": None if train_c is None else bool(train_c >= LEARNED_TRAIN_C),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if probe:
+        rec["stages"] = {"inner_train": stage_spread(fold.model, fold.train, config, fold.device, probe),
+                         "inner_val": stage_spread(fold.model, fold.val, config, fold.device, probe)}
+    log(f"[inner {key} outer fold {k}] inner-val c {rec['inner_val_c_index']}, inner-train c "
+        f"{train_c}, risk std {val_spread['risk_std']:.4g} bins -> "
+        f"{'collapsed' if rec['collapsed'] else 'not collapsed'}")
+    return rec
 
 
 def inner_table(out: str | os.PathLike) -> pd.DataFrame:

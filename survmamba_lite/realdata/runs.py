@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,12 @@ from survmamba_lite.baselines.cox import run_cox_cv
 from survmamba_lite.realdata.catalogue import DEFAULT_MODELS, MODELS, RUNS_DIR, SETTINGS, ModelRun, log
 from survmamba_lite.realdata.inner import INNER_DIR, inner_validation
 from survmamba_lite.realdata.tables import run_file, write_genomic_table
+from survmamba_lite.realdata.training import model_config
 from survmamba_lite.survival import bootstrap_ci, concordance_index, fold_mean_bootstrap_ci
 from survmamba_lite.utils.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from survmamba_lite.experiment import ExperimentConfig
 
 __all__ = ["summarise_predictions", "run_model_cv", "run_genomic_check"]
 
@@ -39,37 +43,31 @@ def summarise_predictions(frame: pd.DataFrame, fold_c_index: Sequence[float], *,
     }
 
 
-def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | os.PathLike, epochs: int,
-                 seed: int = 0, folds: Sequence[int] | None = None, threads: int | None = 1,
-                 device: str = "cpu", progress: bool = False, precision: str = "fp32",
-                 cuda_graphs: bool = False, fold_workers: int = 1) -> tuple[pd.DataFrame, list[float], dict]:
+def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, template: "ExperimentConfig", *,
+                 work: str | os.PathLike, progress: bool = False,
+                 fold_workers: int = 1) -> tuple[pd.DataFrame, list[float], dict]:
     """Cross-validate one model on one cohort folder.
 
-    Registry models go through :func:`~survmamba_lite.experiment.run_cv` with the paper's
-    optimiser (RAdam, lr 2e-4, weight decay 5e-3, batch size 1, 4 time bins), the last
-    epoch's model evaluated (no early stopping); the run directory is
-    ``work/<model.key>`` and resumes. ``"cox"`` is :func:`run_cox_cv`. ``precision`` and
-    ``cuda_graphs`` are the trainer's speed settings (``ExperimentConfig``); graphs replay the
-    same step and change no hyper-parameter. ``fold_workers`` > 1 trains that many folds at once,
-    each in its own process (:func:`~survmamba_lite.experiment.run_cv`'s ``workers``; the
-    results are those of the folds one after another).
+    Registry models go through :func:`~survmamba_lite.experiment.run_cv` with ``template``
+    (:func:`~survmamba_lite.realdata.training.training_template`: the paper's optimiser, the last
+    epoch's model evaluated, no early stopping) made the model's
+    (:func:`~survmamba_lite.realdata.training.model_config`); the run directory is
+    ``work/<model.key>`` and resumes. ``"cox"`` is :func:`run_cox_cv` on the template's folds.
+    ``fold_workers`` > 1 trains that many folds at once, each in its own process
+    (:func:`~survmamba_lite.experiment.run_cv`'s ``workers``; the results are those of the
+    folds one after another).
 
     Returns:
         out-of-fold predictions (``fold, case_id, time, event, risk``), fold c-indices and
         the settings that made them.
     """
     if model.registry == "cox":
-        oof, cis = run_cox_cv(cohort_dir, folds=folds, **dict(model.options))
+        oof, cis = run_cox_cv(cohort_dir, folds=template.folds, **dict(model.options))
         return oof, cis, {"model": "cox", **dict(model.options), "l1_ratio": 0.0,
                           "normalisation": "per-gene z-score fitted on the training fold"}
-    from survmamba_lite.experiment import ExperimentConfig, run_cv
+    from survmamba_lite.experiment import run_cv
 
-    config = ExperimentConfig(model=model.registry, cohort_dir=str(cohort_dir),
-                              out_dir=str(Path(work) / model.key), model_options=dict(model.options),
-                              folds=None if folds is None else tuple(folds), epochs=int(epochs),
-                              optimizer="radam", lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1,
-                              n_bins=4, alpha=0.0, seed=seed, device=device, threads=threads,
-                              precision=precision, cuda_graphs=bool(cuda_graphs))
+    config = model_config(template, model, cohort_dir, Path(work) / model.key)
     result = run_cv(config, progress=progress and fold_workers <= 1, workers=fold_workers)
     oof = result.oof[["fold", "case_id", "time", "event", "risk"]].copy()
     cis = [float(m["c_index"]) for m in result.folds]
@@ -82,27 +80,28 @@ def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | 
     return oof, cis, settings
 
 
-def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | os.PathLike, *,
-                      work: str | os.PathLike, models: Sequence[str] = DEFAULT_MODELS, epochs: int = 3,
-                      model_table: Mapping[str, ModelRun] = MODELS, folds: Sequence[int] | None = None,
-                      seed: int = 0, threads: int | None = 1, device: str = "cpu", n_boot: int = 1000,
-                      setting: str = "cpu", inner_val: bool = False, progress: bool = False,
-                      precision: str = "fp32", cuda_graphs: bool = False, fold_workers: int = 1,
+def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | os.PathLike,
+                      template: "ExperimentConfig", *, work: str | os.PathLike, models: Sequence[str] = DEFAULT_MODELS,
+                      model_table: Mapping[str, ModelRun] = MODELS, n_boot: int = 1000, setting: str = "cpu",
+                      inner_val: bool = False, progress: bool = False, fold_workers: int = 1,
                       log: Callable[[str], None] = log) -> pd.DataFrame:
     """Every model on every cohort folder; one ``runs/<cohort>__<model>.json`` each, then the table.
 
     Args:
         cohort_dirs: ``{cohort key: imported cohort folder}``, run in this order.
         out: result folder (``runs/``, ``genomic_table.csv``/``.md``).
+        template: the deep models' training settings
+            (:func:`~survmamba_lite.realdata.training.training_template`: epochs, folds, seed,
+            threads, device, precision, CUDA graphs); its seed also seeds the bootstrap.
         work: scratch folder for the experiments' run directories.
         models: keys of ``model_table``.
-        epochs: training epochs of the deep models.
-        folds: fold indices (None: all).
+        n_boot: bootstrap replicates of the intervals.
         setting: ``"cpu"``, ``"paper"`` or ``"smoke"`` (:data:`SETTINGS`), the width label of the rows.
         inner_val: also run :func:`~survmamba_lite.realdata.inner.inner_validation` for every
             deep model (``inner/<cohort>__<model>.json``; training folds only).
-        precision, cuda_graphs: the trainer's speed settings (:func:`run_model_cv`).
+        progress: the trainer's progress bars.
         fold_workers: folds of a deep model trained at once, one process each (:func:`run_model_cv`).
+        log: where one-line messages go.
     """
     from survmamba_lite.data.layout import load_cohort
 
@@ -119,18 +118,16 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
         for mkey in models:
             model = model_table[mkey]
             start = time.perf_counter()
-            oof, cis, settings = run_model_cv(cohort_dir, model, work=work / "runs" / cohort_key, epochs=epochs,
-                                              seed=seed, folds=folds, threads=threads, device=device,
-                                              progress=progress, precision=precision, cuda_graphs=cuda_graphs,
-                                              fold_workers=fold_workers)
+            oof, cis, settings = run_model_cv(cohort_dir, model, template, work=work / "runs" / cohort_key,
+                                              progress=progress, fold_workers=fold_workers)
             wall = time.perf_counter() - start
-            summary = summarise_predictions(oof, cis, n_boot=n_boot, seed=seed)
+            summary = summarise_predictions(oof, cis, n_boot=n_boot, seed=template.seed)
             record = {
                 "cohort_key": cohort_key, "cohort": name, "source": cohort.manifest.get("source"),
                 "model_key": mkey, "label": model.label, "paper_row": model.paper_row,
                 "n_genes": cohort.hierarchy.n_genes, "n_functions": cohort.hierarchy.n_functions,
                 "n_processes": cohort.hierarchy.n_processes,
-                "epochs": None if model.registry == "cox" else int(epochs), "setting": setting, **summary,
+                "epochs": None if model.registry == "cox" else template.epochs, "setting": setting, **summary,
                 "wall_s": round(wall, 1), "compute_s": round(float(settings.get("train_seconds", wall)), 1),
                 "settings": settings,
                 "splits": "published 5-fold splits of the source release",
@@ -143,9 +140,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                 f"in {wall:.0f} s")
             write_genomic_table(out)                 # the table so far, rebuilt after every run
             if inner_val and model.registry != "cox":
-                rec = inner_validation(cohort_dir, model, work=work / "inner" / cohort_key, epochs=epochs, seed=seed,
-                                       folds=folds, threads=threads, device=device, progress=progress, log=log,
-                                       precision=precision, cuda_graphs=cuda_graphs)
+                rec = inner_validation(cohort_dir, model, template, work=work / "inner" / cohort_key,
+                                       progress=progress, log=log)
                 rec.update({"cohort_key": cohort_key, "cohort": name, "setting": setting})
                 (out / INNER_DIR).mkdir(exist_ok=True)
                 atomic_write_text(out / INNER_DIR / f"{cohort_key}__{mkey}.json", json.dumps(rec, indent=1) + "\n")

@@ -39,6 +39,7 @@ import logging
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
 
 from .chunked_scan import choose_chunk_size, chunked_scan
@@ -182,9 +183,9 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     if B.dim() == 2:  # time-invariant (E, N)
         deltaB_u = (delta * uf).unsqueeze(-1) * B.unsqueeze(1)  # (B, E, L, N): B̄_t u_t = Δ_t B u_t
     elif B.dim() == 3:  # (B, N, L), shared by channels
-        deltaB_u = (delta * uf).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)
+        deltaB_u = (delta * uf).unsqueeze(-1) * rearrange(B, "b n l -> b 1 l n")
     else:  # (B, E, N, L)
-        deltaB_u = (delta * uf).unsqueeze(-1) * B.transpose(2, 3)
+        deltaB_u = (delta * uf).unsqueeze(-1) * rearrange(B, "b e n l -> b e l n")
     if C.dim() == 2:
         C_steps = [C.unsqueeze(0)] * L  # each (1, E, N)
     elif C.dim() == 3:
@@ -204,11 +205,12 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 
 
 # --------------------------------------------------------------------------- parallel
+# einops axes: b batch (B), e channels (E), n state (N), l sequence (L), c chunks (nC), q chunk length (Q)
 def _to_chunks(X: Tensor, Q: int, nC: int) -> Tensor:
     """``(B, E, L)`` -> ``(Q, B, E, nC)``, zero-padded at the end to ``nC*Q`` positions."""
     L = X.shape[-1]
     X = F.pad(X, (0, nC * Q - L))
-    return X.unflatten(-1, (nC, Q)).permute(3, 0, 1, 2).contiguous()
+    return rearrange(X, "b e (c q) -> q b e c", c=nC, q=Q).contiguous()
 
 
 def _bc_to_chunks(X: Tensor, E: int, Q: int, nC: int) -> Tensor:
@@ -221,7 +223,7 @@ def _bc_to_chunks(X: Tensor, E: int, Q: int, nC: int) -> Tensor:
         X = _per_channel(X, E)
     L = X.shape[-1]
     X = F.pad(X, (0, nC * Q - L))  # (B, E|1, N, nC*Q)
-    return X.unflatten(-1, (nC, Q)).permute(4, 0, 1, 3, 2).contiguous()
+    return rearrange(X, "b e n (c q) -> q b e c n", c=nC, q=Q).contiguous()
 
 
 def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
@@ -240,7 +242,7 @@ def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus
     Bk = _bc_to_chunks(B.to(dtype), E, Q, nC)
     Ck = _bc_to_chunks(C.to(dtype), E, Q, nC)
     y, last = chunked_scan(d, du, A.to(dtype), Bk, Ck, carry)
-    y = y.permute(1, 2, 3, 0).flatten(2)[..., :L]  # (B, E, L)
+    y = rearrange(y, "q b e c -> b e (c q)")[..., :L]  # (B, E, L)
     out = _finish(y, uf, D, z, dtype_in)
     return (out, last) if return_last_state else out
 

@@ -12,6 +12,7 @@ statistics (bootstrap, permutation), KM/log-rank.
 """
 from .binning import TimeBinner
 from .brier import brier_score, censoring_km, integrated_brier_score
+from .labels import CENSORSHIP_RULE, check_events, check_time_bins, event_from_censorship
 from .km import LogRankResult, kaplan_meier, logrank_test, plot_km_by_risk, split_by_median_risk
 from .loss import CoxPHLoss, NLLSurvLoss, cox_ph_loss, hazards_to_survival, nll_loss, risk_score
 from .metrics import (
@@ -63,4 +64,8 @@ __all__ = [
     "LogRankResult",
     "split_by_median_risk",
     "plot_km_by_risk",
+    "event_from_censorship",
+    "check_events",
+    "check_time_bins",
+    "CENSORSHIP_RULE",
 ]

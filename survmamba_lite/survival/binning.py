@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .labels import check_events
+
 __all__ = ["TimeBinner"]
 
 
@@ -84,10 +86,7 @@ class TimeBinner:
         if t.shape != e.shape:
             raise ValueError(f"TimeBinner.fit: time and event lengths differ ({t.size} vs {e.size})")
         self._check_times(t, "fit")
-        if not np.isin(e, (0.0, 1.0)).all():
-            i = int(np.flatnonzero(~np.isin(e, (0.0, 1.0)))[0])
-            raise ValueError(f"TimeBinner.fit: event must be 0 or 1; event[{i}] = {e[i]} "
-                             "(convert TCGA `censorship` with event = 1 - censorship)")
+        check_events(e, "TimeBinner.fit")
         deaths = t[e == 1.0]
         if deaths.size < self.n_bins:
             raise ValueError(

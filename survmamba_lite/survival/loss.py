@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .labels import check_events, check_time_bins
+
 __all__ = [
     "nll_loss",
     "NLLSurvLoss",
@@ -82,13 +84,7 @@ def _check_event(event: Tensor, n: int, fn: str) -> None:
         return
     if _capturing():     # a CUDA graph is being recorded: no host reads;
         return                                        # the graph's caller checks its inputs on the host
-    bad = ~((event == 0) | (event == 1))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"{fn}: event must be 0 (censored) or 1 (death observed); event[{i}] = {event[i].item()}. "
-            "TCGA tables store `censorship`: convert once with event = 1 - censorship."
-        )
+    check_events(event, fn)
 
 
 def _check_logits(logits: Tensor, fn: str) -> None:
@@ -181,13 +177,9 @@ def nll_loss(
             f"nll_loss: time_bin must be an integer tensor of bin indices, got {time_bin.dtype}; "
             "bin follow-up times with TimeBinner.transform first"
         )
-    bad = (time_bin < 0) | (time_bin >= t)
-    if check_labels and not _capturing() and bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"nll_loss: time_bin[{i}] = {int(time_bin[i])} is outside 0..{t - 1} (logits have T = {t} bins); "
-            "the model's number of bins must equal TimeBinner.n_bins_"
-        )
+    if check_labels and not _capturing():
+        check_time_bins(time_bin, t, "nll_loss", hint=f" (logits have T = {t} bins); the model's number of bins "
+                        "must equal TimeBinner.n_bins_")
     if check_labels:
         _check_event(event, n, "nll_loss")
     elif event.ndim != 1 or event.shape[0] != n:

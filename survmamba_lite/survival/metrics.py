@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from .labels import check_events
+
 __all__ = [
     "concordance_index",
     "concordance_index_ref",
@@ -72,13 +74,7 @@ def _survival_inputs(time: Any, event: Any, fn: str, n: int | None = None) -> tu
         raise ValueError(f"{fn}: time contains NaN at index {int(np.flatnonzero(np.isnan(t))[0])}; drop or fix that patient")
     if (t < 0).any():
         raise ValueError(f"{fn}: time must be >= 0; time[{int(np.flatnonzero(t < 0)[0])}] is negative")
-    bad = ~((e == 0) | (e == 1))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{fn}: event must be 0 (censored) or 1 (death); event[{i}] = {e[i]}. "
-            "Convert TCGA `censorship` once with event = 1 - censorship."
-        )
+    check_events(e, fn)
     return t, e.astype(bool)
 
 

@@ -1,4 +1,4 @@
-"""Choosing the torch device: the one :func:`resolve_device` of the package.
+"""Choosing the torch device (the one :func:`resolve_device` of the package) and torch's CPU threads.
 
 Every command that takes ``--device`` (training, the report's complexity table, feature
 extraction, the real-data check) turns it into a :class:`torch.device` here, so ``auto``
@@ -13,11 +13,13 @@ device(type='cpu')
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Iterator
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "torch_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +45,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine (torch sees no "
                          "CUDA device); use --device cpu or auto")
     return chosen
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's CPU threads set to ``n`` inside the block (None: left as they are), restored after.
+
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -173,7 +173,7 @@ def claim_out_dir(path: str | os.PathLike, kind: OutputKind) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if _marker_kind(path) != kind.name:
-        from survmamba_lite import __version__
+        from survmamba_lite.version import __version__
 
         atomic_write_text(path / MARKER, json.dumps({
             "written_by": "survmamba", "kind": kind.name, "command": kind.command, "version": __version__,
