@@ -172,15 +172,16 @@ def _cmd_gdc(args: argparse.Namespace) -> int:
 def _cmd_import_features(args: argparse.Namespace) -> int:
     from survmamba_lite.data.features_import import import_features, read_magnification_table
 
-    mag = args.magnification
+    mag, pmag = args.magnification, None
     if mag is not None:
         try:
             mag = float(mag)
         except ValueError:
-            mag = read_magnification_table(_need_file(mag, "--magnification", "a number, or a CSV of slide_id, "
-                                                                             "magnification"))
+            mag, pmag = read_magnification_table(_need_file(mag, "--magnification", "a number, or a CSV of "
+                                                                                   "slide_id, magnification"))
     report = import_features(args.src, args.cohort_dir, fmt=args.format, patches_dir=args.patches_dir,
-                             patch_size_level0=args.patch_size_level0, magnification=mag, slides=args.slides,
+                             patch_size_level0=args.patch_size_level0, magnification=mag, patch_magnification=pmag,
+                             slides=args.slides,
                              strict=args.strict, overwrite=args.overwrite, encoder=args.encoder,
                              region_size=args.region_size, command=shlex.join(["survmamba"] + sys.argv[1:]))
     print(report.summary())
@@ -283,7 +284,7 @@ def add_commands(subparsers) -> None:
                    help="patch side in level-0 pixels, where no file states it")
     p.add_argument("--magnification", default=None, metavar="M",
                    help="level-0 (scan) magnification where no file states it (CLAM): a number (20, 40) or a CSV "
-                        "with columns slide_id, magnification")
+                        "with columns slide_id, magnification [, patch_magnification] (an export's slides.csv)")
     p.add_argument("--slides", default="all", choices=["all", "first"],
                    help="all slides of a case (joined by ';' in slide_id), or the first listed; recorded in the "
                         "manifest")

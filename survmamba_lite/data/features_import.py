@@ -27,6 +27,9 @@ Where the geometry comes from
     int(downsample)``) but never :math:`M_0`. ``--magnification`` (one number, or a CSV of
     ``slide_id, magnification`` for cohorts that mix 20x and 40x scans) and
     ``--patch-size-level0`` say it where no file does; a flag that contradicts a file is refused.
+    The magnification the patch pixels stand for (recorded as the features file's
+    ``magnification``) is TRIDENT's ``target_magnification``, else the table's optional
+    ``patch_magnification`` column, else :math:`M_0` / CLAM's level downsample.
 
 Slides per case
     ``clinical.csv`` joins a case's slides with ``;``. ``slides="all"`` imports them all (the
@@ -180,8 +183,10 @@ def assign_regions(coords: np.ndarray, patch_size_level0: int, region_size_l0: i
     return region.reshape(-1).astype(np.int64)
 
 
-def read_magnification_table(path: str | os.PathLike) -> dict[str, float]:
-    """``slide_id -> level-0 magnification`` from a CSV with columns ``slide_id, magnification``."""
+def read_magnification_table(path: str | os.PathLike) -> tuple[dict[str, float], dict[str, float]]:
+    """``({slide_id: level-0 magnification}, {slide_id: patch magnification})`` from a CSV with columns
+    ``slide_id, magnification`` and optionally ``patch_magnification`` (the magnification the patch
+    pixels stand for, e.g. 20 for 512-px reads of a 40x scan; ``slides.csv`` of an export has both)."""
     from survmamba_lite.data.wsi.tiling import slide_id_from_path
 
     path = Path(path)
@@ -198,11 +203,17 @@ def read_magnification_table(path: str | os.PathLike) -> dict[str, float]:
     if bad:
         raise UserError(f"--magnification {path}: slide {bad[0]} has magnification {df.loc[~(mag > 0), 'magnification'].iloc[0]!r}; "
                         "give a positive number for every slide")
-    return {slide_id_from_path(str(s).strip()): float(m) for s, m in zip(df["slide_id"], mag)}
+    ids = [slide_id_from_path(str(s).strip()) for s in df["slide_id"]]
+    pmag = {}
+    if "patch_magnification" in df.columns:
+        pm = pd.to_numeric(df["patch_magnification"], errors="coerce")
+        pmag = {s: float(m) for s, m in zip(ids, pm) if m > 0}
+    return dict(zip(ids, map(float, mag))), pmag
 
 
 # --------------------------------------------------------------------------- one slide
-def _geometry(raw: RawSlide, sid: str, magnification, patch_size: int | None) -> tuple[float, int, float]:
+def _geometry(raw: RawSlide, sid: str, magnification, patch_size: int | None,
+              patch_magnification: Mapping[str, float] | None = None) -> tuple[float, int, float]:
     """``(level-0 magnification, patch side in level-0 px, patch magnification)`` of one slide."""
     given = magnification.get(sid) if isinstance(magnification, Mapping) else magnification
     l0 = raw.level0_magnification
@@ -221,7 +232,13 @@ def _geometry(raw: RawSlide, sid: str, magnification, patch_size: int | None) ->
     if p0 is None:
         raise SlideProblem(sid, "the patch size is unknown (CLAM's h5_files and .pt files do not store it)",
                            "give --patches-dir (CLAM's patches/ folder) or --patch-size-level0 N")
-    pmag = raw.patch_magnification if raw.patch_magnification is not None else l0 / raw.patch_downsample
+    given_p = (patch_magnification or {}).get(sid)
+    pmag = raw.patch_magnification
+    if pmag is not None and given_p is not None and abs(given_p - pmag) > 1e-6:
+        raise SlideProblem(sid, f"the magnification table says patch magnification {given_p:g}x but its file says "
+                                f"{pmag:g}x", "drop the patch_magnification column for slides whose files state it")
+    if pmag is None:
+        pmag = given_p if given_p is not None else l0 / raw.patch_downsample
     return l0, int(p0), float(pmag)
 
 
@@ -333,7 +350,8 @@ def _update_manifest(root: Path, clinical: pd.DataFrame, features: dict, command
 # --------------------------------------------------------------------------- the import
 def import_features(src: str | os.PathLike, cohort_dir: str | os.PathLike, *, fmt: str = "auto",
                     patches_dir: str | os.PathLike | None = None, patch_size_level0: int | None = None,
-                    magnification: float | Mapping[str, float] | None = None, slides: str = "all",
+                    magnification: float | Mapping[str, float] | None = None,
+                    patch_magnification: Mapping[str, float] | None = None, slides: str = "all",
                     strict: bool = False, overwrite: bool = False, encoder: str | None = None,
                     region_size: int = PAPER_REGION_SIZE, command: str | None = None) -> ImportReport:
     """Write ``cohort_dir/features/<slide_id>.h5`` for every slide of its ``clinical.csv`` found in ``src``.
@@ -346,6 +364,8 @@ def import_features(src: str | os.PathLike, cohort_dir: str | os.PathLike, *, fm
         patches_dir: the patching step's folder (CLAM ``patches/``; TRIDENT's default: ``src/../patches``).
         patch_size_level0: patch side in level-0 pixels, where no file states it.
         magnification: level-0 magnification (one number or ``{slide_id: M0}``), where no file states it.
+        patch_magnification: ``{slide_id: M}``, the magnification the patch pixels stand for, where no
+            file states it (default: ``M0 / downsample`` of CLAM's patch level).
         slides: ``all`` slides of a case, or the ``first`` listed.
         strict: slides without a source file, or without a patch, are an error.
         overwrite: replace an existing ``features/`` (survmamba's .h5 files only).
@@ -399,7 +419,7 @@ def import_features(src: str | os.PathLike, cohort_dir: str | os.PathLike, *, fm
     stage = staging_dir(root / FEATURES_DIR, IMPORTED_FEATURES)
     try:
         report = _import_into(stage, root, src, found, case_of, pairs, missing, unknown, magnification,
-                              patch_size_level0, encoder, region_size, slides, strict)
+                              patch_magnification, patch_size_level0, encoder, region_size, slides, strict)
         if _marker_kind(root) == COHORT.name:
             (stage / MARKER).unlink()                 # the cohort's own marker covers features/
         if had_features:
@@ -440,8 +460,8 @@ def _clear_features(d: Path) -> None:
 
 
 def _import_into(stage: Path, root: Path, src: Path, found: dict[str, SourceSlide], case_of: dict[str, str],
-                 pairs, missing, unknown, magnification, patch_size, encoder, region_size, rule, strict
-                 ) -> ImportReport:
+                 pairs, missing, unknown, magnification, patch_magnification, patch_size, encoder, region_size,
+                 rule, strict) -> ImportReport:
     problems: list[SlideProblem] = []
     rows: list[ImportedSlide] = []
     empty: list[tuple[str, str]] = []
@@ -460,7 +480,7 @@ def _import_into(stage: Path, root: Path, src: Path, found: dict[str, SourceSlid
                 continue
             widths[sid] = int(raw.features.shape[1])     # recorded before the other checks: the majority is fair
             encoders[sid] = raw.encoder or default_encoder or "unknown"
-            l0, p0, pmag = _geometry(raw, sid, magnification, patch_size)
+            l0, p0, pmag = _geometry(raw, sid, magnification, patch_size, patch_magnification)
             _check_values(raw, sid, source.path)
         except SlideProblem as err:
             problems.append(err)
