@@ -12,11 +12,12 @@ import torch
 import yaml
 
 import clam_trident_fixtures as fx
+from small_cohorts import synthetic_subset
 from survmamba_lite.cli import main
 from survmamba_lite.data.features_export import export_features
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.features_import import import_features, read_magnification_table
-from survmamba_lite.data.layout import load_cohort, make_folds, write_folds, write_manifest
+from survmamba_lite.data.layout import load_cohort, write_manifest
 from survmamba_lite.errors import UserError
 
 CASES = {f"TCGA-BB-{i:04d}": [f"TCGA-BB-{i:04d}-01Z-00-DX1"] for i in range(6)}
@@ -40,26 +41,8 @@ def imported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    """Thirty cases of the synthetic BLCA (two-slide cases among them), features as `synth` writes them."""
-    from survmamba_lite.data.synth import make_synthetic_cohort
-
-    tmp = tmp_path_factory.mktemp("synthetic")
-    full = load_cohort(make_synthetic_cohort("BLCA", "tiny", seed=3, out=tmp / "full"))
-    keep = [c for c in full.case_ids if len(full.slide_ids(c)) == 2][:4] + full.case_ids[:26]
-    root = tmp / "blca30"
-    (root / "features").mkdir(parents=True)
-    clinical = full.clinical.loc[keep].reset_index()
-    clinical.to_csv(root / "clinical.csv", index=False)
-    full.rna.loc[keep].to_csv(root / "rna.csv")
-    shutil.copy(full.root / "hierarchy.tsv", root)
-    write_folds(root, make_folds(clinical, k=3, seed=0))
-    for c in keep:
-        for s in full.slide_ids(c):
-            shutil.copy(full.feature_path(s), root / "features")
-    man = dict(full.manifest, n_cases=len(keep), n_folds=3)
-    man["features"] = dict(man["features"], n_slides=sum(len(full.slide_ids(c)) for c in keep))
-    write_manifest(root, man)
-    return root
+    """Thirty cases of the synthetic BLCA (four with two slides), features as `synth` writes them."""
+    return synthetic_subset(tmp_path_factory.mktemp("synthetic") / "blca30")
 
 
 def copy_without_features(root, dest):
