@@ -196,6 +196,24 @@ def _cmd_export_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from survmamba_lite.data.fetch import fetch_tcga, read_checksums
+
+    checksums = read_checksums(_need_file(args.checksums, "--checksums", "YAML of path: sha256")) \
+        if args.checksums else None
+    report = fetch_tcga(args.cohort, args.out, mirror=_need_dir(args.mirror, "--mirror", "a folder laid out like "
+                                                                "the data root"),
+                        checksums=checksums, include_wsi=not args.no_wsi, overwrite=args.overwrite,
+                        log=lambda line: print(line, flush=True))
+    print(report.summary().splitlines()[0])
+    keys = [c for c in (["blca", "coadread", "blca-porpoise", "luad", "brca"] if "all" in args.cohort else args.cohort)
+            if c != "ucec"]
+    if keys:
+        print(f"next: survmamba realdata --data-root {args.out} --cohorts {' '.join(keys)} --work WORK --out RESULTS"
+              + (" --no-slides" if args.no_wsi else ""))
+    return 0
+
+
 def add_commands(subparsers) -> None:
     """Register the data-layer sub-commands on ``survmamba``'s sub-parser set."""
     p = subparsers.add_parser("validate", help="check a cohort folder and list every problem",
@@ -305,3 +323,23 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder to write (new or empty, or an earlier export)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
     p.set_defaults(func=_cmd_export_features)
+
+    from survmamba_lite.data.fetch import COHORT_GROUPS
+
+    p = subparsers.add_parser(
+        "fetch-tcga", help="download the public TCGA tables, splits and KEGG files, checked by SHA-256",
+        description="Download every public input of the real-data check (SurvPath's Xena tables and splits, "
+                    "PORPOISE's tables and splits, the KEGG files of `survmamba kegg`, the two test slides) from "
+                    "their public releases, each checked against its SHA-256 in data_manifests/public_inputs.yaml, "
+                    "into the layout `survmamba realdata --data-root DIR` reads. Files already present with the "
+                    "pinned hash are kept.")
+    p.add_argument("--cohort", nargs="+", required=True, choices=list(COHORT_GROUPS) + ["all"], metavar="NAME",
+                   help=f"cohort table(s): {', '.join(COHORT_GROUPS)} or all (the KEGG files come with any)")
+    p.add_argument("--out", required=True, type=Path, help="data root to fill (tcga/, kegg/, wsi/)")
+    p.add_argument("--mirror", type=Path, default=None,
+                   help="copy from this folder, laid out like the data root, instead of downloading")
+    p.add_argument("--checksums", default=None,
+                   help="YAML of path: sha256 replacing pinned hashes (files of another version; at your own risk)")
+    p.add_argument("--no-wsi", action="store_true", help="skip the two slides of the slide check")
+    p.add_argument("--overwrite", action="store_true", help="replace a present file whose hash differs")
+    p.set_defaults(func=_cmd_fetch)
