@@ -313,3 +313,22 @@ def test_synthetic_cohort_features_are_replaced_in_place(tmp_path):
     assert "validates" in report.validation and not (root / "features" / ".survmamba-outputs.json").exists()
     man = yaml.safe_load((root / "manifest.yaml").read_text())
     assert man["modalities"] == ["wsi", "rna"] and man["features"]["encoder"] == "synthetic-tiny"
+
+
+def test_fast_chunk_reader_equals_h5py(tmp_path):
+    """read_dataset gathers one-row (TRIDENT) and 32-row (CLAM, partial last chunk) chunks; others fall back."""
+    from survmamba_lite.data.features_sources import read_dataset
+
+    x = fx.features(1000, 12, seed=5)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        for name, chunks, kw in (("one", (1, 12), {}), ("clam", (32, 12), {}), ("gzip", (1, 12), {"compression": "gzip"}),
+                                 ("big", (1, 12), {"dtype": ">f4"})):
+            d = f.create_dataset(name, shape=(0, 12), maxshape=(None, 12), chunks=chunks, dtype=kw.pop("dtype", x.dtype),
+                                 **kw)
+            for s in range(0, 1000, 300):                         # appended in batches, as the tools do
+                d.resize(min(s + 300, 1000), axis=0)
+                d[s:s + 300] = x[s:s + 300]
+    with h5py.File(tmp_path / "a.h5") as f:
+        for name in ("one", "clam", "gzip", "big"):
+            got = read_dataset(f[name])
+            assert got.shape == (1000, 12) and np.array_equal(got, f[name][()]), name
