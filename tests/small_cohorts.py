@@ -4,7 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from survmamba_lite.data.layout import load_cohort, make_folds, write_folds, write_manifest
+from survmamba_lite.data.layout import load_cohort
+from survmamba_lite.data.subset import subset_cohort
 
 
 def synthetic_subset(out: Path, *, cohort: str = "BLCA", seed: int = 3, n_cases: int = 30, n_two_slide: int = 4,
@@ -17,17 +18,6 @@ def synthetic_subset(out: Path, *, cohort: str = "BLCA", seed: int = 3, n_cases:
     full = load_cohort(make_synthetic_cohort(cohort, "tiny", seed=seed, out=out.parent / f".{out.name}-full"))
     two = [c for c in full.case_ids if len(full.slide_ids(c)) == 2][:n_two_slide]
     keep = two + [c for c in full.case_ids if c not in two][: n_cases - len(two)]
-    (out / "features").mkdir(parents=True)
-    clinical = full.clinical.loc[keep].reset_index()
-    clinical.to_csv(out / "clinical.csv", index=False)
-    full.rna.loc[keep].to_csv(out / "rna.csv")
-    shutil.copy(full.root / "hierarchy.tsv", out)
-    write_folds(out, make_folds(clinical, k=n_folds, seed=0))
-    for c in keep:
-        for s in full.slide_ids(c):
-            shutil.copy(full.feature_path(s), out / "features")
-    man = dict(full.manifest, n_cases=len(keep), n_folds=n_folds)
-    man["features"] = dict(man["features"], n_slides=sum(len(full.slide_ids(c)) for c in keep))
-    write_manifest(out, man)
+    subset_cohort(full.root, keep, out, n_folds=n_folds)
     shutil.rmtree(full.root)
     return out

@@ -120,3 +120,19 @@ def test_explain_a_two_slide_case(small, tmp_path):
     for sid, rows in patches.groupby("slide_id"):
         sf = read_features_h5(cohort.feature_path(sid))
         assert np.array_equal(rows[["x", "y"]].to_numpy(), sf.coords[rows["patch"].to_numpy()])
+
+
+def test_subset_cohort(small, tmp_path):
+    from survmamba_lite.data.subset import subset_cohort
+    from survmamba_lite.errors import UserError
+
+    cohort, two, one = small
+    sub = load_cohort(subset_cohort(cohort.root, [two, one], tmp_path / "two", n_folds=2))
+    assert sub.case_ids == [two, one] and sub.slide_ids(two) == cohort.slide_ids(two)
+    assert sub.manifest["features"]["n_slides"] == 3 and len(sub.folds) == 2
+    assert sorted(p.stem for p in (sub.root / "features").glob("*.h5")) == sorted(cohort.slide_ids(two) +
+                                                                                  cohort.slide_ids(one))
+    with pytest.raises(UserError, match="case nope is not in its clinical.csv"):
+        subset_cohort(cohort.root, [two, "nope"], tmp_path / "bad", n_folds=2)
+    with pytest.raises(UserError, match="holds an earlier output"):
+        subset_cohort(cohort.root, [two, one], tmp_path / "two", n_folds=2)

@@ -329,13 +329,13 @@ def _update_manifest(root: Path, clinical: pd.DataFrame, features: dict, command
         folds = read_folds(root) if (root / SPLITS_DIR).is_dir() else []
         if not folds:
             try:
-                folds = make_folds(clinical, k=5, seed=0)
+                folds = make_folds(clinical, k=min(5, len(clinical)), seed=0)
             except ValueError as err:
                 raise UserError(f"{root / CLINICAL}: cannot make cross-validation folds ({err}); write "
                                 "splits/fold_{k}.csv yourself (columns train, val)") from None
             write_folds(root, folds)
             notes.append(f"no manifest.yaml and no splits/: wrote {len(folds)} stratified folds to {root / SPLITS_DIR} "
-                         "(make_folds, seed 0)")
+                         "(make_folds, seed 0; fewer than 5 only for fewer than 5 cases)")
         ev = pd.to_numeric(clinical.get("event", pd.Series(dtype=float)), errors="coerce")
         man = {"format_version": 1, "name": root.name, "cohort": root.name.upper(), "source": "import-features",
                "n_cases": int(len(clinical)), "n_folds": len(folds), "modalities": ["wsi"], "features": features,
