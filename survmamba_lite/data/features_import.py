@@ -127,7 +127,9 @@ class ImportReport:
                             columns=["slide_id", "case_id", "patches", "regions", "source", "format",
                                      "magnification", "patch_size_level0"])
 
-    def summary(self) -> str:
+    def summary(self, max_rows: int = 40) -> str:
+        """The summary: totals, the table (its first ``max_rows // 2`` rows and last 5 when longer than
+        ``max_rows``), slides without a file or a patch, cases left without a slide, notes."""
         t = self.table()
         lines = [f"imported {len(t)} slide(s) into {self.cohort_dir / FEATURES_DIR} (slides: {self.rule}; "
                  f"features {self.width}-d from {self.encoder}; {int(t['patches'].sum()) if len(t) else 0} patches "
@@ -135,7 +137,12 @@ class ImportReport:
         if len(t):
             show = t.rename(columns={"slide_id": "slide", "magnification": "mag", "patch_size_level0": "patch_l0"})
             show = show.assign(source=[Path(s).name for s in show["source"]])
-            lines.append(show.to_string(index=False))
+            if len(show) > max_rows:
+                head, tail = show.head(max_rows // 2).to_string(index=False), show.tail(5).to_string(index=False)
+                lines += [head, f"... ({len(show) - max_rows // 2 - 5} more slides)",
+                          "\n".join(tail.splitlines()[1:])]
+            else:
+                lines.append(show.to_string(index=False))
         for what, items in (("no source file", self.missing), ("no patch (empty slide)", self.empty)):
             if items:
                 listed = ", ".join(f"{s} (case {c})" for c, s in items[:_MAX_LINES])
