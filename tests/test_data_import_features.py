@@ -332,3 +332,16 @@ def test_fast_chunk_reader_equals_h5py(tmp_path):
         for name in ("one", "clam", "gzip", "big"):
             got = read_dataset(f[name])
             assert got.shape == (1000, 12) and np.array_equal(got, f[name][()]), name
+
+
+def test_pt_files_in_a_renamed_folder_need_the_format(tmp_path):
+    clam = clam_run(tmp_path)
+    renamed = tmp_path / "my_features"
+    import shutil
+
+    shutil.copytree(clam / "feats" / "pt_files", renamed)
+    root = cohort(tmp_path)
+    with pytest.raises(UserError, match="holds no coordinates and its format cannot be told.*--format clam"):
+        import_features(renamed, root, magnification=20)
+    report = import_features(renamed, root, patches_dir=clam / "patches", magnification=20)   # told by patches/
+    assert {s.format for s in report.slides} == {"clam-pt"}

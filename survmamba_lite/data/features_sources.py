@@ -244,12 +244,21 @@ def load_pt_array(path: str | os.PathLike) -> np.ndarray:
 
 # --------------------------------------------------------------------------- locating files
 def _pt_format(src: Path, coords_path: Path | None) -> str | None:
+    """A ``.pt`` file's tool, from its folder's name (``pt_files``, ``features_<encoder>``) or its patch file."""
     if src.name == "pt_files":
         return "clam"
     if src.name.startswith("features_"):
         return "trident"
-    if coords_path is not None and coords_path.name.endswith("_patches.h5"):
-        return "trident"
+    if coords_path is not None:
+        try:
+            with h5py.File(coords_path, "r") as f:
+                attrs = dict(f["coords"].attrs) if "coords" in f else {}
+        except OSError:
+            return None
+        if is_trident_attrs(attrs):
+            return "trident"
+        if "patch_level" in attrs:
+            return "clam"
     return None
 
 
@@ -304,9 +313,8 @@ def locate_sources(src: str | os.PathLike, slide_ids, fmt: str = "auto", patches
         elif path.suffix == ".h5":
             kind = _h5_format(path)
         else:
-            kind = _pt_format(src, coords_path) or ("trident" if coords_path is not None and
-                                                    _h5_format(coords_path) == "trident" else "")
-            if not kind:
+            kind = _pt_format(src, coords_path)
+            if kind is None:
                 raise SlideProblem(sid, f"{path} holds no coordinates and its format cannot be told from its folder "
                                         "name", "give --format clam (pt_files/) or --format trident (features_<encoder>/)"
                                         " and --patches-dir")
