@@ -315,7 +315,7 @@ def test_synthetic_cohort_features_are_replaced_in_place(tmp_path):
     assert man["modalities"] == ["wsi", "rna"] and man["features"]["encoder"] == "synthetic-tiny"
 
 
-def test_fast_chunk_reader_equals_h5py(tmp_path):
+def test_fast_chunk_reader_equals_h5py(tmp_path, monkeypatch):
     """read_dataset gathers one-row (TRIDENT) and 32-row (CLAM, partial last chunk) chunks; others fall back."""
     from survmamba_lite.data.features_sources import read_dataset
 
@@ -329,9 +329,14 @@ def test_fast_chunk_reader_equals_h5py(tmp_path):
                 d.resize(min(s + 300, 1000), axis=0)
                 d[s:s + 300] = x[s:s + 300]
     with h5py.File(tmp_path / "a.h5") as f:
+        expected = {name: f[name][()] for name in f}
+        calls = []
+        original = h5py.Dataset.__getitem__
+        monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda d, key: calls.append(d.name) or original(d, key))
         for name in ("one", "clam", "gzip", "big"):
             got = read_dataset(f[name])
-            assert got.shape == (1000, 12) and np.array_equal(got, f[name][()]), name
+            assert got.shape == (1000, 12) and np.array_equal(got, expected[name]), name
+    assert calls == ["/gzip"]                                     # only the compressed one took h5py's path
 
 
 def test_pt_files_in_a_renamed_folder_need_the_format(tmp_path):

@@ -173,7 +173,8 @@ def read_dataset(dset: h5py.Dataset) -> np.ndarray:
     """
     shape, chunks = dset.shape, dset.chunks
     if (chunks is None or len(shape) < 1 or shape[0] < 64 or tuple(chunks[1:]) != tuple(shape[1:])
-            or dset.compression is not None or dset.fletcher32 or dset.scaleoffset is not None):
+            or dset.compression is not None or dset.fletcher32 or dset.scaleoffset is not None
+            or dset.file.userblock_size or dset.file.driver != "sec2"):
         return dset[()]
     infos: list[tuple[int, int, int, int]] = []
     try:
