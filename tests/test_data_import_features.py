@@ -301,11 +301,11 @@ def test_existing_features_need_overwrite(tmp_path):
 
 
 def test_synthetic_cohort_features_are_replaced_in_place(tmp_path):
-    """A cohort made by `survmamba synth` (its marker covers features/) accepts --overwrite."""
+    """A cohort folder survmamba wrote (its marker covers features/) accepts --overwrite."""
+    from small_cohorts import synthetic_subset
     from survmamba_lite.data.features_export import export_features
-    from survmamba_lite.data.synth import make_synthetic_cohort
 
-    root = make_synthetic_cohort("COADREAD", "tiny", seed=1, out=tmp_path / "c")
+    root = synthetic_subset(tmp_path / "c", cohort="COADREAD", seed=1, n_cases=12, n_folds=3)
     exp = export_features(root, "trident", tmp_path / "exp")
     with pytest.raises(UserError, match="add --overwrite"):
         import_features(exp.features_dir, root)
