@@ -1,4 +1,5 @@
-"""``survmamba`` sub-commands of the data layer: validate, synth, kegg, import-tcga, gdc-manifest.
+"""``survmamba`` sub-commands of the data layer: validate, synth, kegg, import-tcga, gdc-manifest,
+import-features, export-features, fetch-tcga.
 
 Every command checks all its arguments and its ``--out`` before it writes anything, and
 writes its files atomically (a cohort folder is written whole, then renamed into place).
@@ -168,6 +169,51 @@ def _cmd_gdc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_features(args: argparse.Namespace) -> int:
+    from survmamba_lite.data.features_import import import_features, read_magnification_table
+
+    mag, pmag = args.magnification, None
+    if mag is not None:
+        try:
+            mag = float(mag)
+        except ValueError:
+            mag, pmag = read_magnification_table(_need_file(mag, "--magnification", "a number, or a CSV of "
+                                                                                   "slide_id, magnification"))
+    report = import_features(args.src, args.cohort_dir, fmt=args.format, patches_dir=args.patches_dir,
+                             patch_size_level0=args.patch_size_level0, magnification=mag, patch_magnification=pmag,
+                             slides=args.slides,
+                             strict=args.strict, overwrite=args.overwrite, encoder=args.encoder,
+                             region_size=args.region_size, command=shlex.join(["survmamba"] + sys.argv[1:]))
+    print(report.summary())
+    return 0
+
+
+def _cmd_export_features(args: argparse.Namespace) -> int:
+    from survmamba_lite.data.features_export import export_features
+
+    _need_dir(args.cohort, "COHORT", "cohort folder")
+    print(export_features(args.cohort, args.format, args.out, overwrite=args.overwrite).summary())
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from survmamba_lite.data.fetch import fetch_tcga, read_checksums
+
+    checksums = read_checksums(_need_file(args.checksums, "--checksums", "YAML of path: sha256")) \
+        if args.checksums else None
+    report = fetch_tcga(args.cohort, args.out, mirror=_need_dir(args.mirror, "--mirror", "a folder laid out like "
+                                                                "the data root"),
+                        checksums=checksums, include_wsi=not args.no_wsi, overwrite=args.overwrite,
+                        log=lambda line: print(line, flush=True))
+    print(report.summary().splitlines()[0])
+    keys = [c for c in (["blca", "coadread", "blca-porpoise", "luad", "brca"] if "all" in args.cohort else args.cohort)
+            if c != "ucec"]
+    if keys:
+        print(f"next: survmamba realdata --data-root {args.out} --cohorts {' '.join(keys)} --work WORK --out RESULTS"
+              + (" --no-slides" if args.no_wsi else ""))
+    return 0
+
+
 def add_commands(subparsers) -> None:
     """Register the data-layer sub-commands on ``survmamba``'s sub-parser set."""
     p = subparsers.add_parser("validate", help="check a cohort folder and list every problem",
@@ -237,3 +283,63 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="list or manifest to write (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing list or manifest at --out")
     p.set_defaults(func=_cmd_gdc)
+
+    p = subparsers.add_parser(
+        "import-features", help="import CLAM or TRIDENT patch features into a cohort's features/",
+        description="Write COHORT/features/<slide_id>.h5 for every slide of COHORT/clinical.csv found in SRC "
+                    "(CLAM's h5_files/ or pt_files/, TRIDENT's features_<encoder>/): float32 features, level-0 "
+                    "coordinates and the region of every patch (4096 px at 20x = 8192 level-0 px at 40x). "
+                    "Nothing is written unless every slide passes; slides without a file are listed.")
+    p.add_argument("src", type=Path, metavar="SRC", help="folder of per-slide feature files (.h5 or .pt)")
+    p.add_argument("--cohort-dir", required=True, type=Path, help="cohort folder holding clinical.csv")
+    p.add_argument("--format", default="auto", choices=["auto", "clam", "trident"],
+                   help="source format; auto: TRIDENT when the coordinates carry patch_size_level0 / "
+                        "level0_magnification, else CLAM")
+    p.add_argument("--patches-dir", type=Path, default=None,
+                   help="the patching step's folder (CLAM patches/, TRIDENT patches/), for coordinates and patch "
+                        "size where SRC lacks them (TRIDENT default: SRC/../patches)")
+    p.add_argument("--patch-size-level0", type=int, default=None, metavar="N",
+                   help="patch side in level-0 pixels, where no file states it")
+    p.add_argument("--magnification", default=None, metavar="M",
+                   help="level-0 (scan) magnification where no file states it (CLAM): a number (20, 40) or a CSV "
+                        "with columns slide_id, magnification [, patch_magnification] (an export's slides.csv)")
+    p.add_argument("--slides", default="all", choices=["all", "first"],
+                   help="all slides of a case (joined by ';' in slide_id), or the first listed; recorded in the "
+                        "manifest")
+    p.add_argument("--encoder", default=None, help="the patch encoder's name, for CLAM files (which do not record it)")
+    p.add_argument("--region-size", type=int, default=4096, help="region side in pixels at 20x (the paper's 4096)")
+    p.add_argument("--strict", action="store_true",
+                   help="slides of clinical.csv without a source file (or without a patch) are an error")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing features/ (survmamba's files only)")
+    p.set_defaults(func=_cmd_import_features)
+
+    p = subparsers.add_parser(
+        "export-features", help="write a cohort's features in CLAM's or TRIDENT's layout",
+        description="Write every slide of the cohort's bags as CLAM h5_files/ or pt_files/ (with patches/) or as "
+                    "TRIDENT's features_<encoder>/ (with patches/), plus slides.csv, so the peers' own code runs on "
+                    "the same features. `survmamba import-features` reads them back.")
+    p.add_argument("cohort", type=Path, metavar="COHORT", help="cohort folder")
+    p.add_argument("--format", required=True, choices=["clam-h5", "clam-pt", "trident"], help="layout to write")
+    p.add_argument("--out", required=True, type=Path, help="folder to write (new or empty, or an earlier export)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
+    p.set_defaults(func=_cmd_export_features)
+
+    from survmamba_lite.data.fetch import COHORT_GROUPS
+
+    p = subparsers.add_parser(
+        "fetch-tcga", help="download the public TCGA tables, splits and KEGG files, checked by SHA-256",
+        description="Download every public input of the real-data check (SurvPath's Xena tables and splits, "
+                    "PORPOISE's tables and splits, the KEGG files of `survmamba kegg`, the two test slides) from "
+                    "their public releases, each checked against its SHA-256 in data_manifests/public_inputs.yaml, "
+                    "into the layout `survmamba realdata --data-root DIR` reads. Files already present with the "
+                    "pinned hash are kept.")
+    p.add_argument("--cohort", nargs="+", required=True, choices=list(COHORT_GROUPS) + ["all"], metavar="NAME",
+                   help=f"cohort table(s): {', '.join(COHORT_GROUPS)} or all (the KEGG files come with any)")
+    p.add_argument("--out", required=True, type=Path, help="data root to fill (tcga/, kegg/, wsi/)")
+    p.add_argument("--mirror", type=Path, default=None,
+                   help="copy from this folder, laid out like the data root, instead of downloading")
+    p.add_argument("--checksums", default=None,
+                   help="YAML of path: sha256 replacing pinned hashes (files of another version; at your own risk)")
+    p.add_argument("--no-wsi", action="store_true", help="skip the two slides of the slide check")
+    p.add_argument("--overwrite", action="store_true", help="replace a present file whose hash differs")
+    p.set_defaults(func=_cmd_fetch)

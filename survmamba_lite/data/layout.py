@@ -11,10 +11,14 @@
       features/<slide_id>.h5 patch tokens of one slide (features_h5.py)  (if modality wsi)
       synthetic_truth.csv    planted log-hazard (synthetic cohorts only)
 
-``event = 1`` means the death was observed. Several slides of a case are joined by
-``;`` in ``slide_id``; ``slide_id`` is the slide's file name without extension. A
-problem found anywhere is collected, and :class:`CohortError` lists all of them, each
-with its file, column, case id and the fix.
+``event = 1`` means the death was observed. ``slide_id`` is the slide's file name without
+extension; several slides of a case are joined by ``;`` in the order their regions enter the
+bag (slide 1's regions, then slide 2's, region indices offset). Which of them a bag holds is
+the manifest's slide rule (:func:`bag_slide_ids`): ``features.slides`` is ``all`` (default) or
+``first`` (the first listed only, e.g. the DX1 slide), and ``features.missing`` lists slides of
+``clinical.csv`` that have no feature file (left out of the bags; written by
+``survmamba import-features``). A problem found anywhere is collected, and
+:class:`CohortError` lists all of them, each with its file, column, case id and the fix.
 
 >>> import tempfile
 >>> from survmamba_lite.data.synth import make_synthetic_cohort
@@ -62,6 +66,8 @@ __all__ = [
     "write_manifest",
     "read_manifest",
     "split_slide_ids",
+    "bag_slide_ids",
+    "SLIDE_RULES",
 ]
 
 FORMAT_VERSION = 1
@@ -70,6 +76,7 @@ CLINICAL, RNA, HIERARCHY, MANIFEST = "clinical.csv", "rna.csv", "hierarchy.tsv",
 SPLITS_DIR, FEATURES_DIR, TRUTH = "splits", "features", "synthetic_truth.csv"
 CLINICAL_COLUMNS = ("case_id", "slide_id", "survival_months", "event")
 MANIFEST_KEYS = ("format_version", "name", "cohort", "source", "n_cases", "n_folds", "modalities")
+SLIDE_RULES = ("all", "first")
 _FOLD_RE = re.compile(r"^fold_(\d+)\.csv$")
 _MAX_LISTED = 10
 
@@ -173,8 +180,8 @@ class Cohort:
         return self.root / FEATURES_DIR
 
     def slide_ids(self, case_id: str) -> list[str]:
-        """Slide ids of one case (``[]`` without a slide)."""
-        return split_slide_ids(self.clinical.at[case_id, "slide_id"])
+        """Slide ids of one case in its bag, in bag order (``[]`` without a slide); see :func:`bag_slide_ids`."""
+        return bag_slide_ids(self.clinical.at[case_id, "slide_id"], self.manifest)
 
     def feature_path(self, slide_id: str) -> Path:
         return self.features_dir / f"{slide_id}.h5"
@@ -194,6 +201,24 @@ def split_slide_ids(cell: object) -> list[str]:
     if not isinstance(cell, str):
         return []
     return [s.strip() for s in cell.split(";") if s.strip()]
+
+
+def bag_slide_ids(cell: object, manifest: dict | None = None) -> list[str]:
+    """The slides of a ``clinical.csv`` ``slide_id`` cell that a case's bag holds, in bag order.
+
+    The manifest's ``features.slides`` rule (``all``, the default, or ``first``) picks them,
+    then slides listed in ``features.missing`` (no feature file) are left out.
+
+    >>> man = {"features": {"slides": "all", "missing": ["b"]}}
+    >>> bag_slide_ids("a;b;c", man), bag_slide_ids("a;b;c", {"features": {"slides": "first"}})
+    (['a', 'c'], ['a'])
+    """
+    slides = split_slide_ids(cell)
+    feats = (manifest or {}).get("features") or {}
+    if feats.get("slides", "all") == "first":
+        slides = slides[:1]
+    missing = set(feats.get("missing") or [])
+    return [s for s in slides if s not in missing]
 
 
 def _listed(items: Sequence[object]) -> str:
@@ -354,6 +379,17 @@ def _check_manifest(root: Path, problems: list[Problem]) -> dict:
     if man.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
         problems.append(Problem(MANIFEST, f"format_version {man.get('format_version')!r} is not {FORMAT_VERSION}",
                                 "rebuild the cohort with this version of survmamba"))
+    feats = man.get("features")
+    if isinstance(feats, dict):
+        if feats.get("slides", "all") not in SLIDE_RULES:
+            problems.append(Problem(MANIFEST, f"features.slides is {feats.get('slides')!r}",
+                                    f"write one of {list(SLIDE_RULES)} (all slides of a case, or the first listed)",
+                                    column="features.slides"))
+            feats["slides"] = "all"
+        if not isinstance(feats.get("missing") or [], list):
+            problems.append(Problem(MANIFEST, f"features.missing is {feats.get('missing')!r}, not a list of slide ids",
+                                    "write a YAML list (or remove the key)", column="features.missing"))
+            feats["missing"] = []
     mods = man.get("modalities", [])
     if not isinstance(mods, list) or not mods or any(m not in MODALITIES for m in mods):
         problems.append(Problem(MANIFEST, f"modalities {mods!r} is not a non-empty list drawn from {list(MODALITIES)}",
@@ -586,8 +622,19 @@ def _check_features(root: Path, man: dict, clinical: pd.DataFrame | None, deep: 
     d = root / FEATURES_DIR
     expected = (man.get("features") or {}).get("width")
     width, width_from, n_slides, first = None, "", 0, True
+    listed = {s for cell in clinical["slide_id"] for s in split_slide_ids(cell)}
+    unknown = [s for s in ((man.get("features") or {}).get("missing") or []) if s not in listed]
+    for s in unknown[:_MAX_LISTED]:
+        problems.append(Problem(MANIFEST, f"features.missing names slide {s}, which clinical.csv does not list",
+                                "remove it from features.missing", column="features.missing"))
     for case, cell in clinical["slide_id"].items():
-        for s in split_slide_ids(cell):
+        slides = bag_slide_ids(cell, man)
+        if not slides and split_slide_ids(cell):
+            problems.append(Problem(CLINICAL, f"none of the case's slides ({cell}) has features (manifest "
+                                    "features.missing / features.slides)", "give their feature files (survmamba "
+                                    "import-features or extract) or drop the case from clinical.csv and splits/",
+                                    column="slide_id", case_id=case))
+        for s in slides:
             n_slides += 1
             path = d / f"{s}.h5"
             rel = f"{FEATURES_DIR}/{s}.h5"
