@@ -23,9 +23,16 @@ the grid, one row of:
     ``pynvml`` is installed).
 ``stages``, ``bound_by``
     where the extraction's time went (waiting for blocks, GPU time of copies and encoder,
-    writing) and the stage that bounds it: the slowest of decode (the readers' rate),
-    transfer (patches per second of host-to-device copy time), encoder (the encoder's rate)
-    and write (patches per second of writing time).
+    writing) and the stage that bounds it. For a streaming run on a GPU it is read from where
+    the main process spent its time (:func:`streaming_bound`): ``encoder`` when the GPU is busy
+    at least 70% of the wall time, else ``decode`` (waiting for the readers' blocks) or
+    ``launch`` (the host's own time in the encoder call: launching kernels), whichever took
+    longer. Elsewhere it is the slowest of decode (the readers' rate), transfer (patches per
+    second of host-to-device copy time), encoder (the encoder's rate) and write (patches per
+    second of writing time).
+``cuda_graphs``
+    whether the encoder was replayed from CUDA graphs (``--cuda-graphs on off`` measures both
+    on the headline rows: the largest slide, the most readers, the first precision).
 
 The grid: every ``--encoders`` x ``--workers`` at the first ``--precisions``; the other
 precisions at the largest worker count only; slides of at most ``--one-process-max-patches``
@@ -218,8 +225,25 @@ def bound_stage(rates: dict[str, float | None]) -> str:
     return min(known, key=known.get) if known else "unknown"
 
 
+def streaming_bound(stats: dict) -> str:
+    """The bound of a streaming run on a GPU, from where its main process spent the wall time.
+
+    >>> streaming_bound(dict(wall_seconds=8.0, wait_seconds=3.7, encode_seconds=4.0, encode_gpu_seconds=0.8))
+    'launch'
+    >>> streaming_bound(dict(wall_seconds=5.0, wait_seconds=3.2, encode_seconds=1.0, encode_gpu_seconds=3.2))
+    'decode'
+    >>> streaming_bound(dict(wall_seconds=5.0, wait_seconds=0.5, encode_seconds=1.0, encode_gpu_seconds=4.0))
+    'encoder'
+    """
+    wall = stats["wall_seconds"]
+    if wall > 0 and stats["encode_gpu_seconds"] / wall >= 0.7:
+        return "encoder"
+    return "decode" if stats["wait_seconds"] >= stats["encode_seconds"] else "launch"
+
+
 def extraction_row(grid, tiling: dict, encoder, label: str, device: torch.device, workers: int, precision: str,
-                   batch_size: int, work: Path, reading: float, encoding: float, profile_to: Path | None) -> dict:
+                   batch_size: int, work: Path, reading: float, encoding: float, profile_to: Path | None,
+                   cuda_graphs: bool = True) -> dict:
     """One end-to-end extraction of ``grid``'s slide, timed, with its stage breakdown."""
     out = work / "features"
     shutil.rmtree(out, ignore_errors=True)
@@ -231,12 +255,14 @@ def extraction_row(grid, tiling: dict, encoder, label: str, device: torch.device
         profiler.__enter__()
     with NvmlSampler(device) as nvml:
         run = extract_slides([grid.coords_path], out, encoder=encoder, device=device, workers=workers,
-                             batch_size=batch_size, precision=precision, overwrite=True, progress=False)
+                             batch_size=batch_size, precision=precision, overwrite=True, progress=False,
+                             cuda_graphs=cuda_graphs)
     if profiler is not None:
         profiler.__exit__(None, None, None)
         profile_to.parent.mkdir(parents=True, exist_ok=True)
         head = (f"# torch.profiler, one extraction: {grid.slide_id}, {label}, {workers} readers, {precision}, "
-                f"batch {batch_size}, {device} (profiled: slower than the timed run)\n")
+                f"batch {batch_size}, {device}, CUDA graphs {'on' if cuda_graphs else 'off'} "
+                "(profiled: slower than the timed run)\n")
         tables = []
         for sort in (["device_time_total", "cuda_time_total"] if device.type == "cuda" else []) + ["cpu_time_total"]:
             try:
@@ -256,6 +282,8 @@ def extraction_row(grid, tiling: dict, encoder, label: str, device: torch.device
             transfer = p / run.stats.copy_gpu_seconds if run.stats.copy_gpu_seconds > 0 else None
         write = p / run.stats.write_seconds if run.stats.write_seconds > 0 else None
     rates = {"decode": reading, "transfer": transfer, "encoder": encoding, "write": write}
+    graphed = bool(run.settings.cuda_graphs and workers)
+    bound = streaming_bound(stats) if stats is not None and device.type == "cuda" else bound_stage(rates)
     return dict(
         slide=tiling["slide"], slide_size_level0=tiling["slide_size_level0"], kept_patches=p,
         regions=tiling["regions"], encoder=label, encoder_name=encoder.name, standin=label == STANDIN,
@@ -263,7 +291,7 @@ def extraction_row(grid, tiling: dict, encoder, label: str, device: torch.device
         device=str(device), tiling_seconds=tiling["tiling_seconds"], reading_patches_per_s=reading,
         encoding_patches_per_s=encoding, extraction_patches_per_s=p / run.seconds, extraction_seconds=run.seconds,
         gpu_busy_fraction=gpu_busy, nvml_gpu_utilization=nvml.mean, stages=stats,
-        stage_patches_per_s=rates, bound_by=bound_stage(rates),
+        stage_patches_per_s=rates, bound_by=bound, cuda_graphs=graphed,
         path="streaming" if workers else "one process")
 
 
@@ -296,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="reader-process counts (default: the machine's default only)")
     ap.add_argument("--precisions", nargs="+", default=None, help="default: the device's default only")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the device's default")
+    ap.add_argument("--cuda-graphs", nargs="+", choices=["on", "off"], default=["on"],
+                    help="encoder replayed from CUDA graphs; the headline rows get every choice given, the "
+                         "others the first")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--encode-patches", type=int, default=1024, help="patches timed in the encoder-alone test")
     ap.add_argument("--encode-min-patches", type=int, default=256,
@@ -346,16 +377,22 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[dict] = []
         largest = max(grids, key=lambda g: g[0].n_patches)[0]
         smallest = min(grids, key=lambda g: g[0].n_patches)[0]
-        plan = []  # (label, precision, grid, record, workers), the headline rows first
+        graph_modes = [m == "on" for m in args.cuda_graphs] if device.type == "cuda" else [False]
+
+        def headline(grid, w, precision) -> bool:
+            return grid is largest and w == max(workers) and precision == precisions[0]
+
+        plan = []  # (label, precision, grid, record, workers, CUDA graphs), the headline rows first
         for label in encoders:
             for precision in precisions:
                 for grid, record in grids:
                     counts = set(workers) | ({0} if grid.n_patches <= args.one_process_max_patches else set())
-                    plan += [(label, precision, grid, record, w) for w in sorted(counts)
-                             if precision == precisions[0] or w == max(workers)]
-        plan.sort(key=lambda r: not (r[2] is largest and r[4] == max(workers) and r[1] == precisions[0]))
+                    plan += [(label, precision, grid, record, w, g) for w in sorted(counts)
+                             if precision == precisions[0] or w == max(workers)
+                             for g in (graph_modes if headline(grid, w, precision) and w else graph_modes[:1])]
+        plan.sort(key=lambda r: not headline(r[2], r[4], r[1]))
         warmed, encoding = set(), {}
-        for label, precision, grid, record, w in plan:
+        for label, precision, grid, record, w, graphs in plan:
             enc = encoders[label]
             if (label, precision) not in warmed:  # the smallest slide through this encoder and precision first
                 extract_slides([smallest.coords_path], work / "warm", encoder=enc, device=device,
@@ -373,17 +410,19 @@ def main(argv: list[str] | None = None) -> int:
                 encoding[ekey] = encoding_rate(enc, samples[sk], device, precision, batch_size,
                                                args.encode_min_patches)
             row = extraction_row(grid, record, enc, label, device, w, precision, batch_size, work, reading[key],
-                                 encoding[ekey], None)
+                                 encoding[ekey], None, cuda_graphs=graphs)
             rows.append(row)
             write_results(args, argv, device, defaults, load_start, started, tiling, rows)
             busy = row["gpu_busy_fraction"]
-            print(f"{grid.slide_id:>36} {label:>18} W={w:<2} {precision}: read "
+            print(f"{grid.slide_id:>36} {label:>18} W={w:<2} {precision} graphs={row['cuda_graphs']}: read "
                   f"{row['reading_patches_per_s']:8.1f}  encode {row['encoding_patches_per_s']:8.1f}  "
                   f"end-to-end {row['extraction_patches_per_s']:8.1f} patches/s  GPU busy "
                   f"{'-' if busy is None else f'{busy:.3f}'}  bound by {row['bound_by']}", flush=True)
-            if args.profile is not None and grid is largest and w == max(workers) and precision == precisions[0]:
+            if args.profile is not None and headline(grid, w, precision):
+                suffix = "" if graphs == graph_modes[0] else ("_graphs" if graphs else "_eager")
                 extraction_row(grid, record, enc, label, device, w, precision, batch_size, work, reading[key],
-                               encoding[ekey], args.profile / f"wsi_extract_{label}_{precision}_{device.type}.txt")
+                               encoding[ekey], args.profile / f"wsi_extract_{label}_{precision}{suffix}_{device.type}.txt",
+                               cuda_graphs=graphs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_results(args, argv, device, defaults, load_start, started, tiling, rows)
@@ -399,7 +438,8 @@ def write_results(args, argv, device, defaults, load_start, started, tiling, row
         defaults=dict(workers=defaults.workers, batch_size=defaults.batch_size, precision=defaults.precision),
         standin=STANDIN_NOTE, load_average_start=load_start, load_average_end=os.getloadavg(),
         slide_info=[json.loads(p.read_text()) for p in args.slide_info],
-        grid="every encoder x workers at the first precision; other precisions at the largest worker count",
+        grid="every encoder x workers at the first precision; other precisions at the largest worker count; "
+             "every --cuda-graphs choice on the largest slide at the most readers and the first precision",
     )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"wsi_throughput_{device.type}.json"

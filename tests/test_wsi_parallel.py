@@ -335,7 +335,9 @@ def test_standin_torchscript_encoder(tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_cuda_streaming_equals_one_process(two_slides, tmp_path):
     """On the GPU: EfficientNet-Lite0 and the Swin-T stand-in, streaming (pinned batches, copy
-    stream, other batch compositions) against one process; fp32 and bf16."""
+    stream, other batch compositions, the encoder replayed from CUDA graphs) against one process;
+    fp32 and bf16. Replayed graphs run the eager pass's kernels: their features are equal to
+    the streaming path without graphs, bit for bit."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     from survmamba_lite.data.wsi.standin import export_standin
@@ -348,12 +350,19 @@ def test_cuda_streaming_equals_one_process(two_slides, tmp_path):
                 "standin": build_encoder("torchscript", export_standin(tmp_path / "standin.pt"))}
     for name, enc in encoders.items():
         runs = {}
-        for w, precision, b in ((0, "fp32", 64), (3, "fp32", 48), (0, "bf16", 64), (3, "bf16", 48)):
-            out = tmp_path / f"{name}_{w}_{precision}"
+        for w, precision, b, graphs in ((0, "fp32", 64, True), (3, "fp32", 48, True), (0, "bf16", 64, True),
+                                        (3, "bf16", 48, True), (3, "fp32", 48, False), (3, "bf16", 48, False)):
+            out = tmp_path / f"{name}_{w}_{precision}_{graphs}"
             run = extract_slides(coords, out, encoder=enc, device="cuda", workers=w, batch_size=b,
-                                 precision=precision, progress=False)
+                                 precision=precision, progress=False, cuda_graphs=graphs)
             assert not run.failures
-            runs[(w, precision)] = {r.slide_id: features(r.features_path) for r in run.results}
+            assert run.settings.cuda_graphs == graphs
+            key = (w, precision) if graphs else (w, precision, "eager")
+            runs[key] = {r.slide_id: features(r.features_path) for r in run.results}
+        for sid in runs[(3, "fp32")]:
+            for precision in ("fp32", "bf16"):
+                np.testing.assert_array_equal(runs[(3, precision)][sid], runs[(3, precision, "eager")][sid],
+                                              err_msg=f"{name} {sid} {precision}: CUDA graphs changed the features")
         for sid, ref in runs[(0, "fp32")].items():
             print(name, sid)
             assert_fp32_equal(runs[(3, "fp32")][sid], ref)

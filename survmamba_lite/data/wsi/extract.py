@@ -167,24 +167,28 @@ class ExtractSettings:
     workers: int
     batch_size: int
     precision: str
+    cuda_graphs: bool = True
 
 
 def resolve_settings(device: str | torch.device = "auto", workers: int | None = None,
-                     batch_size: int | None = None, precision: str | None = None) -> ExtractSettings:
+                     batch_size: int | None = None, precision: str | None = None,
+                     cuda_graphs: bool = True) -> ExtractSettings:
     """Fill the unset settings from the machine.
 
     ``workers``: all cores but two next to a GPU, a quarter of them on a CPU
     (:func:`~.blocks.default_workers`); ``batch_size``: 256 on a GPU (64 under 16 GB), 32 on
-    a CPU; ``precision``: ``bf16`` on a GPU that has it, ``fp32`` on a CPU.
+    a CPU; ``precision``: ``bf16`` on a GPU that has it, ``fp32`` on a CPU. ``cuda_graphs``
+    holds only on CUDA.
 
     >>> s = resolve_settings("cpu")
-    >>> s.device.type, s.workers >= 1, s.batch_size, s.precision
-    ('cpu', True, 32, 'fp32')
+    >>> s.device.type, s.workers >= 1, s.batch_size, s.precision, s.cuda_graphs
+    ('cpu', True, 32, 'fp32', False)
     """
     dev = resolve_device(device)
     s = ExtractSettings(dev, default_workers(dev.type) if workers is None else int(workers),
                         default_batch_size(dev) if batch_size is None else int(batch_size),
-                        default_precision(dev) if precision is None else str(precision))
+                        default_precision(dev) if precision is None else str(precision),
+                        bool(cuda_graphs) and dev.type == "cuda")
     if s.workers < 0:
         raise ValueError(f"--workers {s.workers}: must be >= 0 (0 reads the patches in the main process)")
     if s.batch_size < 1:
@@ -289,7 +293,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
                    slide_path: str | os.PathLike | None = None, slide_dir: str | os.PathLike | None = None,
                    device: str | torch.device = "auto", workers: int | None = None, batch_size: int | None = None,
                    precision: str | None = None, overwrite: bool = False, progress: bool = True,
-                   band_rows: int = 4, raise_errors: bool = False) -> ExtractionRun:
+                   band_rows: int = 4, raise_errors: bool = False, cuda_graphs: bool = True) -> ExtractionRun:
     """Encode every patch of many tiled slides into ``out_dir/<slide_id>.h5``.
 
     Args:
@@ -308,6 +312,8 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
         progress: a progress bar in patches/s.
         band_rows: patch rows per block read (streaming path).
         raise_errors: raise the first slide's error instead of listing it in ``failures``.
+        cuda_graphs: on CUDA, the streaming path replays the encoder from CUDA graphs
+            (:class:`~.pipeline._GraphedEncoder`; same features, fewer launches).
 
     Returns:
         an :class:`ExtractionRun`. A slide that cannot be read is listed in ``failures`` and
@@ -316,7 +322,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
         ``magnification``, ``encoder``, ``mpp``, ``normalisation``, ...
     """
     start = time.perf_counter()
-    settings = resolve_settings(device, workers, batch_size, precision)
+    settings = resolve_settings(device, workers, batch_size, precision, cuda_graphs)
     enc = build_encoder(encoder, weights) if isinstance(encoder, str) else encoder
     out_dir = Path(out_dir)
     run = ExtractionRun(settings=settings)
@@ -375,7 +381,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
 
         run.stats = run_pipeline(jobs, enc, device=settings.device, workers=settings.workers,
                                  batch_size=settings.batch_size, precision=settings.precision, band_rows=band_rows,
-                                 progress=progress, on_done=done, on_fail=failed)
+                                 progress=progress, cuda_graphs=settings.cuda_graphs, on_done=done, on_fail=failed)
     if raise_errors and run.failures:
         raise SlideError(run.failures[0][1])
     run.results.sort(key=lambda r: position[r.slide_id])

@@ -79,7 +79,9 @@ def precision_context(device: torch.device, precision: str) -> Iterator[None]:
     """Run the encoder in ``precision`` on ``device`` (flags restored afterwards).
 
     ``fp32`` turns TF32 off for CUDA matmuls and cuDNN convolutions (cuDNN convolutions use
-    TF32 by default); ``tf32`` turns it on; ``bf16``/``fp16`` autocast (fp16 on CUDA only).
+    TF32 by default); ``tf32`` turns it on; ``bf16``/``fp16`` autocast (fp16 on CUDA only),
+    without autocast's cast cache (which a CUDA graph capture must not use; the encoder's
+    weights need no grad, so the cache would hold nothing anyway).
     On CUDA, cuDNN picks its convolution algorithms by timing them (``cudnn.benchmark``):
     batches have one shape, so that is done once.
     """
@@ -96,7 +98,7 @@ def precision_context(device: torch.device, precision: str) -> Iterator[None]:
     try:
         if precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-            with torch.autocast(device.type, dtype=dtype):
+            with torch.autocast(device.type, dtype=dtype, cache_enabled=False):
                 yield
         else:
             yield
@@ -239,6 +241,48 @@ class _Batcher:
         return batch, owners, idx, events
 
 
+class _GraphedEncoder:
+    """The encoder replayed from CUDA graphs: one graph per staging buffer, full batches only.
+
+    A frozen encoder on batches of one shape is the plain case for CUDA graphs. EfficientNet-
+    Lite0's forward pass is about a hundred small kernels whose launches from Python cost the
+    main process more time than the GPU spends running them (the profiles in
+    ``benchmarks/results/profiles/``), time the readers then miss. A graph launches them all
+    at once. Each of the staging buffers (:class:`_Batcher`) gets its own graph, captured on
+    its first full batch after three eager warm-up passes on a side stream (cuDNN's algorithm
+    search and TorchScript's profiling runs happen there, not inside the capture); the
+    partial last batch of a run is encoded eagerly. A replay runs the kernels the eager pass
+    chose for that shape, so the features do not change (tested on the GPU).
+    """
+
+    def __init__(self, encoder: FrozenPatchEncoder, device: torch.device, precision: str):
+        self.encoder, self.device, self.precision = encoder, device, precision
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+
+    def __call__(self, batch: torch.Tensor, buffer_id: int, full: bool) -> torch.Tensor:
+        """Features ``(B, F)`` of ``batch: (B, 3, S, S)`` uint8, a view of staging buffer ``buffer_id``."""
+        if not full:
+            with precision_context(self.device, self.precision):
+                return self.encoder(batch)
+        if buffer_id not in self.graphs:
+            self.graphs[buffer_id] = self._capture(batch)
+        graph, out = self.graphs[buffer_id]
+        graph.replay()
+        return out
+
+    def _capture(self, batch: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side), precision_context(self.device, self.precision):
+            for _ in range(3):
+                self.encoder(batch)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), precision_context(self.device, self.precision):
+            out = self.encoder(batch)
+        return graph, out
+
+
 def _blocks_for(jobs: Sequence[SlideJob], band_rows: int) -> np.ndarray:
     parts = []
     for j, job in enumerate(jobs):
@@ -250,7 +294,7 @@ def _blocks_for(jobs: Sequence[SlideJob], band_rows: int) -> np.ndarray:
 @torch.inference_mode()
 def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, device: torch.device, workers: int,
                  batch_size: int, precision: str, band_rows: int = 4, prefetch: int = 2, progress: bool = True,
-                 on_done: Callable[[SlideJob, float], None] | None = None,
+                 cuda_graphs: bool = True, on_done: Callable[[SlideJob, float], None] | None = None,
                  on_fail: Callable[[SlideJob, str], None] | None = None) -> PipelineStats:
     """Extract the features of every job with ``workers`` reader processes (module doc).
 
@@ -264,6 +308,8 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
         band_rows: patch rows per block (:func:`~.blocks.plan_blocks`).
         prefetch: blocks each reader keeps ready.
         progress: a tqdm bar in patches/s.
+        cuda_graphs: on CUDA, replay the encoder's full batches from CUDA graphs
+            (:class:`_GraphedEncoder`); ignored on a CPU.
         on_done: called with ``(job, seconds)`` once a slide's file is written.
         on_fail: called with ``(job, message)`` when a slide cannot be read or written.
 
@@ -290,6 +336,7 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
                         pin_memory=cuda, prefetch_factor=prefetch,
                         in_order=False, persistent_workers=False)
     batcher = _Batcher(device, batch_size, encoder.input_size)
+    graphed = _GraphedEncoder(encoder, device, precision) if cuda and cuda_graphs else None
     inflight: deque = deque()   # (features on host, owners, CUDA events or None)
     writes: list[tuple[Future, _SlideState]] = []
     write_lock = threading.Lock()
@@ -345,8 +392,11 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
             span = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
             events = (span, copy_events)
             span[0].record()
-        with precision_context(device, precision):
-            feats = encoder(batch)
+        if graphed is not None:
+            feats = graphed(batch, buf_id, full=len(owners) == batch_size)
+        else:
+            with precision_context(device, precision):
+                feats = encoder(batch)
         host = torch.empty(feats.shape, dtype=torch.float32, pin_memory=cuda)
         host.copy_(feats, non_blocking=cuda)
         if cuda:
