@@ -24,7 +24,8 @@ the grid, one row of:
 ``stages``, ``bound_by``
     where the extraction's time went (waiting for blocks, GPU time of copies and encoder,
     writing) and the stage that bounds it. For a streaming run on a GPU it is read from where
-    the main process spent its time (:func:`streaming_bound`): ``encoder`` when the GPU is busy
+    the main process spent its time
+    (:func:`~survmamba_lite.data.wsi.pipeline.streaming_bound`): ``encoder`` when the GPU is busy
     at least 70% of the wall time, else ``decode`` (waiting for the readers' blocks) or
     ``launch`` (the host's own time in the encoder call: launching kernels), whichever took
     longer. Elsewhere it is the slowest of decode (the readers' rate), transfer (patches per
@@ -71,7 +72,7 @@ from torch.utils.data import DataLoader
 
 from survmamba_lite.data.wsi import PatchDataset, build_encoder, extract_slides, resolve_device, tile_slide
 from survmamba_lite.data.wsi.blocks import BlockDataset, plan_blocks, read_patch_block, slide_spec
-from survmamba_lite.data.wsi.pipeline import precision_context
+from survmamba_lite.data.wsi.pipeline import precision_context, streaming_bound
 from survmamba_lite.data.wsi.standin import STANDIN_NOTE, export_standin
 from survmamba_lite.data.wsi.tiling import SlideError
 
@@ -225,25 +226,9 @@ def bound_stage(rates: dict[str, float | None]) -> str:
     return min(known, key=known.get) if known else "unknown"
 
 
-def streaming_bound(stats: dict) -> str:
-    """The bound of a streaming run on a GPU, from where its main process spent the wall time.
-
-    >>> streaming_bound(dict(wall_seconds=8.0, wait_seconds=3.7, encode_seconds=4.0, encode_gpu_seconds=0.8))
-    'launch'
-    >>> streaming_bound(dict(wall_seconds=5.0, wait_seconds=3.2, encode_seconds=1.0, encode_gpu_seconds=3.2))
-    'decode'
-    >>> streaming_bound(dict(wall_seconds=5.0, wait_seconds=0.5, encode_seconds=1.0, encode_gpu_seconds=4.0))
-    'encoder'
-    """
-    wall = stats["wall_seconds"]
-    if wall > 0 and stats["encode_gpu_seconds"] / wall >= 0.7:
-        return "encoder"
-    return "decode" if stats["wait_seconds"] >= stats["encode_seconds"] else "launch"
-
-
 def extraction_row(grid, tiling: dict, encoder, label: str, device: torch.device, workers: int, precision: str,
                    batch_size: int, work: Path, reading: float, encoding: float, profile_to: Path | None,
-                   cuda_graphs: bool = True) -> dict:
+                   cuda_graphs: bool = False) -> dict:
     """One end-to-end extraction of ``grid``'s slide, timed, with its stage breakdown."""
     out = work / "features"
     shutil.rmtree(out, ignore_errors=True)
@@ -324,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="reader-process counts (default: the machine's default only)")
     ap.add_argument("--precisions", nargs="+", default=None, help="default: the device's default only")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the device's default")
-    ap.add_argument("--cuda-graphs", nargs="+", choices=["on", "off"], default=["on"],
+    ap.add_argument("--cuda-graphs", nargs="+", choices=["on", "off"], default=["off"],
                     help="encoder replayed from CUDA graphs; the headline rows get every choice given, the "
                          "others the first")
     ap.add_argument("--device", default="auto")
@@ -419,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"end-to-end {row['extraction_patches_per_s']:8.1f} patches/s  GPU busy "
                   f"{'-' if busy is None else f'{busy:.3f}'}  bound by {row['bound_by']}", flush=True)
             if args.profile is not None and headline(grid, w, precision):
-                suffix = "" if graphs == graph_modes[0] else ("_graphs" if graphs else "_eager")
+                suffix = "_graphs" if graphs else ""
                 extraction_row(grid, record, enc, label, device, w, precision, batch_size, work, reading[key],
                                encoding[ekey], args.profile / f"wsi_extract_{label}_{precision}{suffix}_{device.type}.txt",
                                cuda_graphs=graphs)

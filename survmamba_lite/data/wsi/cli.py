@@ -83,9 +83,9 @@ def add_commands(subparsers) -> None:
     e.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="encoder precision: fp32, tf32 (CUDA), bf16 or fp16 (CUDA) autocast (default: bf16 on a "
                         "GPU that has it, fp32 on a CPU)")
-    e.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
-                   help="on a GPU, replay the encoder from CUDA graphs (same features, far fewer kernel "
-                        "launches; default on)")
+    e.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=False,
+                   help="on a GPU, replay the encoder from CUDA graphs: far fewer kernel launches from the "
+                        "host, for when launching rather than reading bounds the run (default off)")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     e.add_argument("--overwrite", action="store_true", help="redo slides whose features file exists")
     e.add_argument("--quiet", action="store_true", help="no progress bars")

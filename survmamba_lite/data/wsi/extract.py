@@ -167,18 +167,18 @@ class ExtractSettings:
     workers: int
     batch_size: int
     precision: str
-    cuda_graphs: bool = True
+    cuda_graphs: bool = False
 
 
 def resolve_settings(device: str | torch.device = "auto", workers: int | None = None,
                      batch_size: int | None = None, precision: str | None = None,
-                     cuda_graphs: bool = True) -> ExtractSettings:
+                     cuda_graphs: bool = False) -> ExtractSettings:
     """Fill the unset settings from the machine.
 
     ``workers``: all cores but two next to a GPU, a quarter of them on a CPU
     (:func:`~.blocks.default_workers`); ``batch_size``: 256 on a GPU (64 under 16 GB), 32 on
     a CPU; ``precision``: ``bf16`` on a GPU that has it, ``fp32`` on a CPU. ``cuda_graphs``
-    holds only on CUDA.
+    (off unless asked for) holds only on CUDA.
 
     >>> s = resolve_settings("cpu")
     >>> s.device.type, s.workers >= 1, s.batch_size, s.precision, s.cuda_graphs
@@ -293,7 +293,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
                    slide_path: str | os.PathLike | None = None, slide_dir: str | os.PathLike | None = None,
                    device: str | torch.device = "auto", workers: int | None = None, batch_size: int | None = None,
                    precision: str | None = None, overwrite: bool = False, progress: bool = True,
-                   band_rows: int = 4, raise_errors: bool = False, cuda_graphs: bool = True) -> ExtractionRun:
+                   band_rows: int = 4, raise_errors: bool = False, cuda_graphs: bool = False) -> ExtractionRun:
     """Encode every patch of many tiled slides into ``out_dir/<slide_id>.h5``.
 
     Args:
@@ -313,7 +313,8 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
         band_rows: patch rows per block read (streaming path).
         raise_errors: raise the first slide's error instead of listing it in ``failures``.
         cuda_graphs: on CUDA, the streaming path replays the encoder from CUDA graphs
-            (:class:`~.pipeline._GraphedEncoder`; same features, fewer launches).
+            (:class:`~.pipeline._GraphedEncoder`: fewer kernel launches from the host; off by
+            default, see :func:`~.pipeline.run_pipeline`).
 
     Returns:
         an :class:`ExtractionRun`. A slide that cannot be read is listed in ``failures`` and

@@ -41,7 +41,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ from survmamba_lite.data.wsi.blocks import BlockDataset, BlockItem, SlideSpec, p
 from survmamba_lite.data.wsi.encoders import FrozenPatchEncoder
 
 __all__ = ["PRECISIONS", "precision_context", "default_precision", "default_batch_size", "SlideJob",
-           "PipelineStats", "run_pipeline"]
+           "PipelineStats", "streaming_bound", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,28 @@ class PipelineStats:
         return d
 
 
+def streaming_bound(stats: Mapping[str, float]) -> str:
+    """What bounds a streaming run on a GPU, read from where its main process spent the wall time.
+
+    ``encoder`` when the GPU ran the encoder at least 70% of the wall time; otherwise
+    ``decode`` (waiting for the readers' blocks) or ``launch`` (the host's own time in the
+    encoder call, launching its kernels), whichever took longer. ``stats``: the fields of
+    :class:`PipelineStats` (``wall_seconds``, ``wait_seconds``, ``encode_seconds``,
+    ``encode_gpu_seconds``), e.g. its :meth:`~PipelineStats.as_dict` as a benchmark stores it.
+
+    >>> streaming_bound(dict(wall_seconds=8.2, wait_seconds=3.7, encode_seconds=4.0, encode_gpu_seconds=0.8))
+    'launch'
+    >>> streaming_bound(dict(wall_seconds=5.2, wait_seconds=3.5, encode_seconds=0.9, encode_gpu_seconds=3.0))
+    'decode'
+    >>> streaming_bound(dict(wall_seconds=5.0, wait_seconds=0.5, encode_seconds=1.0, encode_gpu_seconds=4.0))
+    'encoder'
+    """
+    wall = stats["wall_seconds"]
+    if wall > 0 and stats["encode_gpu_seconds"] / wall >= 0.7:
+        return "encoder"
+    return "decode" if stats["wait_seconds"] >= stats["encode_seconds"] else "launch"
+
+
 class _SlideState:
     """Features of one slide as they arrive."""
 
@@ -252,7 +274,9 @@ class _GraphedEncoder:
     its first full batch after three eager warm-up passes on a side stream (cuDNN's algorithm
     search and TorchScript's profiling runs happen there, not inside the capture); the
     partial last batch of a run is encoded eagerly. A replay runs the kernels the eager pass
-    chose for that shape, so the features do not change (tested on the GPU).
+    chose for that shape, so the features of an ``nn.Module`` encoder do not change; a
+    TorchScript encoder's executor optimises its graph over its first calls, so its features
+    may differ at float rounding level between runs, graphs or not (both tested on the GPU).
     """
 
     def __init__(self, encoder: FrozenPatchEncoder, device: torch.device, precision: str):
@@ -278,7 +302,9 @@ class _GraphedEncoder:
                 self.encoder(batch)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), precision_context(self.device, self.precision):
+        # thread-local capture: the DataLoader's pinning thread allocates page-locked memory while
+        # this thread captures, which a global capture would count as an error
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"), precision_context(self.device, self.precision):
             out = self.encoder(batch)
         return graph, out
 
@@ -294,7 +320,7 @@ def _blocks_for(jobs: Sequence[SlideJob], band_rows: int) -> np.ndarray:
 @torch.inference_mode()
 def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, device: torch.device, workers: int,
                  batch_size: int, precision: str, band_rows: int = 4, prefetch: int = 2, progress: bool = True,
-                 cuda_graphs: bool = True, on_done: Callable[[SlideJob, float], None] | None = None,
+                 cuda_graphs: bool = False, on_done: Callable[[SlideJob, float], None] | None = None,
                  on_fail: Callable[[SlideJob, str], None] | None = None) -> PipelineStats:
     """Extract the features of every job with ``workers`` reader processes (module doc).
 
@@ -309,7 +335,9 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
         prefetch: blocks each reader keeps ready.
         progress: a tqdm bar in patches/s.
         cuda_graphs: on CUDA, replay the encoder's full batches from CUDA graphs
-            (:class:`_GraphedEncoder`); ignored on a CPU.
+            (:class:`_GraphedEncoder`); ignored on a CPU. Off by default: on the H100 benchmark
+            the readers bound both encoders, and graphs saved host time without raising the
+            end-to-end rate (``benchmarks/results/wsi_throughput_graphs_cuda.json``).
         on_done: called with ``(job, seconds)`` once a slide's file is written.
         on_fail: called with ``(job, message)`` when a slide cannot be read or written.
 
