@@ -36,18 +36,26 @@ def base(tmp_path_factory) -> dict[str, Path]:
     assert main(["cv", "--cohort-dir", str(cohort), "--model", "snn", "--out", str(run), *QUICK]) == 0
     rep = d / "rep"
     assert main(["report", str(run), "--out", str(rep), "--n-boot", "10", "--n-perm", "10"]) == 0
-    return {"cohort": cohort, "run": run, "report": rep}
+    sm = d / "sm"                     # a SurvMamba run (fold 0 only) for `explain`
+    assert main(["cv", "--cohort-dir", str(cohort), "--model", "survmamba", "--out", str(sm), *QUICK,
+                 "--max-patches", "4"]) == 0
+    return {"cohort": cohort, "run": run, "report": rep, "sm": sm}
+
+
+def _point_run_at(run: Path, cohort: Path) -> None:
+    """A copied run's config names the shared cohort; point it at this test's copy."""
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["cohort_dir"], cfg["out_dir"] = str(cohort), str(run)
+    (run / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 @pytest.fixture
 def work(tmp_path, base) -> Path:
-    """This test's folder: its own copies of the cohort and the run."""
+    """This test's folder: its own copies of the cohort and the runs."""
     shutil.copytree(base["cohort"], tmp_path / "cohort", symlinks=True)
-    shutil.copytree(base["run"], tmp_path / "run")
-    # the run's config names the shared cohort; point it at this test's copy
-    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    cfg["cohort_dir"], cfg["out_dir"] = str(tmp_path / "cohort"), str(tmp_path / "run")
-    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    for name in ("run", "sm"):
+        shutil.copytree(base[name], tmp_path / name)
+        _point_run_at(tmp_path / name, tmp_path / "cohort")
     return tmp_path
 
 
@@ -491,3 +499,122 @@ def test_tile_and_extract_refuse_a_folder_of_other_files(work, capsys, command):
     src = str(work / "no_slide.svs") if command == "tile" else str(work / "tiles")
     refused(capsys, work, [command, src, "--out", str(work / "cohort")], f"--out {work / 'cohort'}",
             "clinical.csv", "choose a new or empty --out")
+
+
+# --------------------------------------------------------------------------- provenance of a run's inputs
+def _set_min_genes(cohort: Path, value: int) -> None:
+    import yaml
+
+    man = yaml.safe_load((cohort / "manifest.yaml").read_text())
+    man["hierarchy"]["min_genes"] = value
+    (cohort / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
+
+
+def _drop_recorded(run: Path, *keys: str) -> None:
+    """Make ``run`` look like one recorded by an older survmamba (without these fingerprint keys)."""
+    cfg = json.loads((run / "config.json").read_text())
+    if keys:
+        for k in keys:
+            cfg["derived"]["inputs"].pop(k, None)
+    else:
+        cfg["derived"].pop("inputs")
+    (run / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def test_resume_refuses_a_changed_manifest(work, capsys):
+    argv = _start_run(work)
+    _set_min_genes(work / "cohort", 2)           # f1..f3 keep 3 genes each: the same shape, another manifest
+    refused(capsys, work, argv, "manifest.yaml changed", str(work / "run2"))
+
+
+def test_a_moved_identical_cohort_resumes(work, capsys):
+    argv = _start_run(work)
+    done = (work / "run2" / "fold_0" / "metrics.json").read_bytes()
+    shutil.move(work / "cohort", work / "moved")
+    argv[argv.index("--cohort-dir") + 1] = str(work / "moved")
+    assert main([*argv[:-1]]) == 0                                     # without --quiet: the move is reported
+    out = capsys.readouterr().out
+    assert "the cohort moved from" in out and "fold 0: done earlier" in out
+    assert (work / "run2" / "fold_0" / "metrics.json").read_bytes() == done
+    assert json.loads((work / "run2" / "config.json").read_text())["cohort_dir"] == str(work / "moved")
+
+
+def test_a_moved_cohort_of_a_run_without_fingerprints_is_not_answered_with_overwrite(work, capsys):
+    argv = _start_run(work)
+    _drop_recorded(work / "run2")
+    shutil.move(work / "cohort", work / "moved")
+    argv[argv.index("--cohort-dir") + 1] = str(work / "moved")
+    err = refused(capsys, work, argv, "records no fingerprint", f"--cohort-dir {work / 'cohort'}")
+    assert "--overwrite" not in err
+
+
+def test_an_older_run_is_checked_on_the_inputs_it_recorded(work, capsys):
+    argv = _start_run(work)
+    _drop_recorded(work / "run2", "manifest.yaml", "features_sampled")
+    _set_min_genes(work / "cohort", 2)
+    assert main(argv[:-1]) == 0                                        # the manifest is not checked: resumes
+    assert "without a fingerprint of manifest.yaml" in capsys.readouterr().out
+    (work / "cohort" / "rna.csv").write_text((work / "cohort" / "rna.csv").read_text().replace("5.", "6.", 1))
+    refused(capsys, work, argv, "rna.csv changed")                     # what it recorded still is
+
+
+def _explain(work: Path, *extra: str, case: str = "TCGA-T000", run: str = "sm") -> list[str]:
+    return ["explain", "--run", str(work / run), "--case", case, "--ig-steps", "0", "--threads", "1",
+            "--out", str(work / "e"), *extra]
+
+
+def test_explain_refuses_an_edited_hierarchy(work, capsys):
+    h = work / "cohort" / "hierarchy.tsv"
+    h.write_text(h.read_text().replace("G0,G1,G2", "G0,G1,G3"))        # same shape, other genes
+    refused(capsys, work, _explain(work), "hierarchy.tsv changed", str(work / "sm"), "--cohort-dir")
+
+
+def test_explain_refuses_a_changed_manifest(work, capsys):
+    _set_min_genes(work / "cohort", 2)
+    refused(capsys, work, _explain(work), "manifest.yaml changed", str(work / "sm"))
+
+
+def test_explain_finds_a_moved_cohort_with_cohort_dir(work, capsys):
+    shutil.move(work / "cohort", work / "moved")
+    refused(capsys, work, _explain(work), str(work / "cohort"), "is not there", "--cohort-dir")
+    assert main(_explain(work, "--cohort-dir", str(work / "moved"))) == 0
+    summary = json.loads((work / "e" / "summary.json").read_text())
+    assert summary["fold"] == 0 and summary["case_in_training"] is False
+
+
+def test_explain_of_an_older_run_names_what_it_cannot_check(work, capsys):
+    _drop_recorded(work / "sm", "manifest.yaml", "features_sampled")
+    capsys.readouterr()
+    assert main(_explain(work)) == 0
+    err = capsys.readouterr().err
+    assert "without a fingerprint of features_sampled, manifest.yaml" in err and "not checked" in err
+
+
+def test_explain_of_a_run_whose_weights_do_not_fit_is_one_line(work, capsys):
+    _drop_recorded(work / "sm", "manifest.yaml", "features_sampled", "hierarchy.tsv")    # nothing to catch it
+    h = work / "cohort" / "hierarchy.tsv"
+    h.write_text(h.read_text().replace("G5,G6,G7", "G5,G6,G7,G0"))                    # a larger function
+    err = refused(capsys, work, _explain(work), "the weights do not fit the model", "manifest.yaml or hierarchy.tsv",
+                  one_line=False)
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_explain_uses_the_fold_that_validated_the_case(work, capsys):
+    # TCGA-T000 is a validation case of fold 0 (the only fold trained); TCGA-T001 of fold 1
+    assert main(_explain(work)) == 0
+    s = json.loads((work / "e" / "summary.json").read_text())
+    assert (s["fold"], s["case_in_training"], s["validation_fold"]) == (0, False, 0)
+    refused(capsys, work, _explain(work, case="TCGA-T001"), "TCGA-T001: was validated in fold 1",
+            "no checkpoint", "--fold K")
+    assert main(_explain(work, "--fold", "0", case="TCGA-T001")) == 0
+    s = json.loads((work / "e" / "summary.json").read_text())
+    assert (s["fold"], s["case_in_training"], s["validation_fold"]) == (0, True, 1)
+    assert "the case was in its training set" in capsys.readouterr().out
+
+
+def test_explain_refuses_a_slide_smaller_than_its_coordinates(work, capsys):
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    slide = write_synthetic_slide(work / "TCGA-T000-DX1.tiff", width=600, height=200, levels=1, seed=0)
+    refused(capsys, work, _explain(work, "--slide", str(slide)), f"--slide {slide}", "is 600 x 200 px",
+            "3 of 3 patches", "TCGA-T000-DX1.h5 lie outside it")

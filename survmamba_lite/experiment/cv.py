@@ -88,7 +88,7 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
     log = log or (tqdm.write if progress else (lambda msg: None))
     if workers > 1 and on_epoch_end is not None:
         raise ValueError("run_cv: on_epoch_end needs the folds in this process (workers=1)")
-    jobs = prepare_run(config, overwrite=overwrite)
+    jobs = prepare_run(config, overwrite=overwrite, log=log)
     out = Path(config.out_dir)
     fold_ids = [job.fold for job in jobs]
     _, derived = read_run_config(out)

@@ -300,7 +300,7 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
         earlier = json.loads((out / GRID).read_text(encoding="utf-8")).get("runs", [])
         runs = list(dict.fromkeys([*earlier, *runs]))
     write_json(out / GRID, {**(spec or {}), "runs": runs})
-    jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
+    jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite, log=log)]
     todo = [j for j in jobs if not job_is_done(j)]
     log(f"grid: {len(configs)} run(s), {len(jobs)} job(s), {len(jobs) - len(todo)} done earlier")
     for config in configs:          # runs finished in an earlier call but not summarised (stopped in between)

@@ -176,7 +176,8 @@ def cached_cohort(config: ExperimentConfig):
 
 
 # --------------------------------------------------------------------------- a run's jobs
-def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Job]:
+def prepare_run(config: ExperimentConfig, *, overwrite: bool = False,
+                log: Callable[[str], None] | None = None) -> list[Job]:
     """Check the cohort and the model, write (or check) the run directory; the run's jobs.
 
     Raises a ValueError when ``config.out_dir`` holds a run of another configuration (see
@@ -186,7 +187,7 @@ def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Jo
     from survmamba_lite.experiment.rundir import derived_fields, prepare_run_dir
 
     cohort, source, wsi_dim = cached_cohort(config)
-    out = prepare_run_dir(config, derived_fields(config, cohort, source, wsi_dim), overwrite)
+    out = prepare_run_dir(config, derived_fields(config, cohort, source, wsi_dim), overwrite, log=log)
     if "make_folds" in source:
         write_folds(out, cohort.folds)
     folds = list(config.folds) if config.folds is not None else list(range(len(cohort.folds)))

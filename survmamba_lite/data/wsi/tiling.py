@@ -127,6 +127,13 @@ def open_slide(path: str | os.PathLike):
                          "or truncated: download or export it again") from err
 
 
+def slide_quickhash(slide) -> str | None:
+    """OpenSlide's ``openslide.quickhash-1`` of an open slide (a digest of its smallest level and
+    properties: two files of the same size and different pixels differ); None when the format has none."""
+    value = slide.properties.get("openslide.quickhash-1")
+    return str(value) if value else None
+
+
 # --------------------------------------------------------------------------- resolution
 @dataclass(frozen=True)
 class SlideScale:
@@ -709,7 +716,8 @@ def tile_slide(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
             extra=dict(read_downsample=float(slide.level_downsamples[level]), mask_resolution=mask_resolution,
                        mask_downsample=mask_ds, saturation_threshold=sat_cut,
                        tissue_method="otsu-saturation+grey-ceiling+closing/opening",
-                       grid_patches=int(n_rows * n_cols)),
+                       grid_patches=int(n_rows * n_cols), level_count=int(slide.level_count),
+                       **({"slide_quickhash": q} if (q := slide_quickhash(slide)) else {})),
             mask=mask, mask_downsample=mask_ds, timings=timings)
         lap("grid")
         if out_dir is not None:
