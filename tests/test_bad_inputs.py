@@ -618,3 +618,33 @@ def test_explain_refuses_a_slide_smaller_than_its_coordinates(work, capsys):
     slide = write_synthetic_slide(work / "TCGA-T000-DX1.tiff", width=600, height=200, levels=1, seed=0)
     refused(capsys, work, _explain(work, "--slide", str(slide)), f"--slide {slide}", "is 600 x 200 px",
             "3 of 3 patches", "TCGA-T000-DX1.h5 lie outside it")
+
+
+# --------------------------------------------------------------------------- slides, coordinates and features agree
+_TILE = ["--quiet", "--patch-size", "128", "--region-size", "256", "--tissue-threshold", "0.1"]
+
+
+def _two_slides_named_alike(work: Path) -> tuple[Path, Path]:
+    """Two synthetic slides of one size and one name (``S1``), different pixels."""
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    return tuple(write_synthetic_slide(work / d / "S1.tiff", width=1200, height=800, levels=2, seed=i)
+                 for i, d in enumerate(("a", "b")))
+
+
+def test_tile_refuses_two_slides_with_one_slide_id(work, capsys):
+    a, b = _two_slides_named_alike(work)
+    refused(capsys, work, ["tile", str(a), str(b), "--out", str(work / "tiles"), *_TILE], str(a), str(b),
+            "both have slide id 'S1'", "separate calls")
+    refused(capsys, work, ["tile", str(a), str(a), "--out", str(work / "tiles"), *_TILE], "given twice")
+
+
+def test_extract_refuses_another_slide_of_the_same_size_once(work, capsys):
+    a, b = _two_slides_named_alike(work)
+    assert main(["tile", str(a), "--out", str(work / "tiles"), *_TILE]) == 0
+    coords = work / "tiles" / "S1.coords.h5"
+    for workers in ("0", "1"):
+        refused(capsys, work, ["extract", str(coords), "--slide", str(b), "--out", str(work / "feats"), "--encoder",
+                               "random-projection", "--workers", workers, "--device", "cpu", "--quiet"],
+                str(b), f"is not the slide {coords} was tiled from", "quick hash", allowed="feats")
+        assert not list((work / "feats").glob("*.h5"))

@@ -48,7 +48,8 @@ from survmamba_lite.data.wsi.blocks import default_workers, slide_spec
 from survmamba_lite.data.wsi.encoders import FrozenPatchEncoder, build_encoder
 from survmamba_lite.data.wsi.pipeline import (PRECISIONS, PipelineStats, SlideJob, default_batch_size,
                                               default_precision, precision_context, run_pipeline)
-from survmamba_lite.data.wsi.tiling import SlideError, TilingResult, open_slide, read_coords_h5, rgba_to_rgb
+from survmamba_lite.data.wsi.tiling import (SlideError, TilingResult, open_slide, read_coords_h5, rgba_to_rgb,
+                                           slide_quickhash)
 from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.io import TMP_SUFFIX
 
@@ -259,13 +260,18 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
     slide_file = locate_slide(grid, slide_path, slide_dir)
     slide = open_slide(slide_file)
     try:
-        dims, n_levels = slide.dimensions, slide.level_count
+        dims, n_levels, quick = slide.dimensions, slide.level_count, slide_quickhash(slide)
     finally:
         slide.close()
     if tuple(dims) != (grid.slide_width, grid.slide_height) or grid.read_level >= n_levels:
         raise SlideError(f"{slide_file}: is {dims[0]} x {dims[1]} px with {n_levels} levels, but {coords_path} was "
                          f"made for a {grid.slide_width} x {grid.slide_height} px slide read at level "
                          f"{grid.read_level}; tile this slide again")
+    recorded = grid.extra.get("slide_quickhash")
+    if recorded and quick and recorded != quick:
+        raise SlideError(f"{slide_file}: is not the slide {coords_path} was tiled from (same size, other pixels: "
+                         f"its OpenSlide quick hash differs from the one recorded at tiling); give the slide "
+                         f"{grid.slide_id} was tiled from (--slide/--slide-dir), or tile this slide")
     attrs = dict(
         slide_id=grid.slide_id, patch_size=grid.patch_size_level0, region_size=grid.region_size_level0,
         magnification=grid.scale.magnification, encoder=enc.name, mpp=grid.scale.mpp,
@@ -273,6 +279,7 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
         read_level=grid.read_level, read_size=grid.read_size, encoder_input_size=enc.input_size,
         normalisation=enc.normalisation, feature_dim=int(enc.feature_dim), slide_path=str(slide_file),
         coords_file=str(Path(coords_path).resolve()), source="survmamba extract",
+        slide_width=int(dims[0]), slide_height=int(dims[1]), **({"slide_quickhash": quick} if quick else {}),
     )
 
     def write(features: np.ndarray) -> None:
@@ -340,7 +347,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
             if raise_errors:
                 raise
             run.failures.append((str(cp), str(err)))
-            log.error("%s", err)
+            log.info("%s", err)      # in run.failures: the caller reports it, once
             continue
         coords_of[job.slide_id] = str(cp)
         remove_stale_temporaries(job.out_path)
@@ -359,7 +366,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
                 if raise_errors:
                     raise
                 run.failures.append((coords_of[job.slide_id], str(err)))
-                log.error("%s", err)
+                log.info("%s", err)
                 continue
             finally:
                 ds.close()
