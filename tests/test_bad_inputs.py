@@ -648,3 +648,116 @@ def test_extract_refuses_another_slide_of_the_same_size_once(work, capsys):
                                "random-projection", "--workers", workers, "--device", "cpu", "--quiet"],
                 str(b), f"is not the slide {coords} was tiled from", "quick hash", allowed="feats")
         assert not list((work / "feats").glob("*.h5"))
+
+
+# --------------------------------------------------------------------------- one writer per folder
+_HOLD = ("import sys, time\nfrom survmamba_lite.utils.lock import folder_lock\nwith folder_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n    time.sleep(300)\n")
+
+
+def _holder(folder: Path):
+    """A real process holding ``folder``'s lock until it is killed."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _grid(work: Path, *extra: str, out: str = "g") -> list[str]:
+    return ["grid", "--cohort-dirs", str(work / "cohort"), "--models", "snn", *QUICK, "--serial",
+            "--out", str(work / out), *extra]
+
+
+@pytest.mark.parametrize("command", ["cv", "grid", "grid-run", "report"])
+def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(work, capsys, command):
+    from survmamba_lite.utils.lock import lock_path
+
+    argv, folder = {
+        "cv": (_cv(work), work / "run2"),
+        "grid": (_grid(work), work / "g"),
+        "grid-run": (_grid(work), work / "g" / "runs" / "cohort" / "snn"),     # a `cv` inside the grid's run
+        "report": (["report", str(work / "run"), "--out", str(work / "rep2"), "--n-boot", "10", "--n-perm", "0"],
+                   work / "rep2"),
+    }[command]
+    if command == "grid-run":
+        assert main(argv) == 0                              # the grid exists; someone runs `cv` in one of its runs
+    holder = _holder(folder)
+    try:
+        refused(capsys, work, argv, f"{folder}: another survmamba process is writing this folder",
+                f"pid {holder.pid} on", "started 20", "nothing was written")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_path(folder).is_file()                      # left by the killed holder: stale, taken over
+    assert main(argv) == 0
+    assert not lock_path(folder).exists()
+
+
+@pytest.mark.slow
+def test_two_cv_processes_started_together_leave_one_consistent_run(work):
+    """The case that once gave a config.json of 2 epochs over folds trained for 3: two real processes."""
+    import subprocess
+    import sys
+
+    def start(epochs: str):
+        return subprocess.Popen([sys.executable, "-m", "survmamba_lite.cli", *_cv(work, "--epochs", epochs)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [start("2"), start("3")]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    loser = next(err for rc, err in results if rc == 2)
+    assert "another survmamba process is writing" in loser or "different configuration" in loser, loser
+    epochs = json.loads((work / "run2" / "config.json").read_text())["epochs"]
+    assert json.loads((work / "run2" / "fold_0" / "metrics.json").read_text())["epochs"] == epochs
+
+
+# --------------------------------------------------------------------------- grid folders
+def test_grid_leaves_a_folder_of_the_users_files_alone(work, capsys):
+    mine = work / "mine"
+    mine.mkdir()
+    for name in ("timing.md", "timing.csv", "grid.json"):
+        (mine / name).write_text("my own notes\n")
+    refused(capsys, work, _grid(work, out="mine"), f"--out {mine}", "not a grid folder", "nothing was deleted")
+
+
+@pytest.mark.parametrize("folder, needle", [("cohort", "is not a grid folder"),
+                                            ("run", "another survmamba command (cv-run)")])
+def test_grid_refuses_a_cohort_or_run_folder(work, capsys, folder, needle):
+    refused(capsys, work, _grid(work, out=folder), f"--out {work / folder}", needle)
+
+
+def test_run_grid_in_a_shared_folder_writes_over_no_file_of_the_user(work):
+    from survmamba_lite.errors import UserError
+    from survmamba_lite.experiment.grid import grid_configs, run_grid
+
+    shared = work / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("a notebook's own file\n")
+    configs = grid_configs([work / "cohort"], ["snn"], shared, epochs=1, folds=[0], threads=1,
+                           common_options={"dim": 8})
+    assert run_grid(configs, shared, serial=True, progress=False).counts == {"done": 1}
+    (work / "other").mkdir()
+    (work / "other" / "timing.md").write_text("mine\n")
+    with pytest.raises(UserError, match="holds timing.md, which survmamba grid writes but did not write here"):
+        run_grid(configs, work / "other", serial=True, progress=False)
+    assert (work / "other" / "timing.md").read_text() == "mine\n"
+
+
+def test_a_failed_grid_job_is_one_line_with_its_traceback_in_a_log(work, capsys, monkeypatch):
+    import survmamba_lite.experiment.jobs as jobs
+
+    def cohort_gone(*a, **k):
+        raise FileNotFoundError(2, "No such file or directory", str(work / "cohort" / "clinical.csv"))
+    monkeypatch.setattr(jobs, "train_fold", cohort_gone)
+    capsys.readouterr()
+    assert main(_grid(work, "--folds", "0", "1")) == 1
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    failed = [line for line in out.splitlines() if line.startswith("failed")]
+    assert len(failed) == 2 and all(f"{work / 'cohort' / 'clinical.csv'}: No such file" in f for f in failed)
+    logs = sorted((work / "g" / "logs").glob("*.log"))
+    assert [p.name for p in logs] == ["cohort__snn__fold_0.log", "cohort__snn__fold_1.log"]
+    assert "Traceback" in logs[0].read_text()
+    assert "2 job(s) failed, the first" in out and "tracebacks in" in out

@@ -42,7 +42,7 @@ from survmamba_lite.experiment.runfiles import CHECKPOINT, DONE, fold_dir
 from survmamba_lite.experiment.trainer import FEATURES, EpochCallback, TrainingPaused, train_fold
 from survmamba_lite.utils.device import torch_threads
 
-__all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done",
+__all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done", "error_line",
            "cached_cohort", "jobs_of", "visible_gpus"]
 
 
@@ -242,10 +242,26 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
     except TrainingPaused as err:
         log(str(err))
         return result("paused")
-    except Exception:                # the job failed; the others go on and the caller reports it
+    except Exception as err:         # the job failed; the others go on and the caller reports it
         if reraise:
             raise
-        return result("failed", error=traceback.format_exc())
+        failed = result("failed", error=traceback.format_exc())
+        failed.extra["message"] = error_line(err)
+        return failed
+
+
+def error_line(err: BaseException) -> str:
+    """One line saying what went wrong (a file error names its file; other errors their first line).
+
+    >>> error_line(FileNotFoundError(2, "No such file or directory", "cohorts/blca/clinical.csv"))
+    'cohorts/blca/clinical.csv: No such file or directory'
+    >>> error_line(RuntimeError("CUDA out of memory.\\nTried to allocate 2 GiB"))
+    'RuntimeError: CUDA out of memory.'
+    """
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or err}"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return first if isinstance(err, ValueError) else f"{type(err).__name__}: {first}"
 
 
 def finish_run(config: ExperimentConfig) -> dict | None:

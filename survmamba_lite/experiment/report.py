@@ -55,6 +55,7 @@ from survmamba_lite.experiment.table2 import ComplexitySizes, complexity_table
 from survmamba_lite.registry import list_models
 from survmamba_lite.survival import (PermutationNull, bootstrap_ci, concordance_index, fold_permutation_cindex,
                                      logrank_test, plot_km_by_risk, split_by_median_risk)
+from survmamba_lite.utils.lock import folder_lock
 from survmamba_lite.utils.markdown import to_markdown
 from survmamba_lite.utils.outputs import REPORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
@@ -384,7 +385,15 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
     if n_perm < 0:
         raise ValueError(f"make_report: n_perm must be >= 0 (0 leaves the random-risk reference out), got {n_perm}")
     final = Path(out_dir)
-    state = check_out_dir(final, REPORT, overwrite=overwrite)      # before anything is read or written
+    check_out_dir(final, REPORT, overwrite=overwrite)              # before anything is read or written
+    with folder_lock(final):                                       # one writer per report folder
+        return _make_report(run_dirs, final, complexity=complexity, sizes=sizes, device=device, svg=svg,
+                            n_boot=n_boot, n_perm=n_perm, seed=seed, overwrite=overwrite)
+
+
+def _make_report(run_dirs: Sequence[str | Path], final: Path, *, complexity: bool, sizes: ComplexitySizes,
+                 device: str, svg: bool, n_boot: int, n_perm: int, seed: int, overwrite: bool) -> Report:
+    state = check_out_dir(final, REPORT, overwrite=overwrite)      # again, now that no one else writes
     from survmamba_lite.experiment.grid import expand_run_dirs
 
     runs = load_runs(expand_run_dirs(run_dirs, log=print))
