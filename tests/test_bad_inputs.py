@@ -762,3 +762,70 @@ def test_a_failed_grid_job_is_one_line_with_its_traceback_in_a_log(work, capsys,
     assert [p.name for p in logs] == ["cohort__snn__fold_0.log", "cohort__snn__fold_1.log"]
     assert "Traceback" in logs[0].read_text()
     assert "2 job(s) failed, the first" in out and "tracebacks in" in out
+
+
+# --------------------------------------------------------------------------- inputs that contradict themselves or cannot train
+def _edit_clinical(work: Path, **columns) -> None:
+    clin = pd.read_csv(work / "cohort" / "clinical.csv")
+    for name, value in columns.items():
+        clin[name] = value(clin) if callable(value) else value
+    clin.to_csv(work / "cohort" / "clinical.csv", index=False)
+
+
+def test_ids_with_surrounding_spaces_are_stripped_in_validate_and_cv(work, capsys):
+    for name in ("splits/fold_0.csv", "rna.csv"):
+        f = work / "cohort" / name
+        f.write_text(f.read_text().replace("TCGA-T001", " TCGA-T001 ", 1))
+    assert main(["validate", str(work / "cohort")]) == 0
+    assert main(_cv(work)) == 0
+    assert "TCGA-T001" in json.loads((work / "run2" / "fold_0" / "split.json").read_text())["train"]
+
+
+def test_an_all_censored_cohort_is_refused_up_front(work, capsys):
+    _edit_clinical(work, event=0)
+    for argv in (["validate", str(work / "cohort")], _cv(work)):
+        err = refused(capsys, work, argv, one_line=False)
+        assert "clinical.csv, column 'event': every one of the 18 cases is censored" in err and "Fix:" in err
+        assert "fewer bins" not in err and "splits/fold_" not in err
+    assert not (work / "run2").exists()
+
+
+def test_a_fold_without_training_deaths_is_named(work, capsys):
+    _edit_clinical(work, event=lambda c: [int(i % N_FOLDS == 1) for i in range(len(c))])    # deaths in fold 1's val
+    err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
+    assert "splits/fold_1.csv, column 'train': no death (event = 1) among the 12 training cases" in err
+    assert "fold_0.csv" not in err
+
+
+def test_cv_names_a_made_fold_without_training_deaths(work, capsys):
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.rundir import load_experiment_cohort
+
+    _edit_clinical(work, event=lambda c: [int(i == 1) for i in range(len(c))])     # one death, in fold 1's val
+    shutil.rmtree(work / "cohort" / "splits")                                      # folds made by cv
+    with pytest.raises(ValueError, match=r"fold \d \(make_folds.*no death \(event = 1\) among its"):
+        load_experiment_cohort(ExperimentConfig("snn", str(work / "cohort"), str(work / "x"), n_folds=3))
+
+
+def test_validate_without_splits_says_that_cv_makes_them(work, capsys):
+    shutil.rmtree(work / "cohort" / "splits")
+    assert main(["validate", str(work / "cohort")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: no splits/fold_{k}.csv: `survmamba cv` makes stratified folds itself" in out
+    assert "make_folds()" not in out
+    assert main(_cv(work)) == 0 and (work / "run2" / "splits" / "fold_0.csv").is_file()
+
+
+def test_messages_show_plain_numbers(work, capsys):
+    _edit_clinical(work, survival_months=lambda c: c["survival_months"].where(c.index != 3, -3.5))
+    err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
+    assert "case TCGA-T003: survival_months is -3.5; it must be a finite number >= 0" in err and "np." not in err
+
+
+def test_warnings_are_one_line_without_source(work, capsys):
+    _edit_clinical(work, survival_months=lambda c: c["survival_months"].where(c.index > 9, 0.0))   # deaths tied at 0
+    capsys.readouterr()
+    assert main(_cv(work)) == 0
+    err = capsys.readouterr().err
+    assert err and all(line.startswith("survmamba cv: warning: ") for line in err.strip().splitlines()), err
+    assert "TimeBinner.fit: tied death times" in err

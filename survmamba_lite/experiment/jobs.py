@@ -156,12 +156,13 @@ _COHORTS: dict[tuple, tuple] = {}
 
 def cached_cohort(config: ExperimentConfig):
     """``(cohort, folds_source, wsi_dim)`` of the config, loaded once per process (the last 4 kept)."""
-    from survmamba_lite.experiment.rundir import (check_folds_exist, check_model_fits_cohort, cohort_wsi_dim,
-                                                  load_experiment_cohort)
+    from survmamba_lite.experiment.rundir import (check_folds_exist, check_folds_have_deaths,
+                                                  check_model_fits_cohort, cohort_wsi_dim, load_experiment_cohort)
 
     root = Path(config.cohort_dir).resolve()
     stamps = tuple(p.stat().st_mtime_ns if p.exists() else None
-                   for p in (root / "manifest.yaml", root / "clinical.csv", root / "splits"))
+                   for p in (root / "manifest.yaml", root / "clinical.csv", root / "splits", root / "rna.csv",
+                             root / "hierarchy.tsv", root / "features"))
     key = (str(root), stamps, config.max_cases, config.seed, config.n_folds)   # what the loaded cohort depends on
     if key not in _COHORTS:
         cohort, source = load_experiment_cohort(config)
@@ -172,6 +173,7 @@ def cached_cohort(config: ExperimentConfig):
         cohort = _COHORTS[key][0]
         check_model_fits_cohort(config.model, list(cohort.modalities), str(root))
         check_folds_exist(config, cohort)
+        check_folds_have_deaths(config, cohort, _COHORTS[key][1])
     return _COHORTS[key]
 
 

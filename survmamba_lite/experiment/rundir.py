@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from survmamba_lite.data.features_h5 import read_features_h5
-from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_folds, read_manifest)
+from survmamba_lite.data.layout import Cohort, load_cohort, make_folds, read_manifest
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import OPERATIONAL_FIELDS, ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint, unchecked_note
@@ -28,7 +28,8 @@ from survmamba_lite.survival import concordance_index
 from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
-__all__ = ["load_experiment_cohort", "check_model_fits_cohort", "check_folds_exist", "model_label",
+__all__ = ["load_experiment_cohort", "check_model_fits_cohort", "check_folds_exist", "check_folds_have_deaths",
+           "model_label",
            "cohort_wsi_dim", "derived_fields", "prepare_run_dir", "read_run_config", "summarise_run"]
 
 
@@ -85,13 +86,8 @@ def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
                                 "`survmamba import-tcga`)")
     check_model_fits_cohort(config.model, _read_manifest_modalities(root), str(root))
     source = f"{root}/splits"
-    try:
-        cohort = load_cohort(root)
-    except CohortError as err:
-        if not err.problems or any(not (p.file.startswith("splits") and p.message.startswith("no splits"))
-                                   for p in err.problems):
-            raise
-        cohort = load_cohort(root, validate=False)
+    cohort = load_cohort(root)
+    if not cohort.folds:                             # validate_cohort accepts a cohort without splits/
         cohort = dataclasses.replace(cohort, folds=make_folds(cohort.clinical, k=config.n_folds, seed=config.seed))
         source = f"make_folds(k={config.n_folds}, seed={config.seed}) (the cohort has no splits/)"
     if config.max_cases is not None and config.max_cases < cohort.n_cases:
@@ -106,6 +102,7 @@ def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
                                      folds=folds)
         source += f", restricted to a seeded subset of {config.max_cases} cases (max_cases)"
     check_folds_exist(config, cohort)
+    check_folds_have_deaths(config, cohort, source)
     return cohort, source
 
 
@@ -115,6 +112,20 @@ def check_folds_exist(config: ExperimentConfig, cohort: Cohort) -> None:
         bad = [k for k in config.folds if k >= len(cohort.folds)]
         if bad:
             raise ValueError(f"fold(s) {bad} do not exist: cohort {cohort.name} has folds 0..{len(cohort.folds) - 1}")
+
+
+def check_folds_have_deaths(config: ExperimentConfig, cohort: Cohort, source: str = "") -> None:
+    """Raise a ValueError naming the first fold to run whose training cases hold no death: its time
+    bins (quantiles of the training deaths) cannot be fitted. ``validate_cohort`` checks the cohort's
+    own folds; this catches folds made here or narrowed by ``max_cases``."""
+    events = cohort.clinical["event"]
+    for k in (config.folds if config.folds is not None else range(len(cohort.folds))):
+        train = cohort.folds[k][0]
+        if not any(events.get(c) == 1 for c in train):
+            how = ("; --max-cases keeps too few cases: raise it" if config.max_cases is not None else
+                   "; make folds stratified by event (the cohort's splits/ or --n-folds)")
+            raise ValueError(f"fold {k} ({source}): no death (event = 1) among its {len(train)} training cases, "
+                             f"so its time bins (quantiles of the training deaths) cannot be fitted{how}")
 
 
 def cohort_wsi_dim(cohort: Cohort) -> int | None:
