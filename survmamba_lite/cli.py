@@ -111,8 +111,11 @@ def describe_error(err: BaseException, args: argparse.Namespace | None = None) -
             return f"{where}a part of this path is a file, not a folder; choose another path"
         if isinstance(err, IsADirectoryError):
             return f"{where}is a folder where a file was expected; give a file name"
-        if err.errno == errno.ENOSPC:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
             return f"{where}no space left on the device; free some space and rerun the same command to resume"
+        if err.errno == errno.EFBIG:
+            return (f"{where}file too large for this file system or the file-size limit (ulimit -f); raise the "
+                    "limit or write elsewhere, then rerun the same command to resume")
         return f"{where}{err.strerror or err}"
     if isinstance(err, (UserError, ValueError, FileNotFoundError)):
         return str(err)

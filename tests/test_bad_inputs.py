@@ -428,6 +428,9 @@ def test_gdc_manifest_refuses_an_existing_out(work, capsys):
     (["--epochs", "0"], ["--epochs 0: must be an integer >= 1"]),
     (["--alpha", "1.5"], ["--alpha 1.5: must lie in [0, 1]"]),
     (["--model", "snnn"], ["unknown model 'snnn'"]),
+    (["--lr", "inf"], ["--lr inf: must be a finite number"]),
+    (["--weight-decay", "nan"], ["--weight-decay nan: must be a finite number"]),
+    (["--seed", "-5"], ["--seed -5: must be an integer >= 0"]),
 ])
 def test_cv_argument_errors(work, capsys, extra, needles):
     refused(capsys, work, _cv(work, *extra), *needles)
@@ -443,6 +446,34 @@ def test_cv_missing_cohort_folder(work, capsys):
 def test_report_numeric_arguments(work, capsys):
     refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep"), "--n-boot", "0"],
             "--n-boot 0: must be an integer >= 1")
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep"), "--seed", "-5"],
+            "--seed -5: must be an integer >= 0")
+
+
+def test_grid_names_the_flag_of_a_bad_number(work, capsys):
+    refused(capsys, work, _grid(work, "--lr", "inf"), "--lr inf: must be a finite number")
+
+
+@pytest.mark.parametrize("text, folds", [("[9]", (9,)), ("[0, 2]", (0, 2)), ("1", (1,)), ("None", None)])
+def test_papermill_text_folds_are_read_as_a_list(work, text, folds):
+    """papermill's ``-p folds "[9]"`` hands the notebook the text "[9]"."""
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.rundir import load_experiment_cohort
+
+    config = ExperimentConfig.from_params(model="snn", cohort_dir=str(work / "cohort"), out_dir=str(work / "o"),
+                                          folds=text)
+    assert config.folds == folds
+    if folds == (9,):
+        with pytest.raises(ValueError, match=r"fold\(s\) \[9\] do not exist: cohort tiny-test has folds 0..2"):
+            load_experiment_cohort(config)
+
+
+def test_papermill_folds_that_are_not_indices(work):
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"folds '\[a\]': must be fold indices, e.g. \[0, 1\] \(papermill"):
+        ExperimentConfig.from_params(model="snn", cohort_dir="c", out_dir="o", folds="[a]")
 
 
 def test_validate_with_two_different_folders(work, capsys):
@@ -829,3 +860,47 @@ def test_warnings_are_one_line_without_source(work, capsys):
     err = capsys.readouterr().err
     assert err and all(line.startswith("survmamba cv: warning: ") for line in err.strip().splitlines()), err
     assert "TimeBinner.fit: tied death times" in err
+
+
+# --------------------------------------------------------------------------- a full disk
+_FULL = """import contextlib, io, json, resource, signal, sys
+from survmamba_lite.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        results.append((argv[0], main(argv), err.getvalue()))
+print(json.dumps(results))
+"""
+
+
+def test_a_full_disk_fails_cleanly_everywhere(work):
+    """Every writer under a 4000-byte file-size limit (a real failed write, in a real process): one line
+    naming the file, exit 2, no crash, no temporary or staging file left behind."""
+    import subprocess
+    import sys
+
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    slide = write_synthetic_slide(work / "S1.tiff", width=1200, height=800, levels=2, seed=0)
+    assert main(["tile", str(slide), "--out", str(work / "tiles"), *_TILE]) == 0
+    commands = [
+        _cv(work, out="full_cv"),
+        ["synth", "--cohort", "BLCA", "--out", str(work / "full_synth")],
+        _explain(work)[:-1] + [str(work / "full_explain")],
+        ["tile", str(slide), "--out", str(work / "full_tiles"), *_TILE],
+        ["extract", str(work / "tiles"), "--out", str(work / "full_features"), "--encoder", "random-projection",
+         "--workers", "0", "--device", "cpu", "--quiet"],
+        ["report", str(work / "run"), "--out", str(work / "full_report"), "--n-boot", "10", "--n-perm", "0"],
+    ]
+    proc = subprocess.run([sys.executable, "-c", _FULL, json.dumps(commands)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]                 # no segmentation fault, no HDF5 trace
+    assert "Exception ignored" not in proc.stderr
+    for command, rc, err in json.loads(proc.stdout):
+        assert rc == 2 and len(err.strip().splitlines()) == 1, (command, err)
+        assert "file too large" in err.lower() and str(work) in err, (command, err)
+    left = [p.relative_to(work).as_posix() for p in work.rglob("*")
+            if p.name.endswith((".tmp", ".partial", ".lock"))]
+    assert not left, left

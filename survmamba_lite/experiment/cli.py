@@ -142,7 +142,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     for flag, value, low in (("--n-boot", args.n_boot, 1), ("--n-perm", args.n_perm, 0), ("--patches", args.patches, 1),
                              ("--regions", args.regions, 1), ("--wsi-dim", args.wsi_dim, 1),
-                             ("--repeats", args.repeats, 1), ("--threads", args.threads, 1)):
+                             ("--repeats", args.repeats, 1), ("--threads", args.threads, 1), ("--seed", args.seed, 0)):
         if value is not None and value < low:
             raise UserError(f"{flag} {value}: must be an integer >= {low}")
     if args.regions > args.patches:

@@ -401,9 +401,11 @@ def _make_report(run_dirs: Sequence[str | Path], final: Path, *, complexity: boo
     try:
         rep = _write_report(runs, stage, complexity=complexity, sizes=sizes, device=device, svg=svg,
                             n_boot=n_boot, n_perm=n_perm, seed=seed)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(Exception):
             discard_dir(stage, REPORT)
+        if isinstance(err, OSError) and not err.filename:      # a failed write (full disk) names the report folder
+            raise OSError(err.errno, err.strerror or str(err), str(final)) from err
         raise
     if state == "ours":
         discard_dir(final, REPORT)

@@ -37,7 +37,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -51,7 +50,7 @@ from survmamba_lite.experiment.runfiles import CHECKPOINT
 from survmamba_lite.interpret.attribution import function_scores, integrated_gradients
 from survmamba_lite.interpret.rollout import hidden_attention_importance
 from survmamba_lite.model.survmamba import SurvMamba
-from survmamba_lite.utils.io import atomic_path, atomic_write_text
+from survmamba_lite.utils.io import atomic_h5, atomic_path, atomic_write_text
 from survmamba_lite.utils.outputs import EXPLAIN, check_out_dir, claim_out_dir, clear_out_dir
 
 __all__ = ["Explainer", "CaseExplanation", "load_explainer", "explain_case", "write_explanation", "check_slide",
@@ -323,14 +322,17 @@ def write_explanation(exp: CaseExplanation, out: str | os.PathLike, slide: str |
         clear_out_dir(out, EXPLAIN)
     claim_out_dir(out, EXPLAIN)
     written = []
-    with atomic_path(out / "explanation.h5") as tmp, h5py.File(tmp, "w") as h5:
+    for name in TABLES:
+        frame = getattr(exp, name)
+        if frame is not None:
+            with atomic_path(out / f"{name}.csv") as t:
+                frame.to_csv(t, index=False, float_format="%.8g", lineterminator="\n")
+            written.append(out / f"{name}.csv")
+    with atomic_h5(out / "explanation.h5") as h5:          # in memory, then written whole
         for name in TABLES:
             frame = getattr(exp, name)
             if frame is None:
                 continue
-            with atomic_path(out / f"{name}.csv") as t:
-                frame.to_csv(t, index=False, float_format="%.8g", lineterminator="\n")
-            written.append(out / f"{name}.csv")
             group = h5.create_group(name)
             for col in frame.columns:
                 values = frame[col].to_numpy()

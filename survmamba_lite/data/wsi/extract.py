@@ -30,6 +30,7 @@ holds ``<name>.svs`` maps to ``features/<name>.h5`` by the same rule.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -55,7 +56,7 @@ from survmamba_lite.utils.io import TMP_SUFFIX
 
 __all__ = ["PatchDataset", "ExtractionResult", "ExtractionRun", "ExtractSettings", "resolve_device",
            "resolve_settings", "locate_slide", "extract_slide_features", "extract_slides", "extract_many",
-           "encode_patches"]
+           "encode_patches", "failure_text"]
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +292,19 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
                           grid.region_size_level0, write)
 
 
+def failure_text(err: BaseException) -> str:
+    """A slide's failure in one line; a failed write names its file and the fix.
+
+    >>> failure_text(OSError(28, "No space left on device", "features/S1.h5"))
+    'features/S1.h5: No space left on device; free some space (or raise the file-size limit) and rerun to resume'
+    """
+    if isinstance(err, OSError) and err.filename and err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"{err.filename}: {err.strerror}; free some space (or raise the file-size limit) and rerun to resume"
+    if isinstance(err, OSError) and err.filename and not isinstance(err, FileNotFoundError):
+        return f"{err.filename}: {err.strerror or err}"
+    return str(err)
+
+
 def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                    encoder: str | FrozenPatchEncoder = "efficientnet-lite0", weights: str | os.PathLike | None = None,
                    slide_path: str | os.PathLike | None = None, slide_dir: str | os.PathLike | None = None,
@@ -346,7 +360,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
         except (SlideError, FileNotFoundError, ValueError) as err:
             if raise_errors:
                 raise
-            run.failures.append((str(cp), str(err)))
+            run.failures.append((str(cp), failure_text(err)))
             log.info("%s", err)      # in run.failures: the caller reports it, once
             continue
         coords_of[job.slide_id] = str(cp)
@@ -365,7 +379,7 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
             except (SlideError, OSError, ValueError) as err:
                 if raise_errors:
                     raise
-                run.failures.append((coords_of[job.slide_id], str(err)))
+                run.failures.append((coords_of[job.slide_id], failure_text(err)))
                 log.info("%s", err)
                 continue
             finally:

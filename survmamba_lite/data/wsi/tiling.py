@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from survmamba_lite.utils.io import atomic_path
+from survmamba_lite.utils.io import atomic_h5, atomic_path
 
 __all__ = [
     "SlideError", "EmptyTissueError", "SlideScale", "TilingResult", "TissueParams",
@@ -551,7 +551,7 @@ def write_coords_h5(path: str | os.PathLike, result: TilingResult) -> Path:
     """Write ``coords (P, 2)``, ``region (P,)``, ``tissue (P,)`` and attributes atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:              # in memory, then written whole: a full disk fails cleanly
         f.create_dataset("coords", data=np.asarray(result.coords, np.int64))
         f.create_dataset("region", data=np.asarray(result.region, np.int64))
         f.create_dataset("tissue", data=np.asarray(result.tissue, np.float32))
