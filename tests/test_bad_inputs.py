@@ -835,7 +835,9 @@ def test_cv_names_a_made_fold_without_training_deaths(work, capsys):
     _edit_clinical(work, event=lambda c: [int(i == 1) for i in range(len(c))])     # one death, in fold 1's val
     shutil.rmtree(work / "cohort" / "splits")                                      # folds made by cv
     with pytest.raises(ValueError, match=r"fold \d \(make_folds.*no death \(event = 1\) among its"):
-        load_experiment_cohort(ExperimentConfig("snn", str(work / "cohort"), str(work / "x"), n_folds=3))
+        load_experiment_cohort(ExperimentConfig("snn", str(work / "cohort"), str(work / "x"), n_folds=3, n_bins=1))
+    refused(capsys, work, _cv(work, "--n-folds", "3"), "fold 0 (make_folds(k=3, seed=0)", "1 death(s) among its 12",
+            "--n-bins 4 time bins", "give --n-bins 1 or fewer")
 
 
 def test_validate_without_splits_says_that_cv_makes_them(work, capsys):
@@ -904,3 +906,51 @@ def test_a_full_disk_fails_cleanly_everywhere(work):
     left = [p.relative_to(work).as_posix() for p in work.rglob("*")
             if p.name.endswith((".tmp", ".partial", ".lock"))]
     assert not left, left
+
+
+# --------------------------------------------------------------------------- what a report's numbers stand on
+def test_report_says_what_each_number_stands_on(work, capsys):
+    _edit_clinical(work, event=lambda c: [int(i % 4 != 1 and i % N_FOLDS != 1) for i in range(len(c))])
+    every_fold = [a for a in QUICK if a not in ("--folds", "0")]
+    cv = ["cv", "--cohort-dir", str(work / "cohort"), "--model", "snn"]
+    assert main([*cv, "--out", str(work / "all"), *every_fold]) == 0       # fold 1 validates no death
+    assert main([*cv, "--out", str(work / "f1"), *every_fold, "--folds", "1"]) == 0
+    assert main([*cv, "--out", str(work / "sub"), *every_fold, "--max-cases", "12", "--n-bins", "2"]) == 0
+    assert main(["report", str(work / "all"), str(work / "f1"), str(work / "sub"), "--out", str(work / "rep"),
+                 "--n-boot", "10", "--n-perm", "10"]) == 0
+    for name in ("table1_cindex", "metrics_extra", "random_risk"):
+        md = (work / "rep" / f"{name}.md").read_text()
+        notes = [line for line in md.splitlines() if line[:1] and line[:1] in "¹²³"]
+        assert len(notes) == 3, md
+        assert any("c-index undefined in fold(s) [1]" in n and "the mean is over 2 of 3 folds" in n for n in notes)
+        assert any("c-index undefined in every fold" in n and "1 of the cohort's 3 folds run ([1])" in n
+                   for n in notes)
+        assert any("a seeded subset of 12 cases (max_cases)" in n for n in notes)
+        stands_on = pd.read_csv(work / "rep" / f"{name}.csv")["stands_on"]
+        assert stands_on.notna().all()
+    table1 = (work / "rep" / "table1_cindex.md").read_text()
+    assert "| n/a " in table1                                     # every fold undefined: said, not left blank
+
+
+def test_report_reads_a_run_given_twice_once(work, capsys):
+    assert main(["report", str(work / "run"), str(work / "run"), "--out", str(work / "rep"), "--n-boot", "10",
+                 "--n-perm", "0"]) == 0
+    assert "is given twice" in capsys.readouterr().out
+    assert len(pd.read_csv(work / "rep" / "table1_cindex.csv")) == 1
+
+
+def test_report_tells_runs_in_folders_of_one_name_apart(work, capsys):
+    shutil.copytree(work / "run", work / "other" / "run")
+    assert main(["report", str(work / "run"), str(work / "other" / "run"), "--out", str(work / "rep"),
+                 "--n-boot", "10", "--n-perm", "0"]) == 0
+    labels = sorted(pd.read_csv(work / "rep" / "table1_cindex.csv")["label"])
+    assert labels == ["SNN [other/run]", f"SNN [{work.name}/run]"]
+
+
+def test_report_of_two_grid_folders(work, capsys):
+    for out in ("g1", "g2"):
+        assert main(_grid(work, out=out)) == 0
+    assert main(["report", str(work / "g1"), str(work / "g2"), "--out", str(work / "rep"), "--n-boot", "10",
+                 "--n-perm", "0"]) == 0
+    labels = sorted(pd.read_csv(work / "rep" / "table1_cindex.csv")["label"])
+    assert labels == ["SNN [g1/runs/cohort/snn]", "SNN [g2/runs/cohort/snn]"]

@@ -115,17 +115,23 @@ def check_folds_exist(config: ExperimentConfig, cohort: Cohort) -> None:
 
 
 def check_folds_have_deaths(config: ExperimentConfig, cohort: Cohort, source: str = "") -> None:
-    """Raise a ValueError naming the first fold to run whose training cases hold no death: its time
-    bins (quantiles of the training deaths) cannot be fitted. ``validate_cohort`` checks the cohort's
-    own folds; this catches folds made here or narrowed by ``max_cases``."""
+    """Raise a ValueError naming the first fold to run whose training cases hold fewer deaths than
+    ``n_bins``: its time bins (quantiles of the training deaths) cannot be fitted. ``validate_cohort``
+    checks the cohort's own folds for deaths; this catches folds made here or narrowed by ``max_cases``,
+    and too many bins."""
     events = cohort.clinical["event"]
     for k in (config.folds if config.folds is not None else range(len(cohort.folds))):
         train = cohort.folds[k][0]
-        if not any(events.get(c) == 1 for c in train):
-            how = ("; --max-cases keeps too few cases: raise it" if config.max_cases is not None else
-                   "; make folds stratified by event (the cohort's splits/ or --n-folds)")
-            raise ValueError(f"fold {k} ({source}): no death (event = 1) among its {len(train)} training cases, "
-                             f"so its time bins (quantiles of the training deaths) cannot be fitted{how}")
+        deaths = sum(events.get(c) == 1 for c in train)
+        if deaths >= config.n_bins:
+            continue
+        subset = "raise --max-cases" if config.max_cases is not None else "make folds stratified by event"
+        if deaths == 0:
+            raise ValueError(f"fold {k} ({source}): no death (event = 1) among its {len(train)} training cases, so "
+                             f"its time bins (quantiles of the training deaths) cannot be fitted; {subset}")
+        raise ValueError(f"fold {k} ({source}): {deaths} death(s) among its {len(train)} training cases cannot "
+                         f"define --n-bins {config.n_bins} time bins (quantiles of the training deaths); give "
+                         f"--n-bins {deaths} or fewer, or {subset}")
 
 
 def cohort_wsi_dim(cohort: Cohort) -> int | None:
