@@ -954,3 +954,12 @@ def test_report_of_two_grid_folders(work, capsys):
                  "--n-perm", "0"]) == 0
     labels = sorted(pd.read_csv(work / "rep" / "table1_cindex.csv")["label"])
     assert labels == ["SNN [g1/runs/cohort/snn]", "SNN [g2/runs/cohort/snn]"]
+
+
+def test_report_refuses_a_run_whose_config_and_folds_disagree(work, capsys):
+    """What two writers of one folder once left behind: config.json of 2 epochs over folds trained for 1."""
+    cfg = json.loads((work / "run" / "config.json").read_text())
+    cfg["epochs"] = 2
+    (work / "run" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep")],
+            "fold_0/metrics.json: fold 0 was trained for 1 epochs but", "config.json says 2")

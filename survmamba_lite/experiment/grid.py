@@ -94,6 +94,7 @@ from survmamba_lite.experiment.jobs import (Job, JobOptions, JobResult, visible_
                                             prepare_run, run_job)
 from survmamba_lite.experiment.gridfolder import check_grid_dir, expand_run_dirs, write_job_log
 from survmamba_lite.experiment.runfiles import CONFIG, GRID, JOBS, METRICS, SUMMARY, TIMING, json_text, write_json
+from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.lock import folder_lock
 from survmamba_lite.utils.outputs import GRID as GRID_KIND
 from survmamba_lite.utils.outputs import claim_out_dir
@@ -346,8 +347,11 @@ def _run_grid(configs: Sequence[ExperimentConfig], out: Path, *, options: JobOpt
     def collect(res: JobResult) -> None:
         results.append(res)
         record = {**res.record(), "run_dir": os.path.relpath(res.job.config.out_dir, out)}  # the grid can move
-        with open(out / JOBS, "a", encoding="utf-8") as fh:
-            fh.write(json_text(record, indent=None))
+        try:
+            with open(out / JOBS, "a", encoding="utf-8") as fh:
+                fh.write(json_text(record, indent=None))
+        except OSError as err:                            # a full disk: name the file
+            raise OSError(err.errno, err.strerror, str(out / JOBS)) from err
         runs_left = left[res.job.config.out_dir]
         runs_left.discard(res.job.fold)
         if not runs_left:
@@ -475,9 +479,9 @@ def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) 
     table = pd.DataFrame(rows, columns=["cohort", "label", "run_dir", "folds_done", "epochs", "wall_seconds",
                                         "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib",
                                         "device", "features"])
-    table.to_csv(out / TIMING, index=False, lineterminator="\n", float_format="%.4g")
+    atomic_write_text(out / TIMING, table.to_csv(index=False, lineterminator="\n", float_format="%.4g"))
     shown = table.drop(columns=["run_dir"]).copy()
     for col in ("wall_seconds", "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib"):
         shown[col] = [("" if v is None or pd.isna(v) else f"{v:.1f}") for v in shown[col]]
-    (out / "timing.md").write_text(to_markdown(shown) + "\n", encoding="utf-8")
+    atomic_write_text(out / "timing.md", to_markdown(shown) + "\n")
     return table

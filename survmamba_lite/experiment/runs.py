@@ -119,6 +119,11 @@ def load_run(path: str | Path) -> Run:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UserError(f"{path / OOF}: not a readable CSV ({err}); {fix}") from None
     check_run_files(path, summary, folds, oof)
+    for k, m in zip(summary["folds"], folds):      # two writers once left a config.json of other settings
+        if m.get("epochs") is not None and m["epochs"] != config.epochs:
+            raise UserError(f"{fold_dir(path, k) / METRICS}: fold {k} was trained for {m['epochs']} epochs but "
+                            f"{path / CONFIG} says {config.epochs}; the run's files disagree: rerun it into a new "
+                            "--out")
     label = derived.get("model_label") or model_label(config.model, dict(config.model_options))
     return Run(path, config, derived, summary, folds, oof, label)
 
