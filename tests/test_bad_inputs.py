@@ -778,21 +778,25 @@ def test_run_grid_in_a_shared_folder_writes_over_no_file_of_the_user(work):
 
 
 def test_a_failed_grid_job_is_one_line_with_its_traceback_in_a_log(work, capsys, monkeypatch):
+    """The cohort folder is renamed while the grid runs: its first job finishes, the others fail."""
     import survmamba_lite.experiment.jobs as jobs
 
-    def cohort_gone(*a, **k):
-        raise FileNotFoundError(2, "No such file or directory", str(work / "cohort" / "clinical.csv"))
-    monkeypatch.setattr(jobs, "train_fold", cohort_gone)
+    real = jobs.train_fold
+
+    def renaming(*a, **k):
+        if (work / "cohort").exists():
+            shutil.move(work / "cohort", work / "renamed")
+        return real(*a, **k)
+    monkeypatch.setattr(jobs, "train_fold", renaming)
     capsys.readouterr()
     assert main(_grid(work, "--folds", "0", "1")) == 1
     out = capsys.readouterr().out
     assert "Traceback" not in out
     failed = [line for line in out.splitlines() if line.startswith("failed")]
-    assert len(failed) == 2 and all(f"{work / 'cohort' / 'clinical.csv'}: No such file" in f for f in failed)
+    assert len(failed) == 1 and f"{work / 'cohort'}: no such cohort folder" in failed[0], out
     logs = sorted((work / "g" / "logs").glob("*.log"))
-    assert [p.name for p in logs] == ["cohort__snn__fold_0.log", "cohort__snn__fold_1.log"]
-    assert "Traceback" in logs[0].read_text()
-    assert "2 job(s) failed, the first" in out and "tracebacks in" in out
+    assert [p.name for p in logs] == ["cohort__snn__fold_1.log"] and "Traceback" in logs[0].read_text()
+    assert "1 job(s) failed, the first" in out and "tracebacks in" in out
 
 
 # --------------------------------------------------------------------------- inputs that contradict themselves or cannot train

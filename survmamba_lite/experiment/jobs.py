@@ -263,7 +263,7 @@ def error_line(err: BaseException) -> str:
     if isinstance(err, OSError) and err.filename:
         return f"{err.filename}: {err.strerror or err}"
     first = (str(err).strip().splitlines() or [""])[0]
-    return first if isinstance(err, ValueError) else f"{type(err).__name__}: {first}"
+    return first if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {first}"
 
 
 def finish_run(config: ExperimentConfig) -> dict | None:
