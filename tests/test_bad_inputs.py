@@ -677,7 +677,7 @@ def test_extract_refuses_another_slide_of_the_same_size_once(work, capsys):
     for workers in ("0", "1"):
         refused(capsys, work, ["extract", str(coords), "--slide", str(b), "--out", str(work / "feats"), "--encoder",
                                "random-projection", "--workers", workers, "--device", "cpu", "--quiet"],
-                str(b), f"is not the slide {coords} was tiled from", "quick hash", allowed="feats")
+                str(b), f"is not the file {coords} was tiled from", "other pixels", "quick hash", allowed="feats")
         assert not list((work / "feats").glob("*.h5"))
 
 

@@ -18,6 +18,16 @@ Either way the grid never writes over a file it did not write.
 
 A failed job's traceback is written to ``logs/<cohort>__<model>__fold_<k>.log``
 (:func:`write_job_log`); the command prints one line per failed job.
+
+>>> import tempfile
+>>> mine = Path(tempfile.mkdtemp())
+>>> _ = (mine / "timing.md").write_text("my notes")
+>>> check_grid_dir(mine / "new", exclusive=True), check_grid_dir(mine, exclusive=False)
+Traceback (most recent call last):
+...
+survmamba_lite.errors.UserError: --out ...: holds timing.md, which survmamba grid writes but did not write here ...
+>>> job_log_path("grid", "runs/blca/snn", 2).as_posix()
+'grid/logs/blca__snn__fold_2.log'
 """
 from __future__ import annotations
 

@@ -270,9 +270,10 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
                          f"{grid.read_level}; tile this slide again")
     recorded = grid.extra.get("slide_quickhash")
     if recorded and quick and recorded != quick:
-        raise SlideError(f"{slide_file}: is not the slide {coords_path} was tiled from (same size, other pixels: "
-                         f"its OpenSlide quick hash differs from the one recorded at tiling); give the slide "
-                         f"{grid.slide_id} was tiled from (--slide/--slide-dir), or tile this slide")
+        raise SlideError(f"{slide_file}: is not the file {coords_path} was tiled from: same size, other pixels (its "
+                         f"OpenSlide quick hash differs from the one recorded at tiling), so another slide of that "
+                         f"name or a corrupt or re-exported copy; give the slide {grid.slide_id} was tiled from "
+                         f"(--slide/--slide-dir), or tile this file again")
     attrs = dict(
         slide_id=grid.slide_id, patch_size=grid.patch_size_level0, region_size=grid.region_size_level0,
         magnification=grid.scale.magnification, encoder=enc.name, mpp=grid.scale.mpp,
