@@ -10,6 +10,7 @@ commands and holds the one error boundary of the command line (:func:`main`):
   errors also exit 2);
 * Ctrl-C exits with 130 and "rerun the same command to resume" (outputs are written
   atomically, so nothing half-written is left);
+* a warning is one line too (``survmamba COMMAND: warning: ...``, without Python's source line);
 * ``--debug`` (anywhere on the line) lets the exception through, with its traceback.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import errno
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from survmamba_lite.data import cli as data_cli
@@ -109,8 +111,11 @@ def describe_error(err: BaseException, args: argparse.Namespace | None = None) -
             return f"{where}a part of this path is a file, not a folder; choose another path"
         if isinstance(err, IsADirectoryError):
             return f"{where}is a folder where a file was expected; give a file name"
-        if err.errno == errno.ENOSPC:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
             return f"{where}no space left on the device; free some space and rerun the same command to resume"
+        if err.errno == errno.EFBIG:
+            return (f"{where}file too large for this file system or the file-size limit (ulimit -f); raise the "
+                    "limit or write elsewhere, then rerun the same command to resume")
         return f"{where}{err.strerror or err}"
     if isinstance(err, (UserError, ValueError, FileNotFoundError)):
         return str(err)
@@ -124,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.showwarning
+    if not debug:                                     # a warning is one line too, without its source line
+        warnings.showwarning = lambda message, category, *_, **__: print(
+            f"survmamba {args.command}: warning: {message}", file=sys.stderr)
     try:
         result = args.func(args)
     except KeyboardInterrupt:
@@ -136,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"survmamba {args.command}: error: {describe_error(err, args)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        warnings.showwarning = shown
     return int(result or 0)
 
 

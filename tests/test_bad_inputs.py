@@ -36,18 +36,26 @@ def base(tmp_path_factory) -> dict[str, Path]:
     assert main(["cv", "--cohort-dir", str(cohort), "--model", "snn", "--out", str(run), *QUICK]) == 0
     rep = d / "rep"
     assert main(["report", str(run), "--out", str(rep), "--n-boot", "10", "--n-perm", "10"]) == 0
-    return {"cohort": cohort, "run": run, "report": rep}
+    sm = d / "sm"                     # a SurvMamba run (fold 0 only) for `explain`
+    assert main(["cv", "--cohort-dir", str(cohort), "--model", "survmamba", "--out", str(sm), *QUICK,
+                 "--max-patches", "4"]) == 0
+    return {"cohort": cohort, "run": run, "report": rep, "sm": sm}
+
+
+def _point_run_at(run: Path, cohort: Path) -> None:
+    """A copied run's config names the shared cohort; point it at this test's copy."""
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["cohort_dir"], cfg["out_dir"] = str(cohort), str(run)
+    (run / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 @pytest.fixture
 def work(tmp_path, base) -> Path:
-    """This test's folder: its own copies of the cohort and the run."""
+    """This test's folder: its own copies of the cohort and the runs."""
     shutil.copytree(base["cohort"], tmp_path / "cohort", symlinks=True)
-    shutil.copytree(base["run"], tmp_path / "run")
-    # the run's config names the shared cohort; point it at this test's copy
-    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    cfg["cohort_dir"], cfg["out_dir"] = str(tmp_path / "cohort"), str(tmp_path / "run")
-    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    for name in ("run", "sm"):
+        shutil.copytree(base[name], tmp_path / name)
+        _point_run_at(tmp_path / name, tmp_path / "cohort")
     return tmp_path
 
 
@@ -420,6 +428,9 @@ def test_gdc_manifest_refuses_an_existing_out(work, capsys):
     (["--epochs", "0"], ["--epochs 0: must be an integer >= 1"]),
     (["--alpha", "1.5"], ["--alpha 1.5: must lie in [0, 1]"]),
     (["--model", "snnn"], ["unknown model 'snnn'"]),
+    (["--lr", "inf"], ["--lr inf: must be a finite number"]),
+    (["--weight-decay", "nan"], ["--weight-decay nan: must be a finite number"]),
+    (["--seed", "-5"], ["--seed -5: must be an integer >= 0"]),
 ])
 def test_cv_argument_errors(work, capsys, extra, needles):
     refused(capsys, work, _cv(work, *extra), *needles)
@@ -435,6 +446,34 @@ def test_cv_missing_cohort_folder(work, capsys):
 def test_report_numeric_arguments(work, capsys):
     refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep"), "--n-boot", "0"],
             "--n-boot 0: must be an integer >= 1")
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep"), "--seed", "-5"],
+            "--seed -5: must be an integer >= 0")
+
+
+def test_grid_names_the_flag_of_a_bad_number(work, capsys):
+    refused(capsys, work, _grid(work, "--lr", "inf"), "--lr inf: must be a finite number")
+
+
+@pytest.mark.parametrize("text, folds", [("[9]", (9,)), ("[0, 2]", (0, 2)), ("1", (1,)), ("None", None)])
+def test_papermill_text_folds_are_read_as_a_list(work, text, folds):
+    """papermill's ``-p folds "[9]"`` hands the notebook the text "[9]"."""
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.rundir import load_experiment_cohort
+
+    config = ExperimentConfig.from_params(model="snn", cohort_dir=str(work / "cohort"), out_dir=str(work / "o"),
+                                          folds=text)
+    assert config.folds == folds
+    if folds == (9,):
+        with pytest.raises(ValueError, match=r"fold\(s\) \[9\] do not exist: cohort tiny-test has folds 0..2"):
+            load_experiment_cohort(config)
+
+
+def test_papermill_folds_that_are_not_indices(work):
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"folds '\[a\]': must be fold indices, e.g. \[0, 1\] \(papermill"):
+        ExperimentConfig.from_params(model="snn", cohort_dir="c", out_dir="o", folds="[a]")
 
 
 def test_validate_with_two_different_folders(work, capsys):
@@ -491,3 +530,440 @@ def test_tile_and_extract_refuse_a_folder_of_other_files(work, capsys, command):
     src = str(work / "no_slide.svs") if command == "tile" else str(work / "tiles")
     refused(capsys, work, [command, src, "--out", str(work / "cohort")], f"--out {work / 'cohort'}",
             "clinical.csv", "choose a new or empty --out")
+
+
+# --------------------------------------------------------------------------- provenance of a run's inputs
+def _set_min_genes(cohort: Path, value: int) -> None:
+    import yaml
+
+    man = yaml.safe_load((cohort / "manifest.yaml").read_text())
+    man["hierarchy"]["min_genes"] = value
+    (cohort / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
+
+
+def _drop_recorded(run: Path, *keys: str) -> None:
+    """Make ``run`` look like one recorded by an older survmamba (without these fingerprint keys)."""
+    cfg = json.loads((run / "config.json").read_text())
+    if keys:
+        for k in keys:
+            cfg["derived"]["inputs"].pop(k, None)
+    else:
+        cfg["derived"].pop("inputs")
+    (run / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def test_resume_refuses_a_changed_manifest(work, capsys):
+    argv = _start_run(work)
+    _set_min_genes(work / "cohort", 2)           # f1..f3 keep 3 genes each: the same shape, another manifest
+    refused(capsys, work, argv, "manifest.yaml changed", str(work / "run2"))
+
+
+def test_a_moved_identical_cohort_resumes(work, capsys):
+    argv = _start_run(work)
+    done = (work / "run2" / "fold_0" / "metrics.json").read_bytes()
+    shutil.move(work / "cohort", work / "moved")
+    argv[argv.index("--cohort-dir") + 1] = str(work / "moved")
+    assert main([*argv[:-1]]) == 0                                     # without --quiet: the move is reported
+    out = capsys.readouterr().out
+    assert "the cohort moved from" in out and "fold 0: done earlier" in out
+    assert (work / "run2" / "fold_0" / "metrics.json").read_bytes() == done
+    assert json.loads((work / "run2" / "config.json").read_text())["cohort_dir"] == str(work / "moved")
+
+
+def test_a_moved_cohort_of_a_run_without_fingerprints_is_not_answered_with_overwrite(work, capsys):
+    argv = _start_run(work)
+    _drop_recorded(work / "run2")
+    shutil.move(work / "cohort", work / "moved")
+    argv[argv.index("--cohort-dir") + 1] = str(work / "moved")
+    err = refused(capsys, work, argv, "records no fingerprint", f"--cohort-dir {work / 'cohort'}")
+    assert "--overwrite" not in err
+
+
+def test_an_older_run_is_checked_on_the_inputs_it_recorded(work, capsys):
+    argv = _start_run(work)
+    _drop_recorded(work / "run2", "manifest.yaml", "features_sampled")
+    _set_min_genes(work / "cohort", 2)
+    assert main(argv[:-1]) == 0                                        # the manifest is not checked: resumes
+    assert "without a fingerprint of manifest.yaml" in capsys.readouterr().out
+    (work / "cohort" / "rna.csv").write_text((work / "cohort" / "rna.csv").read_text().replace("5.", "6.", 1))
+    refused(capsys, work, argv, "rna.csv changed")                     # what it recorded still is
+
+
+def _explain(work: Path, *extra: str, case: str = "TCGA-T000", run: str = "sm") -> list[str]:
+    return ["explain", "--run", str(work / run), "--case", case, "--ig-steps", "0", "--threads", "1",
+            "--out", str(work / "e"), *extra]
+
+
+def test_explain_refuses_an_edited_hierarchy(work, capsys):
+    h = work / "cohort" / "hierarchy.tsv"
+    h.write_text(h.read_text().replace("G0,G1,G2", "G0,G1,G3"))        # same shape, other genes
+    refused(capsys, work, _explain(work), "hierarchy.tsv changed", str(work / "sm"), "--cohort-dir")
+
+
+def test_explain_refuses_a_changed_manifest(work, capsys):
+    _set_min_genes(work / "cohort", 2)
+    refused(capsys, work, _explain(work), "manifest.yaml changed", str(work / "sm"))
+
+
+def test_explain_finds_a_moved_cohort_with_cohort_dir(work, capsys):
+    shutil.move(work / "cohort", work / "moved")
+    refused(capsys, work, _explain(work), str(work / "cohort"), "is not there", "--cohort-dir")
+    assert main(_explain(work, "--cohort-dir", str(work / "moved"))) == 0
+    summary = json.loads((work / "e" / "summary.json").read_text())
+    assert summary["fold"] == 0 and summary["case_in_training"] is False
+
+
+def test_explain_of_an_older_run_names_what_it_cannot_check(work, capsys):
+    _drop_recorded(work / "sm", "manifest.yaml", "features_sampled")
+    capsys.readouterr()
+    assert main(_explain(work)) == 0
+    err = capsys.readouterr().err
+    assert "without a fingerprint of features_sampled, manifest.yaml" in err and "not checked" in err
+
+
+def test_explain_of_a_run_whose_weights_do_not_fit_is_one_line(work, capsys):
+    _drop_recorded(work / "sm", "manifest.yaml", "features_sampled", "hierarchy.tsv")    # nothing to catch it
+    h = work / "cohort" / "hierarchy.tsv"
+    h.write_text(h.read_text().replace("G5,G6,G7", "G5,G6,G7,G0"))                    # a larger function
+    err = refused(capsys, work, _explain(work), "the weights do not fit the model", "manifest.yaml or hierarchy.tsv",
+                  one_line=False)
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_explain_uses_the_fold_that_validated_the_case(work, capsys):
+    # TCGA-T000 is a validation case of fold 0 (the only fold trained); TCGA-T001 of fold 1
+    assert main(_explain(work)) == 0
+    s = json.loads((work / "e" / "summary.json").read_text())
+    assert (s["fold"], s["case_in_training"], s["validation_fold"]) == (0, False, 0)
+    refused(capsys, work, _explain(work, case="TCGA-T001"), "TCGA-T001: was validated in fold 1",
+            "no checkpoint", "--fold K")
+    assert main(_explain(work, "--fold", "0", case="TCGA-T001")) == 0
+    s = json.loads((work / "e" / "summary.json").read_text())
+    assert (s["fold"], s["case_in_training"], s["validation_fold"]) == (0, True, 1)
+    assert "the case was in its training set" in capsys.readouterr().out
+
+
+def test_explain_refuses_a_slide_smaller_than_its_coordinates(work, capsys):
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    slide = write_synthetic_slide(work / "TCGA-T000-DX1.tiff", width=600, height=200, levels=1, seed=0)
+    refused(capsys, work, _explain(work, "--slide", str(slide)), f"--slide {slide}", "is 600 x 200 px",
+            "3 of 3 patches", "TCGA-T000-DX1.h5 lie outside it")
+
+
+# --------------------------------------------------------------------------- slides, coordinates and features agree
+_TILE = ["--quiet", "--patch-size", "128", "--region-size", "256", "--tissue-threshold", "0.1"]
+
+
+def _two_slides_named_alike(work: Path) -> tuple[Path, Path]:
+    """Two synthetic slides of one size and one name (``S1``), different pixels."""
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    return tuple(write_synthetic_slide(work / d / "S1.tiff", width=1200, height=800, levels=2, seed=i)
+                 for i, d in enumerate(("a", "b")))
+
+
+def test_tile_refuses_two_slides_with_one_slide_id(work, capsys):
+    a, b = _two_slides_named_alike(work)
+    refused(capsys, work, ["tile", str(a), str(b), "--out", str(work / "tiles"), *_TILE], str(a), str(b),
+            "both have slide id 'S1'", "separate calls")
+    refused(capsys, work, ["tile", str(a), str(a), "--out", str(work / "tiles"), *_TILE], "given twice")
+
+
+def test_extract_refuses_another_slide_of_the_same_size_once(work, capsys):
+    a, b = _two_slides_named_alike(work)
+    assert main(["tile", str(a), "--out", str(work / "tiles"), *_TILE]) == 0
+    coords = work / "tiles" / "S1.coords.h5"
+    for workers in ("0", "1"):
+        refused(capsys, work, ["extract", str(coords), "--slide", str(b), "--out", str(work / "feats"), "--encoder",
+                               "random-projection", "--workers", workers, "--device", "cpu", "--quiet"],
+                str(b), f"is not the file {coords} was tiled from", "other pixels", "quick hash", allowed="feats")
+        assert not list((work / "feats").glob("*.h5"))
+
+
+# --------------------------------------------------------------------------- one writer per folder
+_HOLD = ("import sys, time, contextlib\nfrom survmamba_lite.utils.lock import folder_lock\n"
+         "with contextlib.ExitStack() as held:\n    for folder in sys.argv[1:]:\n"
+         "        held.enter_context(folder_lock(folder))\n    print('held', flush=True)\n    time.sleep(300)\n")
+
+
+def _holder(*folders: Path):
+    """A real process holding the locks of ``folders`` until it is killed."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, *map(str, folders)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _grid(work: Path, *extra: str, out: str = "g") -> list[str]:
+    return ["grid", "--cohort-dirs", str(work / "cohort"), "--models", "snn", *QUICK, "--serial",
+            "--out", str(work / out), *extra]
+
+
+def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(work, capsys):
+    """One real process holds four folders: cv's, report's, a grid's, and a run inside another grid (as a
+    `survmamba cv` in it would); each command is refused at once; once the holder is killed, its lock
+    files stay behind (stale) and each command takes them over."""
+    from survmamba_lite.utils.lock import lock_path
+
+    assert main(_grid(work, out="g2")) == 0
+    cases = [(_cv(work), work / "run2"), (_grid(work), work / "g"),
+             (_grid(work, out="g2"), work / "g2" / "runs" / "cohort" / "snn"),
+             (["report", str(work / "run"), "--out", str(work / "rep2"), "--n-boot", "10", "--n-perm", "0"],
+              work / "rep2")]
+    holder = _holder(*(folder for _, folder in cases))
+    try:
+        for argv, folder in cases:
+            refused(capsys, work, argv, f"{folder}: another survmamba process is writing this folder",
+                    f"pid {holder.pid} on", "started 20", "nothing was written")
+    finally:
+        holder.kill()
+        holder.wait()
+    for argv, folder in cases:
+        assert lock_path(folder).is_file()                  # left by the killed holder: stale, taken over
+        assert main(argv) == 0, argv
+        assert not lock_path(folder).exists()
+
+
+@pytest.mark.slow
+def test_two_cv_processes_started_together_leave_one_consistent_run(work):
+    """The case that once gave a config.json of 2 epochs over folds trained for 3: two real processes."""
+    import subprocess
+    import sys
+
+    def start(epochs: str):
+        return subprocess.Popen([sys.executable, "-m", "survmamba_lite.cli", *_cv(work, "--epochs", epochs)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [start("2"), start("3")]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    loser = next(err for rc, err in results if rc == 2)
+    assert "another survmamba process is writing" in loser or "different configuration" in loser, loser
+    epochs = json.loads((work / "run2" / "config.json").read_text())["epochs"]
+    assert json.loads((work / "run2" / "fold_0" / "metrics.json").read_text())["epochs"] == epochs
+
+
+# --------------------------------------------------------------------------- grid folders
+def test_grid_leaves_a_folder_of_the_users_files_alone(work, capsys):
+    mine = work / "mine"
+    mine.mkdir()
+    for name in ("timing.md", "timing.csv", "grid.json"):
+        (mine / name).write_text("my own notes\n")
+    refused(capsys, work, _grid(work, out="mine"), f"--out {mine}", "not a grid folder", "nothing was deleted")
+
+
+@pytest.mark.parametrize("folder, needle", [("cohort", "is not a grid folder"),
+                                            ("run", "another survmamba command (cv-run)")])
+def test_grid_refuses_a_cohort_or_run_folder(work, capsys, folder, needle):
+    refused(capsys, work, _grid(work, out=folder), f"--out {work / folder}", needle)
+
+
+def test_run_grid_in_a_shared_folder_writes_over_no_file_of_the_user(work):
+    from survmamba_lite.errors import UserError
+    from survmamba_lite.experiment.grid import grid_configs, run_grid
+
+    shared = work / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("a notebook's own file\n")
+    configs = grid_configs([work / "cohort"], ["snn"], shared, epochs=1, folds=[0], threads=1,
+                           common_options={"dim": 8})
+    assert run_grid(configs, shared, serial=True, progress=False).counts == {"done": 1}
+    (work / "other").mkdir()
+    (work / "other" / "timing.md").write_text("mine\n")
+    with pytest.raises(UserError, match="holds timing.md, which survmamba grid writes but did not write here"):
+        run_grid(configs, work / "other", serial=True, progress=False)
+    assert (work / "other" / "timing.md").read_text() == "mine\n"
+
+
+def test_a_failed_grid_job_is_one_line_with_its_traceback_in_a_log(work, capsys, monkeypatch):
+    """The cohort folder is renamed while the grid runs: its first job finishes, the others fail."""
+    import survmamba_lite.experiment.jobs as jobs
+
+    real = jobs.train_fold
+
+    def renaming(*a, **k):
+        if (work / "cohort").exists():
+            shutil.move(work / "cohort", work / "renamed")
+        return real(*a, **k)
+    monkeypatch.setattr(jobs, "train_fold", renaming)
+    capsys.readouterr()
+    assert main(_grid(work, "--folds", "0", "1")) == 1
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    failed = [line for line in out.splitlines() if line.startswith("failed")]
+    assert len(failed) == 1 and f"{work / 'cohort'}: no such cohort folder" in failed[0], out
+    logs = sorted((work / "g" / "logs").glob("*.log"))
+    assert [p.name for p in logs] == ["cohort__snn__fold_1.log"] and "Traceback" in logs[0].read_text()
+    assert "1 job(s) failed, the first" in out and "tracebacks in" in out
+
+
+# --------------------------------------------------------------------------- inputs that contradict themselves or cannot train
+def _edit_clinical(work: Path, **columns) -> None:
+    clin = pd.read_csv(work / "cohort" / "clinical.csv")
+    for name, value in columns.items():
+        clin[name] = value(clin) if callable(value) else value
+    clin.to_csv(work / "cohort" / "clinical.csv", index=False)
+
+
+def test_ids_with_surrounding_spaces_are_stripped_in_validate_and_cv(work, capsys):
+    for name in ("splits/fold_0.csv", "rna.csv"):
+        f = work / "cohort" / name
+        f.write_text(f.read_text().replace("TCGA-T001", " TCGA-T001 ", 1))
+    assert main(["validate", str(work / "cohort")]) == 0
+    assert main(_cv(work)) == 0
+    assert "TCGA-T001" in json.loads((work / "run2" / "fold_0" / "split.json").read_text())["train"]
+
+
+def test_an_all_censored_cohort_is_refused_up_front(work, capsys):
+    _edit_clinical(work, event=0)
+    for argv in (["validate", str(work / "cohort")], _cv(work)):
+        err = refused(capsys, work, argv, one_line=False)
+        assert "clinical.csv, column 'event': every one of the 18 cases is censored" in err and "Fix:" in err
+        assert "fewer bins" not in err and "splits/fold_" not in err
+    assert not (work / "run2").exists()
+
+
+def test_a_fold_without_training_deaths_is_named(work, capsys):
+    _edit_clinical(work, event=lambda c: [int(i % N_FOLDS == 1) for i in range(len(c))])    # deaths in fold 1's val
+    err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
+    assert "splits/fold_1.csv, column 'train': no death (event = 1) among the 12 training cases" in err
+    assert "fold_0.csv" not in err
+
+
+def test_cv_names_a_made_fold_without_training_deaths(work, capsys):
+    from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.rundir import load_experiment_cohort
+
+    _edit_clinical(work, event=lambda c: [int(i == 1) for i in range(len(c))])     # one death, in fold 1's val
+    shutil.rmtree(work / "cohort" / "splits")                                      # folds made by cv
+    with pytest.raises(ValueError, match=r"fold \d \(make_folds.*no death \(event = 1\) among its"):
+        load_experiment_cohort(ExperimentConfig("snn", str(work / "cohort"), str(work / "x"), n_folds=3, n_bins=1))
+    refused(capsys, work, _cv(work, "--n-folds", "3"), "fold 0 (make_folds(k=3, seed=0)", "1 death(s) among its 12",
+            "--n-bins 4 time bins", "give --n-bins 1 or fewer")
+
+
+def test_validate_without_splits_says_that_cv_makes_them(work, capsys):
+    shutil.rmtree(work / "cohort" / "splits")
+    assert main(["validate", str(work / "cohort")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: no splits/fold_{k}.csv: `survmamba cv` makes stratified folds itself" in out
+    assert "make_folds()" not in out
+    assert main(_cv(work)) == 0 and (work / "run2" / "splits" / "fold_0.csv").is_file()
+
+
+def test_messages_show_plain_numbers(work, capsys):
+    _edit_clinical(work, survival_months=lambda c: c["survival_months"].where(c.index != 3, -3.5))
+    err = refused(capsys, work, ["validate", str(work / "cohort")], one_line=False)
+    assert "case TCGA-T003: survival_months is -3.5; it must be a finite number >= 0" in err and "np." not in err
+
+
+def test_warnings_are_one_line_without_source(work, capsys):
+    _edit_clinical(work, survival_months=lambda c: c["survival_months"].where(c.index > 9, 0.0))   # deaths tied at 0
+    capsys.readouterr()
+    assert main(_cv(work)) == 0
+    err = capsys.readouterr().err
+    assert err and all(line.startswith("survmamba cv: warning: ") for line in err.strip().splitlines()), err
+    assert "TimeBinner.fit: tied death times" in err
+
+
+# --------------------------------------------------------------------------- a full disk
+_FULL = """import contextlib, io, json, resource, signal, sys
+from survmamba_lite.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        results.append((argv[0], main(argv), err.getvalue()))
+print(json.dumps(results))
+"""
+
+
+def test_a_full_disk_fails_cleanly_everywhere(work):
+    """Every writer under a 4000-byte file-size limit (a real failed write, in a real process): one line
+    naming the file, exit 2, no crash, no temporary or staging file left behind."""
+    import subprocess
+    import sys
+
+    from survmamba_lite.data.wsi import write_synthetic_slide
+
+    slide = write_synthetic_slide(work / "S1.tiff", width=1200, height=800, levels=2, seed=0)
+    assert main(["tile", str(slide), "--out", str(work / "tiles"), *_TILE]) == 0
+    commands = [
+        _cv(work, out="full_cv"),
+        ["synth", "--cohort", "BLCA", "--out", str(work / "full_synth")],
+        _explain(work)[:-1] + [str(work / "full_explain")],
+        ["tile", str(slide), "--out", str(work / "full_tiles"), *_TILE],
+        ["extract", str(work / "tiles"), "--out", str(work / "full_features"), "--encoder", "random-projection",
+         "--workers", "0", "--device", "cpu", "--quiet"],
+        ["report", str(work / "run"), "--out", str(work / "full_report"), "--n-boot", "10", "--n-perm", "0"],
+    ]
+    proc = subprocess.run([sys.executable, "-c", _FULL, json.dumps(commands)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]                 # no segmentation fault, no HDF5 trace
+    assert "Exception ignored" not in proc.stderr
+    for command, rc, err in json.loads(proc.stdout):
+        assert rc == 2 and len(err.strip().splitlines()) == 1, (command, err)
+        assert "file too large" in err.lower() and str(work) in err, (command, err)
+    left = [p.relative_to(work).as_posix() for p in work.rglob("*")
+            if p.name.endswith((".tmp", ".partial", ".lock"))]
+    assert not left, left
+
+
+# --------------------------------------------------------------------------- what a report's numbers stand on
+def test_report_says_what_each_number_stands_on(work, capsys):
+    _edit_clinical(work, event=lambda c: [int(i % 4 != 1 and i % N_FOLDS != 1) for i in range(len(c))])
+    every_fold = [a for a in QUICK if a not in ("--folds", "0")]
+    cv = ["cv", "--cohort-dir", str(work / "cohort"), "--model", "snn"]
+    assert main([*cv, "--out", str(work / "all"), *every_fold]) == 0       # fold 1 validates no death
+    assert main([*cv, "--out", str(work / "f1"), *every_fold, "--folds", "1"]) == 0
+    assert main([*cv, "--out", str(work / "sub"), *every_fold, "--max-cases", "12", "--n-bins", "2"]) == 0
+    assert main(["report", str(work / "all"), str(work / "f1"), str(work / "sub"), "--out", str(work / "rep"),
+                 "--n-boot", "10", "--n-perm", "10"]) == 0
+    for name in ("table1_cindex", "metrics_extra", "random_risk"):
+        md = (work / "rep" / f"{name}.md").read_text()
+        notes = [line for line in md.splitlines() if line[:1] and line[:1] in "¹²³"]
+        assert len(notes) == 3, md
+        assert any("c-index undefined in fold(s) [1]" in n and "the mean is over 2 of 3 folds" in n for n in notes)
+        assert any("c-index undefined in every fold" in n and "1 of the cohort's 3 folds run ([1])" in n
+                   for n in notes)
+        assert any("a seeded subset of 12 cases (max_cases)" in n for n in notes)
+        stands_on = pd.read_csv(work / "rep" / f"{name}.csv")["stands_on"]
+        assert stands_on.notna().all()
+    table1 = (work / "rep" / "table1_cindex.md").read_text()
+    assert "| n/a " in table1                                     # every fold undefined: said, not left blank
+
+
+def test_report_reads_a_run_given_twice_once(work, capsys):
+    assert main(["report", str(work / "run"), str(work / "run"), "--out", str(work / "rep"), "--n-boot", "10",
+                 "--n-perm", "0"]) == 0
+    assert "is given twice" in capsys.readouterr().out
+    assert len(pd.read_csv(work / "rep" / "table1_cindex.csv")) == 1
+
+
+def test_report_tells_runs_in_folders_of_one_name_apart(work, capsys):
+    shutil.copytree(work / "run", work / "other" / "run")
+    assert main(["report", str(work / "run"), str(work / "other" / "run"), "--out", str(work / "rep"),
+                 "--n-boot", "10", "--n-perm", "0"]) == 0
+    labels = sorted(pd.read_csv(work / "rep" / "table1_cindex.csv")["label"])
+    assert labels == ["SNN [other/run]", f"SNN [{work.name}/run]"]
+
+
+def test_report_of_two_grid_folders(work, capsys):
+    for out in ("g1", "g2"):
+        assert main(_grid(work, out=out)) == 0
+    assert main(["report", str(work / "g1"), str(work / "g2"), "--out", str(work / "rep"), "--n-boot", "10",
+                 "--n-perm", "0"]) == 0
+    labels = sorted(pd.read_csv(work / "rep" / "table1_cindex.csv")["label"])
+    assert labels == ["SNN [g1/runs/cohort/snn]", "SNN [g2/runs/cohort/snn]"]
+
+
+def test_report_refuses_a_run_whose_config_and_folds_disagree(work, capsys):
+    """What two writers of one folder once left behind: config.json of 2 epochs over folds trained for 1."""
+    cfg = json.loads((work / "run" / "config.json").read_text())
+    cfg["epochs"] = 2
+    (work / "run" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    refused(capsys, work, ["report", str(work / "run"), "--out", str(work / "rep")],
+            "fold_0/metrics.json: fold 0 was trained for 1 epochs but", "config.json says 2")

@@ -64,9 +64,17 @@ def test_heatmap_over_the_slide(runs, tmp_path):
 
     from survmamba_lite.data.wsi import write_synthetic_slide
 
-    cohort, run, case = runs
-    sid = pd.read_csv(cohort / "clinical.csv").set_index("case_id").loc[case, "slide_id"].split(";")[0]
-    slide = write_synthetic_slide(tmp_path / f"{sid}.tiff", width=2048, height=1024, seed=0)
+    cohort, run, _ = runs
+    clinical = pd.read_csv(cohort / "clinical.csv").set_index("case_id")
+
+    def extent(case: str) -> tuple[int, int]:        # the slide must hold every patch of its features
+        sf = read_features_h5(cohort / "features" / f"{clinical.at[case, 'slide_id'].split(';')[0]}.h5",
+                              load_features=False)
+        return int(sf.coords[:, 0].max()) + 256, int(sf.coords[:, 1].max()) + 256
+    case = min(pd.read_csv(run["both"] / "fold_0" / "predictions.csv")["case_id"], key=lambda c: np.prod(extent(c)))
+    sid = clinical.at[case, "slide_id"].split(";")[0]
+    width, height = extent(case)
+    slide = write_synthetic_slide(tmp_path / f"{sid}.tiff", width=width, height=height, levels=2, seed=0)
     assert main(["explain", "--run", str(run["both"]), "--case", case, "--ig-steps", "0", "--slide", str(slide),
                  "--out", str(tmp_path / "h")]) == 0
     for name in ("heatmap.png", "heatmap_ig.png"):

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from survmamba_lite.utils.io import atomic_path
+from survmamba_lite.utils.io import atomic_h5
 
 __all__ = ["SlideFeatures", "write_features_h5", "read_features_h5", "read_features_shape", "FORMAT_VERSION",
            "REQUIRED_ATTRS"]
@@ -92,7 +92,7 @@ def write_features_h5(path: str | os.PathLike, sf: SlideFeatures) -> Path:
     path = Path(path)
     _check(sf, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:              # in memory, then written whole: a full disk fails cleanly
         f.create_dataset("features", data=np.asarray(sf.features, dtype=np.float32))
         f.create_dataset("coords", data=np.asarray(sf.coords, dtype=np.int64))
         f.create_dataset("region", data=np.asarray(sf.region, dtype=np.int64))

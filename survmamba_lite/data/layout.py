@@ -221,6 +221,11 @@ def bag_slide_ids(cell: object, manifest: dict | None = None) -> list[str]:
     return [s for s in slides if s not in missing]
 
 
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python number it holds (messages show ``-3.5``, not ``np.float64(-3.5)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _listed(items: Sequence[object]) -> str:
     items = list(items)
     head = ", ".join(map(str, items[:_MAX_LISTED]))
@@ -308,7 +313,8 @@ def read_folds(root: str | os.PathLike) -> list[tuple[list[str], list[str]]]:
     out = []
     for _, p in files:
         df = pd.read_csv(p, dtype=str, keep_default_na=False)
-        out.append(([s for s in df.get("train", []) if s], [s for s in df.get("val", []) if s]))
+        out.append(([s.strip() for s in df.get("train", []) if s.strip()],     # as validate_cohort reads them
+                    [s.strip() for s in df.get("val", []) if s.strip()]))
     return out
 
 
@@ -426,7 +432,7 @@ def _check_clinical(root: Path, man: dict, problems: list[Problem]) -> pd.DataFr
         t = pd.to_numeric(df["survival_months"], errors="coerce")
         bad = t.index[~np.isfinite(t.to_numpy(dtype=float)) | (t.to_numpy(dtype=float) < 0)].tolist()
         for c in bad[:_MAX_LISTED]:
-            problems.append(Problem(CLINICAL, f"survival_months is {df.at[c, 'survival_months']!r}; it must be a "
+            problems.append(Problem(CLINICAL, f"survival_months is {_plain(df.at[c, 'survival_months'])!r}; it must be a "
                                     "finite number >= 0", "fix the follow-up time or drop the case",
                                     column="survival_months", case_id=c))
         if len(bad) > _MAX_LISTED:
@@ -437,12 +443,16 @@ def _check_clinical(root: Path, man: dict, problems: list[Problem]) -> pd.DataFr
         e = pd.to_numeric(df["event"], errors="coerce")
         bad = e.index[invalid_events(e.to_numpy())].tolist()
         for c in bad[:_MAX_LISTED]:
-            problems.append(Problem(CLINICAL, f"event is {df.at[c, 'event']!r}; it must be {EVENT_CODING}",
+            problems.append(Problem(CLINICAL, f"event is {_plain(df.at[c, 'event'])!r}; it must be {EVENT_CODING}",
                                     CENSORSHIP_FIX, column="event", case_id=c))
         if len(bad) > _MAX_LISTED:
             problems.append(Problem(CLINICAL, f"{len(bad) - _MAX_LISTED} more cases with invalid event",
                                     "as above", column="event"))
         df["event"] = e.fillna(-1).astype(int)
+        if len(df) and not bad and not (df["event"] == 1).any():
+            problems.append(Problem(CLINICAL, f"every one of the {len(df)} cases is censored (no event = 1)",
+                                    f"survival models learn from observed deaths: check the event coding "
+                                    f"({EVENT_CODING}); {CENSORSHIP_FIX}", column="event"))
     if "slide_id" in df.columns:
         df["slide_id"] = df["slide_id"].fillna("").astype(str)
         owner: dict[str, str] = {}
@@ -559,8 +569,9 @@ def _check_splits(root: Path, man: dict, clinical: pd.DataFrame | None, problems
     d = root / SPLITS_DIR
     files = sorted((int(m.group(1)), p) for p in d.glob("*.csv") if (m := _FOLD_RE.match(p.name))) if d.is_dir() else []
     if not files:
-        problems.append(Problem(f"{SPLITS_DIR}/", "no splits/fold_{k}.csv files",
-                                "write the folds with make_folds()/write_folds() (columns train, val)"))
+        warnings.append("no splits/fold_{k}.csv: `survmamba cv` makes stratified folds itself (--n-folds, seeded by "
+                        "--seed) and writes them to the run folder's splits/; copy those here to use the same folds "
+                        "in every run")
         return []
     ks = [k for k, _ in files]
     if ks != list(range(len(ks))):
@@ -607,6 +618,12 @@ def _check_splits(root: Path, man: dict, clinical: pd.DataFrame | None, problems
             val_owner.setdefault(c, k)
         if not val:
             problems.append(Problem(name, "empty validation set", "give the fold validation cases", column="val"))
+        deaths = clinical is not None and "event" in clinical.columns and (clinical["event"] == 1).any()
+        if deaths and train and not any(clinical.at[c, "event"] == 1 for c in train if c in clinical.index):
+            problems.append(Problem(name, f"no death (event = 1) among the {len(train)} training cases",
+                                    "the time bins are fitted on the training deaths: move cases with event = 1 "
+                                    "into this fold's training set (make_folds stratifies by event)",
+                                    column="train"))
         folds.append((train, val))
     if known is not None and val_owner:
         never = [c for c in known if c not in val_owner]
@@ -715,7 +732,9 @@ def load_cohort(root: str | os.PathLike, *, validate: bool = True, min_genes: in
     clinical["event"] = clinical["event"].astype(int)
     rna = hierarchy = stats = None
     if "rna" in man["modalities"]:
-        rna = pd.read_csv(root / RNA, dtype={"case_id": str}).set_index("case_id").astype(np.float64)
+        rna = pd.read_csv(root / RNA, dtype={"case_id": str})
+        rna["case_id"] = rna["case_id"].str.strip()                     # as validate_cohort reads them
+        rna = rna.set_index("case_id").astype(np.float64)
         rna = rna.loc[clinical.index]
         if min_genes is None:
             min_genes = int((man.get("hierarchy") or {}).get("min_genes", 1))

@@ -121,13 +121,16 @@ def _cmd_grid(args: argparse.Namespace) -> int:
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}}
     result = run_grid(configs, args.out, options=options, scheduler=args.scheduler, serial=args.serial,
                       jobs_per_gpu=args.jobs_per_gpu, workers=args.workers, overwrite=args.overwrite,
-                      progress=not args.quiet, spec=spec)
+                      progress=not args.quiet, spec=spec, exclusive=True)
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing to do"
     print(f"grid ({result.engine}): {counts}; wall time {time.time() - t0:.1f} s; timing in "
           f"{result.out_dir / 'timing.md'}")
     failed = [r for r in result.results if r.status == "failed"]
     if failed:
-        print(f"survmamba grid: {len(failed)} job(s) failed, e.g. {failed[0].job.name}:\n{failed[0].error}")
+        first = failed[0]
+        print(f"survmamba grid: {len(failed)} job(s) failed, the first {first.job.name}: "
+              f"{first.extra.get('message', 'see its log')}; tracebacks in {result.out_dir / 'logs'}; fix the cause "
+              "and rerun the same command (finished jobs are kept)")
         return 1
     return 3 if result.counts.get("paused") else 0
 
@@ -139,7 +142,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     for flag, value, low in (("--n-boot", args.n_boot, 1), ("--n-perm", args.n_perm, 0), ("--patches", args.patches, 1),
                              ("--regions", args.regions, 1), ("--wsi-dim", args.wsi_dim, 1),
-                             ("--repeats", args.repeats, 1), ("--threads", args.threads, 1)):
+                             ("--repeats", args.repeats, 1), ("--threads", args.threads, 1), ("--seed", args.seed, 0)):
         if value is not None and value < low:
             raise UserError(f"{flag} {value}: must be an integer >= {low}")
     if args.regions > args.patches:

@@ -52,7 +52,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +72,7 @@ OPTIMIZERS = ("radam", "radam-decoupled", "adam", "adamw")
 #: what every run names itself; the other fields are training settings (:meth:`ExperimentConfig.fields_in`)
 RUN_FIELDS = ("model", "cohort_dir", "out_dir", "model_options")
 #: integer fields and their least value (None allowed for the second group)
-_INTEGERS = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "n_bins": 1, "n_folds": 2, "num_workers": 0}
+_INTEGERS = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "n_bins": 1, "n_folds": 2, "num_workers": 0, "seed": 0}
 _OPTIONAL_INTEGERS = {"max_patches": 1, "max_cases": 1, "threads": 1}
 
 
@@ -105,6 +107,33 @@ def _options_error(model: str, unknown: list[str], allowed: dict[str, Any]) -> s
         parts.append(f"option {key!r}{hint}" + (f" (accepted by: {', '.join(takers)})" if takers else ""))
     listed = ", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "none"
     return f"model {model!r} does not accept {'; '.join(parts)}; options of {model!r} (defaults): {listed}"
+
+
+def _fold_indices(folds: Any) -> tuple | None:
+    """``folds`` as a tuple (checked later); text as papermill's ``-p folds "[0, 1]"`` passes it is read as
+    a list ("[0, 1]", "0,1", "0 1" or "2"; "None" for every fold).
+
+    >>> _fold_indices("[9]"), _fold_indices("0, 1"), _fold_indices(2), _fold_indices("None")
+    ((9,), (0, 1), (2,), None)
+    """
+    if folds is None:
+        return None
+    if isinstance(folds, str):
+        text = folds.strip()
+        if text.lower() in ("none", "null", ""):
+            return None
+        parts = [p for p in re.split(r"[\s,]+", text.strip("[]() ")) if p]
+        try:
+            return tuple(int(p) for p in parts)
+        except ValueError:
+            raise ConfigError("folds", folds, "must be fold indices, e.g. [0, 1] (papermill: -p folds '[0, 1]' "
+                                              "or -y 'folds: [0, 1]'); None runs every fold") from None
+    if isinstance(folds, (int, float)) and not isinstance(folds, bool):
+        return (folds,)
+    try:
+        return tuple(folds)
+    except TypeError:
+        raise ConfigError("folds", folds, "must be a list of fold indices, e.g. [0, 1]; None runs every fold") from None
 
 
 @dataclass(frozen=True)
@@ -185,6 +214,7 @@ class ExperimentConfig:
         object.__setattr__(self, "model_options", types.MappingProxyType(options))
         object.__setattr__(self, "cohort_dir", str(self.cohort_dir))
         object.__setattr__(self, "out_dir", str(self.out_dir))
+        object.__setattr__(self, "folds", _fold_indices(self.folds))
         self._check_numbers()
         if self.folds is not None:
             object.__setattr__(self, "folds", tuple(sorted(int(f) for f in self.folds)))
@@ -215,8 +245,12 @@ class ExperimentConfig:
             if not folds or len(set(folds)) != len(folds):
                 raise ConfigError("folds", folds, "must be distinct fold indices (None: every fold)")
             for k in folds:
-                if int(k) != k or k < 0:
-                    raise ConfigError("folds", k, "fold indices start at 0")
+                if isinstance(k, bool) or not isinstance(k, (int, float)) or int(k) != k or k < 0:
+                    raise ConfigError("folds", k, "fold indices are integers from 0")
+        for name in ("lr", "weight_decay", "alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(name, v, "must be a finite number")
         if not self.lr > 0:
             raise ConfigError("lr", self.lr, "must be > 0")
         if not self.weight_decay >= 0:
@@ -255,8 +289,6 @@ class ExperimentConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"ExperimentConfig: unknown field(s) {unknown}; valid fields: {sorted(names)}")
-        if d.get("folds") is not None:
-            d["folds"] = tuple(d["folds"])
         return cls(**d)
 
     @classmethod
@@ -291,8 +323,6 @@ class ExperimentConfig:
         options = dict(params.get("model_options") or {})
         options.update({k: v for k, v in params.items() if k not in names})
         options = {k: v for k, v in options.items() if v is not None}
-        if fields_.get("folds") is not None:
-            fields_["folds"] = tuple(fields_["folds"])
         return cls(**fields_, model_options=options)
 
     def save(self, path: str | os.PathLike, derived: Mapping[str, Any] | None = None) -> Path:

@@ -22,7 +22,10 @@ recomputed; an unfinished fold continues after the last epoch in its checkpoint.
 changed since it began (:mod:`~survmamba_lite.experiment.inputs`): use a new ``--out`` or
 ``--overwrite``. ``--overwrite`` deletes only the files ``survmamba cv`` writes, in a
 folder marked as a run (:mod:`~survmamba_lite.utils.outputs`), and refuses when the folder
-holds anything else.
+holds anything else. A run folder has one writer at a time (:mod:`~survmamba_lite.utils.lock`):
+a second ``survmamba cv`` (or ``grid``) on the same folder is refused at once, naming the first.
+A cohort folder that moved keeps its runs: they resume when its files match the recorded
+fingerprints.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from survmamba_lite.experiment.runfiles import CONFIG, METRICS, OOF, SUMMARY, fo
 from survmamba_lite.experiment.rundir import (check_model_fits_cohort, load_experiment_cohort,
                                               model_label, read_run_config, summarise_run)
 from survmamba_lite.experiment.trainer import EpochCallback
+from survmamba_lite.utils.lock import folder_lock
 
 __all__ = ["CVResult", "run_cv", "cv_result", "load_experiment_cohort", "check_model_fits_cohort", "model_label",
            "read_run_config", "summarise_run", "CONFIG", "SUMMARY", "OOF"]
@@ -88,7 +92,14 @@ def run_cv(config: ExperimentConfig, *, overwrite: bool = False, progress: bool 
     log = log or (tqdm.write if progress else (lambda msg: None))
     if workers > 1 and on_epoch_end is not None:
         raise ValueError("run_cv: on_epoch_end needs the folds in this process (workers=1)")
-    jobs = prepare_run(config, overwrite=overwrite)
+    with folder_lock(config.out_dir):               # one writer per run folder; a second is refused at once
+        return _run_cv(config, overwrite=overwrite, progress=progress, on_epoch_end=on_epoch_end, log=log,
+                       features=features, workers=workers)
+
+
+def _run_cv(config: ExperimentConfig, *, overwrite: bool, progress: bool, on_epoch_end: EpochCallback | None,
+            log: Callable[[str], None], features: str, workers: int) -> CVResult:
+    jobs = prepare_run(config, overwrite=overwrite, log=log)
     out = Path(config.out_dir)
     fold_ids = [job.fold for job in jobs]
     _, derived = read_run_config(out)

@@ -16,6 +16,10 @@ folder::
       jobs.jsonl                     one line per job attempt: status, start, end, worker, GPU, cases/s, ...
       timing.csv, timing.md          per run: wall time (while any of its jobs trained), fold seconds,
                                      cases/s, GPU utilisation, peak memory
+      logs/<cohort>__<model>__fold_<k>.log   the traceback of a failed job (the command prints one line)
+
+The folder must be new, empty or a grid folder, and has one writer at a time (it and its
+runs are locked: :mod:`~survmamba_lite.experiment.gridfolder`, :mod:`~survmamba_lite.utils.lock`).
 
 ``survmamba report OUT`` reads every finished run of the grid (:func:`expand_run_dirs`).
 
@@ -71,6 +75,7 @@ workers and the submitting machine share.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -87,7 +92,12 @@ from tqdm import tqdm
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.jobs import (Job, JobOptions, JobResult, visible_gpus, finish_run, job_is_done,
                                             prepare_run, run_job)
+from survmamba_lite.experiment.gridfolder import check_grid_dir, expand_run_dirs, write_job_log
 from survmamba_lite.experiment.runfiles import CONFIG, GRID, JOBS, METRICS, SUMMARY, TIMING, json_text, write_json
+from survmamba_lite.utils.io import atomic_write_text
+from survmamba_lite.utils.lock import folder_lock
+from survmamba_lite.utils.outputs import GRID as GRID_KIND
+from survmamba_lite.utils.outputs import claim_out_dir
 
 __all__ = ["SLOT", "parse_model", "model_slug", "grid_configs", "local_cluster", "dask_available", "run_grid",
            "GridResult", "expand_run_dirs", "timing_table", "read_jobs", "GRID", "JOBS", "TIMING"]
@@ -277,7 +287,8 @@ class GridResult:
 def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: JobOptions = JobOptions(),
              scheduler: str | None = None, serial: bool = False, jobs_per_gpu: int = 4, workers: int | None = None,
              processes: bool = True, overwrite: bool = False, progress: bool = True,
-             log: Callable[[str], None] | None = None, spec: dict | None = None) -> GridResult:
+             log: Callable[[str], None] | None = None, spec: dict | None = None,
+             exclusive: bool = False) -> GridResult:
     """Run (or resume) every fold of every config; see the module docstring.
 
     Args:
@@ -291,16 +302,37 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
         progress: a progress bar over the jobs and one line per finished job.
         log: message sink (default: tqdm.write when ``progress``).
         spec: the grid's description for ``grid.json``.
+        exclusive: ``out`` must be new, empty or a grid folder (the ``grid`` command); without
+            it, ``out`` may hold other files (:func:`~survmamba_lite.experiment.gridfolder.check_grid_dir`).
+
+    The grid folder and every run folder are locked while the grid runs
+    (:func:`~survmamba_lite.utils.lock.folder_lock`): a second writer is refused at once.
     """
+    failure_log = log or (tqdm.write if progress else print)    # a failed job is reported even when quiet
     log = log or (tqdm.write if progress else (lambda msg: None))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_grid_dir(out, exclusive=exclusive)                  # before anything is written
+    with contextlib.ExitStack() as held:
+        held.enter_context(folder_lock(out))
+        check_grid_dir(out, exclusive=exclusive)              # again, now that no one else writes
+        for folder in dict.fromkeys(c.out_dir for c in configs):
+            held.enter_context(folder_lock(folder))           # and no `survmamba cv` in a run of the grid
+        claim_out_dir(out, GRID_KIND)
+        return _run_grid(configs, out, options=options, scheduler=scheduler, serial=serial,
+                         jobs_per_gpu=jobs_per_gpu, workers=workers, processes=processes, overwrite=overwrite,
+                         progress=progress, log=log, spec=spec, failure_log=failure_log)
+
+
+def _run_grid(configs: Sequence[ExperimentConfig], out: Path, *, options: JobOptions, scheduler: str | None,
+              serial: bool, jobs_per_gpu: int, workers: int | None, processes: bool, overwrite: bool,
+              progress: bool, log: Callable[[str], None], spec: dict | None,
+              failure_log: Callable[[str], None]) -> GridResult:
     runs = [os.path.relpath(c.out_dir, out) for c in configs]
     if (out / GRID).is_file():              # a grid built over several calls keeps every call's runs
         earlier = json.loads((out / GRID).read_text(encoding="utf-8")).get("runs", [])
         runs = list(dict.fromkeys([*earlier, *runs]))
     write_json(out / GRID, {**(spec or {}), "runs": runs})
-    jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite)]
+    jobs = [job for config in configs for job in prepare_run(config, overwrite=overwrite, log=log)]
     todo = [j for j in jobs if not job_is_done(j)]
     log(f"grid: {len(configs)} run(s), {len(jobs)} job(s), {len(jobs) - len(todo)} done earlier")
     for config in configs:          # runs finished in an earlier call but not summarised (stopped in between)
@@ -315,8 +347,11 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
     def collect(res: JobResult) -> None:
         results.append(res)
         record = {**res.record(), "run_dir": os.path.relpath(res.job.config.out_dir, out)}  # the grid can move
-        with open(out / JOBS, "a", encoding="utf-8") as fh:
-            fh.write(json_text(record, indent=None))
+        try:
+            with open(out / JOBS, "a", encoding="utf-8") as fh:
+                fh.write(json_text(record, indent=None))
+        except OSError as err:                            # a full disk: name the file
+            raise OSError(err.errno, err.strerror, str(out / JOBS)) from err
         runs_left = left[res.job.config.out_dir]
         runs_left.discard(res.job.fold)
         if not runs_left:
@@ -325,8 +360,11 @@ def run_grid(configs: Sequence[ExperimentConfig], out: str | Path, *, options: J
         c = m.get("c_index")
         extra = (f", c-index {c:.4f}" if c is not None else "") + (
             f", {m['cases_per_second']:.1f} cases/s" if m.get("cases_per_second") else "")
-        log(f"{res.status:7s} {res.job.name} in {res.seconds:.1f} s{extra}"
-            + (f"\n{res.error}" if res.error else ""))
+        if res.error:                 # one line here; the traceback in the job's log file
+            path = write_job_log(out, record["run_dir"], res.job.fold, res.error)
+            res.extra["log"] = str(path)
+            extra = f": {res.extra.get('message') or 'failed'} (traceback in {path})"
+        (failure_log if res.error else log)(f"{res.status:7s} {res.job.name} in {res.seconds:.1f} s{extra}")
         bar.update(1)
 
     engine = "serial"
@@ -441,33 +479,9 @@ def timing_table(out: str | Path, run_dirs: Sequence[str | Path] | None = None) 
     table = pd.DataFrame(rows, columns=["cohort", "label", "run_dir", "folds_done", "epochs", "wall_seconds",
                                         "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib",
                                         "device", "features"])
-    table.to_csv(out / TIMING, index=False, lineterminator="\n", float_format="%.4g")
+    atomic_write_text(out / TIMING, table.to_csv(index=False, lineterminator="\n", float_format="%.4g"))
     shown = table.drop(columns=["run_dir"]).copy()
     for col in ("wall_seconds", "fold_seconds", "cases_per_second", "gpu_utilization", "peak_memory_mib"):
         shown[col] = [("" if v is None or pd.isna(v) else f"{v:.1f}") for v in shown[col]]
-    (out / "timing.md").write_text(to_markdown(shown) + "\n", encoding="utf-8")
+    atomic_write_text(out / "timing.md", to_markdown(shown) + "\n")
     return table
-
-
-def expand_run_dirs(paths: Sequence[str | Path], log: Callable[[str], None] | None = None) -> list[Path]:
-    """Run directories from run directories and grid folders (a grid gives its finished runs).
-
-    A folder holding ``grid.json`` is replaced by the run directories it lists (relative
-    to the grid folder) that hold a ``summary.json``; unfinished runs are named through
-    ``log`` and left out.
-    """
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if (p / GRID).is_file():
-            runs = [p / r for r in json.loads((p / GRID).read_text(encoding="utf-8")).get("runs", [])]
-            done = [d for d in runs if (d / SUMMARY).is_file()]
-            if log is not None and len(done) < len(runs):
-                log(f"{p}: {len(runs) - len(done)} unfinished run(s) left out: "
-                    + ", ".join(os.path.relpath(d, p) for d in runs if d not in done))
-            if not done:
-                raise ValueError(f"{p}: the grid has no finished run yet; rerun the same `survmamba grid` command "
-                                 "to finish it")
-            out += [Path(os.path.normpath(d)) for d in done]
-        else:
-            out.append(p)
-    return out

@@ -42,7 +42,7 @@ from survmamba_lite.experiment.runfiles import CHECKPOINT, DONE, fold_dir
 from survmamba_lite.experiment.trainer import FEATURES, EpochCallback, TrainingPaused, train_fold
 from survmamba_lite.utils.device import torch_threads
 
-__all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done",
+__all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done", "error_line",
            "cached_cohort", "jobs_of", "visible_gpus"]
 
 
@@ -156,12 +156,13 @@ _COHORTS: dict[tuple, tuple] = {}
 
 def cached_cohort(config: ExperimentConfig):
     """``(cohort, folds_source, wsi_dim)`` of the config, loaded once per process (the last 4 kept)."""
-    from survmamba_lite.experiment.rundir import (check_folds_exist, check_model_fits_cohort, cohort_wsi_dim,
-                                                  load_experiment_cohort)
+    from survmamba_lite.experiment.rundir import (check_folds_exist, check_folds_have_deaths,
+                                                  check_model_fits_cohort, cohort_wsi_dim, load_experiment_cohort)
 
     root = Path(config.cohort_dir).resolve()
     stamps = tuple(p.stat().st_mtime_ns if p.exists() else None
-                   for p in (root / "manifest.yaml", root / "clinical.csv", root / "splits"))
+                   for p in (root / "manifest.yaml", root / "clinical.csv", root / "splits", root / "rna.csv",
+                             root / "hierarchy.tsv", root / "features"))
     key = (str(root), stamps, config.max_cases, config.seed, config.n_folds)   # what the loaded cohort depends on
     if key not in _COHORTS:
         cohort, source = load_experiment_cohort(config)
@@ -172,11 +173,13 @@ def cached_cohort(config: ExperimentConfig):
         cohort = _COHORTS[key][0]
         check_model_fits_cohort(config.model, list(cohort.modalities), str(root))
         check_folds_exist(config, cohort)
+        check_folds_have_deaths(config, cohort, _COHORTS[key][1])
     return _COHORTS[key]
 
 
 # --------------------------------------------------------------------------- a run's jobs
-def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Job]:
+def prepare_run(config: ExperimentConfig, *, overwrite: bool = False,
+                log: Callable[[str], None] | None = None) -> list[Job]:
     """Check the cohort and the model, write (or check) the run directory; the run's jobs.
 
     Raises a ValueError when ``config.out_dir`` holds a run of another configuration (see
@@ -186,7 +189,7 @@ def prepare_run(config: ExperimentConfig, *, overwrite: bool = False) -> list[Jo
     from survmamba_lite.experiment.rundir import derived_fields, prepare_run_dir
 
     cohort, source, wsi_dim = cached_cohort(config)
-    out = prepare_run_dir(config, derived_fields(config, cohort, source, wsi_dim), overwrite)
+    out = prepare_run_dir(config, derived_fields(config, cohort, source, wsi_dim), overwrite, log=log)
     if "make_folds" in source:
         write_folds(out, cohort.folds)
     folds = list(config.folds) if config.folds is not None else list(range(len(cohort.folds)))
@@ -241,10 +244,26 @@ def run_job(job: Job, options: JobOptions = JobOptions(), *, log: Callable[[str]
     except TrainingPaused as err:
         log(str(err))
         return result("paused")
-    except Exception:                # the job failed; the others go on and the caller reports it
+    except Exception as err:         # the job failed; the others go on and the caller reports it
         if reraise:
             raise
-        return result("failed", error=traceback.format_exc())
+        failed = result("failed", error=traceback.format_exc())
+        failed.extra["message"] = error_line(err)
+        return failed
+
+
+def error_line(err: BaseException) -> str:
+    """One line saying what went wrong (a file error names its file; other errors their first line).
+
+    >>> error_line(FileNotFoundError(2, "No such file or directory", "cohorts/blca/clinical.csv"))
+    'cohorts/blca/clinical.csv: No such file or directory'
+    >>> error_line(RuntimeError("CUDA out of memory.\\nTried to allocate 2 GiB"))
+    'RuntimeError: CUDA out of memory.'
+    """
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or err}"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return first if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {first}"
 
 
 def finish_run(config: ExperimentConfig) -> dict | None:

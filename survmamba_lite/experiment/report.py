@@ -22,7 +22,10 @@ output                 content                                                  
 =====================  ==========================================================  ===========================
 
 Tables are written as CSV (numbers) and Markdown (formatted); figures as PNG (and SVG
-with ``svg=True``); ``report.md`` gathers everything. ``std`` is the sample standard
+with ``svg=True``); ``report.md`` gathers everything. A number that stands on less than a
+full run (folds with an undefined c-index, fewer folds, ``max_cases``/``max_patches``) is
+marked in every table and explained under it (:mod:`~survmamba_lite.experiment.standing`;
+the CSVs say it in ``stands_on``). A run given twice is read once. ``std`` is the sample standard
 deviation over folds (``ddof=1``), as in ``summary.json``.
 
 Run directories are read by :mod:`~survmamba_lite.experiment.runs`, Table 2 is measured by
@@ -51,10 +54,12 @@ import pandas as pd
 
 from survmamba_lite.experiment.runfiles import OOF
 from survmamba_lite.experiment.runs import Run, check_run_files, load_run, load_runs
+from survmamba_lite.experiment.standing import NOT_AVAILABLE, Marks, mark_rows, notes_column, run_notes
 from survmamba_lite.experiment.table2 import ComplexitySizes, complexity_table
 from survmamba_lite.registry import list_models
 from survmamba_lite.survival import (PermutationNull, bootstrap_ci, concordance_index, fold_permutation_cindex,
                                      logrank_test, plot_km_by_risk, split_by_median_risk)
+from survmamba_lite.utils.lock import folder_lock
 from survmamba_lite.utils.markdown import to_markdown
 from survmamba_lite.utils.outputs import REPORT, check_out_dir, discard_dir, publish_dir, staging_dir
 
@@ -112,21 +117,26 @@ def table1(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
         mean, std = _mean_std(r.fold_c_index)
         rows.append({"label": r.label, "model": r.config.model, "cohort": r.cohort, "mean": mean, "std": std,
                      "n_folds": len(r.fold_c_index), "fold_c_index": json.dumps(r.fold_c_index),
-                     "run_dir": str(r.path)})
+                     "run_dir": str(r.path), "stands_on": "; ".join(run_notes(r))})
     long = pd.DataFrame(rows)
     if long.empty:
         return long, pd.DataFrame()
     cohorts = _cohort_order(long["cohort"].unique().tolist())
+    cell_run = {(r.label, r.cohort): r for r in runs}
+    marks = Marks()
     wide_rows = []
     for label in _model_order(runs):
         sub = long[long["label"] == label].set_index("cohort")
         row = {"Model": label}
         for c in cohorts:
-            row[c] = _fmt(sub.at[c, "mean"], sub.at[c, "std"]) if c in sub.index else ""
+            row[c] = marks.cell(_fmt(sub.at[c, "mean"], sub.at[c, "std"]), cell_run[label, c]) if c in sub.index else ""
         means = [m for m in sub["mean"] if m is not None and not pd.isna(m)]
-        row["Overall"] = f"{np.mean(means):.3f}" if means else ""
+        row["Overall"] = (f"{np.mean(means):.3f}" if means else NOT_AVAILABLE) + marks.of(
+            *(cell_run[label, c] for c in sub.index))
         wide_rows.append(row)
-    return long, pd.DataFrame(wide_rows)
+    wide = pd.DataFrame(wide_rows)
+    wide.attrs["footnotes"] = marks.footnotes()
+    return long, wide
 
 
 def table3(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -141,6 +151,8 @@ def table3(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     long["row"] = [v + (" " + lab[lab.index(" ["):].strip() if " [" in lab else "")
                    for v, lab in zip(long["variant"], long["label"])]
     cohorts = _cohort_order(long["cohort"].unique().tolist())
+    cell_run = {(row, c): r for r, row, c in zip(sel, long["row"], long["cohort"])}
+    marks = Marks()
     mark = {True: "✓", False: ""}
     wide_rows = []
     for row_name in sorted(long["row"].unique()):
@@ -149,11 +161,15 @@ def table3(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         row = {"Model": row_name, "HIM fine": mark[grouped], "HIM coarse": mark[coarse],
                "IFM fine": mark[ifm_f], "IFM coarse": mark[ifm_c]}
         for c in cohorts:
-            row[c] = _fmt(sub.at[c, "mean"], sub.at[c, "std"]) if c in sub.index else ""
+            row[c] = (marks.cell(_fmt(sub.at[c, "mean"], sub.at[c, "std"]), cell_run[row_name, c])
+                      if c in sub.index else "")
         means = [m for m in sub["mean"] if m is not None and not pd.isna(m)]
-        row["Overall"] = f"{np.mean(means):.3f}" if means else ""
+        row["Overall"] = (f"{np.mean(means):.3f}" if means else NOT_AVAILABLE) + marks.of(
+            *(cell_run[row_name, c] for c in sub.index))
         wide_rows.append(row)
-    return long.drop(columns=["row"]), pd.DataFrame(wide_rows)
+    wide = pd.DataFrame(wide_rows)
+    wide.attrs["footnotes"] = marks.footnotes()
+    return long.drop(columns=["row"]), wide
 
 
 # --------------------------------------------------------------------------- figures
@@ -348,6 +364,8 @@ def _write_table(rep: Report, name: str, long: pd.DataFrame, wide: pd.DataFrame 
     long.to_csv(rep.out_dir / f"{name}.csv", index=False, lineterminator="\n")
     shown = wide if wide is not None else long
     md = f"## {title}\n\n{to_markdown(shown)}\n"
+    if shown.attrs.get("footnotes"):                   # what the marked numbers stand on
+        md += "\n" + shown.attrs["footnotes"].replace("\n", "  \n") + "\n"
     (rep.out_dir / f"{name}.md").write_text(md, encoding="utf-8")
     rep.tables[name] = long
     if wide is not None:
@@ -384,17 +402,27 @@ def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexi
     if n_perm < 0:
         raise ValueError(f"make_report: n_perm must be >= 0 (0 leaves the random-risk reference out), got {n_perm}")
     final = Path(out_dir)
-    state = check_out_dir(final, REPORT, overwrite=overwrite)      # before anything is read or written
+    check_out_dir(final, REPORT, overwrite=overwrite)              # before anything is read or written
+    with folder_lock(final):                                       # one writer per report folder
+        return _make_report(run_dirs, final, complexity=complexity, sizes=sizes, device=device, svg=svg,
+                            n_boot=n_boot, n_perm=n_perm, seed=seed, overwrite=overwrite)
+
+
+def _make_report(run_dirs: Sequence[str | Path], final: Path, *, complexity: bool, sizes: ComplexitySizes,
+                 device: str, svg: bool, n_boot: int, n_perm: int, seed: int, overwrite: bool) -> Report:
+    state = check_out_dir(final, REPORT, overwrite=overwrite)      # again, now that no one else writes
     from survmamba_lite.experiment.grid import expand_run_dirs
 
-    runs = load_runs(expand_run_dirs(run_dirs, log=print))
+    runs = load_runs(expand_run_dirs(run_dirs, log=print), log=print)
     stage = staging_dir(final, REPORT)                             # written whole, then renamed onto out_dir
     try:
         rep = _write_report(runs, stage, complexity=complexity, sizes=sizes, device=device, svg=svg,
                             n_boot=n_boot, n_perm=n_perm, seed=seed)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(Exception):
             discard_dir(stage, REPORT)
+        if isinstance(err, OSError) and not err.filename:      # a failed write (full disk) names the report folder
+            raise OSError(err.errno, err.strerror or str(err), str(final)) from err
         raise
     if state == "ours":
         discard_dir(final, REPORT)
@@ -420,12 +448,14 @@ def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: Comple
     f3 = fig3_bidirectional(runs, rep.out_dir, svg)
     extra = extra_metrics(runs, n_boot=n_boot, seed=seed)
     extra = extra.merge(km[["label", "cohort", "logrank_p"]], on=["label", "cohort"], how="left")
-    sections.append(_write_table(rep, "metrics_extra", extra, _extra_markdown(extra, 0.95),
+    extra["stands_on"] = notes_column(runs)
+    sections.append(_write_table(rep, "metrics_extra", extra, mark_rows(_extra_markdown(extra, 0.95), runs),
                                  f"Beyond the paper: pooled out-of-fold c-index ({n_boot} bootstrap replicates), "
                                  "time-dependent c-index, integrated Brier score, log-rank p of the median split"))
     if n_perm > 0:
         rr = random_risk_reference(runs, n_perm=n_perm, seed=seed)
-        sections.append(_write_table(rep, "random_risk", rr, _random_risk_markdown(rr, 0.95),
+        rr["stands_on"] = notes_column(runs)
+        sections.append(_write_table(rep, "random_risk", rr, mark_rows(_random_risk_markdown(rr, 0.95), runs),
                                      f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
                                      f"(risks shuffled within each validation fold, seed {seed}); "
                                      "one-sided permutation p"))
@@ -443,6 +473,7 @@ def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: Comple
             "step (s)": [f"{s:.4f}" for s in ct["step_seconds"]],
             "peak memory (MiB)": ["" if m is None or pd.isna(m) else f"{m:.1f}" for m in ct["peak_memory_mib"]],
             "c-index (Overall)": ct["overall_c_index"]})
+        shown.attrs["footnotes"] = wide.attrs.get("footnotes", "")          # Table 1's marks and notes
         sections.append(_write_table(
             rep, "table2_complexity", ct, shown,
             f"Table 2: complexity on one synthetic patient ({sizes.patches} patches in {sizes.regions} regions, "

@@ -9,17 +9,17 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from survmamba_lite.data.features_h5 import read_features_h5
-from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_folds, read_manifest)
+from survmamba_lite.data.layout import Cohort, load_cohort, make_folds, read_manifest
 from survmamba_lite.errors import UserError
-from survmamba_lite.experiment.config import ExperimentConfig, config_differences
-from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
+from survmamba_lite.experiment.config import OPERATIONAL_FIELDS, ExperimentConfig, config_differences
+from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint, unchecked_note
 from survmamba_lite.experiment.sampling import derive_seed
 from survmamba_lite.experiment.runfiles import (CONFIG, METRICS, OOF, PREDICTIONS, SUMMARY, fold_dir, write_json,
                                                 write_predictions)
@@ -28,7 +28,8 @@ from survmamba_lite.survival import concordance_index
 from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.outputs import CV_RUN, MARKER, check_out_dir, claim_out_dir, clear_out_dir, foreign_files
 
-__all__ = ["load_experiment_cohort", "check_model_fits_cohort", "check_folds_exist", "model_label",
+__all__ = ["load_experiment_cohort", "check_model_fits_cohort", "check_folds_exist", "check_folds_have_deaths",
+           "model_label",
            "cohort_wsi_dim", "derived_fields", "prepare_run_dir", "read_run_config", "summarise_run"]
 
 
@@ -85,13 +86,8 @@ def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
                                 "`survmamba import-tcga`)")
     check_model_fits_cohort(config.model, _read_manifest_modalities(root), str(root))
     source = f"{root}/splits"
-    try:
-        cohort = load_cohort(root)
-    except CohortError as err:
-        if not err.problems or any(not (p.file.startswith("splits") and p.message.startswith("no splits"))
-                                   for p in err.problems):
-            raise
-        cohort = load_cohort(root, validate=False)
+    cohort = load_cohort(root)
+    if not cohort.folds:                             # validate_cohort accepts a cohort without splits/
         cohort = dataclasses.replace(cohort, folds=make_folds(cohort.clinical, k=config.n_folds, seed=config.seed))
         source = f"make_folds(k={config.n_folds}, seed={config.seed}) (the cohort has no splits/)"
     if config.max_cases is not None and config.max_cases < cohort.n_cases:
@@ -106,6 +102,7 @@ def load_experiment_cohort(config: ExperimentConfig) -> tuple[Cohort, str]:
                                      folds=folds)
         source += f", restricted to a seeded subset of {config.max_cases} cases (max_cases)"
     check_folds_exist(config, cohort)
+    check_folds_have_deaths(config, cohort, source)
     return cohort, source
 
 
@@ -115,6 +112,26 @@ def check_folds_exist(config: ExperimentConfig, cohort: Cohort) -> None:
         bad = [k for k in config.folds if k >= len(cohort.folds)]
         if bad:
             raise ValueError(f"fold(s) {bad} do not exist: cohort {cohort.name} has folds 0..{len(cohort.folds) - 1}")
+
+
+def check_folds_have_deaths(config: ExperimentConfig, cohort: Cohort, source: str = "") -> None:
+    """Raise a ValueError naming the first fold to run whose training cases hold fewer deaths than
+    ``n_bins``: its time bins (quantiles of the training deaths) cannot be fitted. ``validate_cohort``
+    checks the cohort's own folds for deaths; this catches folds made here or narrowed by ``max_cases``,
+    and too many bins."""
+    events = cohort.clinical["event"]
+    for k in (config.folds if config.folds is not None else range(len(cohort.folds))):
+        train = cohort.folds[k][0]
+        deaths = sum(events.get(c) == 1 for c in train)
+        if deaths >= config.n_bins:
+            continue
+        subset = "raise --max-cases" if config.max_cases is not None else "make folds stratified by event"
+        if deaths == 0:
+            raise ValueError(f"fold {k} ({source}): no death (event = 1) among its {len(train)} training cases, so "
+                             f"its time bins (quantiles of the training deaths) cannot be fitted; {subset}")
+        raise ValueError(f"fold {k} ({source}): {deaths} death(s) among its {len(train)} training cases cannot "
+                         f"define --n-bins {config.n_bins} time bins (quantiles of the training deaths); give "
+                         f"--n-bins {deaths} or fewer, or {subset}")
 
 
 def cohort_wsi_dim(cohort: Cohort) -> int | None:
@@ -164,8 +181,15 @@ def read_run_config(out_dir: str | Path) -> tuple[ExperimentConfig, dict]:
     return config, derived
 
 
-def prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) -> Path:
-    """Check ``--out`` (and, on resume, that config and inputs are unchanged), then claim it."""
+def prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool,
+                    log: Callable[[str], None] | None = None) -> Path:
+    """Check ``--out`` (and, on resume, that config and inputs are unchanged), then claim it.
+
+    A run whose cohort folder moved (``cohort_dir`` differs) resumes when the recorded input
+    fingerprint matches the cohort at its new place (:mod:`~survmamba_lite.experiment.inputs`);
+    ``config.json`` then names the new place. The recorded fingerprint is kept as it was, so
+    an older run's unchecked inputs stay unchecked (``log`` gets a note naming them).
+    """
     out = Path(config.out_dir)
     if not str(config.out_dir):
         raise UserError("out_dir is empty: give the run directory (--out RUN_DIR)")
@@ -181,18 +205,37 @@ def prepare_run_dir(config: ExperimentConfig, derived: dict, overwrite: bool) ->
             raise UserError(f"{out / CONFIG} cannot be read as an experiment config ({err}); nothing was changed. "
                             f"Restore it, or choose a new --out (--overwrite would delete the run's finished "
                             f"folds in {out})") from None
-        diff = config_differences(old, config)
+        recorded = old_derived.get("inputs")
+        moved = recorded and old.cohort_dir != config.cohort_dir
+        diff = config_differences(old, config, ignore=(*OPERATIONAL_FIELDS, "cohort_dir") if moved else
+                                  OPERATIONAL_FIELDS)
         for key in ("cohort_name", "n_cases"):
-            if old_derived.get(key) not in (None, derived[key]):
+            if old_derived.get(key) not in (None, derived[key]) and not (moved and key == "cohort_name"):
                 diff[f"cohort {key}"] = (old_derived.get(key), derived[key])
+        if list(diff) == ["cohort_dir"]:
+            raise UserError(f"{out} was made from the cohort {old.cohort_dir}, not {config.cohort_dir}, and records no "
+                            "fingerprint of its inputs (an older survmamba), so a moved cohort cannot be checked: "
+                            f"give --cohort-dir {old.cohort_dir} (move it back), or choose a new --out")
         if diff:
-            listed = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, (a, b) in diff.items())
+            listed = "; ".join(f"{k}: {_shown(a)} in the run, {_shown(b)} now" for k, (a, b) in diff.items())
             raise UserError(f"{out} holds a run with a different configuration ({listed}). Resuming would mix "
                             "results: use a new --out, or --overwrite to delete that run's files and start again")
-        check_inputs_unchanged(old_derived.get("inputs"), derived["inputs"], out)
+        unchecked = check_inputs_unchanged(recorded, derived["inputs"], out, cohort_dir=config.cohort_dir)
+        if moved and log is not None:
+            log(f"{out}: the cohort moved from {old.cohort_dir} to {config.cohort_dir}; its files match the run's "
+                "fingerprints, so the run resumes from the new place")
+        note = unchecked_note(out, unchecked, recorded)
+        if note and log is not None:
+            log(note)
+        derived = {**derived, "inputs": recorded}
     claim_out_dir(out, CV_RUN)
     config.save(out / CONFIG, derived=derived)
     return out
+
+
+def _shown(value: Any) -> str:
+    """A config value in a message: text quoted, numbers and lists as written."""
+    return repr(value) if isinstance(value, str) else json.dumps(value)
 
 
 # --------------------------------------------------------------------------- summary

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -119,18 +119,35 @@ def load_run(path: str | Path) -> Run:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UserError(f"{path / OOF}: not a readable CSV ({err}); {fix}") from None
     check_run_files(path, summary, folds, oof)
+    for k, m in zip(summary["folds"], folds):      # two writers once left a config.json of other settings
+        if m.get("epochs") is not None and m["epochs"] != config.epochs:
+            raise UserError(f"{fold_dir(path, k) / METRICS}: fold {k} was trained for {m['epochs']} epochs but "
+                            f"{path / CONFIG} says {config.epochs}; the run's files disagree: rerun it into a new "
+                            "--out")
     label = derived.get("model_label") or model_label(config.model, dict(config.model_options))
     return Run(path, config, derived, summary, folds, oof, label)
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Load runs; two runs with the same label on the same cohort get their directory name appended."""
-    runs = [load_run(p) for p in paths]
+def load_runs(paths: Sequence[str | Path], log: Callable[[str], None] | None = None) -> list[Run]:
+    """Load runs, each once (a run given twice, e.g. by itself and in its grid folder, is read once and
+    ``log`` says so); two runs with the same label on the same cohort get the end of their path that
+    tells them apart appended (``SNN [grid_a/runs/blca/snn]``), so every table cell is one run's."""
+    unique: dict[Path, Path] = {}
+    for p in map(Path, paths):
+        key = p.resolve()
+        if key in unique:
+            if log is not None:
+                log(f"note: {p} is given twice (also as {unique[key]}); it is reported once")
+            continue
+        unique[key] = p
+    runs = [load_run(p) for p in unique.values()]
     seen: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
         seen.setdefault((r.label, r.cohort), []).append(r)
     for group in seen.values():
         if len(group) > 1:
-            for r in group:
-                r.label = f"{r.label} [{r.path.name}]"
+            parts = [r.path.resolve().parts for r in group]
+            k = next(k for k in range(1, max(map(len, parts)) + 1) if len({p[-k:] for p in parts}) == len(parts))
+            for r, p in zip(group, parts):
+                r.label = f"{r.label} [{'/'.join(p[-k:])}]"
     return runs

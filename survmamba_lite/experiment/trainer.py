@@ -43,6 +43,7 @@ Evaluation (predictions, survival curves, metrics): :mod:`~survmamba_lite.experi
 """
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ from survmamba_lite.experiment.step import TrainStep, make_train_step
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import TimeBinner
 from survmamba_lite.utils.device import resolve_device
-from survmamba_lite.utils.io import atomic_path, atomic_write_text
+from survmamba_lite.utils.io import atomic_write_bytes, atomic_write_text
 from survmamba_lite.utils.precision import set_matmul_precision
 
 __all__ = ["train_fold", "FoldResult", "FoldData", "TrainingPaused", "FEATURES", "HISTORY"]
@@ -140,9 +141,9 @@ def _load_checkpoint(path: Path, fold: int, n_bins: int) -> dict | None:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    buffer = io.BytesIO()                # serialised in memory, written by Python: a full disk is an OSError
+    torch.save(state, buffer)            # naming the file (torch's own writer raises "enforce fail ...")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _train_batches(train_ds: CohortDataset, order: list[int], config: ExperimentConfig, device: torch.device,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 __all__ = ["add_commands"]
@@ -21,12 +22,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     check_out_dir(args.out, EXPLAIN, overwrite=True)                # before any computation
     if args.threads:
         torch.set_num_threads(args.threads)
-    ex = load_explainer(args.run, args.fold)
+    ex = load_explainer(args.run, args.fold, case_id=args.case, cohort_dir=args.cohort_dir)
+    for note in ex.notes:
+        print(f"survmamba explain: {note}", file=sys.stderr)
     if args.slide is not None:
         check_slide(ex, args.case, args.slide)                    # before any computation
     exp = explain_case(ex, args.case, ig_steps=args.ig_steps)
     files = write_explanation(exp, args.out, slide=args.slide)
-    print(f"{args.case}: fold {ex.fold} of {ex.label}, risk {exp.summary['risk']:.4f}; wrote "
+    how = ("the case was in its training set" if exp.summary["case_in_training"] else
+           "out of fold: the case was in its validation set")
+    print(f"{args.case}: fold {ex.fold} of {ex.label} ({how}), risk {exp.summary['risk']:.4f}; wrote "
           + ", ".join(p.name for p in files) + f" to {args.out}")
     for name, frame in (("regions", exp.regions), ("processes", exp.processes)):
         if frame is not None:
@@ -47,7 +52,10 @@ def add_commands(subparsers) -> None:
                     "summary.json and, with --slide, heatmap.png and heatmap_ig.png over the slide thumbnail.")
     p.add_argument("--run", required=True, type=Path, help="run directory of `survmamba cv` (with checkpoints)")
     p.add_argument("--case", required=True, help="case id, as in the cohort's clinical.csv")
-    p.add_argument("--fold", type=int, help="the fold whose model explains (default: the first with a checkpoint)")
+    p.add_argument("--fold", type=int, help="the fold whose model explains (default: the fold that validated the "
+                   "case, whose model never saw it; summary.json records fold and case_in_training)")
+    p.add_argument("--cohort-dir", type=Path, help="where the run's cohort is now, if it moved (default: the folder "
+                   "recorded in the run); its files must match the run's fingerprints")
     p.add_argument("--slide", type=Path, help="the case's slide file (<slide_id>.svs, ...) for a heatmap")
     p.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (0: gradient x input)")
     p.add_argument("--threads", type=int, help="torch CPU threads")

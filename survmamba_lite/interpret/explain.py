@@ -34,10 +34,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -47,20 +46,33 @@ from survmamba_lite.data.dataset import CohortDataset, RNANormalizer
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.layout import Cohort
 from survmamba_lite.errors import UserError
+from survmamba_lite.experiment.runfiles import CHECKPOINT
 from survmamba_lite.interpret.attribution import function_scores, integrated_gradients
 from survmamba_lite.interpret.rollout import hidden_attention_importance
 from survmamba_lite.model.survmamba import SurvMamba
-from survmamba_lite.utils.io import atomic_path, atomic_write_text
+from survmamba_lite.utils.io import atomic_h5, atomic_path, atomic_write_text
 from survmamba_lite.utils.outputs import EXPLAIN, check_out_dir, claim_out_dir, clear_out_dir
 
-__all__ = ["Explainer", "CaseExplanation", "load_explainer", "explain_case", "write_explanation", "check_slide"]
+__all__ = ["Explainer", "CaseExplanation", "load_explainer", "explain_case", "write_explanation", "check_slide",
+           "check_slide_geometry"]
 
 TABLES = ("patches", "regions", "functions", "processes")
 
 
 @dataclass
 class Explainer:
-    """A fold's model with what it needs to read a case."""
+    """A fold's model with what it needs to read a case.
+
+    Attributes:
+        run_dir: the run.
+        fold: the fold whose model explains.
+        model: that fold's model (eval mode, CPU).
+        cohort: the cohort as the run read it (``max_cases`` applied, folds as trained).
+        rna_normalizer: the fold's RNA z-score (fitted on its training cases), or None.
+        label: the run's model label.
+        subset_note: how the run restricted the cohort, for messages.
+        notes: one-line notes for the user (inputs an older run did not fingerprint).
+    """
 
     run_dir: Path
     fold: int
@@ -69,6 +81,15 @@ class Explainer:
     rna_normalizer: RNANormalizer | None
     label: str
     subset_note: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def validation_fold(self, case_id: str) -> int | None:
+        """The fold whose validation set holds ``case_id`` (the fold that explains it out of fold)."""
+        return next((k for k, (_, val) in enumerate(self.cohort.folds) if case_id in val), None)
+
+    def in_training(self, case_id: str) -> bool:
+        """Whether ``case_id`` was among the training cases of this explainer's fold."""
+        return case_id in set(self.cohort.folds[self.fold][0])
 
 
 @dataclass
@@ -83,16 +104,21 @@ class CaseExplanation:
     summary: dict
 
 
+def _folds_with_checkpoint(run: Path) -> list[int]:
+    return sorted(int(p.parent.name.split("_")[1]) for p in run.glob(f"fold_*/{CHECKPOINT}")
+                  if p.parent.name.split("_")[1].isdigit())
+
+
 def _fold_with_checkpoint(run: Path, fold: int | None) -> int:
     if fold is not None:
-        path = run / f"fold_{fold}" / "checkpoint.pt"
+        path = run / f"fold_{fold}" / CHECKPOINT
         if not path.is_file():
-            have = sorted(p.parent.name for p in run.glob("fold_*/checkpoint.pt"))
+            have = [f"fold_{k}" for k in _folds_with_checkpoint(run)]
             raise UserError(f"{path}: no checkpoint for fold {fold}; folds with one: {have or 'none'}. Pass one of "
                             "them with --fold, or train the fold with `survmamba cv` (it keeps checkpoints; "
                             "`survmamba grid` deletes them unless --keep-checkpoints)")
         return fold
-    found = sorted(int(p.parent.name.split("_")[1]) for p in run.glob("fold_*/checkpoint.pt"))
+    found = _folds_with_checkpoint(run)
     if not found:
         raise UserError(f"{run}: no fold_*/checkpoint.pt; the run is unfinished or its checkpoints were deleted "
                         "(`survmamba grid` keeps them only with --keep-checkpoints): rerun `survmamba cv` with this "
@@ -100,9 +126,44 @@ def _fold_with_checkpoint(run: Path, fold: int | None) -> int:
     return found[0]
 
 
-def load_explainer(run_dir: str | os.PathLike, fold: int | None = None) -> Explainer:
-    """Rebuild fold ``fold`` (default: the first with a checkpoint) of the run in ``run_dir``."""
+def _check_case(run: Path, cohort: Cohort, case_id: str, subset_note: str) -> None:
+    if case_id not in cohort.clinical.index:
+        some = ", ".join(map(str, cohort.case_ids[:3]))
+        raise UserError(f"--case {case_id}: not a case of run {run} ({cohort.root}/clinical.csv{subset_note}); "
+                        f"case ids look like {some}")
+
+
+def _out_of_fold(run: Path, cohort: Cohort, case_id: str) -> int:
+    """The fold that validated ``case_id`` (its model never saw the case), which must have a checkpoint."""
+    k = next((k for k, (_, val) in enumerate(cohort.folds) if case_id in val), None)
+    if k is None:
+        raise UserError(f"--case {case_id}: is in no validation fold of run {run}, so no fold's model explains it "
+                        "out of fold; pass --fold K to explain it with fold K's model (it trained on the case)")
+    if not (run / f"fold_{k}" / CHECKPOINT).is_file():
+        _fold_with_checkpoint(run, None)                      # no checkpoint at all: that message
+        have = [f"fold_{j}" for j in _folds_with_checkpoint(run)]
+        raise UserError(f"--case {case_id}: was validated in fold {k}, whose model has no checkpoint in "
+                        f"{run}/fold_{k} (folds with one: {have or 'none'}); train fold {k} with `survmamba cv "
+                        f"--folds {k}` and this --out, or pass --fold K to explain the case with a model that "
+                        "trained on it (summary.json then says case_in_training: true)")
+    return k
+
+
+def load_explainer(run_dir: str | os.PathLike, fold: int | None = None, *, case_id: str | None = None,
+                   cohort_dir: str | os.PathLike | None = None) -> Explainer:
+    """Rebuild a fold's model of the run in ``run_dir``, after checking the cohort against the run.
+
+    Args:
+        run_dir: a run directory of ``survmamba cv``.
+        fold: the fold whose model explains; None: the fold that validated ``case_id`` (out of
+            fold), or without ``case_id`` the first fold with a checkpoint.
+        case_id: the case to be explained (chooses the fold; checked to be a case of the run).
+        cohort_dir: where the cohort is now (default: where the run read it). Its files must
+            match the run's recorded fingerprints (:mod:`~survmamba_lite.experiment.inputs`);
+            changed inputs are refused, so the weights are never read with other files.
+    """
     from survmamba_lite.experiment.cv import load_experiment_cohort, read_run_config
+    from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint, unchecked_note
     from survmamba_lite.registry import ModelInputs, build_model
 
     run = Path(run_dir)
@@ -115,25 +176,48 @@ def load_explainer(run_dir: str | os.PathLike, fold: int | None = None) -> Expla
     if config.model not in survmamba:
         raise UserError(f"{run}: a run of {config.model!r}; explain reads SurvMamba runs (models "
                         f"{', '.join(survmamba)}), whose hidden attention it rolls out")
-    k = _fold_with_checkpoint(run, fold)
-    ckpt = torch.load(run / f"fold_{k}" / "checkpoint.pt", map_location="cpu", weights_only=True)
+    if fold is not None:
+        _fold_with_checkpoint(run, fold)
+    root = Path(cohort_dir) if cohort_dir is not None else Path(config.cohort_dir)
+    if not root.is_dir():
+        if cohort_dir is not None:
+            raise UserError(f"--cohort-dir {root}: no such folder; give the folder of the cohort run {run} was "
+                            "trained on")
+        raise UserError(f"{run}: its cohort {root} (recorded in config.json) is not there; if it moved, pass "
+                        "--cohort-dir with its new place (its files are checked against the run's fingerprints)")
+    recorded = derived.get("inputs")
+    unchecked = check_inputs_unchanged(recorded, input_fingerprint(root, config.modalities), run,
+                                       consumer="explain", cohort_dir=root)
+    notes = [n for n in [unchecked_note(run, unchecked, recorded)] if n]
+    config = config.replace(cohort_dir=str(root))
+    cohort, _ = load_experiment_cohort(config)
+    subset = f", restricted to a seeded subset of {config.max_cases} cases by max_cases" if config.max_cases else ""
+    if case_id is not None:
+        _check_case(run, cohort, case_id, subset)
+    k = _out_of_fold(run, cohort, case_id) if fold is None and case_id is not None else _fold_with_checkpoint(run, fold)
+    ckpt_path = run / f"fold_{k}" / CHECKPOINT
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     prep_path = run / f"fold_{k}" / "preprocessing.json"
     if not prep_path.is_file():
         raise UserError(f"{prep_path}: missing; the fold's preprocessing is needed to read its cases: rerun "
                         "`survmamba cv` with this --out")
     prep = json.loads(prep_path.read_text(encoding="utf-8"))
-    cohort, _ = load_experiment_cohort(config)
     inputs = ModelInputs(n_bins=int(ckpt["n_bins"]),
                          wsi_dim=derived.get("wsi_dim") if "wsi" in config.modalities else None,
                          hierarchy=cohort.hierarchy if "rna" in config.modalities else None)
     model = build_model(config.model, inputs, **{**config.model_options, "scan_backend": "parallel",
                                                   "conv_backend": "torch"})
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:          # an older run (no manifest fingerprint) read with another manifest
+        last = str(err).strip().splitlines()[-1].strip()
+        raise UserError(f"{ckpt_path}: the weights do not fit the model built from {root} ({last}); the cohort's "
+                        "manifest.yaml or hierarchy.tsv is not the one the run was trained on: restore them, or "
+                        "train a new run") from None
     norm = prep.get("rna_normalizer")
     label = derived.get("model_label", config.model)
-    subset = f", restricted to a seeded subset of {config.max_cases} cases by max_cases" if config.max_cases else ""
     return Explainer(run, k, model.float().eval(), cohort, None if norm is None else RNANormalizer.from_dict(norm),
-                     label, subset)
+                     label, subset, notes)
 
 
 def _case_batch(ex: Explainer, case_id: str):
@@ -214,7 +298,8 @@ def explain_case(ex: Explainer, case_id: str, ig_steps: int = 32) -> CaseExplana
         alpha = hg.alpha
         functions, processes = _genomic_tables(ex, hg, att.rna[0])
     summary = {
-        "run": str(ex.run_dir), "fold": ex.fold, "model": ex.label, "case_id": case_id,
+        "run": str(ex.run_dir), "fold": ex.fold, "case_in_training": ex.in_training(case_id),
+        "validation_fold": ex.validation_fold(case_id), "model": ex.label, "case_id": case_id,
         "modalities": list(ex.model.modalities), "risk": float(att.risk[0]), "risk_at_baseline":
         float(att.risk_baseline[0]), "ig_completeness_gap": float(att.completeness_gap[0]), "alpha": alpha,
         "hidden_attention": "rollout of channel-mean |hidden attention| through HIM and IFM "
@@ -237,14 +322,17 @@ def write_explanation(exp: CaseExplanation, out: str | os.PathLike, slide: str |
         clear_out_dir(out, EXPLAIN)
     claim_out_dir(out, EXPLAIN)
     written = []
-    with atomic_path(out / "explanation.h5") as tmp, h5py.File(tmp, "w") as h5:
+    for name in TABLES:
+        frame = getattr(exp, name)
+        if frame is not None:
+            with atomic_path(out / f"{name}.csv") as t:
+                frame.to_csv(t, index=False, float_format="%.8g", lineterminator="\n")
+            written.append(out / f"{name}.csv")
+    with atomic_h5(out / "explanation.h5") as h5:          # in memory, then written whole
         for name in TABLES:
             frame = getattr(exp, name)
             if frame is None:
                 continue
-            with atomic_path(out / f"{name}.csv") as t:
-                frame.to_csv(t, index=False, float_format="%.8g", lineterminator="\n")
-            written.append(out / f"{name}.csv")
             group = h5.create_group(name)
             for col in frame.columns:
                 values = frame[col].to_numpy()
@@ -270,7 +358,39 @@ def check_slide(ex: Explainer, case_id: str, slide: str | os.PathLike) -> str:
     if slides and sid not in slides:
         raise UserError(f"--slide {slide}: its slide id {sid!r} is not a slide of case {case_id} "
                         f"({', '.join(slides)}); give the file of one of them (named <slide_id>.svs/.tif/...)")
+    if slides:
+        check_slide_geometry(slide, ex.cohort.feature_path(sid))
     return sid
+
+
+def check_slide_geometry(slide: str | os.PathLike, features: str | os.PathLike) -> None:
+    """Refuse a slide file that is not the one ``features`` was extracted from: another size than
+    the one recorded by ``survmamba extract`` (``slide_width``, ``slide_height``), another OpenSlide
+    quick hash (``slide_quickhash``), or too small for the patches' level-0 coordinates."""
+    from survmamba_lite.data.wsi.tiling import open_slide, slide_quickhash
+
+    sf = read_features_h5(features, load_features=False)
+    handle = open_slide(slide)
+    try:
+        w, h = (int(v) for v in handle.dimensions)
+        quick = slide_quickhash(handle)
+    finally:
+        handle.close()
+    fix = "give the slide file these features were extracted from"
+    rec_w, rec_h = sf.attrs.get("slide_width"), sf.attrs.get("slide_height")
+    if rec_w is not None and rec_h is not None and (int(rec_w), int(rec_h)) != (w, h):
+        raise UserError(f"--slide {slide}: is {w} x {h} px, but {features} was extracted from a {int(rec_w)} x "
+                        f"{int(rec_h)} px slide; {fix}")
+    rec_q = sf.attrs.get("slide_quickhash")
+    if rec_q and quick and rec_q != quick:
+        raise UserError(f"--slide {slide}: its OpenSlide quick hash differs from the one {features} recorded (same "
+                        f"name, other pixels); {fix}")
+    size = int(sf.attrs.get("patch_size", 0))
+    off = np.flatnonzero((sf.coords[:, 0] + size > w) | (sf.coords[:, 1] + size > h))
+    if off.size:
+        x, y = (int(v) for v in sf.coords[off[0]])
+        raise UserError(f"--slide {slide}: is {w} x {h} px, but {off.size} of {len(sf.coords)} patches of {features} "
+                        f"lie outside it (e.g. the {size} px patch at level-0 ({x}, {y})); {fix}")
 
 
 def _heatmap(exp: CaseExplanation, slide: Path, png: Path) -> Path:

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "TMP_SUFFIX"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_h5", "TMP_SUFFIX"]
 
 #: suffix of temporary files (``<name>.<pid>.tmp``); a killed writer may leave one behind
 TMP_SUFFIX = ".tmp"
@@ -46,6 +46,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if err.filename in (None, str(tmp)):       # a failed write (full disk, file-size limit) names the file
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -64,3 +70,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator:
+    """Yield an ``h5py.File`` built in memory; write it to ``path`` atomically when the block succeeds.
+
+    HDF5 never writes to disk itself here: the finished file image is written by Python, so a
+    full disk or a file-size limit is one ``OSError`` naming ``path`` (HDF5's own failed writes
+    leave half-closed files behind and can crash the interpreter), and nothing is left behind.
+
+    >>> import tempfile, numpy as np, h5py
+    >>> p = Path(tempfile.mkdtemp()) / "c.h5"
+    >>> with atomic_h5(p) as f:
+    ...     _ = f.create_dataset("x", data=np.arange(3))
+    >>> h5py.File(p, "r")["x"][()].tolist()
+    [0, 1, 2]
+    """
+    import h5py
+
+    f = h5py.File(f"{Path(path).name}.{os.getpid()}.in-memory", "w", driver="core", backing_store=False)
+    try:
+        yield f
+        f.flush()
+        image = f.id.get_file_image()
+    finally:
+        f.close()
+    atomic_write_bytes(path, image)

@@ -38,7 +38,7 @@ from pathlib import Path
 from survmamba_lite.errors import UserError
 from survmamba_lite.utils.io import TMP_SUFFIX, atomic_write_text
 
-__all__ = ["MARKER", "OutputKind", "CV_RUN", "REPORT", "COHORT", "TILES", "FEATURES", "EXPLAIN", "check_incremental_dir", "check_out_dir", "claim_out_dir",
+__all__ = ["MARKER", "OutputKind", "CV_RUN", "GRID", "REPORT", "COHORT", "TILES", "FEATURES", "EXPLAIN", "check_incremental_dir", "check_out_dir", "claim_out_dir",
            "clear_out_dir", "check_out_file", "check_folder_creatable", "foreign_files", "staging_dir", "publish_dir", "discard_dir"]
 
 MARKER = ".survmamba-outputs.json"
@@ -83,6 +83,9 @@ FEATURES = OutputKind("features", "survmamba extract", "a features folder", ("*.
 COHORT = OutputKind("cohort", "survmamba synth / import-tcga", "a cohort folder", (
     "manifest.yaml", "clinical.csv", "rna.csv", "hierarchy.tsv", "splits/fold_*.csv", "features/*.h5",
     "synthetic_truth.csv", "synthetic_regions.csv"))
+GRID = OutputKind("grid", "survmamba grid", "a grid folder", (
+    "grid.json", "jobs.jsonl", "timing.csv", "timing.md", "logs/*.log", f"runs/*/*/{MARKER}",
+    *(f"runs/*/*/{p}" for p in CV_RUN.patterns)))
 EXPLAIN = OutputKind("explain", "survmamba explain", "an explanation folder", (
     "patches.csv", "regions.csv", "functions.csv", "processes.csv", "explanation.h5", "summary.json",
     "heatmap.png", "heatmap_ig.png"))

@@ -113,6 +113,16 @@ def run_tile(args: argparse.Namespace) -> int:
                         ("--base-magnification", args.base_magnification)):
         if value is not None and not value > 0:
             raise UserError(f"{flag} {value}: must be > 0")
+    first: dict[str, str] = {}
+    for slide in args.slides:
+        sid = slide_id_from_path(slide)
+        if sid in first:
+            if Path(first[sid]).resolve() == Path(slide).resolve():
+                raise UserError(f"{slide}: given twice; give each slide once")
+            raise UserError(f"{slide} and {first[sid]}: both have slide id {sid!r} (the file name without its "
+                            f"extension), so both would write {args.out / (sid + COORDS_SUFFIX)}; tile them in "
+                            "separate calls with different --out folders, or rename one")
+        first[sid] = slide
     check_incremental_dir(args.out, TILES)
     failures = []
     for slide in args.slides:

@@ -30,6 +30,7 @@ holds ``<name>.svs`` maps to ``features/<name>.h5`` by the same rule.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -48,13 +49,14 @@ from survmamba_lite.data.wsi.blocks import default_workers, slide_spec
 from survmamba_lite.data.wsi.encoders import FrozenPatchEncoder, build_encoder
 from survmamba_lite.data.wsi.pipeline import (PRECISIONS, PipelineStats, SlideJob, default_batch_size,
                                               default_precision, precision_context, run_pipeline)
-from survmamba_lite.data.wsi.tiling import SlideError, TilingResult, open_slide, read_coords_h5, rgba_to_rgb
+from survmamba_lite.data.wsi.tiling import (SlideError, TilingResult, open_slide, read_coords_h5, rgba_to_rgb,
+                                           slide_quickhash)
 from survmamba_lite.utils.device import resolve_device
 from survmamba_lite.utils.io import TMP_SUFFIX
 
 __all__ = ["PatchDataset", "ExtractionResult", "ExtractionRun", "ExtractSettings", "resolve_device",
            "resolve_settings", "locate_slide", "extract_slide_features", "extract_slides", "extract_many",
-           "encode_patches"]
+           "encode_patches", "failure_text"]
 
 log = logging.getLogger(__name__)
 
@@ -263,13 +265,19 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
     slide_file = locate_slide(grid, slide_path, slide_dir)
     slide = open_slide(slide_file)
     try:
-        dims, n_levels = slide.dimensions, slide.level_count
+        dims, n_levels, quick = slide.dimensions, slide.level_count, slide_quickhash(slide)
     finally:
         slide.close()
     if tuple(dims) != (grid.slide_width, grid.slide_height) or grid.read_level >= n_levels:
         raise SlideError(f"{slide_file}: is {dims[0]} x {dims[1]} px with {n_levels} levels, but {coords_path} was "
                          f"made for a {grid.slide_width} x {grid.slide_height} px slide read at level "
                          f"{grid.read_level}; tile this slide again")
+    recorded = grid.extra.get("slide_quickhash")
+    if recorded and quick and recorded != quick:
+        raise SlideError(f"{slide_file}: is not the file {coords_path} was tiled from: same size, other pixels (its "
+                         f"OpenSlide quick hash differs from the one recorded at tiling), so another slide of that "
+                         f"name or a corrupt or re-exported copy; give the slide {grid.slide_id} was tiled from "
+                         f"(--slide/--slide-dir), or tile this file again")
     attrs = dict(
         slide_id=grid.slide_id, patch_size=grid.patch_size_level0, region_size=grid.region_size_level0,
         magnification=grid.scale.magnification, encoder=enc.name, mpp=grid.scale.mpp,
@@ -277,6 +285,7 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
         read_level=grid.read_level, read_size=grid.read_size, encoder_input_size=enc.input_size,
         normalisation=enc.normalisation, feature_dim=int(enc.feature_dim), slide_path=str(slide_file),
         coords_file=str(Path(coords_path).resolve()), source="survmamba extract",
+        slide_width=int(dims[0]), slide_height=int(dims[1]), **({"slide_quickhash": quick} if quick else {}),
     )
 
     def write(features: np.ndarray) -> None:
@@ -286,6 +295,19 @@ def _prepare(coords_path: str | os.PathLike, out_dir: Path, enc: FrozenPatchEnco
                       enc.input_size)
     return grid, SlideJob(grid.slide_id, out_path, spec, np.asarray(grid.region, np.int64),
                           grid.region_size_level0, write)
+
+
+def failure_text(err: BaseException) -> str:
+    """A slide's failure in one line; a failed write names its file and the fix.
+
+    >>> failure_text(OSError(28, "No space left on device", "features/S1.h5"))
+    'features/S1.h5: No space left on device; free some space (or raise the file-size limit) and rerun to resume'
+    """
+    if isinstance(err, OSError) and err.filename and err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"{err.filename}: {err.strerror}; free some space (or raise the file-size limit) and rerun to resume"
+    if isinstance(err, OSError) and err.filename and not isinstance(err, FileNotFoundError):
+        return f"{err.filename}: {err.strerror or err}"
+    return str(err)
 
 
 def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
@@ -346,8 +368,8 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
         except (SlideError, FileNotFoundError, ValueError) as err:
             if raise_errors:
                 raise
-            run.failures.append((str(cp), str(err)))
-            log.error("%s", err)
+            run.failures.append((str(cp), failure_text(err)))
+            log.info("%s", err)      # in run.failures: the caller reports it, once
             continue
         coords_of[job.slide_id] = str(cp)
         remove_stale_temporaries(job.out_path)
@@ -365,8 +387,8 @@ def extract_slides(coords_paths: Sequence[str | os.PathLike], out_dir: str | os.
             except (SlideError, OSError, ValueError) as err:
                 if raise_errors:
                     raise
-                run.failures.append((coords_of[job.slide_id], str(err)))
-                log.error("%s", err)
+                run.failures.append((coords_of[job.slide_id], failure_text(err)))
+                log.info("%s", err)
                 continue
             finally:
                 ds.close()

@@ -384,9 +384,10 @@ def run_pipeline(jobs: Sequence[SlideJob], encoder: FrozenPatchEncoder, *, devic
     def fail(state: _SlideState, message: str) -> None:
         if not state.failed:
             state.failed, state.features = message, None
-            log.error("%s", message)
             if on_fail is not None:
-                on_fail(state.job, message)
+                on_fail(state.job, message)             # the caller reports it (once)
+            else:
+                log.error("%s", message)
 
     def drain(block: bool) -> None:
         """Scatter finished batches into their slides; ``block``: wait for all in flight."""

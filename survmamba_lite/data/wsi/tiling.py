@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from survmamba_lite.utils.io import atomic_path
+from survmamba_lite.utils.io import atomic_h5, atomic_path
 
 __all__ = [
     "SlideError", "EmptyTissueError", "SlideScale", "TilingResult", "TissueParams",
@@ -125,6 +125,13 @@ def open_slide(path: str | os.PathLike):
     except openslide.OpenSlideError as err:
         raise SlideError(f"{path}: OpenSlide could not read the file ({err}); it is probably corrupt "
                          "or truncated: download or export it again") from err
+
+
+def slide_quickhash(slide) -> str | None:
+    """OpenSlide's ``openslide.quickhash-1`` of an open slide (a digest of its smallest level and
+    properties: two files of the same size and different pixels differ); None when the format has none."""
+    value = slide.properties.get("openslide.quickhash-1")
+    return str(value) if value else None
 
 
 # --------------------------------------------------------------------------- resolution
@@ -544,7 +551,7 @@ def write_coords_h5(path: str | os.PathLike, result: TilingResult) -> Path:
     """Write ``coords (P, 2)``, ``region (P,)``, ``tissue (P,)`` and attributes atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:              # in memory, then written whole: a full disk fails cleanly
         f.create_dataset("coords", data=np.asarray(result.coords, np.int64))
         f.create_dataset("region", data=np.asarray(result.region, np.int64))
         f.create_dataset("tissue", data=np.asarray(result.tissue, np.float32))
@@ -709,7 +716,8 @@ def tile_slide(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
             extra=dict(read_downsample=float(slide.level_downsamples[level]), mask_resolution=mask_resolution,
                        mask_downsample=mask_ds, saturation_threshold=sat_cut,
                        tissue_method="otsu-saturation+grey-ceiling+closing/opening",
-                       grid_patches=int(n_rows * n_cols)),
+                       grid_patches=int(n_rows * n_cols), level_count=int(slide.level_count),
+                       **({"slide_quickhash": q} if (q := slide_quickhash(slide)) else {})),
             mask=mask, mask_downsample=mask_ds, timings=timings)
         lap("grid")
         if out_dir is not None:
