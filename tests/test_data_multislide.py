@@ -127,12 +127,16 @@ def test_subset_cohort(small, tmp_path):
     from survmamba_lite.errors import UserError
 
     cohort, two, one = small
-    sub = load_cohort(subset_cohort(cohort.root, [two, one], tmp_path / "two", n_folds=2))
-    assert sub.case_ids == [two, one] and sub.slide_ids(two) == cohort.slide_ids(two)
-    assert sub.manifest["features"]["n_slides"] == 3 and len(sub.folds) == 2
-    assert sorted(p.stem for p in (sub.root / "features").glob("*.h5")) == sorted(cohort.slide_ids(two) +
-                                                                                  cohort.slide_ids(one))
+    # two deaths besides, so that each of the two folds trains on a death (validate requires it)
+    dead = [c for c in cohort.case_ids if c not in (two, one) and cohort.clinical.loc[c, "event"] == 1][:2]
+    keep = [two, one, *dead]
+    sub = load_cohort(subset_cohort(cohort.root, keep, tmp_path / "two", n_folds=2))
+    assert sub.case_ids == keep and sub.slide_ids(two) == cohort.slide_ids(two)
+    n_slides = sum(len(cohort.slide_ids(c)) for c in keep)
+    assert sub.manifest["features"]["n_slides"] == n_slides and len(sub.folds) == 2
+    assert sorted(p.stem for p in (sub.root / "features").glob("*.h5")) == sorted(
+        s for c in keep for s in cohort.slide_ids(c))
     with pytest.raises(UserError, match="case nope is not in its clinical.csv"):
         subset_cohort(cohort.root, [two, "nope"], tmp_path / "bad", n_folds=2)
     with pytest.raises(UserError, match="holds an earlier output"):
-        subset_cohort(cohort.root, [two, one], tmp_path / "two", n_folds=2)
+        subset_cohort(cohort.root, keep, tmp_path / "two", n_folds=2)

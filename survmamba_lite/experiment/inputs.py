@@ -19,7 +19,8 @@ key                    what is digested
 ``rna.csv``            its bytes (models that read transcriptomics)
 ``hierarchy.tsv``      its bytes (models that read transcriptomics)
 ``features``           the list of feature files: slide id and size of each
-                       ``features/<slide_id>.h5`` named in ``clinical.csv``
+                       ``features/<slide_id>.h5`` that a bag holds (``clinical.csv``'s
+                       slides under the manifest's ``features.slides`` rule)
 ``features_sampled``   each of those files' size, first and last 64 KiB (the HDF5 header
                        and attributes, the first patches' features, coordinates and
                        regions)
@@ -62,6 +63,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from survmamba_lite.data.layout import bag_slide_ids, read_manifest
 from survmamba_lite.errors import UserError
 
 __all__ = ["input_fingerprint", "check_inputs_unchanged", "unchecked_note", "INPUT_KEYS"]
@@ -119,9 +121,10 @@ def input_fingerprint(cohort_dir: str | os.PathLike, modalities: Sequence[str]) 
             out[name] = _sha256_files([root / name]) if (root / name).is_file() else None
     if "wsi" in modalities:
         clin = pd.read_csv(root / "clinical.csv", dtype=str, keep_default_na=False, usecols=["slide_id"])
+        manifest = read_manifest(root) if (root / "manifest.yaml").is_file() else None
         listed, sampled = hashlib.sha256(), hashlib.sha256()
         for cell in clin["slide_id"]:
-            for sid in (s.strip() for s in cell.split(";") if s.strip()):
+            for sid in bag_slide_ids(cell, manifest):  # the slides the bags hold (the manifest's slide rule)
                 p = root / "features" / f"{sid}.h5"
                 listed.update(f"{sid}\0{p.stat().st_size if p.is_file() else -1}\n".encode())
                 sampled.update(f"{sid}\0".encode())
