@@ -42,7 +42,7 @@
 # ## Zero-order hold (Eq. 2)
 #
 # Sequences are sampled: $x_t = x(t\Delta)$. If the input is held constant over each step
-# (a *zero-order hold*), the ODE can be solved exactly over one step, by *variation of
+# (a {term}`zero-order hold`), the ODE can be solved exactly over one step, by *variation of
 # constants*. Multiply $h' = Ah + Bx$ by $e^{-sA}$: since $\tfrac{d}{ds}e^{-sA} = -Ae^{-sA}$
 # and $A$ commutes with $e^{-sA}$,
 #
@@ -98,7 +98,7 @@ torch.set_default_dtype(torch.float64)   # this chapter compares formulas to ~1e
 # %% [markdown]
 # ## The test system: HiPPO-LegS
 #
-# Which $A$ and $B$? S4 {cite}`gu2022s4` starts from HiPPO {cite}`gu2020hippo`, which asks
+# Which $A$ and $B$? S4 {cite}`gu2022s4` starts from {term}`HiPPO` {cite}`gu2020hippo`, which asks
 # for the state that *remembers the input's whole history* as well as $N$ numbers can: the
 # coefficients of the best approximation of $x(s)$, $0 \le s \le t$, by the first $N$
 # Legendre polynomials stretched over $[0, t]$ (the "scaled Legendre" measure, LegS). Keeping

@@ -70,7 +70,7 @@ print(f"{len(clin)} patients, {event.sum()} deaths ({1 - event.mean():.0%} censo
 # %% [markdown]
 # ## Time bins, fitted on the training fold
 #
-# Follow-up is cut at quantiles of the *uncensored* times, so that each bin holds about
+# Follow-up is cut into {term}`time bins` at quantiles of the *uncensored* times, so that each bin holds about
 # the same number of deaths. The field's code fits these quantiles on the whole cohort
 # before splitting it into folds, which lets the test patients' outcomes shape the
 # training targets. `TimeBinner` is fitted on the training fold only; the outer edges are

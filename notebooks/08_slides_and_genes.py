@@ -26,9 +26,9 @@
 # :::
 #
 # SurvMamba's tokens come from two hierarchies (Sec. 3.3). A slide is cut into
-# $4096 \times 4096$ px regions at 20x, each region into $256 \times 256$ px patches; a
+# $4096 \times 4096$ px {term}`regions <region>` at 20x, each region into $256 \times 256$ px {term}`patches <patch>`; a
 # frozen encoder turns each patch into a vector. Genes are grouped into functions
-# (KEGG pathway maps) and functions into processes (KEGG classes)
+# ({term}`KEGG pathway` maps) and functions into processes ({term}`KEGG classes <KEGG class>`)
 # {cite}`kanehisa2000kegg`. This chapter builds both hierarchies with the package, on
 # real public data when it is available (`data_root`) and on synthetic stand-ins
 # otherwise.

@@ -25,7 +25,7 @@
 # 3. read loss curves and per-fold c-indices, and say why the last epoch, not the best, is evaluated.
 # :::
 #
-# This chapter trains and evaluates one model on one cohort with k-fold cross-validation,
+# This chapter trains and evaluates one model on one {term}`cohort` with k-fold {term}`cross-validation`,
 # the protocol of the paper's Tables 1 and 3: each fold's model is trained on the other
 # folds' patients and scored (c-index) on its own. It is also the notebook that
 # `make cohorts` runs with papermill, once per cohort, with the parameters of the next
@@ -198,7 +198,8 @@ plt.show()
 # ## Fold results
 #
 # Per fold: Harrell's c-index (the paper's metric), the time-dependent c-index and the
-# integrated Brier score on the validation patients, and the training time.
+# integrated Brier score on the validation patients (both defined in the
+# {ref}`survival primer <primer-td-metrics>`), and the training time.
 
 # %% mystnb={"figure": {"caption": "Harrell's c-index of each fold's model on its validation patients; the dotted line is a random ranking (0.5). The title names the cohort (synthetic in the book).", "name": "fig-training-folds"}}
 per_fold = pd.DataFrame([{k: m.get(k) for k in ("fold", "n_train", "n_val", "n_val_events", "c_index",

@@ -27,9 +27,9 @@
 #
 # The paper's Fig. 4 splits the patients of each cohort into a low- and a high-risk group
 # at the median predicted risk and compares the groups' Kaplan–Meier curves with a
-# log-rank test. The prediction for each patient must come from a model that did not see
+# {term}`log-rank test`. The prediction for each patient must come from a model that did not see
 # that patient: with k-fold cross-validation every patient is in exactly one validation
-# fold, so pooling the validation predictions of all folds ("out-of-fold") scores every
+# fold, so pooling the validation predictions of all folds ({term}`out-of-fold <out-of-fold prediction>`) scores every
 # patient once.
 #
 # Give `run_dir` a finished `survmamba cv` run (e.g. one of `make cohorts`); without it

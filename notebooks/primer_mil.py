@@ -27,9 +27,9 @@
 # 4. explain genomic-guided co-attention, the interaction that SurvMamba's IFM replaces.
 # :::
 #
-# A whole slide image has $10^4$–$10^5$ patches of $256 \times 256$ pixels, and the survival
+# A {term}`whole-slide image` has $10^4$–$10^5$ patches of $256 \times 256$ pixels, and the survival
 # label belongs to the patient, not to any patch. Multiple-instance learning (MIL) handles
-# exactly this: a *bag* of instances $\{x_1, \dots, x_L\}$ with one label. Every slide model
+# exactly this: a {term}`bag` of instances $\{x_1, \dots, x_L\}$ with one label. Every slide model
 # of the paper's Table 1, SurvMamba included, is a MIL model; they differ in how they pool
 # the patches into one vector. The bags here are **synthetic**.
 

@@ -26,7 +26,7 @@
 # :::
 #
 # Everything before this chapter runs on synthetic cohorts. Here the package meets public
-# TCGA data: the transcriptomics tables that SurvPath and PORPOISE released with their
+# {term}`TCGA` data: the transcriptomics tables that SurvPath and PORPOISE released with their
 # 5-fold splits, and two real H&E slides. We ask two questions:
 #
 # 1. With the project's own import code, the KEGG hierarchy and the experiments layer,

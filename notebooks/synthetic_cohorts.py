@@ -28,7 +28,7 @@
 # Every result chapter of this book except the real-data one trains on **synthetic
 # cohorts**: `survmamba synth` (`survmamba_lite.data.make_synthetic_cohort`) writes a
 # cohort folder in the same layout as an imported TCGA cohort (`data_manifests/README.md`),
-# with the paper's number of patients, a slide of patch features per patient grouped into
+# with the paper's number of patients, a {term}`whole-slide image` of patch features per patient grouped into
 # regions, an RNA table over a gene hierarchy, follow-up times and events, and a known
 # **planted log-hazard**. This chapter is the cohorts' data card: what is drawn, what is
 # real and what is not, how large each scale is, and what a model can be expected to reach
@@ -105,7 +105,7 @@ print(f"seed: {seed}, cohort: {cohort}")
 # \eta_i = \beta_R h^R_i + \beta_P h^P_i + \beta_S g^S_i + \beta_F g^F_i + \beta_\times g^\times_i ,
 # $$
 #
-# death times are Weibull with the log-hazard $\eta_i + \xi_i$, where the frailty
+# death times are Weibull with the log-hazard $\eta_i + \xi_i$, where the {term}`frailty`
 # $\xi_i \sim \mathcal N(0, \sigma_\xi^2)$ is noise no model can see, and follow-up ends at
 # a staggered study close or at a random loss to follow-up whose scale is set so that the
 # censored fraction matches the cohort's target. The constants, read from the package:

@@ -511,6 +511,16 @@ def check_chapter(path: Path, quiet: bool = True) -> list[Outcome]:
     return outcomes
 
 
+def reading_order(sources: list[Path]) -> list[Path]:
+    """``sources`` in the order of the book's table of contents (chapters not in it last)."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    rank = {Path(f).name: k for k, f in enumerate(files)}
+    return sorted(sources, key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="write the student edition here (e.g. _build/student)")
@@ -518,7 +528,7 @@ def main(argv=None) -> int:
                         help="run the exercise contract of these chapters (none given: all)")
     parser.add_argument("sources", nargs="*", type=Path, help="chapters (default: notebooks/*.py)")
     args = parser.parse_args(argv)
-    sources = args.sources or sorted(NOTEBOOKS.glob("*.py"))
+    sources = args.sources or reading_order(sorted(NOTEBOOKS.glob("*.py")))
     if args.out is None and args.check is None:
         parser.error("give --out DIR, --check [CHAPTER ...], or both")
     try:
