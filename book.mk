@@ -8,8 +8,10 @@
 #   make student    write the student edition to _build/student/: every chapter as a notebook without
 #                   its solutions or outputs, with a stub and a check cell for each code exercise
 #                   (scripts/student_edition.py; the instructor's guide says how to hand it out)
-#   make student-check  run every exercise's check on its stub (must fail with its message) and on its
-#                   solution (must pass), executing only the cells the exercises need (a few minutes)
+#   make student-check  write the student edition to _build/student-check/ and execute every notebook of it
+#                   top to bottom: each check cell, and nothing else, must fail with its AssertionError
+#                   and message (whole chapters: about as long as `make notebooks`); the test suite holds
+#                   the same contract faster (tests/test_book_exercises.py)
 #   make browser-deps  install Debian's chromium (as root) for tests/test_book_browser.py
 #   make cohorts    run the training chapter with papermill per cohort into runs/papermill/<cohort>/,
 #                   then `survmamba report` into runs/papermill/report/ (book/reproduce.md)
@@ -64,7 +66,7 @@ student: $(BOOK_STAMP)
 	$(PY) scripts/student_edition.py --out $(STUDENT_DIR)
 
 student-check: $(BOOK_STAMP)
-	$(BOOK_ENV) $(PY) scripts/student_edition.py --check
+	$(BOOK_ENV) $(PY) scripts/student_edition.py --out _build/student-check --run
 
 # the browser check (tests/test_book_browser.py) needs a headless Chromium; Debian's package works
 # (the browsers that playwright and similar tools download are not needed)

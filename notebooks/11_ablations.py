@@ -252,7 +252,7 @@ paired_variants.round(3)
 # (0.042, interval about 0.005 to 0.079), and with five comparisons one such interval is
 # not strong evidence. A (one Mamba over the ungrouped fine-grained tokens of each modality,
 # no coarse level, no IFM) is within 0.011 of F. Two
-# things limit what this cohort can show. Its planted log-hazard (`survmamba_lite.data.synth`)
+# things limit what this cohort can show. Its planted log-hazard ([The synthetic cohorts](synthetic_cohorts.py))
 # has four terms of one modality each and one cross-modal product (the tumour fraction times
 # one process's activity), about a sixth of the log-hazard's variance by its coefficients.
 # Models A–C join the two pooled modalities by a linear layer and cannot form that product;

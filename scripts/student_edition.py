@@ -19,6 +19,7 @@ and check, and clears every output::
 
     python scripts/student_edition.py --out _build/student          # make student
     python scripts/student_edition.py --check notebooks/05_him.py   # run one chapter's contract
+    python scripts/student_edition.py --out /tmp/student --run      # make student-check: run the edition
 
 ``--check`` runs the contract without executing whole chapters: for each exercise it
 executes only the cells the exercise needs (the chapter's cells that define or change a
@@ -511,6 +512,36 @@ def check_chapter(path: Path, quiet: bool = True) -> list[Outcome]:
     return outcomes
 
 
+def run_edition(notebooks: list[Path], timeout: int = 900) -> list[str]:
+    """Execute student notebooks top to bottom (errors allowed); the problems found.
+
+    In the student edition every check cell must fail with an ``AssertionError`` carrying a
+    message, and no other cell may fail: that is what a student who has done nothing sees.
+    """
+    import nbclient
+    import nbformat
+
+    problems = []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(path.parent)}}).execute()
+        for i, c in enumerate(nb.cells):
+            if c.cell_type != "code":
+                continue
+            errors = [o for o in c.outputs if o.output_type == "error"]
+            is_check = "check" in c.metadata.get("tags", [])
+            if is_check and not errors:
+                problems.append(f"{path.name}, cell {i}: a check passed with the stub in place")
+            for o in errors:
+                if not is_check:
+                    problems.append(f"{path.name}, cell {i}: {o.ename}: {o.evalue[:120]} (not a check cell)")
+                elif o.ename != "AssertionError" or not o.evalue.strip():
+                    problems.append(f"{path.name}, cell {i}: the check crashed ({o.ename}: {o.evalue[:120]})")
+        print(f"{path.name}: ran", flush=True)
+    return problems
+
+
 def reading_order(sources: list[Path]) -> list[Path]:
     """``sources`` in the order of the book's table of contents (chapters not in it last)."""
     import yaml
@@ -526,6 +557,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="write the student edition here (e.g. _build/student)")
     parser.add_argument("--check", nargs="*", type=Path, metavar="CHAPTER",
                         help="run the exercise contract of these chapters (none given: all)")
+    parser.add_argument("--run", action="store_true",
+                        help="with --out: then execute every student notebook top to bottom and check that each "
+                             "check cell, and only check cells, fails with an AssertionError and its message")
     parser.add_argument("sources", nargs="*", type=Path, help="chapters (default: notebooks/*.py)")
     args = parser.parse_args(argv)
     sources = args.sources or reading_order(sorted(NOTEBOOKS.glob("*.py")))
@@ -535,6 +569,13 @@ def main(argv=None) -> int:
         if args.out is not None:
             written = write_student_edition(args.out, sources)
             print(f"student edition: {len(written)} chapters in {args.out}/ (solutions removed, outputs cleared)")
+            if args.run:
+                problems = run_edition(written)
+                for problem in problems:
+                    print("FAILED:", problem)
+                if problems:
+                    return 1
+                print(f"every check of the {len(written)} student notebooks fails with its message, nothing else fails")
         if args.check is not None:
             bad = 0
             for path in args.check or sources:

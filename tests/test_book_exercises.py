@@ -153,3 +153,14 @@ def test_the_student_edition_is_valid_nbformat(tmp_path: Path):
     (path,) = se.write_student_edition(tmp_path / "s", [ROOT / "notebooks" / "primer_survival.py"])
     nbformat.validate(nbformat.read(path, as_version=4))
     assert json.loads(path.read_text())["nbformat"] == 4
+
+
+def test_running_the_student_edition_finds_a_check_that_passes_on_its_stub(tmp_path: Path, monkeypatch):
+    """`make student-check` on two toy chapters: one that holds, one whose stub is already an answer."""
+    monkeypatch.setenv("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))   # this environment's kernel
+    good = _chapter(tmp_path, HEADER + QUESTION + STUB + SOLUTION_TEXT + SOLUTION + CHECK)
+    bad = tmp_path / "bad.py"
+    bad.write_text(HEADER + QUESTION + STUB.replace("y = None", "y = 4") + SOLUTION_TEXT + SOLUTION + CHECK)
+    written = se.write_student_edition(tmp_path / "edition", [good, bad])
+    problems = se.run_edition(written)
+    assert problems == ["bad.ipynb, cell 6: a check passed with the stub in place"], problems
