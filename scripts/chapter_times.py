@@ -1,8 +1,10 @@
 """Measure how long every chapter takes to run, into a committed table.
 
 Each chapter (``notebooks/<chapter>.py``) is executed in a fresh kernel, as the book build
-runs it (working directory ``notebooks/``, its default parameters); its outputs are not
-stored. Per chapter the table records the wall time from the first code cell to the end
+runs it (working directory ``notebooks/``, its default parameters) but on one CPU thread
+(``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``; ``--threads`` changes it): on a machine shared with
+other work, idle worker threads that wait by spinning would count as CPU time. Its outputs
+are not stored. Per chapter the table records the wall time from the first code cell to the end
 of the last, the CPU time the kernel used in that span (user plus system, its child
 processes included: what the chapter costs, less sensitive than the wall time to other
 work on a shared machine), the load average before and after, and when it ran::
@@ -24,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = ["chapter", "code_cells", "wall_seconds", "cpu_seconds", "load_before", "load_after", "started_utc"]
+FIELDS = ["chapter", "code_cells", "threads", "wall_seconds", "cpu_seconds", "load_before", "load_after", "started_utc"]
 
 
 def _cpu(process) -> float:
@@ -39,8 +41,8 @@ def _cpu(process) -> float:
     return total
 
 
-def time_chapter(path: Path, timeout: int = 900) -> dict:
-    """Execute one chapter in a fresh kernel; its timing row."""
+def time_chapter(path: Path, threads: int = 1, timeout: int = 900) -> dict:
+    """Execute one chapter in a fresh kernel with ``threads`` CPU threads; its timing row."""
     import jupytext
     import psutil
     from nbclient import NotebookClient
@@ -48,6 +50,8 @@ def time_chapter(path: Path, timeout: int = 900) -> dict:
     nb = jupytext.read(path)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     load_before = os.getloadavg()[0]
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):            # inherited by the kernel
+        os.environ[var] = str(threads)
     with client.setup_kernel():
         kernel = psutil.Process(client.km.provisioner.pid)
         started = datetime.now(timezone.utc)
@@ -58,7 +62,7 @@ def time_chapter(path: Path, timeout: int = 900) -> dict:
                 client.execute_cell(cell, index)
                 code_cells += 1
         wall, cpu = time.perf_counter() - t0, _cpu(kernel) - cpu0
-    return {"chapter": path.stem, "code_cells": code_cells, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+    return {"chapter": path.stem, "code_cells": code_cells, "threads": threads, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
@@ -67,12 +71,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", type=Path, help="chapters (default: notebooks/*.py)")
     parser.add_argument("--out", type=Path, required=True, help="the CSV to write")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the kernel (default 1)")
     args = parser.parse_args(argv)
     chapters = args.chapters or sorted((ROOT / "notebooks").glob("*.py"))
     rows = []
     for path in chapters:
         try:
-            rows.append(time_chapter(path.resolve()))
+            rows.append(time_chapter(path.resolve(), args.threads))
         except Exception as err:       # noqa: BLE001 - report which chapter, then stop
             print(f"error: {path.name} failed to run: {type(err).__name__}: {str(err)[:300]}", file=sys.stderr)
             return 1
