@@ -233,7 +233,7 @@ assert int(batch3.patch_mask[2].sum()) == 5 and int(batch3.region_mask[2].sum())
     "patient c should have 5 patches in a single region"
 assert tuple(batch3.patches.shape) == predicted_shape, \
     f"the prediction {predicted_shape} is not the shape of batch3.patches: R and P are maxima over the patients"
-print("predicted and built:", predicted_shape)
+print("your prediction is the shape of batch3.patches")
 
 # %% [markdown]
 # **Exercise 2 (the blend weight).** The model stores a free number $a$ (`model.alpha_logit`)

@@ -626,6 +626,7 @@ def line_error(label):
 errors = {label: line_error(label) for label in fl.index}
 for label, err in errors.items():
     print(f"{label:>14}: FLOPs exponent {exponents[label]:.1f}, straight-line prediction at 1,024 patches off by {err:+.1%}")
+assert abs(errors["SurvMamba"]) < 0.02                                # SurvMamba to a fraction of a per cent
 
 # %% tags=["check"]
 assert set(errors) == set(fl.index), f"errors needs one entry per model of fl: {sorted(fl.index)}"
@@ -634,5 +635,4 @@ for label, err in errors.items():
     c0, slope = np.linalg.lstsq(design, fl.loc[label, [128, 256, 512]].to_numpy(dtype=float), rcond=None)[0]
     assert abs(err - ((c0 + 1024 * slope) / float(fl.loc[label, 1024]) - 1)) < 1e-6, \
         f"errors[{label!r}] is not predicted / measured - 1 of the least-squares line"
-assert abs(errors["SurvMamba"]) < 0.02, "SurvMamba's FLOPs are linear in the patches: its line should hold"
 print("straight-line errors checked")

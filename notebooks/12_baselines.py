@@ -309,7 +309,7 @@ assert set(counts) == {"wsi", "rna", "wsi+rna"} and all(isinstance(v, int) for v
 assert sum(counts.values()) == len(list_models()), "the three counts should add up to the number of registry models"
 for key, n in counts.items():
     assert n == int((registry["modalities"] == key).sum()), f"counts[{key!r}] does not match the registry"
-print("counts checked:", counts)
+print("counts checked")
 
 # %% [markdown]
 # **Exercise 2 (random risk).** From the paper-scale grid's `random_risk.csv`, which models'
@@ -331,6 +331,7 @@ above = None       # set of model labels whose fold-mean c-index exceeds their r
 rr = pd.read_csv(report / "random_risk.csv")
 print(rr[["label", "observed", "null_low", "null_high", "p_value"]].round(3).to_string(index=False))
 above = set(rr.loc[rr["observed"] > rr["null_high"], "label"])
+assert set(rr["label"]) - above == {"TransMIL"}                       # all but TransMIL
 
 # %% tags=["check"]
 table_ = pd.read_csv(report / "random_risk.csv")
@@ -338,8 +339,7 @@ assert isinstance(above, set), f"above should be a set of model labels, not {abo
 assert above <= set(table_["label"]), f"labels not in random_risk.csv: {sorted(above - set(table_['label']))}"
 assert above == set(table_.loc[table_["observed"] > table_["null_high"], "label"]), \
     "above: compare each row's observed c-index with its null_high"
-assert set(table_["label"]) - above == {"TransMIL"}, "the text says only TransMIL stays inside its interval"
-print(f"{len(above)} models above their random-risk interval; not: {sorted(set(table_['label']) - above)}")
+print("above checked")
 
 # %%
 shutil.rmtree(workdir)

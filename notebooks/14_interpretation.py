@@ -430,6 +430,7 @@ gxi = planted_overlap(patient_maps(model, cohort, val_ids, prep.rna_normalizer, 
 gxi_precision = float(gxi["regions_ig"].mean())
 print(f"region precision@1: gradient x input {gxi_precision:.3f}, "
       f"integrated gradients {mean['regions_ig']:.3f}, chance {mean['regions_chance']:.3f}")
+assert gxi_precision > mean["regions_chance"]                          # above chance, as the solution says
 
 # %% tags=["check"]
 assert isinstance(gxi_precision, float) and 0 <= gxi_precision <= 1, \
@@ -437,8 +438,7 @@ assert isinstance(gxi_precision, float) and 0 <= gxi_precision <= 1, \
 again_ = planted_overlap(patient_maps(model, cohort, val_ids, prep.rna_normalizer, ig_steps=0), cohort)
 assert abs(gxi_precision - again_["regions_ig"].mean()) < 1e-9, \
     "gxi_precision is not the mean regions_ig of planted_overlap with ig_steps=0"
-assert gxi_precision > mean["regions_chance"], "gradient x input should find the planted regions better than chance"
-print(f"gradient x input: {gxi_precision:.3f} (chance {mean['regions_chance']:.3f})")
+print("gxi_precision checked")
 
 # %% [markdown]
 # **Exercise 3 (where the structure comes from).** The rollout of the randomised model
@@ -463,14 +463,14 @@ sizes = np.bincount(r0["patch_region"])
 inverse_size = 1.0 / sizes[r0["patch_region"]]
 rho_size = float(pd.Series(r0["ha_patches"]).corr(pd.Series(inverse_size), method="spearman"))
 print(f"randomised rollout vs 1 / region size: Spearman {rho_size:.2f}")
+assert rho_size > 0.5                                                  # strongly positive
 
 # %% tags=["check"]
 assert isinstance(rho_size, float) and -1 <= rho_size <= 1, f"rho_size should be a correlation, not {rho_size!r}"
 region_ = np.asarray(rand[0]["patch_region"])
 expected_rho = pd.Series(rand[0]["ha_patches"]).rank().corr(pd.Series(1.0 / np.bincount(region_)[region_]).rank())
 assert abs(rho_size - expected_rho) < 1e-9, "rho_size is not the Spearman correlation with 1 / region size"
-assert rho_size > 0.5, "the randomised rollout should favour the patches of small regions"
-print(f"Spearman {rho_size:.2f}")
+print("rho_size checked")
 
 # %%
 shutil.rmtree(workdir, ignore_errors=True)

@@ -288,4 +288,4 @@ assert isinstance(n_coattention, int) and isinstance(n_selfattention, int), "the
 scores_ = torch.zeros(6, 10_000)                                        # one score per (token, patch)
 assert n_coattention == scores_.numel(), "co-attention: each of the N genomic tokens scores every patch"
 assert n_selfattention == 10_000 * 10_000, "self-attention: every patch scores every patch"
-print(f"ratio {n_selfattention // n_coattention:,}")
+print("the counts checked")

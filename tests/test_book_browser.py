@@ -263,7 +263,7 @@ INSPECT_JS = r"""
     // output), no stub of the student edition on the page
     solutionCells: document.querySelectorAll('.cell.tag_solution').length,
     solutionsShown: Array.from(document.querySelectorAll('.cell.tag_solution'))
-        .filter(c => { const d = c.closest('details'); return !d || d.open || c.getBoundingClientRect().height > 0; })
+        .filter(c => !c.closest('details:not([open])'))
         .map(c => (c.innerText || '').slice(0, 80)),
     stubCells: document.querySelectorAll('.cell.tag_stub').length,
     // long dumps: one output longer than a screenful of text
