@@ -5,6 +5,13 @@
 #                   (book/_ext/offline_mathjax.py), so the site needs no CDN
 #   make notebooks  sync notebooks/*.py with their .ipynb and store fresh outputs in the .ipynb
 #   make nbval      run the paired .ipynb under nbval (checks cells marked NBVAL_CHECK_OUTPUT)
+#   make student    write the student edition to _build/student/: every chapter as a notebook without
+#                   its solutions or outputs, with a stub and a check cell for each code exercise
+#                   (scripts/student_edition.py; the instructor's guide says how to hand it out)
+#   make student-check  write the student edition to _build/student-check/ and execute every notebook of it
+#                   top to bottom: each check cell, and nothing else, must fail with its AssertionError
+#                   and message (whole chapters: about as long as `make notebooks`); the test suite holds
+#                   the same contract faster (tests/test_book_exercises.py)
 #   make browser-deps  install Debian's chromium (as root) for tests/test_book_browser.py
 #   make cohorts    run the training chapter with papermill per cohort into runs/papermill/<cohort>/,
 #                   then `survmamba report` into runs/papermill/report/ (book/reproduce.md)
@@ -36,7 +43,7 @@ COHORTS       ?= BRCA BLCA COADREAD UCEC LUAD
 COHORT_ARGS   ?=
 COHORT_RUNS   := runs/papermill
 
-.PHONY: book notebooks nbval book-clean browser-deps cohorts
+.PHONY: book notebooks nbval book-clean browser-deps cohorts student student-check
 
 book: $(BOOK_STAMP)
 	rm -rf _build/html
@@ -52,6 +59,14 @@ nbval: $(BOOK_STAMP)
 
 book-clean:
 	rm -rf _build
+
+STUDENT_DIR   ?= _build/student
+
+student: $(BOOK_STAMP)
+	$(PY) scripts/student_edition.py --out $(STUDENT_DIR)
+
+student-check: $(BOOK_STAMP)
+	$(BOOK_ENV) $(PY) scripts/student_edition.py --out _build/student-check --run
 
 # the browser check (tests/test_book_browser.py) needs a headless Chromium; Debian's package works
 # (the browsers that playwright and similar tools download are not needed)

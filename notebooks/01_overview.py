@@ -201,35 +201,67 @@ for v in VARIANTS:
 # * The ablations of Table 3 are values of `SurvMambaConfig.variant`, not separate models.
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (shapes).** Add a third patient `c` with 5 patches, all in one region, to the
-# batch. Predict the shape of `batch.patches` before you run it.
-#
+# batch. Write down the shape of `batch.patches` you expect (`predicted_shape`, a tuple
+# `(B, R, P, F)`) before you build the new batch `batch3` with `collate_bags`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+predicted_shape = None     # (B, R, P, F) of batch3.patches, written down before running collate_bags
+batch3 = None              # collate_bags of patients a, b and c
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # $R$ is the largest number of regions (3, patient a), $P$ the largest region (5 patches,
 # patient c), $F = 32$: `(3, 3, 5, 32)`.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
+predicted_shape = (3, 3, 5, 32)
 bag_c = PatientBag("c", torch.randn(5, 32, generator=g), torch.zeros(5, dtype=torch.long),
                    torch.randn(12, generator=g), time=3.0, event=1, time_bin=0)
 batch3 = collate_bags([*bags, bag_c])
-assert tuple(batch3.patches.shape) == (3, 3, 5, 32), batch3.patches.shape
 print("patches (B, R, P, F) with patient c:", tuple(batch3.patches.shape))
 
+# %% tags=["check"]
+assert isinstance(predicted_shape, tuple) and len(predicted_shape) == 4, \
+    f"predicted_shape should be a tuple (B, R, P, F), not {predicted_shape!r}"
+assert batch3 is not None and batch3.patches.shape[0] == 3, "batch3 should hold three patients: a, b and c"
+assert int(batch3.patch_mask[2].sum()) == 5 and int(batch3.region_mask[2].sum()) == 1, \
+    "patient c should have 5 patches in a single region"
+assert tuple(batch3.patches.shape) == predicted_shape, \
+    f"the prediction {predicted_shape} is not the shape of batch3.patches: R and P are maxima over the patients"
+print("your prediction is the shape of batch3.patches")
+
 # %% [markdown]
-# **Exercise 2 (the blend weight).** The model stores a free number $a$ and uses
-# $\alpha = \sigma(a)$. Which $a$ makes the fine level count for 90 % ($\alpha = 0.9$)? Set it and check
-# `model.alpha`.
-#
+# **Exercise 2 (the blend weight).** The model stores a free number $a$ (`model.alpha_logit`)
+# and uses $\alpha = \sigma(a)$. Which $a$ makes the fine level count for 90 %
+# ($\alpha = 0.9$)? Compute it as `a`, set `model.alpha_logit` to it and check `model.alpha`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer: a, and model.alpha_logit set to it
+a = None
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # $\sigma(a) = 0.9 \iff a = \log(0.9 / 0.1) = \log 9 \approx 2.197$.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 import math
 
+a = math.log(0.9 / 0.1)
 with torch.no_grad():
-    model.alpha_logit.fill_(math.log(9))
-assert abs(model.alpha.item() - 0.9) < 1e-6
-print(f"a = log 9 = {math.log(9):.3f} -> alpha = {model.alpha.item():.3f}")
+    model.alpha_logit.fill_(a)
+print(f"a = log 9 = {a:.3f} -> alpha = {model.alpha.item():.3f}")
+
+# %% tags=["check"]
+import math
+
+assert isinstance(a, float), f"a should be a number, not {a!r}"
+assert abs(1 / (1 + math.e ** -a) - 0.9) < 1e-9, f"sigma({a:.4f}) is not 0.9"
+assert abs(model.alpha.item() - 0.9) < 1e-6, \
+    f"model.alpha is {model.alpha.item():.4f}: set model.alpha_logit to a (inside torch.no_grad())"
+print("alpha = 0.9")

@@ -42,15 +42,33 @@
 # ## Zero-order hold (Eq. 2)
 #
 # Sequences are sampled: $x_t = x(t\Delta)$. If the input is held constant over each step
-# (a *zero-order hold*), the ODE can be solved exactly over one step. Variation of
-# constants gives
+# (a {term}`zero-order hold`), the ODE can be solved exactly over one step, by *variation of
+# constants*. Multiply $h' = Ah + Bx$ by $e^{-sA}$: since $\tfrac{d}{ds}e^{-sA} = -Ae^{-sA}$
+# and $A$ commutes with $e^{-sA}$,
 #
 # $$
-# h\big((t{+}1)\Delta\big) = e^{\Delta A} h(t\Delta) + \int_0^{\Delta} e^{sA}\,ds\; B\,x_{t+1},
+# \frac{d}{ds}\Big(e^{-sA}h(s)\Big) = e^{-sA}\big(h'(s) - Ah(s)\big) = e^{-sA}B\,x(s).
 # $$
 #
-# and, when $A$ is invertible, $\int_0^\Delta e^{sA}ds = A^{-1}(e^{\Delta A} - I)$, which is the
-# paper's Eq. 2:
+# Integrate over one step, from $s = t\Delta$ to $(t{+}1)\Delta$, and multiply by
+# $e^{(t+1)\Delta A}$:
+#
+# $$
+# h\big((t{+}1)\Delta\big) = e^{\Delta A}\,h(t\Delta) + \int_{t\Delta}^{(t+1)\Delta} e^{((t+1)\Delta - s)A}\,B\,x(s)\,ds .
+# $$
+#
+# The first term is the state left to itself for a time $\Delta$; the second adds the input
+# received during the step, each instant weighted by how long it has had to decay. With the
+# input held at $x_{t+1}$ over the step, it leaves the integral, and the substitution
+# $u = (t{+}1)\Delta - s$ gives
+#
+# $$
+# h\big((t{+}1)\Delta\big) = e^{\Delta A} h(t\Delta) + \int_0^{\Delta} e^{uA}\,du\; B\,x_{t+1},
+# $$
+#
+# and, when $A$ is invertible, $\int_0^\Delta e^{uA}du = A^{-1}(e^{\Delta A} - I)$ (differentiate
+# $A^{-1}e^{uA}$ to check), so that the input term is $A^{-1}(e^{\Delta A} - I)B\,x_{t+1} =
+# (\Delta A)^{-1}(e^{\Delta A} - I)\,\Delta B\,x_{t+1}$: the paper's Eq. 2,
 #
 # $$
 # \bA = \exp(\Delta A), \qquad \bB = (\Delta A)^{-1}\big(\exp(\Delta A) - I\big)\,\Delta B .
@@ -78,8 +96,30 @@ print(f"seed: {SEED}")
 torch.set_default_dtype(torch.float64)   # this chapter compares formulas to ~1e-12
 
 # %% [markdown]
-# As a test system we use the HiPPO-LegS matrix that S4 starts from {cite}`gu2022s4`
-# (lower-triangular, strongly non-normal, stable, with eigenvalues $-1, \dots, -N$), with $N = 8$.
+# ## The test system: HiPPO-LegS
+#
+# Which $A$ and $B$? S4 {cite}`gu2022s4` starts from {term}`HiPPO` {cite}`gu2020hippo`, which asks
+# for the state that *remembers the input's whole history* as well as $N$ numbers can: the
+# coefficients of the best approximation of $x(s)$, $0 \le s \le t$, by the first $N$
+# Legendre polynomials stretched over $[0, t]$ (the "scaled Legendre" measure, LegS). Keeping
+# those coefficients up to date as $t$ grows turns out to be a linear ODE,
+# $h'(t) = \tfrac1t\,(A h(t) + B x(t))$, with
+#
+# $$
+# A_{nk} = -\begin{cases}\sqrt{(2n+1)(2k+1)} & n > k\\ n + 1 & n = k\\ 0 & n < k\end{cases},
+# \qquad B_n = \sqrt{2n + 1}, \qquad n, k = 0, \dots, N-1 :
+# $$
+#
+# lower-triangular, strongly non-normal, stable, with eigenvalues $-1, \dots, -N$. S4 keeps
+# these matrices but drops the $\tfrac1t$: the time-invariant $h' = Ah + Bx$ forgets the
+# distant past at a rate set by the step $\Delta$ instead of remembering all of it equally,
+# and Mamba keeps only the diagonal, $A = -\operatorname{diag}(1, \dots, N)$ (the end of
+# this chapter). We use the HiPPO-LegS matrices with $N = 8$ as the test system. The cell
+# after the next checks what the state holds: running the LegS recurrence (the $\tfrac1t$
+# form, discretised with the bilinear rule of Exercise 1 on 2,000 steps) over a signal, the
+# final state's eight numbers rebuild the whole signal as
+# $x(s) \approx \sum_n h_n \sqrt{2n+1}\,P_n(2s/t - 1)$, close to the best fit by eight
+# Legendre polynomials.
 
 # %%
 N = 8
@@ -89,6 +129,23 @@ A_np = -np.where(n[:, None] > n[None, :], np.sqrt((2 * n[:, None] + 1) * (2 * n[
 B_np = np.sqrt(2 * n + 1.0)
 C_np = rng.standard_normal(N) / np.sqrt(N)
 print("eigenvalues of A (real parts):", np.round(np.sort(np.linalg.eigvals(A_np).real), 3))
+
+# %%
+from numpy.polynomial import legendre
+
+n_steps = 2000
+s_grid = np.linspace(0.0, 1.0, n_steps)                                  # the history, t = 1 at the end
+signal = np.sin(6 * s_grid) + 0.5 * s_grid
+h_legs = np.zeros(N)
+for k in range(1, n_steps + 1):                                        # h_k = h_{k-1} + (A h + B x) / k, bilinear
+    h_legs = np.linalg.solve(np.eye(N) - A_np / (2 * k), (np.eye(N) + A_np / (2 * k)) @ h_legs + B_np * signal[k - 1] / k)
+P_basis = np.stack([legendre.Legendre.basis(m)(2 * s_grid - 1) for m in range(N)], axis=1)   # (n_steps, N)
+rebuilt = P_basis @ (h_legs * np.sqrt(2 * n + 1))
+best = P_basis @ np.linalg.lstsq(P_basis, signal, rcond=None)[0]
+rms = lambda v: float(np.sqrt(np.mean(v ** 2)))                      # noqa: E731
+print(f"signal rebuilt from the {N} numbers of the LegS state: RMS error {rms(rebuilt - signal):.1e} "
+      f"(best fit by {N} Legendre polynomials: {rms(best - signal):.1e}; the signal's RMS: {rms(signal):.2f})")
+assert rms(rebuilt - signal) < 0.01 * rms(signal)
 
 # %% [markdown]
 # A ten-line ZOH written straight from Eq. 2 with SciPy's matrix exponential and a linear
@@ -281,20 +338,33 @@ torch.set_default_dtype(torch.float32)
 #   convolution with the kernel $\bK$ (parallel); $\Delta$ sets the kernel's time scale.
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (the bilinear discretisation).** S4 {cite}`gu2022s4` also uses the bilinear
 # (Tustin) rule $\bA = (I - \tfrac{\Delta}{2}A)^{-1}(I + \tfrac{\Delta}{2}A)$,
-# $\bB = (I - \tfrac{\Delta}{2}A)^{-1}\Delta B$. Implement it and measure how fast
-# $\|\bA_{\text{bilinear}} - e^{\Delta A}\|$ falls with $\Delta$. What is the order?
-#
+# $\bB = (I - \tfrac{\Delta}{2}A)^{-1}\Delta B$. Implement it as `bilinear(delta, A, B)`
+# (NumPy arrays in, `(A_bar, B_bar)` out), measure how fast
+# $\|\bA_{\text{bilinear}} - e^{\Delta A}\|$ falls with $\Delta$ for `A_np`, and store the
+# fitted log–log slope as `order`. What is the order, and why?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+def bilinear(delta, A, B):
+    """(A_bar, B_bar) of the bilinear rule for step delta, A: (N, N), B: (N,)."""
+    return None, None
+
+
+order = None       # the log-log slope of ||A_bar_bilinear - expm(delta A)|| against delta, small delta
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # The bilinear rule is the (1,1) Padé approximant of $e^{X}$, exact up to $X^2/2$; the
 # first wrong term is of order $\Delta^3$, so halving $\Delta$ divides the error by about 8:
-# a log–log slope of 3. The cell below fits the slope.
+# a log–log slope of 3.
 # :::
 
-# %% tags=["hide-input"]
-def bilinear(delta, A, B):
+# %% tags=["solution"]
+def bilinear(delta, A, B):                  # noqa: F811 (replaces the stub)
     I = np.eye(len(A))
     inv = np.linalg.inv(I - delta / 2 * A)
     return inv @ (I + delta / 2 * A), inv @ (delta * B)
@@ -302,24 +372,53 @@ def bilinear(delta, A, B):
 
 steps = np.logspace(-4, -2.5, 8)
 err_bil = [np.linalg.norm(bilinear(d, A_np, B_np)[0] - scipy.linalg.expm(d * A_np)) for d in steps]
-order = np.polyfit(np.log(steps), np.log(err_bil), 1)[0]
-print(f"bilinear Ā: error slope {order:.2f} (third order)")
-assert 2.8 < order < 3.2
+order = float(np.polyfit(np.log(steps), np.log(err_bil), 1)[0])
+print(f"bilinear Ā: error slope {order:.2f}")
+assert 2.8 < order < 3.2                                              # third order, as the solution says
+
+# %% tags=["check"]
+A_b, B_b = bilinear(0.1, A_np, B_np)
+assert isinstance(A_b, np.ndarray) and A_b.shape == A_np.shape, "bilinear should return (A_bar, B_bar) with A_bar (N, N)"
+left = np.eye(N) - 0.05 * A_np
+assert np.allclose(left @ A_b, np.eye(N) + 0.05 * A_np), "A_bar should solve (I - Δ/2 A) A_bar = I + Δ/2 A"
+assert np.allclose(left @ B_b, 0.1 * B_np), "B_bar should solve (I - Δ/2 A) B_bar = Δ B"
+probe = np.array([1e-4, 1e-3])
+probe_err = [np.linalg.norm(bilinear(d, A_np, B_np)[0] - scipy.linalg.expm(d * A_np)) for d in probe]
+assert isinstance(order, float), f"order should be a number (the fitted slope), not {order!r}"
+assert abs(order - np.diff(np.log(probe_err))[0] / np.diff(np.log(probe))[0]) < 0.1, \
+    "order is not the log-log slope of the error of A_bar for small steps"
+print("bilinear rule checked; order is the measured slope")
 
 # %% [markdown]
 # **Exercise 2 (stability for any step).** The eigenvalues of this $A$ are $-1, \dots, -8$.
-# Show that both the ZOH and the bilinear $\bA$ have all eigenvalues inside the unit circle
-# for $\Delta \in \{0.01, 1, 100\}$, so the recurrence never blows up.
-#
+# Compute the spectral radius (the largest eigenvalue modulus) of the ZOH and of the
+# bilinear $\bA$ for $\Delta \in \{0.01, 1, 100\}$ as dicts `rho_zoh` and `rho_bil` from
+# $\Delta$ to the radius. Why are they all below 1, so that the recurrence never blows up?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+rho_zoh = {}       # {delta: spectral radius of expm(delta A)} for delta in 0.01, 1.0, 100.0
+rho_bil = {}       # the same for the bilinear A_bar
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # ZOH maps an eigenvalue $\lambda$ to $e^{\Delta\lambda}$, of modulus $e^{\Delta \operatorname{Re}\lambda} < 1$;
 # the bilinear rule maps it to $(1 + \Delta\lambda/2)/(1 - \Delta\lambda/2)$, of modulus $< 1$
 # whenever $\operatorname{Re}\lambda < 0$. Both hold for every $\Delta > 0$.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
+rho_zoh = {d: float(np.abs(np.linalg.eigvals(scipy.linalg.expm(d * A_np))).max()) for d in (0.01, 1.0, 100.0)}
+rho_bil = {d: float(np.abs(np.linalg.eigvals(bilinear(d, A_np, B_np)[0])).max()) for d in (0.01, 1.0, 100.0)}
+for d in rho_zoh:
+    print(f"Δ = {d:>6}: spectral radius ZOH {rho_zoh[d]:.4f}, bilinear {rho_bil[d]:.4f}")
+
+# %% tags=["check"]
+assert set(rho_zoh) == set(rho_bil) == {0.01, 1.0, 100.0}, "rho_zoh and rho_bil need the keys 0.01, 1.0 and 100.0"
+lam = -np.arange(1.0, N + 1)                                         # the eigenvalues of A_np
 for d in (0.01, 1.0, 100.0):
-    rho_zoh = np.abs(np.linalg.eigvals(scipy.linalg.expm(d * A_np))).max()
-    rho_bil = np.abs(np.linalg.eigvals(bilinear(d, A_np, B_np)[0])).max()
-    print(f"Δ = {d:>6}: spectral radius ZOH {rho_zoh:.4f}, bilinear {rho_bil:.4f}")
-    assert rho_zoh < 1 and rho_bil < 1
+    assert abs(rho_zoh[d] - np.abs(np.exp(d * lam)).max()) < 1e-6, f"rho_zoh[{d}] is not the spectral radius of expm(ΔA)"
+    assert abs(rho_bil[d] - np.abs((1 + d * lam / 2) / (1 - d * lam / 2)).max()) < 1e-6, \
+        f"rho_bil[{d}] is not the spectral radius of the bilinear A_bar"
+    assert rho_zoh[d] < 1 and rho_bil[d] < 1, f"a radius of 1 or more at Δ = {d}"
+print("all spectral radii below 1")

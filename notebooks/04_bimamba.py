@@ -199,40 +199,64 @@ print("reverse_within_length is exact (< 1e-6):", all(r[3] < 1e-6 for r in rows)
 #   naive flipping leaks padding through both the state and the causal convolution.
 #
 # ## Exercises
-#
-# **Exercise 1 (parameters at the paper's width).** Use `bimamba_parameters` to say how many
-# parameters the second direction adds to a block with $D = 512$, $N = 16$, and what share of
-# the block that is.
-#
+
+# %% [markdown]
+# **Exercise 1 (parameters at the paper's width).** Use `bimamba_parameters` to find how
+# many parameters the second direction adds to a block with $D = 512$, $N = 16$ (`extra`),
+# and what share of the bidirectional block that is (`share`, a fraction).
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+extra = None       # parameters of the backward branch at D = 512, N = 16
+share = None       # extra / parameters of the bidirectional block
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# One branch at $E = 1024$, $R = 32$, $k = 4$: $(Ek + E) + E(R + 2N) + (RE + E) + EN + E = 121{,}856$
-# parameters, about 7 % of the 1.8 M of the bidirectional block: the second direction is
-# cheap, the projections dominate.
+# One branch at $E = 1024$, $R = 32$, $k = 4$ holds
+# $(Ek + E) + E(R + 2N) + (RE + E) + EN + E$ parameters: the difference between the
+# bidirectional and the forward-only count. The cell prints it and its share: a small part
+# of the block; the second direction is cheap, the projections
+# $\operatorname{Linear}^{x,z}$ and $\operatorname{Linear}^T$ dominate.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 extra = bimamba_parameters(512, 16) - bimamba_parameters(512, 16, bidirectional=False)
 share = extra / bimamba_parameters(512, 16)
 print(f"backward branch: {extra:,} parameters, {share:.1%} of the block")
-assert extra == count_parameters(BiMamba(dim=512, d_state=16)) - count_parameters(BiMamba(dim=512, d_state=16, bidirectional=False))
-assert extra == 121_856
+
+# %% tags=["check"]
+full = count_parameters(BiMamba(dim=512, d_state=16))
+forward_only = count_parameters(BiMamba(dim=512, d_state=16, bidirectional=False))
+assert isinstance(extra, int), f"extra should be a whole number of parameters, not {extra!r}"
+assert extra == full - forward_only, "extra is not what the backward branch adds to BiMamba(dim=512, d_state=16)"
+assert isinstance(share, float) and abs(share - extra / full) < 1e-12, "share should be extra / (bidirectional block)"
+print("extra and share checked against count_parameters")
 
 # %% [markdown]
 # **Exercise 2 (the convolution width).** In the padding experiment, masking the branches
 # (middle column) leaves only the leak through the causal convolution of width $k = 4$.
-# Predict from $k$ for which padding lengths that leak stops changing, then check with
-# `naive_bimamba` for 1 to 6 padded positions.
-#
+# Predict from $k$ the number of padded positions from which that leak stops changing
+# (`constant_from`), then measure it with `naive_bimamba` for 1 to 6 padded positions
+# (`masked_err`, the six relative errors, as in the table above).
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+constant_from = None   # padded positions from which the masked naive error no longer changes
+masked_err = None      # list: the relative error of the masked naive block for 1, 2, ..., 6 padded positions
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # After the flip, the first real token's convolution window covers the $k - 1 = 3$
 # positions before it. With fewer than 3 padded positions the window also reaches the
-# zero left-padding of the convolution, so the leak grows with each padded position; from
-# 3 on the window sees only padding, whose projection is the same vector whatever the
-# padding length, and the masked state ignores the rest: the error is constant.
+# zero left-padding of the convolution, so the leak changes from one padding length to the
+# next (it need not grow: it mixes padding projections and zeros); from 3 on the window
+# sees only padding, whose projection is the same vector whatever the padding length, and
+# the masked state ignores the rest: the error is constant.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 k = blk.forward_branch.d_conv
+constant_from = k - 1
 masked_err = []
 with torch.no_grad():
     for n_pad in range(1, 7):
@@ -241,5 +265,18 @@ with torch.no_grad():
         out = naive_bimamba(blk, x_pad, mask, mask_branches=True)
         masked_err.append((out[:, :n_real] - alone).abs().max().item() / scale)
 print(f"k = {k}; masked naive error for 1..6 padded positions:", [f"{e:.3e}" for e in masked_err])
-assert all(abs(e - masked_err[k - 2]) < 1e-6 for e in masked_err[k - 2:])      # constant from k-1 on
-assert abs(masked_err[0] - masked_err[k - 2]) > 1e-4                             # but not before
+assert all(abs(e - masked_err[k - 2]) < 1e-6 for e in masked_err[k - 2:]) and abs(masked_err[0] - masked_err[k - 2]) > 1e-4
+
+# %% tags=["check"]
+assert isinstance(masked_err, list) and len(masked_err) == 6, "masked_err should be a list of six errors (1..6 padded positions)"
+with torch.no_grad():
+    x_three = torch.cat([x_real, torch.zeros(1, 3, D)], dim=1)
+    mask_three = torch.arange(n_real + 3).unsqueeze(0) < n_real
+    err_three = (naive_bimamba(blk, x_three, mask_three, True)[:, :n_real] - alone).abs().max().item() / scale
+assert abs(masked_err[2] - err_three) < 1e-9, "masked_err[2] is not the masked naive error with 3 padded positions"
+assert isinstance(constant_from, int) and 1 <= constant_from <= 6, f"constant_from should be 1..6, not {constant_from!r}"
+assert all(abs(e - masked_err[constant_from - 1]) < 1e-6 for e in masked_err[constant_from - 1:]), \
+    f"the error still changes after {constant_from} padded positions"
+assert constant_from == 1 or abs(masked_err[constant_from - 2] - masked_err[constant_from - 1]) > 1e-4, \
+    f"the error is already constant before {constant_from} padded positions"
+print("masked_err and constant_from checked")

@@ -193,19 +193,25 @@ plt.show()
 # * Grouping limits each scan to a group's length and gives the model a second granularity.
 #
 # ## Exercises
-#
-# **Exercise 1 (permuting regions).** Reverse the order of the real regions of one patient.
-# Which HIM outputs change: the fine tokens, the coarse tokens, or both? Check with
-# `him_loop`.
-#
+
+# %% [markdown]
+# **Exercise 1 (permuting regions).** Reverse the order of the real regions of the patient
+# with the most regions. Which HIM outputs change: the fine tokens (beyond being listed in
+# the new order), the coarse tokens, or both? Answer with `changes = {"fine": ..., "coarse": ...}`
+# (booleans), and check your answer with `him_loop`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+changes = {"fine": None, "coarse": None}     # True where the outputs change beyond their order
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # Each region is read alone at the fine level, so every region's fine tokens are the same,
 # only listed in the new order. The coarse Bi-Mamba reads the regions as a sequence, and its
 # two directions have different weights, so the coarse tokens change, not merely their order.
-# The hidden cell checks both.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 b = int(batch.region_mask.sum(-1).argmax())                      # the patient with most regions
 n_r = int(batch.region_mask[b].sum())
 perm = torch.cat([torch.arange(n_r).flip(0), torch.arange(n_r, tokens.shape[1])])
@@ -216,25 +222,55 @@ orig = torch.split(fine_ref[b], sizes)
 permuted = torch.split(fine_p[b], [sizes[i] for i in perm[:n_r].tolist()])
 fine_same = all(torch.allclose(permuted[k], orig[perm[k]], atol=1e-6) for k in range(n_r))
 coarse_change = (coarse_p[b].flip(0) - coarse_ref[b]).abs().max().item()
+changes = {"fine": not fine_same, "coarse": coarse_change > 1e-4}
 print(f"patient {b}, {n_r} regions reversed: fine tokens unchanged: {fine_same}; "
       f"coarse tokens (reordered back) change by up to {coarse_change:.2e}")
-assert fine_same and coarse_change > 1e-4
+
+# %% tags=["check"]
+assert set(changes) == {"fine", "coarse"} and all(isinstance(v, bool) for v in changes.values()), \
+    f"changes should map 'fine' and 'coarse' to True or False, not {changes!r}"
+pb = int(batch.region_mask.sum(-1).argmax())
+nr = int(batch.region_mask[pb].sum())
+order = torch.cat([torch.arange(nr).flip(0), torch.arange(nr, tokens.shape[1])])
+with torch.no_grad():
+    fine_q, coarse_q = him_loop(tokens[:, order], batch.patch_mask[:, order])
+sz = batch.patch_mask[pb].sum(-1)[:nr].int().tolist()
+fine_moved = not all(torch.allclose(a_, b_, atol=1e-6) for a_, b_ in zip(
+    torch.split(fine_q[pb], sz[::-1]), torch.split(fine_ref[pb], sz)[::-1]))
+coarse_moved = (coarse_q[pb].flip(0) - coarse_ref[pb]).abs().max().item() > 1e-4
+assert changes["fine"] == fine_moved, "changes['fine'] does not match him_loop: compare each region's fine tokens"
+assert changes["coarse"] == coarse_moved, "changes['coarse'] does not match him_loop: compare the coarse tokens reordered back"
+print("your answer matches him_loop")
 
 # %% [markdown]
 # **Exercise 2 (sequential steps at the paper's scale).** A slide has 40 regions of
 # $16 \times 16$ patches. How many sequential scan steps does model A (one sequence of all
-# patches) need, and how many does grouped HIM need?
-#
+# patches) need (`steps_a`), and how many does grouped HIM need (`steps_c`: the longest
+# region, all regions side by side, then the coarse scan over the regions)?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+steps_a = None     # sequential steps of one scan over all patches (model A)
+steps_c = None     # sequential steps of grouped HIM: fine scans side by side, then the coarse scan
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # Model A: $40 \cdot 256 = 10{,}240$ steps. Grouped: $256$ (all regions side by side) $+ 40$
-# (the coarse scan) $= 296$, about 35 times fewer.
+# (the coarse scan) $= 296$; the cell prints the ratio.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 n_regions, per_region = 40, 16 * 16
 steps_a, steps_c = n_regions * per_region, per_region + n_regions
-assert (steps_a, steps_c) == (10_240, 296)
 print(f"model A: {steps_a:,} sequential steps; grouped HIM: {steps_c} ({steps_a / steps_c:.0f}x fewer)")
+
+# %% tags=["check"]
+slide_mask = torch.ones(40, 16 * 16, dtype=torch.bool)                 # (R, P): 40 full regions
+assert isinstance(steps_a, int) and isinstance(steps_c, int), "steps_a and steps_c should be whole numbers"
+assert steps_a == int(slide_mask.sum()), "steps_a: model A scans every patch of the slide in one sequence"
+assert steps_c == int(slide_mask.sum(-1).max()) + slide_mask.shape[0], \
+    "steps_c: the longest region's fine scan plus one coarse step per region"
+print("steps_a and steps_c checked")
 
 # %%
 shutil.rmtree(workdir)                                              # the synthetic cohort was temporary

@@ -79,8 +79,48 @@ print(f"seed: {SEED}")
 #   $a_1$ (histology is the anchor) and used position by position, as Algorithm 2 is
 #   written; the fused tokens are then mean-pooled.
 #
-# Each IFM returns one vector per patient, $(B, D)$, ready for Eq. 8. Linear resampling
-# maps endpoints to endpoints:
+# Each IFM returns one vector per patient, $(B, D)$, ready for Eq. 8.
+#
+# What `pool` makes of the interaction is worth writing out. Its fused vector is
+#
+# $$
+# \operatorname{Linear}^T\Big(\operatorname{Cat}\big(\overline{Y}_{a_1} \odot \overline{g}_2,\ \overline{Y}_{a_2} \odot \overline{g}_1\big)\Big),
+# \qquad \overline{Y}_{o} = \operatorname{mean}_t Y_{o,t},\quad \overline{g}_o = \operatorname{mean}_t \operatorname{SiLU}(z_{o,t}),
+# $$
+#
+# since the mean over positions of $Y_{a_1,t} \odot \overline{g}_2$ is
+# $\overline{Y}_{a_1} \odot \overline{g}_2$. Each modality's scan still reads its own
+# tokens in order, but what crosses from one modality to the other is a single pooled gate
+# vector per patient: the cross-modal interaction is the element-wise product of two
+# pooled vectors, a multiplicative late fusion of the two modalities' summaries, and no
+# token of one modality meets a particular token of the other. `interpolate` keeps a
+# position-by-position product, at the price of pairing tokens by relative position, an
+# order that a bag of patches does not have. The paper's Algorithm 2 does not say which
+# it meant (its lengths are equal); [Errata](../book/errata.md) records the decision. The
+# committed runs of this book were all made with the default, `pool`: the table below reads
+# every committed SurvMamba run's `config.json`.
+
+# %%
+import json
+from pathlib import Path
+
+from survmamba_lite import SurvMambaConfig
+
+project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
+default_align = SurvMambaConfig.__dataclass_fields__["ifm_align"].default
+used = {}
+for path in sorted((project_root / "results").glob("**/config.json")):
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if cfg.get("model") == "survmamba":
+        align = cfg.get("model_options", {}).get("ifm_align", default_align)
+        used.setdefault(align, []).append(str(path.parent.relative_to(project_root / "results")))
+for align, runs in used.items():
+    print(f"ifm_align = {align!r} ({'the default' if align == default_align else 'set'}): {len(runs)} committed runs, "
+          f"e.g. {', '.join(runs[:3])}")
+assert set(used) == {"pool"}, used
+
+# %% [markdown]
+# Linear resampling maps endpoints to endpoints:
 
 # %% mystnb={"figure": {"caption": "The `interpolate` alignment: a gate over 7 functions resampled linearly to 20 patch positions; the endpoints map to the endpoints.", "name": "fig-ifm-resample"}}
 g_short = torch.tensor([[0.0, 1.0, 0.2, 0.8, 0.0, 0.5, 1.0]]).unsqueeze(-1)      # (1, 7, 1)
@@ -209,16 +249,25 @@ print(f"d loss / d a = {model.alpha_logit.grad.item():+.4f}")
 # * Eq. 8 blends the fine and the coarse fused vectors with $\alpha = \sigma(a)$, trained with the rest.
 #
 # ## Exercises
-#
-# **Exercise 1 (padding does not matter).** Append five more padded positions to $a_2$ (zeros,
-# masked out) and show that the `pool` IFM's output does not change.
-#
+
+# %% [markdown]
+# **Exercise 1 (padding does not matter).** Append five more padded positions to $a_2$
+# (zeros, masked out) as `a2_long` with its mask `m2_long`, and measure how much the
+# `pool` IFM's output changes (`change`, the largest absolute difference). Why?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+a2_long = None     # (B, 5 + 5, D): a2 with five more padded positions
+m2_long = None     # (B, 5 + 5) its mask
+change = None      # max |ifm(a1, m1, a2_long, m2_long) - ifm(a1, m1, a2, m2)|
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # The scans read padding only after the real tokens (it is at the end), and every mean is a
 # masked mean, so the real tokens' results are unchanged.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 a2_long = torch.cat([a2, torch.zeros(B, 5, D)], dim=1)
 m2_long = torch.cat([m2, torch.zeros(B, 5, dtype=torch.bool)], dim=1)
 with torch.no_grad():
@@ -226,21 +275,44 @@ with torch.no_grad():
 print(f"max |output with 5 more padded positions - output| = {change:.1e}")
 assert change < 1e-6
 
+# %% tags=["check"]
+assert isinstance(a2_long, torch.Tensor) and tuple(a2_long.shape) == (B, a2.shape[1] + 5, D), \
+    "a2_long should be a2 with five more positions: shape (B, 10, D)"
+assert torch.equal(a2_long[:, : a2.shape[1]], a2), "a2_long should start with a2 unchanged"
+assert isinstance(m2_long, torch.Tensor) and torch.equal(m2_long[:, : a2.shape[1]], m2) and not m2_long[:, a2.shape[1]:].any(), \
+    "m2_long should be m2 followed by five False (padded) positions"
+with torch.no_grad():
+    measured = (ifm(a1, m1, a2_long, m2_long) - ifm(a1, m1, a2, m2)).abs().max().item()
+assert isinstance(change, float) and abs(change - measured) < 1e-9, "change should be the largest |difference| of the two outputs"
+print("a2_long, m2_long and change checked")
+
 # %% [markdown]
 # **Exercise 2 (the gradient of the blend).** Derive $\partial\mathcal L/\partial a$ for
-# $H = \sigma(a) H_f + (1 - \sigma(a)) H_c$ and check it against the gradient printed above.
-#
+# $H = \sigma(a) H_f + (1 - \sigma(a)) H_c$ and evaluate your formula as `predicted`, from the
+# gradient of the loss with respect to $H$ (recompute $H$ and the loss, then use
+# `torch.autograd.grad`), to compare with the gradient printed above.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+predicted = None   # dL/da from your formula (a float)
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # $\partial H/\partial a = \sigma(a)(1 - \sigma(a))(H_f - H_c)$, so
 # $\partial\mathcal L/\partial a = \alpha(1-\alpha)\sum_{b,d}\frac{\partial \mathcal L}{\partial H_{bd}}(H_f - H_c)_{bd}$:
 # the blend moves towards the level whose features lower the loss.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 H2 = model.features(batch)
 loss2 = nll_loss(model.head(H2), batch.time_bin, batch.event)
 (grad_H,) = torch.autograd.grad(loss2, H2)
 a_val = alpha.item()
 predicted = (a_val * (1 - a_val) * (grad_H * (H_f - H_c).detach()).sum()).item()
 print(f"dL/da by hand {predicted:+.6f}, autograd {model.alpha_logit.grad.item():+.6f}")
-assert abs(predicted - model.alpha_logit.grad.item()) < 1e-6
+
+# %% tags=["check"]
+assert isinstance(predicted, float), f"predicted should be a number, not {predicted!r}"
+assert abs(predicted - model.alpha_logit.grad.item()) < 1e-6, \
+    f"your dL/da = {predicted:+.6f} differs from autograd's: check the factor dσ/da = σ(a)(1 - σ(a))"
+print("dL/da by hand == autograd")

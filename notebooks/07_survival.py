@@ -55,7 +55,8 @@ print(f"seed: {seed}, time bins: {n_bins}")
 
 # %% [markdown]
 # A synthetic BLCA-shaped cohort (359 patients, about 55 % censored) with a planted
-# log-hazard `true_risk`, from the package's generator:
+# log-hazard `true_risk`, from the package's generator ([The synthetic cohorts](synthetic_cohorts.py)
+# describes it):
 
 # %%
 workdir = Path(tempfile.mkdtemp(prefix="survmamba_surv_"))
@@ -70,7 +71,7 @@ print(f"{len(clin)} patients, {event.sum()} deaths ({1 - event.mean():.0%} censo
 # %% [markdown]
 # ## Time bins, fitted on the training fold
 #
-# Follow-up is cut at quantiles of the *uncensored* times, so that each bin holds about
+# Follow-up is cut into {term}`time bins` at quantiles of the *uncensored* times, so that each bin holds about
 # the same number of deaths. The field's code fits these quantiles on the whole cohort
 # before splitting it into folds, which lets the test patients' outcomes shape the
 # training targets. `TimeBinner` is fitted on the training fold only; the outer edges are
@@ -253,11 +254,20 @@ print(f"log-rank statistic {test.statistic:.2f}, p = {test.p_value:.2e}")
 #   c-index and with Kaplan–Meier curves of the two halves split at the median risk.
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (the censored term).** A patient is censored in bin $y$. Derive their
-# contribution to the likelihood from $h_k = P(Y = k \mid Y \ge k)$ and check it against
-# `nll_loss` for one patient.
-#
+# contribution to the likelihood from $h_k = P(Y = k \mid Y \ge k)$, and write it as
+# `censored_loss(x_one, y_c)`: the negative log-likelihood of one patient with hazard logits
+# `x_one: (1, T)` censored in bin `y_c`. The check compares it with `nll_loss` for every bin.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+def censored_loss(x_one, y_c):
+    """-log-likelihood of one patient censored in bin y_c, hazard logits x_one: (1, T)."""
+    return None
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # Censoring in bin $y$ means the patient survived bins $0, \dots, y$ (the convention above), so
 # the contribution is $P(Y > y) = \prod_{j \le y}(1 - h_j) = S_y$, and the loss is
@@ -265,29 +275,53 @@ print(f"log-rank statistic {test.statistic:.2f}, p = {test.p_value:.2e}")
 # about them.
 # :::
 
-# %% tags=["hide-input"]
-x_one = torch.randn(1, n_bins, dtype=torch.float64)
+# %% tags=["solution"]
+def censored_loss(x_one, y_c):                  # noqa: F811 (replaces the stub)
+    return -torch.log1p(-torch.sigmoid(x_one[0, : y_c + 1])).sum()
+
+
+print("censored in bin y: loss = -sum_{j<=y} log(1 - h_j)")
+
+# %% tags=["check"]
+x_probe = torch.randn(1, n_bins, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
 for y_c in range(n_bins):
-    by_hand = -torch.log1p(-torch.sigmoid(x_one[0, : y_c + 1])).sum()
-    package = nll_loss(x_one, torch.tensor([y_c]), torch.tensor([0]), reduction="sum")
-    assert torch.allclose(by_hand, package), (y_c, by_hand, package)
-print("censored in bin y: loss = -sum_{j<=y} log(1 - h_j), for every y")
+    mine = censored_loss(x_probe, y_c)
+    assert isinstance(mine, torch.Tensor), f"censored_loss should return a tensor, not {mine!r}"
+    package = nll_loss(x_probe, torch.tensor([y_c]), torch.tensor([0]), reduction="sum")
+    assert torch.allclose(mine, package), f"censored in bin {y_c}: your loss {mine.item():.4f} is not nll_loss's"
+print("censored_loss == nll_loss for every bin")
 
 # %% [markdown]
 # **Exercise 2 (risk is monotone in every hazard).** Show that raising any bin's hazard logit
-# raises the risk $r = -\sum_k S_k$, for any logits.
-#
+# raises the risk $r = -\sum_k S_k$, for any logits. Check the sign of
+# $\partial r / \partial x_j$ on 50 random patients: store the gradient of the summed risk with
+# respect to their logits `x_many: (50, T)` as `grad_risk`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+x_many = None      # (50, T) random hazard logits
+grad_risk = None   # (50, T): d (sum of risk_score) / d x_many
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # $S_k = \prod_{j\le k}(1-h_j)$ falls when any $h_j$ with $j \le k$ rises, so every
-# $\partial r / \partial x_j = -\sum_{k \ge j}\partial S_k/\partial x_j > 0$. The cell checks the sign
-# of the gradient on random logits.
+# $\partial r / \partial x_j = -\sum_{k \ge j}\partial S_k/\partial x_j > 0$.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 x_many = torch.randn(50, n_bins, dtype=torch.float64, requires_grad=True)
 risk_score(x_many).sum().backward()
-print(f"smallest d risk / d logit over 50 random patients: {x_many.grad.min().item():.2e}")
-assert (x_many.grad > 0).all()
+grad_risk = x_many.grad
+print(f"smallest d risk / d logit over 50 random patients: {grad_risk.min().item():.2e}")
+
+# %% tags=["check"]
+assert isinstance(grad_risk, torch.Tensor) and tuple(grad_risk.shape) == (50, n_bins), \
+    "grad_risk should be a (50, T) tensor of gradients"
+x_again = x_many.detach().clone().requires_grad_(True)
+(expected,) = torch.autograd.grad(risk_score(x_again).sum(), x_again)
+assert torch.allclose(grad_risk, expected), "grad_risk is not the gradient of risk_score(x_many).sum()"
+assert (grad_risk > 0).all(), "a non-positive gradient: the risk should rise with every hazard logit"
+print("every d risk / d logit is positive")
 
 # %%
 shutil.rmtree(workdir)                                              # the synthetic cohort was temporary

@@ -27,9 +27,9 @@
 # :::
 #
 # SurvMamba's tokens come from two hierarchies (Sec. 3.3). A slide is cut into
-# $4096 \times 4096$ px regions at 20x, each region into $256 \times 256$ px patches; a
+# $4096 \times 4096$ px {term}`regions <region>` at 20x, each region into $256 \times 256$ px {term}`patches <patch>`; a
 # frozen encoder turns each patch into a vector. Genes are grouped into functions
-# (KEGG pathway maps) and functions into processes (KEGG classes)
+# ({term}`KEGG pathway` maps) and functions into processes ({term}`KEGG classes <KEGG class>`)
 # {cite}`kanehisa2000kegg`. This chapter builds both hierarchies with the package, on
 # real public data when it is available (`data_root`) and on synthetic stand-ins
 # otherwise.
@@ -446,34 +446,60 @@ for min_genes in (1, 5):
 #   genes the RNA table measures; `min_genes` drops functions with too few measured genes.
 #
 # ## Exercises
-#
-# **Exercise 1 (patches per region).** How many patches can a region hold at the paper's
-# region size (4096 px) and at this page's `region_size`? Check that no region of the tiled
-# slide holds more.
-#
+
+# %% [markdown]
+# **Exercise 1 (patches per region).** How many 256-px patches can a region hold at the
+# paper's region size (4096 px, `capacity_paper`) and at this page's `region_size`
+# (`capacity_here`)? Check that no region of the tiled slide holds more.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+capacity_paper = None      # patches that fit in a 4096-px region
+capacity_here = None       # patches that fit in a region of region_size px
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# $(4096/256)^2 = 256$ at the paper's size, $(1024/256)^2 = 16$ here; regions at the slide's
-# edge or with little tissue hold fewer.
+# A region of side $s$ holds $(s/256)^2$ patches: $(4096/256)^2 = 256$ at the paper's size and
+# $(1024/256)^2 = 16$ at this page's default; regions at the slide's edge or with little
+# tissue hold fewer.
 # :::
 
-# %% tags=["hide-input"]
-capacity = (region_size // 256) ** 2
-print(f"capacity: paper {(4096 // 256) ** 2}, here {capacity}; fullest region here: {np.bincount(grid.region).max()}")
-assert (4096 // 256) ** 2 == 256 and np.bincount(grid.region).max() <= capacity
+# %% tags=["solution"]
+capacity_paper = (4096 // 256) ** 2
+capacity_here = (region_size // 256) ** 2
+print(f"capacity: paper {capacity_paper}, here {capacity_here}; fullest region here: {np.bincount(grid.region).max()}")
+
+# %% tags=["check"]
+assert isinstance(capacity_paper, int) and isinstance(capacity_here, int), "the capacities should be whole numbers"
+assert capacity_paper * 256 ** 2 == 4096 ** 2, "capacity_paper: how many 256 x 256 squares tile a 4096 x 4096 region?"
+assert capacity_here * 256 ** 2 == region_size ** 2, f"capacity_here: the same for a {region_size}-px region"
+assert np.bincount(grid.region).max() <= capacity_here, "a region of the tiled slide holds more patches than fit"
+print("no region holds more patches than fit")
 
 # %% [markdown]
 # **Exercise 2 (what `min_genes` keeps).** After `build_genomic_hierarchy(..., min_genes=5)`,
-# how many measured genes does the smallest function have? Check on `h`.
-#
+# how many measured genes does the smallest function have? Store it as `smallest`, from the
+# hierarchy `h` built last above.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+smallest = None            # measured genes of the smallest function of h
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # At least 5: every function with fewer measured genes was dropped. The processes left are
 # those with at least one function remaining.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 smallest = min(len(f) for f in h.function_genes)
 print(f"min_genes=5: smallest function has {smallest} measured genes; {h.n_processes} processes remain")
 assert smallest >= 5
+
+# %% tags=["check"]
+assert isinstance(smallest, int), f"smallest should be a whole number of genes, not {smallest!r}"
+assert smallest == min(map(len, h.function_genes)), "smallest is not the gene count of h's smallest function"
+print("smallest checked")
 
 # %%
 shutil.rmtree(workdir)

@@ -252,7 +252,7 @@ paired_variants.round(3)
 # (0.042, interval about 0.005 to 0.079), and with five comparisons one such interval is
 # not strong evidence. A (one Mamba over the ungrouped fine-grained tokens of each modality,
 # no coarse level, no IFM) is within 0.011 of F. Two
-# things limit what this cohort can show. Its planted log-hazard (`survmamba_lite.data.synth`)
+# things limit what this cohort can show. Its planted log-hazard ([The synthetic cohorts](synthetic_cohorts.py))
 # has four terms of one modality each and one cross-modal product (the tumour fraction times
 # one process's activity), about a sixth of the log-hazard's variance by its coefficients.
 # Models A–C join the two pooled modalities by a linear layer and cannot form that product;
@@ -294,40 +294,81 @@ paired_variants.round(3)
 #   ablation models A–E on average, with a paired interval clear of zero only against E.
 #
 # ## Exercises
-#
-# **Exercise 1 (paired by fold).** In the committed paper-scale grid, on how many folds is the
-# forward-only model ahead, and by how much on average? Is that a difference?
-#
-# :::{dropdown} Solution
-# Pair the folds (same patients): forward-only is ahead on 1 of 5 and behind by 0.026 on
-# average, while the bidirectional fold c-indices spread by about ±0.06. A paired t-test on
-# five differences gives a 95 % interval that includes 0: the direction of the paper's Fig. 3,
-# but no evidence at five folds of one synthetic cohort.
-# :::
-
-# %% tags=["hide-input"]
-diff = paired["unidirectional"] - paired["bidirectional"]
-print(f"forward-only ahead on {(diff > 0).sum()} of {len(diff)} folds; mean difference {diff.mean():+.3f}, "
-      f"fold-to-fold std of the bidirectional c-index {paired['bidirectional'].std():.3f}")
-half = stats.t.ppf(0.975, len(diff) - 1) * diff.std() / np.sqrt(len(diff))
-print(f"paired 95 % interval of the difference: [{diff.mean() - half:+.3f}, {diff.mean() + half:+.3f}]")
-assert (diff > 0).sum() == 1 and abs(diff.mean() + 0.026) < 0.0015
-assert abs(diff.mean()) < paired["bidirectional"].std() and diff.mean() - half < 0 < diff.mean() + half
 
 # %% [markdown]
-# **Exercise 2 (what the second direction costs).** Using the parameter table, what share
-# of each variant's parameters does the backward direction hold?
-#
+# **Exercise 1 (paired by fold).** In the committed paper-scale grid (`paired`: one row per
+# fold, one column per direction), on how many folds is the forward-only model ahead
+# (`ahead_folds`), and by how much on average (`mean_diff`, forward-only minus
+# bidirectional)? Compute the paired 95 % t interval of the mean difference (`interval`,
+# a pair low, high). Is that a difference?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+ahead_folds = None     # folds on which the forward-only model's c-index is higher
+mean_diff = None       # mean over folds of forward-only minus bidirectional
+interval = None        # (low, high): paired 95 % t interval of that mean
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# Between 3 and 5 %: the backward branch has its own convolution and SSM parameters but
-# shares the large projections of the block (chapter [Bi-Mamba](04_bimamba.py)); the IFMs of
-# D–F add more projections, so there the share is smallest.
+# Pair the folds (same patients). The forward-only model is ahead on few folds and behind
+# on average, by less than the fold-to-fold spread of the bidirectional c-index; the
+# paired t interval on five differences (4 degrees of freedom) includes 0 (the cell prints
+# all three). That is the direction of the paper's Fig. 3, but no evidence at five folds of
+# one synthetic cohort.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
+diff = paired["unidirectional"] - paired["bidirectional"]
+ahead_folds = int((diff > 0).sum())
+mean_diff = float(diff.mean())
+half = stats.t.ppf(0.975, len(diff) - 1) * diff.std() / np.sqrt(len(diff))
+interval = (mean_diff - half, mean_diff + half)
+print(f"forward-only ahead on {ahead_folds} of {len(diff)} folds; mean difference {mean_diff:+.3f}, "
+      f"fold-to-fold std of the bidirectional c-index {paired['bidirectional'].std():.3f}")
+print(f"paired 95 % interval of the difference: [{interval[0]:+.3f}, {interval[1]:+.3f}]")
+assert interval[0] < 0 < interval[1] and abs(mean_diff) < paired["bidirectional"].std()   # what the solution says
+
+# %% tags=["check"]
+d_ = paired["unidirectional"] - paired["bidirectional"]
+assert isinstance(ahead_folds, int) and ahead_folds == int((d_ > 0).sum()), \
+    "ahead_folds: count the folds where the forward-only c-index is the higher"
+assert isinstance(mean_diff, float) and abs(mean_diff - d_.mean()) < 1e-9, \
+    "mean_diff: the mean over folds of forward-only minus bidirectional"
+assert isinstance(interval, tuple) and len(interval) == 2, "interval should be a pair (low, high)"
+se_ = d_.std(ddof=1) / np.sqrt(len(d_))
+assert abs((interval[1] - interval[0]) / 2 - stats.t.ppf(0.975, len(d_) - 1) * se_) < 1e-9, \
+    "interval: mean ± t(0.975, n - 1) × (standard deviation of the differences) / sqrt(n)"
+print("ahead_folds, mean_diff and interval checked")
+
+# %% [markdown]
+# **Exercise 2 (what the second direction costs).** Using the parameter table `sizes`
+# (parameters per variant and direction), what share of each variant's parameters does the
+# backward direction hold? Store the shares by variant as `share` (a pandas Series).
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+share = None       # pandas Series: variant -> share of its bidirectional parameters in the backward direction
+
+# %% [markdown] tags=["solution"]
+# :::{dropdown} Solution
+# A few per cent (the cell prints them): the backward branch has its own convolution and
+# SSM parameters but shares the large projections of the block (chapter
+# [Bi-Mamba](04_bimamba.py)); the IFMs of D–F add more projections, so there the share is
+# smallest.
+# :::
+
+# %% tags=["solution"]
 share = 1 - sizes["unidirectional"] / sizes["bidirectional"]
 print("share of the parameters in the backward direction:", share.round(3).to_dict())
-assert ((share > 0) & (share < 0.1)).all()
+assert ((share > 0) & (share < 0.1)).all()                            # a few per cent
+
+# %% tags=["check"]
+assert isinstance(share, pd.Series) and set(share.index) == set(sizes.index), \
+    "share should be a pandas Series with one value per variant of sizes"
+expected_ = (sizes["bidirectional"] - sizes["unidirectional"]) / sizes["bidirectional"]
+assert np.allclose(share.loc[expected_.index].to_numpy(dtype=float), expected_.to_numpy(dtype=float)), \
+    "share: (bidirectional - forward-only parameters) / bidirectional parameters, per variant"
+print("share checked")
 
 # %%
 shutil.rmtree(workdir)

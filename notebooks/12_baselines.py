@@ -194,9 +194,30 @@ for r in table1_runs:
 # folds (±0.02 to ±0.06): five folds of 359 patients cannot order them, here or in the
 # paper. SNN, which reads only the RNA, is behind them. Adding the RNA to ABMIL by Kronecker
 # fusion (ABMIL (KP)) lowers its c-index on this cohort. TransMIL fits its training patients
-# within three epochs (its training loss falls to 0.01) and ranks the validation patients no
-# better than random risk (p = 0.12).
+# within {glue:text}`transmil_fit_epoch` epochs (its training loss, averaged over the folds,
+# is {glue:text}`transmil_loss_before:.2f` after epoch {glue:text}`transmil_epoch_before` and
+# {glue:text}`transmil_loss_at:.2f` after epoch {glue:text}`transmil_fit_epoch`: the first
+# below 0.05; the next cell reads the folds' `metrics.json`) and ranks the validation
+# patients no better than random risk (p = {glue:text}`transmil_p:.2f`).
 #
+# %%
+import json
+
+import numpy as np
+from myst_nb import glue
+
+transmil_dir = paper / "runs" / "blca_paper" / "transmil"
+transmil_loss = np.mean([json.loads((transmil_dir / f"fold_{k}" / "metrics.json").read_text())["train_loss"]
+                         for k in range(5)], axis=0)                       # (epochs,) mean over the folds
+fit_epoch = int(np.argmax(transmil_loss < 0.05)) + 1                        # first epoch below 0.05
+glue("transmil_fit_epoch", fit_epoch, display=False)
+glue("transmil_epoch_before", fit_epoch - 1, display=False)
+glue("transmil_loss_before", float(transmil_loss[fit_epoch - 2]), display=False)
+glue("transmil_loss_at", float(transmil_loss[fit_epoch - 1]), display=False)
+glue("transmil_p", float(risk.set_index("label").loc["TransMIL", "p_value"]), display=False)
+print("TransMIL, mean training loss over the folds after each epoch:", np.round(transmil_loss, 3).tolist())
+
+# %% [markdown]
 # MCAT and MOTCat were trained twice. In the first grid MOTCat did not learn (its training
 # loss stayed at its first epoch's level in every fold; fold mean 0.549). The cause was in
 # our code: the attention layers of MCAT's and MOTCat's transformers started with
@@ -254,35 +275,71 @@ display(Image(filename=str(report / "fig4_km_abmil.png"), width=380))
 #   MOTCat's came from an initialisation that differed from the original's.
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (which models read what).** How many registry models read histology only,
-# RNA only, and both? Check with `list_models()`.
-#
+# RNA only, and both? Count them with `list_models()` (each spec's `modalities`) into a
+# dict `counts` with the keys `"wsi"`, `"rna"` and `"wsi+rna"`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+counts = {"wsi": None, "rna": None, "wsi+rna": None}   # registry models by the modalities they read
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# Count the `modalities` of each spec; the late-fusion ("Cat", "KP") and co-attention models
-# and SurvMamba read both, the MIL models histology only, SNN and SNNTrans RNA only.
+# Count the `modalities` of each spec: {glue:text}`n_models_wsi` models read histology only
+# (the MIL models), {glue:text}`n_models_rna` the RNA only (SNN and SNNTrans among them), and
+# {glue:text}`n_models_both` both (the late-fusion "Cat" and "KP" models, the co-attention
+# models and SurvMamba).
 # :::
 
-# %% tags=["hide-input"]
-by_modality = registry["modalities"].value_counts().to_dict()
-print(by_modality)
-assert by_modality["rna"] >= 2 and by_modality["wsi"] >= 4 and by_modality["wsi+rna"] >= 10
-assert set(registry.loc[["snn", "snntrans"], "modalities"]) == {"rna"}
+# %% tags=["solution"]
+from myst_nb import glue
+
+counts = {"wsi": 0, "rna": 0, "wsi+rna": 0}
+for spec in list_models():
+    counts["+".join(spec.modalities)] += 1
+for key, name in (("wsi", "n_models_wsi"), ("rna", "n_models_rna"), ("wsi+rna", "n_models_both")):
+    glue(name, counts[key], display=False)
+print(counts)
+
+# %% tags=["check"]
+assert set(counts) == {"wsi", "rna", "wsi+rna"} and all(isinstance(v, int) for v in counts.values()), \
+    f"counts should map 'wsi', 'rna' and 'wsi+rna' to whole numbers, not {counts!r}"
+assert sum(counts.values()) == len(list_models()), "the three counts should add up to the number of registry models"
+for key, n in counts.items():
+    assert n == int((registry["modalities"] == key).sum()), f"counts[{key!r}] does not match the registry"
+print("counts checked")
 
 # %% [markdown]
 # **Exercise 2 (random risk).** From the paper-scale grid's `random_risk.csv`, which models'
-# fold-mean c-index lies above the upper end of their random-risk interval?
-#
+# fold-mean c-index (`observed`) lies above the upper end of their random-risk interval
+# (`null_high`)? Store their labels as a set `above`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+above = None       # set of model labels whose fold-mean c-index exceeds their random-risk interval
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # All but TransMIL. The interval is what shuffled risks reach on the same folds; a model
 # above its upper end ranks patients better than chance (the p-values say by how much).
-# TransMIL's 0.527 lies inside its interval (p = 0.12).
+# TransMIL's fold mean lies inside its interval (the table printed by the cell).
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 rr = pd.read_csv(report / "random_risk.csv")
 print(rr[["label", "observed", "null_low", "null_high", "p_value"]].round(3).to_string(index=False))
-assert set(rr.loc[rr["observed"] <= rr["null_high"], "label"]) == {"TransMIL"}
+above = set(rr.loc[rr["observed"] > rr["null_high"], "label"])
+assert set(rr["label"]) - above == {"TransMIL"}                       # all but TransMIL
+
+# %% tags=["check"]
+table_ = pd.read_csv(report / "random_risk.csv")
+assert isinstance(above, set), f"above should be a set of model labels, not {above!r}"
+assert above <= set(table_["label"]), f"labels not in random_risk.csv: {sorted(above - set(table_['label']))}"
+assert above == set(table_.loc[table_["observed"] > table_["null_high"], "label"]), \
+    "above: compare each row's observed c-index with its null_high"
+print("above checked")
 
 # %%
 shutil.rmtree(workdir)

@@ -27,9 +27,9 @@
 #
 # The paper's Fig. 4 splits the patients of each cohort into a low- and a high-risk group
 # at the median predicted risk and compares the groups' Kaplan–Meier curves with a
-# log-rank test. The prediction for each patient must come from a model that did not see
+# {term}`log-rank test`. The prediction for each patient must come from a model that did not see
 # that patient: with k-fold cross-validation every patient is in exactly one validation
-# fold, so pooling the validation predictions of all folds ("out-of-fold") scores every
+# fold, so pooling the validation predictions of all folds ({term}`out-of-fold <out-of-fold prediction>`) scores every
 # patient once.
 #
 # Give `run_dir` a finished `survmamba cv` run (e.g. one of `make cohorts`); without it
@@ -130,7 +130,8 @@ plt.show()
 # `survmamba report RUN ... --out DIR` draws this figure for every model and cohort
 # (`fig4_km_<model>.png`, one panel per cohort) and a table with the log-rank statistics,
 # next to the other metrics: the pooled out-of-fold c-index with a bootstrap interval,
-# the time-dependent c-index and the integrated Brier score.
+# the time-dependent c-index and the integrated Brier score (both defined in the
+# {ref}`survival primer <primer-td-metrics>`).
 
 # %%
 km_table, km_files = fig4_km([run], workdir)
@@ -161,39 +162,69 @@ extra[["label", "cohort", "n_oof", "oof_c_index", "oof_c_index_low", "oof_c_inde
 #   (the integrated Brier score does).
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (the null distribution of the log-rank test).** Split the same patients into
-# two random halves 200 times. How often is the log-rank $p < 0.05$? What does that say
-# about a single p-value?
-#
+# two random halves 200 times (`logrank_test(t, e, group)` with a random boolean `group`
+# that is true for half of them). Store the share of splits with $p < 0.05$ as
+# `share_significant`. What does it say about a single p-value?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+share_significant = None   # share of 200 random half-splits with log-rank p < 0.05
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # About 5 % of random splits reach $p < 0.05$: that is what the test promises under the null.
 # A model's split is one draw; its p-value is meaningful only because the split was fixed
 # before looking at the outcomes.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 rng = np.random.default_rng(seed)
 p_random = np.array([logrank_test(t, e, rng.permutation(len(t)) < len(t) // 2).p_value for _ in range(200)])
-print(f"random halves: {np.mean(p_random < 0.05):.1%} of 200 splits have p < 0.05")
-assert 0.0 < np.mean(p_random < 0.05) < 0.12
+share_significant = float(np.mean(p_random < 0.05))
+print(f"random halves: {share_significant:.1%} of 200 splits have p < 0.05")
+assert 0.0 < share_significant < 0.12                                  # about 5 %
+
+# %% tags=["check"]
+assert isinstance(share_significant, float) and 0 <= share_significant <= 1, \
+    f"share_significant should be a share (a float in [0, 1]), not {share_significant!r}"
+assert abs(share_significant * 200 - round(share_significant * 200)) < 1e-9, "a share of 200 splits: k / 200"
+rng_check = np.random.default_rng(seed + 1)
+own = np.mean([logrank_test(t, e, rng_check.permutation(len(t)) < len(t) // 2).p_value < 0.05 for _ in range(200)])
+assert abs(share_significant - own) < 0.08, \
+    "share_significant is far from what 200 random half-splits give here: are the groups random halves?"
+print("share_significant checked")
 
 # %% [markdown]
-# **Exercise 2 (only the order matters).** Show that the c-index does not change when the
-# risk is replaced by $e^{r}$ or by its ranks.
-#
+# **Exercise 2 (only the order matters).** Compute the c-index of the risk (`c_raw`), of
+# $e^{r}$ (`c_exp`) and of the risks' ranks (`c_rank`). Why are they equal?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+c_raw = None       # c-index of risk
+c_exp = None       # c-index of exp(risk)
+c_rank = None      # c-index of the ranks of risk
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # The c-index compares risks pairwise, so any strictly increasing transformation keeps
 # every comparison. The median split also depends only on the order, as long as the
 # transformation creates no ties.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 c_raw = concordance_index(t, risk, e)
 c_exp = concordance_index(t, np.exp(risk), e)
 c_rank = concordance_index(t, pd.Series(risk).rank().to_numpy(), e)
 print(f"c-index: risk {c_raw:.6f}, exp(risk) {c_exp:.6f}, ranks {c_rank:.6f}")
-assert abs(c_raw - c_exp) < 1e-12 and abs(c_raw - c_rank) < 1e-12
+
+# %% tags=["check"]
+assert all(isinstance(v, float) for v in (c_raw, c_exp, c_rank)), "c_raw, c_exp and c_rank should be c-indices (floats)"
+assert abs(c_raw - concordance_index(t, risk, e)) < 1e-12, "c_raw is not the c-index of risk"
+assert abs(c_exp - c_raw) < 1e-12 and abs(c_rank - c_raw) < 1e-12, "the three c-indices should be equal"
+print("the same c-index for the risk, its exponential and its ranks")
 
 # %%
 shutil.rmtree(workdir)

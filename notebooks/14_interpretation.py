@@ -185,7 +185,7 @@ plt.show()
 #
 # ## A patient whose signal we planted
 #
-# The synthetic cohorts of the data chapter plant the hazard: tumour regions (their patches
+# The synthetic cohorts ([The synthetic cohorts](synthetic_cohorts.py)) plant the hazard: tumour regions (their patches
 # shifted along a tumour direction, with a cellularity score), the activity of the process
 # "Cell growth and death", the private part of one "Signal transduction" function and an
 # interaction of tumour fraction with "Immune system". The generator writes which regions are
@@ -368,63 +368,109 @@ else:                                                     # keep the figure (and
 #   chance and change completely under weight randomisation; the rollout does neither.
 #
 # ## Exercises
-#
-# **Exercise 1 (the Toeplitz case).** Take constant $\Delta = 0.3$, $B$ and $C$ over $L = 6$
-# steps. Show that `scan_matrix` is the Toeplitz matrix of Eq. 4's kernel
-# $\bar K_k = C \bar A^k \bar B$ (`survmamba_lite.ssm.ssm_kernel`).
-#
-# :::{dropdown} Solution
-# With constant parameters $\sum_{k=s+1}^t \Delta_k = (t - s)\Delta$, so
-# $\alpha_{t,s} = C \exp(A\Delta)^{t-s} \Delta B = \bar K_{t-s}$. The hidden cell builds the
-# matrix from the kernel and compares.
-# :::
 
-# %% tags=["hide-input"]
+# %% [markdown]
+# **Exercise 1 (the Toeplitz case).** Take constant $\Delta = 0.3$, $B$ and $C$ over $L = 6$
+# steps, with `A1`, `b1`, `c1` below. Compute the scan's hidden attention with `scan_matrix`
+# (`m1`, a $6 \times 6$ matrix) and build the Toeplitz matrix of Eq. 4's kernel
+# $\bar K_k = C \bar A^k \bar B$ (`survmamba_lite.ssm.ssm_kernel`) as `toeplitz`. Why are
+# they equal?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
 from survmamba_lite.ssm import ssm_kernel
 
-A1 = -torch.tensor([[0.5, 1.0, 2.0]], dtype=torch.float64)
+A1 = -torch.tensor([[0.5, 1.0, 2.0]], dtype=torch.float64)           # (E=1, N=3)
 b1, c1 = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64), torch.tensor([0.3, 1.0, -1.0], dtype=torch.float64)
+m1 = None          # (6, 6) scan_matrix of the constant-parameter scan
+toeplitz = None    # (6, 6) lower-triangular Toeplitz matrix of the kernel K_0..K_5
+
+# %% [markdown] tags=["solution"]
+# :::{dropdown} Solution
+# With constant parameters $\sum_{k=s+1}^t \Delta_k = (t - s)\Delta$, so
+# $\alpha_{t,s} = C \exp(A\Delta)^{t-s} \Delta B = \bar K_{t-s}$.
+# :::
+
+# %% tags=["solution"]
 m1 = scan_matrix(torch.full((1, 1, 6), 0.3, dtype=torch.float64), A1, b1.view(1, 3, 1).expand(1, 3, 6),
                  c1.view(1, 3, 1).expand(1, 3, 6))[0, 0]
 K = ssm_kernel(torch.diag(torch.exp(0.3 * A1[0])), 0.3 * b1, c1, 6)
 toeplitz = torch.stack([torch.cat([K[:t + 1].flip(0), K.new_zeros(5 - t)]) for t in range(6)])
-assert torch.allclose(m1, toeplitz)
+print("max |scan_matrix - Toeplitz| =", (m1 - toeplitz).abs().max().item())
+
+# %% tags=["check"]
+assert isinstance(m1, torch.Tensor) and tuple(m1.shape) == (6, 6), "m1 should be the (6, 6) scan_matrix"
+assert isinstance(toeplitz, torch.Tensor) and tuple(toeplitz.shape) == (6, 6), "toeplitz should be a (6, 6) tensor"
+K_ = ssm_kernel(torch.diag(torch.exp(0.3 * A1[0])), 0.3 * b1, c1, 6)
+assert all(torch.isclose(toeplitz[t, s], K_[t - s]) for t in range(6) for s in range(t + 1)), \
+    "toeplitz[t, s] should be the kernel's K[t - s] on and below the diagonal"
+assert torch.count_nonzero(torch.triu(toeplitz, diagonal=1)) == 0, "toeplitz should be zero above the diagonal"
+assert torch.allclose(m1, toeplitz), "scan_matrix and the Toeplitz matrix differ: check m1's arguments (Δ = 0.3, L = 6)"
 print("scan_matrix is the Toeplitz matrix of the kernel")
 
 # %% [markdown]
 # **Exercise 2 (gradient × input).** Integrated gradients with `steps=0` is gradient ×
 # input. Does it find the planted regions as well as 8-step integrated gradients on the
-# validation patients?
-#
+# validation patients? Compute the mean region precision@1 of gradient × input
+# (`patient_maps(..., ig_steps=0)`, then `planted_overlap`, column `regions_ig`) as
+# `gxi_precision`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+gxi_precision = None   # mean region precision@1 of gradient x input over the validation patients
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# Compute the maps with `ig_steps=0` and the same overlap; the hidden cell prints both
-# region precisions and checks that gradient × input is also above chance.
+# Compute the maps with `ig_steps=0` and the same overlap; the cell prints both region
+# precisions and the chance level: gradient × input is also above chance.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 gxi = planted_overlap(patient_maps(model, cohort, val_ids, prep.rna_normalizer, ig_steps=0), cohort)
-print(f"region precision@1: gradient x input {gxi['regions_ig'].mean():.3f}, "
+gxi_precision = float(gxi["regions_ig"].mean())
+print(f"region precision@1: gradient x input {gxi_precision:.3f}, "
       f"integrated gradients {mean['regions_ig']:.3f}, chance {mean['regions_chance']:.3f}")
-assert gxi["regions_ig"].mean() > mean["regions_chance"]
+assert gxi_precision > mean["regions_chance"]                          # above chance, as the solution says
+
+# %% tags=["check"]
+assert isinstance(gxi_precision, float) and 0 <= gxi_precision <= 1, \
+    f"gxi_precision should be a precision (a float in [0, 1]), not {gxi_precision!r}"
+again_ = planted_overlap(patient_maps(model, cohort, val_ids, prep.rna_normalizer, ig_steps=0), cohort)
+assert abs(gxi_precision - again_["regions_ig"].mean()) < 1e-9, \
+    "gxi_precision is not the mean regions_ig of planted_overlap with ig_steps=0"
+print("gxi_precision checked")
 
 # %% [markdown]
 # **Exercise 3 (where the structure comes from).** The rollout of the randomised model
-# still favours some patches. Which ones? Compare a patient's rollout with one over the
-# number of patches of its region.
-#
+# still favours some patches. Which ones? Compute the Spearman correlation `rho_size`
+# between the first validation patient's randomised rollout (`rand[0]["ha_patches"]`) and
+# one over the number of patches of each patch's region (`rand[0]["patch_region"]`).
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+rho_size = None    # Spearman correlation of rand[0]'s rollout with 1 / (patches of the patch's region)
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # The coarse path gives each region a share $c_r$ close to uniform and spreads it over the
-# region's patches, so patches of small regions get more. The hidden cell checks that the
-# randomised model's rollout correlates with $1/n_r$.
+# region's patches, so patches of small regions get more: the correlation with $1/n_r$ is
+# strongly positive (the cell prints it).
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 r0 = rand[0]
 sizes = np.bincount(r0["patch_region"])
 inverse_size = 1.0 / sizes[r0["patch_region"]]
-rho_size = pd.Series(r0["ha_patches"]).corr(pd.Series(inverse_size), method="spearman")
+rho_size = float(pd.Series(r0["ha_patches"]).corr(pd.Series(inverse_size), method="spearman"))
 print(f"randomised rollout vs 1 / region size: Spearman {rho_size:.2f}")
-assert rho_size > 0.5
+assert rho_size > 0.5                                                  # strongly positive
+
+# %% tags=["check"]
+assert isinstance(rho_size, float) and -1 <= rho_size <= 1, f"rho_size should be a correlation, not {rho_size!r}"
+region_ = np.asarray(rand[0]["patch_region"])
+expected_rho = pd.Series(rand[0]["ha_patches"]).rank().corr(pd.Series(1.0 / np.bincount(region_)[region_]).rank())
+assert abs(rho_size - expected_rho) < 1e-9, "rho_size is not the Spearman correlation with 1 / region size"
+print("rho_size checked")
 
 # %%
 shutil.rmtree(workdir, ignore_errors=True)

@@ -27,9 +27,9 @@
 # 4. explain genomic-guided co-attention, the interaction that SurvMamba's IFM replaces.
 # :::
 #
-# A whole slide image has $10^4$–$10^5$ patches of $256 \times 256$ pixels, and the survival
+# A {term}`whole-slide image` has $10^4$–$10^5$ patches of $256 \times 256$ pixels, and the survival
 # label belongs to the patient, not to any patch. Multiple-instance learning (MIL) handles
-# exactly this: a *bag* of instances $\{x_1, \dots, x_L\}$ with one label. Every slide model
+# exactly this: a {term}`bag` of instances $\{x_1, \dots, x_L\}$ with one label. Every slide model
 # of the paper's Table 1, SurvMamba included, is a MIL model; they differ in how they pool
 # the patches into one vector. The bags here are **synthetic**.
 
@@ -196,47 +196,96 @@ assert diff < 1e-5 and torch.allclose(weights.sum(-1), torch.ones(weights.shape[
 #   Mamba (next chapters).
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (mean pooling is attention).** Which attention scores make gated attention
-# pooling equal to mean pooling? Check it with `GatedAttentionPool`.
-#
+# pooling equal to mean pooling? Make a `GatedAttentionPool(F_dim, 4)` called `mean_pool` pool a
+# bag as its mean by setting its weights (no new class), and check it on random bags.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+mean_pool = None   # a GatedAttentionPool(F_dim, 4) whose pooling is the mean of the bag
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # Equal scores for all instances give $a_k = 1/L$. Setting $w = 0$ makes every score zero.
 # :::
 
-# %% tags=["hide-input"]
-p = GatedAttentionPool(F_dim, 4)
+# %% tags=["solution"]
+mean_pool = GatedAttentionPool(F_dim, 4)
 with torch.no_grad():
-    p.w.weight.zero_()
-    bag = torch.randn(2, 10, F_dim)
-    z, a = p(bag)
-assert torch.allclose(z[:, 0], bag.mean(1), atol=1e-6) and torch.allclose(a, torch.full_like(a, 0.1))
-print("w = 0: attention pooling == mean pooling")
+    mean_pool.w.weight.zero_()
+print("w = 0: every attention score is 0, every weight 1/L")
+
+# %% tags=["check"]
+assert isinstance(mean_pool, GatedAttentionPool), f"mean_pool should be a GatedAttentionPool, not {mean_pool!r}"
+bag_ = torch.randn(3, 10, F_dim)
+with torch.no_grad():
+    z_, a_ = mean_pool(bag_)
+assert torch.allclose(z_[:, 0], bag_.mean(1), atol=1e-6), "mean_pool does not return the mean of the bag"
+assert torch.allclose(a_, torch.full_like(a_, 0.1)), "the attention weights of a 10-instance bag should all be 1/10"
+print("attention pooling == mean pooling")
 
 # %% [markdown]
 # **Exercise 2 (padding gets no weight).** Bags of different sizes are padded to a common
 # length. Show that ABMIL's logits for a patient do not change when another, larger
-# patient joins the batch.
-#
+# patient joins the batch: compute patient 1's logits alone (`alone`, from
+# `collate_bags([bags[1]])`) and in the batch (`together`, its row of the batch's logits).
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+alone = None       # (1, T) ABMIL logits of bags[1] on its own
+together = None    # (1, T) its row of the logits of the whole batch
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # The padded positions get score $-\infty$, hence weight $0$, and `flatten_bag` puts real
-# patches first; the hidden cell compares a patient alone with the same patient in the batch.
+# patches first; the cell compares a patient alone with the same patient in the batch.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 with torch.no_grad():
     alone = models["abmil"](collate_bags([bags[1]]))
     together = models["abmil"](batch)[1:2]
 print(f"max |alone - in the batch| = {(alone - together).abs().max().item():.1e}")
-assert torch.allclose(alone, together, atol=1e-5)
+
+# %% tags=["check"]
+assert isinstance(alone, torch.Tensor) and isinstance(together, torch.Tensor), "alone and together should be logits (tensors)"
+with torch.no_grad():
+    ref_ = models["abmil"](collate_bags([bags[1]]))
+assert alone.shape == together.shape == ref_.shape, f"both should have the shape {tuple(ref_.shape)} of one patient's logits"
+assert torch.allclose(alone, ref_), "alone should be ABMIL's logits of collate_bags([bags[1]])"
+assert torch.allclose(alone, together, atol=1e-5), "the patient's logits change in the batch: padding leaks"
+print("padding gets no weight")
 
 # %% [markdown]
 # **Exercise 3 (the cost of co-attention).** At the paper's scale a slide has about
 # $L = 10^4$ patches and MCAT uses $N = 6$ genomic tokens. How many attention scores does
-# the co-attention compute per slide, and how many would full self-attention over the
-# patches (TransMIL, without its Nyström approximation) compute?
-#
+# the co-attention compute per slide (`n_coattention`), and how many would full
+# self-attention over the patches (TransMIL, without its Nyström approximation) compute
+# (`n_selfattention`)?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+n_coattention = None   # attention scores of co-attention from N genomic tokens to L patches
+n_selfattention = None # attention scores of full self-attention over L patches
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# Co-attention: $N L = 6 \times 10^4$. Self-attention: $L^2 = 10^8$, about 1700 times more,
+# Co-attention: one score per (genomic token, patch) pair, $NL = 6 \times 10^4$.
+# Self-attention: one per pair of patches, $L^2 = 10^8$: more than a thousand times more,
 # which is why TransMIL approximates it and why linear-time scans are attractive.
 # :::
+
+# %% tags=["solution"]
+L_slide, N_tokens = 10_000, 6
+n_coattention = N_tokens * L_slide
+n_selfattention = L_slide ** 2
+print(f"co-attention {n_coattention:,} scores; self-attention {n_selfattention:,} ({n_selfattention / n_coattention:.0f} x)")
+
+# %% tags=["check"]
+assert isinstance(n_coattention, int) and isinstance(n_selfattention, int), "the counts should be whole numbers"
+scores_ = torch.zeros(6, 10_000)                                        # one score per (token, patch)
+assert n_coattention == scores_.numel(), "co-attention: each of the N genomic tokens scores every patch"
+assert n_selfattention == 10_000 * 10_000, "self-attention: every patch scores every patch"
+print("the counts checked")

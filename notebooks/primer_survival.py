@@ -58,7 +58,7 @@ print(f"seed: {SEED}")
 # t_i = \min(T_i, C_i), \qquad \delta_i = \mathbb 1[T_i \le C_i] \quad (\delta_i = 1:\ \text{death observed}).
 # $$
 #
-# This is *right censoring*: for $\delta_i = 0$ we know only that $T_i > t_i$. A simulated
+# This is {term}`right censoring`: for $\delta_i = 0$ we know only that $T_i > t_i$. A simulated
 # cohort of 300 patients with a binary covariate $x$ (say, a high-risk tumour subtype) and
 # exponential death times with rate $\lambda_0 e^{\beta x}$, censored by a uniform follow-up:
 
@@ -80,7 +80,7 @@ print(f"true mean survival time {np.mean(T):.1f} months; mean of the observed ti
 #
 # ## Hazard and survival
 #
-# The survival function $S(t) = P(T > t)$ and the hazard, the rate of death among those
+# The {term}`survival function` $S(t) = P(T > t)$ and the {term}`hazard`, the rate of death among those
 # still alive,
 #
 # $$
@@ -95,7 +95,7 @@ print(f"true mean survival time {np.mean(T):.1f} months; mean of the observed ti
 #
 # ## Kaplan–Meier
 #
-# Without a model, $S$ is estimated by the Kaplan–Meier product {cite}`kaplan1958km`: at
+# Without a model, $S$ is estimated by the {term}`Kaplan–Meier <Kaplan–Meier estimator>` product {cite}`kaplan1958km`: at
 # each distinct death time $t_{(j)}$, with $n_j$ patients still at risk and $d_j$ deaths,
 #
 # $$
@@ -213,7 +213,7 @@ assert abs(beta.item() - beta_ll) < 1e-4
 # ## Scoring a prediction: the concordance index
 #
 # A survival model outputs a *risk* $r_i$ per patient (higher = earlier death). Harrell's
-# concordance index {cite}`harrell1982cindex` is the fraction of *comparable* pairs that the
+# {term}`concordance index` {cite}`harrell1982cindex` is the fraction of *comparable* pairs that the
 # risk orders correctly: a pair $(i, j)$ is comparable when the patient who left first,
 # $i$, died ($\delta_i = 1$, $t_i < t_j$); it is concordant when $r_i > r_j$. Ties in the risk
 # count one half. A random risk scores about 0.5, a perfect one 1. lifelines takes
@@ -233,6 +233,123 @@ for name, r in (("Cox risk", risk_cox), ("random", risk_random)):
 # Kaplan–Meier curves of the patients split at the median predicted risk with a log-rank
 # test between the two halves, combines the two previous sections.
 #
+# (primer-td-metrics)=
+# ## Scoring survival curves: the time-dependent c-index and the integrated Brier score
+#
+# Harrell's c-index scores one number per patient. A survival model predicts a whole curve
+# $\hat S_i(t)$ (SurvMamba: $S_k$ over its $T$ time bins), and two further metrics, which
+# the training and results chapters report next to the c-index, score the curve.
+#
+# **The time-dependent c-index** of Antolini et al. {cite}`antolini2005td` compares two
+# curves at the time that matters for the pair: for a comparable pair $(i, j)$ (patient
+# $i$ died first, at $t_i$), it is concordant when the model gave $i$ the lower chance of
+# being alive at $t_i$,
+#
+# $$
+# C^{td} = \frac{\#\{\text{comparable } (i, j):\ \hat S_i(t_i) < \hat S_j(t_i)\} + \tfrac12\,\#\{\ldots:\ \hat S_i(t_i) = \hat S_j(t_i)\}}
+#               {\#\{\text{comparable } (i, j)\}} .
+# $$
+#
+# When no two curves cross (proportional hazards: every curve is a power of one
+# baseline), ordering by $\hat S_i(t)$ is the same at every $t$ and $C^{td}$ is Harrell's
+# c-index of any risk that orders the curves. When curves cross, no single risk number can
+# rank patients both early and late, and $C^{td}$ reads each pair where it is decided.
+# (Antolini counts a tie as discordant; the package counts it one half, like Harrell's C,
+# so that a constant prediction scores 0.5.)
+#
+# **The Brier score** at a time $\tau$ is the mean squared error of the predicted
+# probability of being alive at $\tau$, $\hat S_i(\tau)$, against the outcome
+# $\mathbb 1[T_i > \tau]$. Censoring hides the outcome of patients censored before
+# $\tau$; Graf et al. {cite}`graf1999brier` leave them out and reweight the others by the
+# inverse probability of remaining uncensored (IPCW), with $\hat G(t) = P(C > t)$ the
+# Kaplan–Meier estimate of the *censoring* distribution (censorings as the "events"):
+#
+# $$
+# BS(\tau) = \frac1n\sum_{i=1}^n\left[
+#   \frac{\hat S_i(\tau)^2\,\mathbb 1[t_i \le \tau,\ \delta_i = 1]}{\hat G(t_i^-)}
+# + \frac{\big(1 - \hat S_i(\tau)\big)^2\,\mathbb 1[t_i > \tau]}{\hat G(\tau)}\right],
+# \qquad
+# IBS = \frac{1}{\tau_K - \tau_1}\int_{\tau_1}^{\tau_K} BS(\tau)\,d\tau .
+# $$
+#
+# The weights make up, on average, for the patients censored before $\tau$. Lower is
+# better; predicting $\hat S = 0.5$ for everyone scores 0.25 at every $\tau$, and the
+# Kaplan–Meier curve of the whole cohort, the same for every patient, is the reference a
+# model with covariates should beat. In cross-validation $\hat G$ is fitted on the
+# training fold (the package's `censoring_km`), and the integral is the trapezoid rule over
+# a grid of times inside the follow-up; for SurvMamba's discrete-time curves, the
+# [Survival](07_survival.py) chapter and `survmamba_lite.survival.metrics` say at which
+# times a bin's $S_k$ is read.
+#
+# By hand, on the cohort above, for three predictions: the true curves
+# $S_i(t) = e^{-\lambda_0 e^{\beta x_i} t}$, the fitted Cox model's curves, and the
+# Kaplan–Meier curve given to every patient. Here $\hat G$ is fitted on the whole cohort.
+
+# %%
+from survmamba_lite.survival import concordance_td, integrated_brier_score
+
+taus = np.linspace(2.0, 48.0, 24)                                  # (n_times,) Brier grid, months
+every_time = np.unique(time)                                       # C^td reads each curve at every death time
+
+
+def predicted_curves(grid):
+    """(n, len(grid)) survival curves of the three predictions on a time grid."""
+    km_all = KaplanMeierFitter().fit(time, event).survival_function_at_times(grid).to_numpy()
+    return {"true curves": np.exp(-lam0 * np.exp(beta_true * x)[:, None] * grid[None, :]),
+            "Cox model": cph.predict_survival_function(pd.DataFrame({"x": x}), times=grid).to_numpy().T,
+            "Kaplan–Meier for all": np.tile(km_all, (n, 1))}
+
+
+censoring = KaplanMeierFitter().fit(time, 1 - event)                 # G(t) = P(C > t): censorings are the events
+G = lambda u: censoring.survival_function_at_times(u).to_numpy()     # noqa: E731 (no ties here: G(t-) = G(t))
+
+
+def ctd_by_hand(t, e, surv, grid):
+    """Antolini's C^td, surv read as a step function on grid (1 before grid[0])."""
+    at = lambda i, ti: 1.0 if ti < grid[0] else surv[i, np.searchsorted(grid, ti, side="right") - 1]  # noqa: E731
+    conc = pairs = 0.0
+    for i in np.flatnonzero(e):
+        for j in np.flatnonzero(t > t[i]):
+            pairs += 1
+            si, sj = at(i, t[i]), at(j, t[i])
+            conc += 1.0 if si < sj else 0.5 if si == sj else 0.0
+    return conc / pairs
+
+
+def ibs_by_hand(t, e, surv, grid):
+    bs = [np.mean(np.where((t <= tau) & (e == 1), surv[:, k] ** 2 / G(t), 0.0)
+                  + np.where(t > tau, (1 - surv[:, k]) ** 2 / G(tau), 0.0)) for k, tau in enumerate(grid)]
+    return np.trapezoid(bs, grid) / (grid[-1] - grid[0]), np.array(bs)
+
+
+rows = []
+on_taus, on_times = predicted_curves(taus), predicted_curves(every_time)
+for name in on_taus:
+    ibs_hand, bs = ibs_by_hand(time, event, on_taus[name], taus)
+    rows.append({"prediction": name, "C^td by hand": ctd_by_hand(time, event, on_times[name], every_time),
+                 "C^td package": concordance_td(time, event, on_times[name], every_time),
+                 "IBS by hand": ibs_hand,
+                 "IBS package": integrated_brier_score(on_taus[name], taus, time, event, time, event)})
+    assert abs(rows[-1]["C^td by hand"] - rows[-1]["C^td package"]) < 1e-12
+    assert abs(rows[-1]["IBS by hand"] - rows[-1]["IBS package"]) < 1e-12
+scores = pd.DataFrame(rows).set_index("prediction")
+print(f"Harrell's c-index of the risk x: {concordance_index(time, x, event):.4f}")
+scores.round(4)
+
+# %% [markdown]
+# The true curves never cross and are ordered by $x$ alone, so their $C^{td}$ is Harrell's
+# c-index of the binary risk $x$ (printed above the table); the Kaplan–Meier curve, the same
+# for everyone, ranks no pair and scores exactly 0.5. The integrated Brier score separates
+# what the c-index cannot: the Cox model's curves (fitted to these same patients) score
+# about as well as the true curves, and both score below the Kaplan–Meier curve that
+# ignores $x$.
+
+# %%
+assert abs(scores.loc["true curves", "C^td package"] - concordance_index(time, x, event)) < 1e-12
+assert scores.loc["Kaplan–Meier for all", "C^td package"] == 0.5
+assert max(scores.loc[["Cox model", "true curves"], "IBS package"]) < scores.loc["Kaplan–Meier for all", "IBS package"]
+
+# %% [markdown]
 # ## Summary
 #
 # * Censored patients carry information ("alive at $t_i$"); Kaplan–Meier, the log-rank
@@ -242,56 +359,108 @@ for name, r in (("Cox risk", risk_cox), ("random", risk_random)):
 #   derives $S_k = \prod_{j\le k}(1 - h_j)$.
 # * The package's `kaplan_meier`, `logrank_test`, `cox_ph_loss` and `concordance_index` agree with
 #   lifelines on this cohort to rounding error.
+# * Curves are scored by the time-dependent c-index (ranking, read at each death time) and
+#   the integrated Brier score (squared error of the predicted probabilities, weighted for
+#   censoring); both agree with the by-hand versions above.
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (Kaplan–Meier by hand).** Six patients have times $(2, 3, 3, 5, 8, 9)$ and
-# events $(1, 1, 0, 1, 0, 1)$. Compute $\hat S(t)$ at $t = 2, 3, 5, 9$ on paper, then check
-# with `kaplan_meier`.
-#
+# events $(1, 1, 0, 1, 0, 1)$. Compute $\hat S(t)$ at $t = 2, 3, 5, 9$ on paper and write
+# the four values into `S_hand` (a dict from time to $\hat S$); the check compares them with
+# `kaplan_meier`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer: S_hand[t] is the Kaplan-Meier estimate at t (fractions like 5 / 6 are fine)
+S_hand = {2: None, 3: None, 5: None, 9: None}
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # At $t = 2$: 6 at risk, 1 death, $\hat S = 5/6$. At $t = 3$: 5 at risk, 1 death (the
 # censored patient at 3 is still at risk), $\hat S = 5/6 \cdot 4/5 = 2/3$. At $t = 5$: 3 at
 # risk, 1 death, $\hat S = 2/3 \cdot 2/3 = 4/9$. At $t = 9$: 1 at risk, 1 death, $\hat S = 0$.
-# The cell below checks these values.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
+S_hand = {2: 5 / 6, 3: 5 / 6 * 4 / 5, 5: 2 / 3 * 2 / 3, 9: 1 / 1 * 0.0}
+
+# %% tags=["check"]
 toy = kaplan_meier([2, 3, 3, 5, 8, 9], [1, 1, 0, 1, 0, 1]).set_index("time")["survival"]
-expected = {2: 5 / 6, 3: 2 / 3, 5: 4 / 9, 9: 0.0}
-assert all(abs(toy.loc[t] - s) < 1e-12 for t, s in expected.items()), toy
-print("Kaplan–Meier by hand == kaplan_meier:", {t: round(s, 4) for t, s in expected.items()})
+assert set(S_hand) == {2, 3, 5, 9}, f"S_hand needs the times 2, 3, 5 and 9 as keys, has {sorted(S_hand)}"
+for t_, s_ in S_hand.items():
+    assert isinstance(s_, (int, float)), f"S_hand[{t_}] should be a number, not {s_!r}"
+    assert abs(toy.loc[t_] - s_) < 1e-9, f"S_hand[{t_}] = {s_:.4f} is not the Kaplan-Meier estimate: " \
+                                         "count who is still at risk just before t (censored at t counts)"
+print("Kaplan–Meier by hand == kaplan_meier at t = 2, 3, 5, 9")
 
 # %% [markdown]
-# **Exercise 2 (two wrong ways to handle censoring).** Estimate $S(24)$ for the cohort
-# above (a) by dropping censored patients, (b) by treating them as deaths, and compare
-# both with Kaplan–Meier and with the truth $P(T > 24)$ of the simulation.
-#
+# **Exercise 2 (two wrong ways to handle censoring).** Estimate $S(24)$ for the simulated
+# cohort of this chapter (a) by dropping the censored patients (`s_drop`), (b) by treating
+# them as deaths at their censoring time (`s_dead`). Compare both with Kaplan–Meier and
+# with the truth $P(T > 24)$ of the simulation, and say which of the two is further from
+# the truth here (`worse = "drop"` or `"dead"`). Why are both biased the same way?
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+s_drop = None      # (a) S(24) with the censored patients dropped
+s_dead = None      # (b) S(24) with every censored patient counted as a death
+worse = None       # "drop" or "dead": which of the two is further from the truth
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# Dropping censored patients removes long survivors (censoring happens while alive), so
-# (a) is biased low; treating them as deaths is worse. Kaplan–Meier is close to the truth.
-# The hidden cell computes all four.
+# Both are biased low. Dropping the censored patients keeps only the deaths, and the
+# patients censored are those still alive at their censoring time, so long survivors are
+# under-represented; counting them as deaths ends every censored survival early. Which one
+# is worse depends on when censoring happens: with this cohort's uniform follow-up over 60
+# months, many patients are censored after 24 months and counting them as deaths does not
+# touch them, while dropping removes them all: here dropping is the worse of the two (the
+# cell prints the four numbers). Kaplan–Meier is close to the truth.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 s_drop = np.mean(time[event == 1] > 24)
-s_dead = np.mean((time > 24))                                # censored before 24 counted as dead
+s_dead = np.mean(time > 24)                                 # censored before 24 counted as dead
 s_km24 = KaplanMeierFitter().fit(time, event).survival_function_at_times(24).item()
 s_true = np.mean(T > 24)
+worse = "drop" if abs(s_drop - s_true) > abs(s_dead - s_true) else "dead"
 print(f"S(24): dropped {s_drop:.3f}, as deaths {s_dead:.3f}, Kaplan–Meier {s_km24:.3f}, truth {s_true:.3f}")
-assert s_drop < s_true and s_dead < s_true and abs(s_km24 - s_true) < min(s_true - s_drop, s_true - s_dead)
+assert s_drop < s_true and s_dead < s_true and worse == "drop"               # what the solution says
+
+# %% tags=["check"]
+for name_, v_ in (("s_drop", s_drop), ("s_dead", s_dead)):
+    assert isinstance(v_, float) and 0 <= v_ <= 1, f"{name_} should be a probability (a float in [0, 1]), not {v_!r}"
+assert abs(s_drop * event.sum() - ((time > 24) & (event == 1)).sum()) < 1e-6, \
+    "s_drop: the share of the observed deaths that happened after 24 months"
+assert abs(s_dead * n - (time > 24).sum()) < 1e-6, "s_dead: the share of all patients whose observed time exceeds 24"
+truth_ = np.mean(T > 24)
+assert worse == ("drop" if abs(s_drop - truth_) > abs(s_dead - truth_) else "dead"), \
+    "worse: compare |s_drop - truth| with |s_dead - truth|, where truth = np.mean(T > 24)"
+print("s_drop, s_dead and worse agree with the simulation")
 
 # %% [markdown]
 # **Exercise 3 (the c-index of a reversed risk).** Show that when no two risks are tied,
-# reversing a risk ($r \to -r$) turns a c-index $c$ into $1 - c$. Check it on `risk_cox`.
-#
+# reversing a risk ($r \to -r$) turns a c-index $c$ into $1 - c$. Check it on `risk_cox`:
+# set `c_fwd` and `c_rev` to the c-indices of `risk_cox` and of `-risk_cox`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+c_fwd = None       # the c-index of risk_cox
+c_rev = None       # the c-index of -risk_cox
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # Every comparable pair is concordant under $r$ exactly when it is discordant under $-r$;
 # without ties there are no half-counts, so the fractions add to one.
 # :::
 
-# %% tags=["hide-input"]
-c = concordance_index(time, risk_cox, event)
+# %% tags=["solution"]
+c_fwd = concordance_index(time, risk_cox, event)
 c_rev = concordance_index(time, -risk_cox, event)
-print(f"c = {c:.4f}, c(-r) = {c_rev:.4f}, sum = {c + c_rev:.12f}")
-assert abs(c + c_rev - 1) < 1e-12
+print(f"c = {c_fwd:.4f}, c(-r) = {c_rev:.4f}, sum = {c_fwd + c_rev:.12f}")
+
+# %% tags=["check"]
+assert isinstance(c_fwd, float) and isinstance(c_rev, float), "c_fwd and c_rev should be c-indices (floats)"
+assert abs(c_fwd - lifelines_cindex(time, -risk_cox, event)) < 1e-12, "c_fwd is not the c-index of risk_cox"
+assert abs(c_fwd + c_rev - 1) < 1e-12, f"c_fwd + c_rev = {c_fwd + c_rev:.6f}, not 1"
+print("c(r) + c(-r) = 1")

@@ -26,7 +26,7 @@
 # :::
 #
 # Everything before this chapter runs on synthetic cohorts. Here the package meets public
-# TCGA data: the transcriptomics tables that SurvPath and PORPOISE released with their
+# {term}`TCGA` data: the transcriptomics tables that SurvPath and PORPOISE released with their
 # 5-fold splits, and two real H&E slides. We ask two questions:
 #
 # 1. With the project's own import code, the KEGG hierarchy and the experiments layer,
@@ -478,6 +478,15 @@ for name in ("radam", "radam-decoupled"):
             trace.append(f"{step} steps {float(w.detach()[0]):.4f}")
     print(f"{name:16s} lr 2e-4, weight decay 5e-3: 0.05 ->", ", ".join(trace))
 
+# %%
+from myst_nb import glue
+
+train_per_fold = {ck: [info["n_cases"] - n_val for n_val in info["fold_n_val"]] for ck, info in cohort_info.items()}
+glue("brca_train_max", max(train_per_fold["brca"]), display=False)
+glue("others_train_max", max(max(v) for ck, v in train_per_fold.items() if not ck.startswith("brca")), display=False)
+glue("brca_death_share", cohort_info["brca"]["n_events"] / cohort_info["brca"]["n_cases"], display=False)
+print("training patients per outer fold:", train_per_fold)
+
 # %% [markdown]
 # The same inner splits, trained with the decay taken out of the gradient, do not collapse
 # (the two variant rows of the table above): with `weight_decay=0`, and with AdamW (whose
@@ -486,8 +495,10 @@ for name in ("radam", "radam-decoupled"):
 # c-index 0.46 to 0.60. (These two variants kept only their final numbers: the call's time
 # limit stopped the processes after training while they were being probed, so they have no
 # per-epoch curves.) Why BRCA and not the other cohorts: BRCA has the most training patients
-# per epoch (764, against at most 362), so the most steps, and the fewest deaths per
-# patient (14%), so the weakest loss gradients. The other four cohorts' SNNTrans runs end
+# per epoch ({glue:text}`brca_train_max` in its largest training fold, against at most
+# {glue:text}`others_train_max` in the other cohorts', computed below from `cohorts.json`), so
+# the most steps, and the fewest deaths per patient ({glue:text}`brca_death_share:.0%`), so
+# the weakest loss gradients. The other four cohorts' SNNTrans runs end
 # with a predicted risk that spreads by 0.36 to 1.04 bins across their validation patients,
 # and none of their epochs scores exactly 0.500.
 #
@@ -752,40 +763,74 @@ else:
 #   "weight decay 5e-3"; the committed rows keep the setting they were run with.
 #
 # ## Exercises
-#
+
+# %% [markdown]
 # **Exercise 1 (how noisy is a fold?).** For every cohort, take the Cox reference's five
-# fold c-indices. Which cohort has the largest spread, and does it have the fewest deaths
-# per validation fold?
-#
+# fold c-indices (`runs[(cohort, "cox")]["fold_c_index"]`). Which cohort has the largest
+# spread (`widest`, the standard deviation over the folds), and which has the fewest deaths
+# in one validation fold (`fewest`, from `cohort_info[cohort]["fold_n_val_events"]`)? Use
+# the cohort keys of `cohorts`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+widest = None      # the cohort key whose Cox fold c-indices spread the most
+fewest = None      # the cohort key with the fewest deaths in one validation fold
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# COADREAD: 58 deaths in 296 patients, 6 in one fold, and the widest spread of fold
-# c-indices. A c-index on a handful of deaths compares few pairs.
+# COADREAD on both counts: it has the fewest deaths, one of its validation folds holds only a
+# handful, and its fold c-indices spread the most (the cell prints both tables). A c-index
+# on a handful of deaths compares few pairs.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 spread = {ck: float(np.std(runs[(ck, "cox")]["fold_c_index"], ddof=1)) for ck in cohorts if (ck, "cox") in runs}
-deaths = {ck: min(cohort_info[ck]["fold_n_val_events"]) if isinstance(cohort_info[ck]["fold_n_val_events"], list)
-          else cohort_info[ck]["fold_n_val_events"] for ck in spread}
+deaths = {ck: min(cohort_info[ck]["fold_n_val_events"]) for ck in spread}
 print("Cox fold std:", {k: round(v, 3) for k, v in spread.items()})
 print("fewest deaths in a validation fold:", deaths)
 widest = max(spread, key=spread.get)
-assert widest == min(deaths, key=deaths.get) == "coadread"
+fewest = min(deaths, key=deaths.get)
+assert widest == fewest == "coadread"                                  # COADREAD on both counts
+
+# %% tags=["check"]
+assert widest in cohorts and fewest in cohorts, f"widest and fewest should be cohort keys of {cohorts}, not {widest!r}, {fewest!r}"
+sd_ = {ck: np.std(runs[(ck, "cox")]["fold_c_index"], ddof=1) for ck in cohorts if (ck, "cox") in runs}
+assert sd_[widest] == max(sd_.values()), "widest: the largest standard deviation of the Cox fold c-indices"
+low_ = {ck: min(cohort_info[ck]["fold_n_val_events"]) for ck in sd_}
+assert low_[fewest] == min(low_.values()), "fewest: the smallest number of deaths in one validation fold"
+print("widest and fewest checked")
 
 # %% [markdown]
 # **Exercise 2 (paired comparison).** Using the five fold c-indices, is SNN ahead of
-# SNNTrans on every cohort, and on how many folds?
-#
+# SNNTrans on every cohort, and on how many folds? Store, for each cohort with both runs,
+# the mean of SNN minus SNNTrans over the folds and the number of folds where SNN is ahead,
+# as `ahead = {cohort: (mean difference, folds)}`.
+
+# %% tags=["stub", "remove-cell"]
+# Your answer
+ahead = None       # {cohort key: (mean of SNN - SNNTrans over the folds, folds with SNN ahead)}
+
+# %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
 # Pair the folds (same patients) and count; at the CPU widths SNNTrans trails SNN on every
 # cohort, as the text above says, though not on every fold. At the paper's widths the order
 # turns on four cohorts (see "What the paired comparison shows").
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution"]
 ahead = {}
 for ck in cohorts:
     if (ck, "snn") in runs and (ck, "snntrans") in runs:
-        d = np.array(runs[(ck, "snn")]["fold_c_index"]) - np.array(runs[(ck, "snntrans")]["fold_c_index"])
-        ahead[ck] = (round(float(d.mean()), 3), int((d > 0).sum()))
-print("SNN - SNNTrans (mean difference, folds where SNN is ahead):", ahead)
-assert all(mean > 0 for mean, _ in ahead.values())
+        diff_ = np.array(runs[(ck, "snn")]["fold_c_index"]) - np.array(runs[(ck, "snntrans")]["fold_c_index"])
+        ahead[ck] = (float(diff_.mean()), int((diff_ > 0).sum()))
+print("SNN - SNNTrans (mean difference, folds where SNN is ahead):", {k: (round(m, 3), n) for k, (m, n) in ahead.items()})
+assert all(m > 0 for m, _ in ahead.values())                           # SNNTrans trails SNN on every cohort
+
+# %% tags=["check"]
+assert isinstance(ahead, dict) and ahead, "ahead should be a dict {cohort: (mean difference, folds)}"
+for ck, (mean_, n_) in ahead.items():
+    pair_ = np.array(runs[(ck, "snn")]["fold_c_index"]) - np.array(runs[(ck, "snntrans")]["fold_c_index"])
+    assert abs(mean_ - pair_.mean()) < 1e-9, f"ahead[{ck!r}][0]: the mean over the folds of SNN minus SNNTrans"
+    assert n_ == int((pair_ > 0).sum()), f"ahead[{ck!r}][1]: the folds where SNN's c-index is the higher"
+assert set(ahead) == {ck for ck in cohorts if (ck, "snn") in runs and (ck, "snntrans") in runs}, "one entry per cohort with both runs"
+print("ahead checked")

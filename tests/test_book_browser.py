@@ -1,5 +1,6 @@
 """The built book, opened in a real browser: every page of `_toc.yml` loads from a local
 web server without 404s or script errors, shows no error output from an executed cell,
+keeps every exercise solution (code and output) behind a closed toggle,
 every figure on it decoded to a real image with a numbered caption, every formula typeset
 by the MathJax the book serves itself (no TeX source left visible), and no request leaves
 the site (the book works offline). Screenshots go to `_build/screenshots/`.
@@ -258,6 +259,13 @@ INSPECT_JS = r"""
     rawTex: (visible.match(RAW_TEX) || []).slice(0, 10),
     // outputs that name a temporary folder of the machine that built the page
     buildPaths: text('.cell_output').flatMap(t => t.match(/(^|[\s'"(=])\/tmp\/\S*/g) || []),
+    // exercise solutions: every solution cell inside a closed <details> (one toggle with its
+    // output), no stub of the student edition on the page
+    solutionCells: document.querySelectorAll('.cell.tag_solution').length,
+    solutionsShown: Array.from(document.querySelectorAll('.cell.tag_solution'))
+        .filter(c => !c.closest('details:not([open])'))
+        .map(c => (c.innerText || '').slice(0, 80)),
+    stubCells: document.querySelectorAll('.cell.tag_stub').length,
     // long dumps: one output longer than a screenful of text
     longOutputs: text('.cell_output .output').filter(t => t.length > 4000).map(t => t.slice(0, 80)),
     // content images (cell outputs and figures): each inside a <figure> with a numbered caption
@@ -365,6 +373,16 @@ def external_requests(events: list[dict], origin: str) -> list[str]:
 PAGES = toc_pages()
 
 
+def solution_cells(page: str) -> int:
+    """Code cells tagged ``solution`` in the chapter source of ``page`` (0 for a page that is not a chapter)."""
+    source = ROOT / Path(page).with_suffix(".py")
+    if not source.is_file():
+        return 0
+    jupytext = pytest.importorskip("jupytext")
+    return sum(1 for c in jupytext.read(source).cells
+               if c.cell_type == "code" and "solution" in c.metadata.get("tags", []))
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     html_file = HTML / page
@@ -422,6 +440,13 @@ def test_page_renders(server: BookServer, browser: DevToolsPipe, page: str):
     assert not info["buildPaths"], f"{page}: outputs show the build machine's temporary folders: {info['buildPaths'][:5]}"
     assert not info["longOutputs"], f"{page}: outputs longer than 4000 characters: {info['longOutputs']}"
 
+    # exercise solutions stay behind their toggle: as many hidden solution cells as the chapter has
+    assert not info["solutionsShown"], f"{page}: solutions shown without opening a toggle: {info['solutionsShown']}"
+    assert info["stubCells"] == 0, f"{page}: {info['stubCells']} stub cells of the student edition on the page"
+    expected = solution_cells(page)
+    assert info["solutionCells"] == expected, \
+        f"{page}: {info['solutionCells']} solution cells on the page, the chapter has {expected}"
+
     # every figure has a numbered caption
     assert not info["uncaptioned"], f"{page}: figures without a numbered caption: {info['uncaptioned']}"
 
@@ -478,7 +503,10 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
         "<p>costs $5 and $6; a path C:\\Users is no formula</p>"
         "<figure><img src='ok.png?captioned'><figcaption><span class='caption-number'>Fig. 1 </span>"
         "<span>Captioned.</span></figcaption></figure><img src='_images/uncaptioned.png'>"
-        "<img src='http://cdn.example.invalid/outside.png'></body></html>")
+        "<img src='http://cdn.example.invalid/outside.png'>"
+        "<div class='cell tag_solution'><pre>answer = 42</pre></div>"
+        "<details class='sd-dropdown'><summary>Solution</summary><div class='cell tag_solution'><pre>hidden</pre>"
+        "</div></details><div class='cell tag_stub'><pre>answer = None</pre></div></body></html>")
     srv = BookServer(tmp_path)
     try:
         target, session = open_page(browser, srv.base + "broken.html")
@@ -497,6 +525,7 @@ def test_the_checks_catch_a_broken_page(browser: DevToolsPipe, tmp_path: Path):
     assert len(info["errorOutputs"]) == 1 and info["bodyHasTraceback"]
     assert [bool(ERROR_TEXT.search(t)) for t in info["stderr"]] == [True]
     assert info["rawTables"] == ["| a | b | |---|---| | 1 | 2 |", "| a | b | |\u2014|\u2014|"]
+    assert info["solutionCells"] == 2 and info["solutionsShown"] == ["answer = 42"] and info["stubCells"] == 1
     local, _ = network_problems(events, srv.base)
     assert any("404" in p and "missing.png" in p for p in local), local
     assert (404, "/_images/missing.png") in srv.log

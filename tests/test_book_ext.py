@@ -1,4 +1,5 @@
-"""The book's local Sphinx extensions (book/_ext/dedupe_scripts.py, book/_ext/offline_mathjax.py)."""
+"""The book's local Sphinx extensions (book/_ext/dedupe_scripts.py, book/_ext/offline_mathjax.py,
+book/_ext/solutions.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -40,7 +41,8 @@ def test_different_attributes_are_different_scripts():
 def test_the_book_loads_the_extension():
     yaml = pytest.importorskip("yaml")
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert config["sphinx"]["local_extensions"] == {"dedupe_scripts": "book/_ext", "offline_mathjax": "book/_ext"}
+    assert config["sphinx"]["local_extensions"] == {"dedupe_scripts": "book/_ext", "offline_mathjax": "book/_ext",
+                                                    "solutions": "book/_ext"}
 
 
 def test_thebe_assets_are_dropped_and_local_ones_kept():
@@ -87,3 +89,51 @@ def test_an_installed_mathjax_is_reused(tmp_path):
     (es5 / "tex-chtml.js").write_text("// MathJax")
     (target / "package-lock.json").write_bytes((module.PACKAGE_DIR / "package-lock.json").read_bytes())
     assert module.ensure_mathjax(target, npm="/nonexistent/npm") == es5     # no install attempted
+
+
+def _solution_doctree():
+    """A section as myst-nb and sphinx-design leave it before their HTML transforms: a question,
+    a "Solution" dropdown, two solution code cells, a check cell, then a solution cell after a paragraph."""
+    from docutils import nodes
+    from docutils.utils import new_document
+
+    doc = new_document("test")
+    section = nodes.section()
+    doc += section
+    section += nodes.paragraph(text="Exercise 1")
+    dropdown = nodes.container(design_component="dropdown", has_title=True, opened=False)
+    dropdown += nodes.rubric("Solution", "Solution")
+    dropdown += nodes.paragraph(text="the answer in words")
+    section += dropdown
+
+    def cell(tag):
+        c = nodes.container(nb_element="cell_code", classes=["cell", f"tag_{tag}"])
+        c += nodes.container(nb_element="cell_code_source", classes=["cell_input"])
+        c += nodes.container(nb_element="cell_code_output", classes=["cell_output"])
+        return c
+
+    section += [cell("solution"), cell("solution"), cell("check")]
+    section += nodes.paragraph(text="Exercise 2")
+    section += cell("solution")
+    return doc, section, dropdown
+
+
+def test_solution_cells_move_into_their_dropdown_or_are_hidden_whole():
+    doc, section, dropdown = _solution_doctree()
+    moved, hidden = _load("solutions").fold_solutions(doc)
+    assert (moved, hidden) == (2, 1)
+    inside = [c for c in dropdown.children if c.get("nb_element") == "cell_code"]
+    assert len(inside) == 2 and all("tag_solution" in c["classes"] for c in inside)
+    left = [c for c in section.children if c.get("nb_element") == "cell_code"]
+    assert ["tag_check" in left[0]["classes"], "tag_solution" in left[1]["classes"]] == [True, True]
+    assert left[1]["hide_mode"] == "all" and left[1]["prompt_show"] == "Show the solution"
+    assert "hide_mode" not in left[0]                                  # the check stays in view
+
+
+def test_a_dropdown_with_another_title_keeps_its_neighbours():
+    from docutils import nodes
+
+    doc, section, dropdown = _solution_doctree()
+    dropdown.children[0].replace_self(nodes.rubric("Hint", "Hint"))
+    moved, hidden = _load("solutions").fold_solutions(doc)
+    assert (moved, hidden) == (0, 3)

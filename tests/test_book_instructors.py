@@ -77,3 +77,66 @@ def test_chapter_map_covers_the_toc_and_run_times_are_measured():
     assert not re.search(r"\d+(\.\d+)?\s*(s|min|seconds|minutes)\b", run_times.replace("2-core", "")), \
         "run times must be measured at build time, not typed into the page"
     assert "book/instructors" in [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def chapter_map() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """(title -> chapter stem, stem -> stems it needs first) from the guide's chapter map."""
+    text = GUIDE.read_text(encoding="utf-8")
+    rows = text[text.index("## Chapter map"):text.index("Three paths")]
+    titles, needs_text = {}, {}
+    for m in re.finditer(r"^\| \[([^\]]+)\]\(\.\./notebooks/(\w+)\.py\) \|[^|]*\| ([^|]*) \|$", rows, re.M):
+        titles[m.group(1)] = m.group(2)
+        needs_text[m.group(2)] = [n.strip() for n in m.group(3).split(",")]
+    needs = {stem: {titles[n] for n in ns if n in titles} for stem, ns in needs_text.items()}
+    return titles, needs
+
+
+def order_problems(sequence: list[str], needs: dict[str, set[str]]) -> list[str]:
+    seen, problems = set(), []
+    for stem in sequence:
+        missing = needs.get(stem, set()) - seen
+        if missing:
+            problems.append(f"{stem} before {sorted(missing)}")
+        seen.add(stem)
+    return problems
+
+
+def test_the_chapter_map_parses_and_names_every_chapter():
+    titles, needs = chapter_map()
+    stems = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
+    assert set(titles.values()) == stems, stems ^ set(titles.values())
+    assert needs["05_him"] >= {"04_bimamba", "08_slides_and_genes"}
+
+
+def test_the_three_paths_follow_the_prerequisites():
+    titles, needs = chapter_map()
+    text = GUIDE.read_text(encoding="utf-8")
+    table = text[text.index("Three paths"):text.index("## Run time")]
+    paths = {m.group(1): [t.strip() for t in m.group(2).split(",")]
+             for m in re.finditer(r"^\| (survival analysis|sequence models|computational pathology) \| (.*) \|$", table, re.M)}
+    assert len(paths) == 3, paths
+    for name, path in paths.items():
+        unknown = [t for t in path if t not in titles]
+        assert not unknown, f"{name}: not chapter titles of the map: {unknown}"
+        problems = order_problems([titles[t] for t in path], needs)
+        assert not problems, f"the {name} path reads " + "; ".join(problems)
+
+
+def test_the_order_check_catches_a_missing_prerequisite():
+    _, needs = chapter_map()
+    assert order_problems(["05_him"], needs)
+
+
+def test_the_syllabus_plans_follow_the_prerequisites():
+    _, needs = chapter_map()
+    plans = yaml.safe_load((ROOT / "book" / "syllabus.yml").read_text(encoding="utf-8"))
+    stems = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
+    for name, sessions in plans.items():
+        sequence = [c for s in sessions for c in s["chapters"]]
+        assert set(sequence) <= stems and len(sequence) == len(set(sequence)), (name, sequence)
+        problems = order_problems(sequence, needs)
+        assert not problems, f"{name}: " + "; ".join(problems)
+        for s in sessions:
+            for run in s.get("homework", []):
+                assert (ROOT / "results" / "course_blca" / "runs" / run / "summary.json").is_file(), run
+    assert set(c for s in plans["three_weeks"] for c in s["chapters"]) == stems, "the three-week plan misses chapters"
