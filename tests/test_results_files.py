@@ -45,3 +45,39 @@ def test_course_runs_match_the_report_and_are_tracked():
         row = table[table["label"] == summary["label"]]
         assert len(row) == 1, summary["label"]
         assert abs(float(row["mean"].iloc[0]) - summary["c_index"]["mean"]) < 1e-6
+
+
+# --------------------------------------------------------------------------- numbers recomputed from the files
+def _lifelines_c(frame: pd.DataFrame) -> float:
+    from lifelines.utils import concordance_index
+
+    return float(concordance_index(frame["time"], -frame["risk"], frame["event"]))
+
+
+def _committed_run_dirs() -> list[Path]:
+    return sorted(p.parent for p in (ROOT / "results").glob("**/summary.json")
+                  if (p.parent / "oof_predictions.csv").is_file())
+
+
+def test_every_committed_run_reproduces_its_fold_and_pooled_c_index_with_lifelines():
+    """Every run directory under results/ with its predictions: each fold's c-index and the pooled
+    out-of-fold c-index, recomputed by lifelines from the CSV files, equal the stored numbers exactly."""
+    from survmamba_lite.experiment.predfiles import read_predictions
+
+    runs = _committed_run_dirs()
+    assert len(runs) >= 20, [str(p) for p in runs]
+    n_folds = 0
+    for run in runs:
+        rel = run.relative_to(ROOT)
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        oof = read_predictions(run / "oof_predictions.csv")
+        for k, stored in zip(summary["folds"], summary["c_index"]["values"]):
+            metrics = json.loads((run / f"fold_{k}" / "metrics.json").read_text(encoding="utf-8"))
+            pred = read_predictions(run / f"fold_{k}" / "predictions.csv")
+            c = _lifelines_c(pred)
+            assert c == metrics["c_index"] == stored, f"{rel} fold {k}: files give {c}, metrics.json says " \
+                                                      f"{metrics['c_index']}, summary.json {stored}"
+            assert pred["case_id"].tolist() == oof.loc[oof["fold"] == k, "case_id"].tolist(), f"{rel} fold {k}"
+            n_folds += 1
+        assert _lifelines_c(oof) == summary["oof_c_index"], f"{rel}: pooled c-index"
+    assert n_folds >= 100

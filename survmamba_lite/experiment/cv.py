@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.experiment.predfiles import read_predictions
 from survmamba_lite.experiment.jobs import JobOptions, cached_cohort, finish_run, job_is_done, prepare_run, run_jobs
 from survmamba_lite.experiment.rundir import (CONFIG, OOF, SUMMARY, check_model_fits_cohort, load_experiment_cohort,
                                               model_label, read_run_config, summarise_run)
@@ -125,6 +126,6 @@ def cv_result(config: ExperimentConfig) -> CVResult:
     if not (out / SUMMARY).is_file():
         raise ValueError(f"{out}: the run is unfinished (no {SUMMARY}); run it again to finish it")
     summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
-    oof = pd.read_csv(out / OOF, dtype={"case_id": str})
+    oof = read_predictions(out / OOF)
     folds = [json.loads((out / f"fold_{k}" / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
     return CVResult(out_dir=out, config=config, folds=folds, summary=summary, oof=oof)

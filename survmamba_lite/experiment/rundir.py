@@ -20,6 +20,7 @@ from survmamba_lite.data.layout import (Cohort, CohortError, load_cohort, make_f
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint
+from survmamba_lite.experiment.predfiles import read_predictions, write_predictions
 from survmamba_lite.experiment.trainer import METRICS, PREDICTIONS, derive_seed, _json_safe
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
@@ -214,7 +215,7 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
     for k in fold_ids:
         fold_dir = out_dir / f"fold_{k}"
         metrics.append(json.loads((fold_dir / METRICS).read_text(encoding="utf-8")))
-        pred = pd.read_csv(fold_dir / PREDICTIONS, dtype={"case_id": str})
+        pred = read_predictions(fold_dir / PREDICTIONS)
         pred.insert(0, "fold", k)
         frames.append(pred)
     oof = pd.concat(frames, ignore_index=True)
@@ -236,7 +237,7 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
         "gpu_utilization": _mean_std([m.get("gpu_utilization") for m in metrics])["mean"],
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    atomic_write_text(out_dir / OOF, oof.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    write_predictions(out_dir / OOF, oof)
     atomic_write_text(out_dir / SUMMARY, json.dumps(_json_safe(summary), indent=1) + "\n")
     return summary, oof
 

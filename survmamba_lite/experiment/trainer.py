@@ -71,6 +71,7 @@ from survmamba_lite.data.layout import Cohort
 from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.datapath import PLACEMENTS, BatchBuilder, feature_store
 from survmamba_lite.experiment.gpustats import UtilizationSampler
+from survmamba_lite.experiment.predfiles import write_predictions
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import (bin_end_times, bin_survival_grid, concordance_index, concordance_td,
                                      hazards_to_survival, integrated_brier_score, nll_loss, risk_score, survival_at)
@@ -472,7 +473,7 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
 
     if last_pred is None:        # every epoch was done before this call (stopped before DONE)
         last_pred, _ = predict(model, val_ds, config, device, builder=val_b)
-    atomic_write_text(fold_dir / PREDICTIONS, last_pred.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    last_pred = write_predictions(fold_dir / PREDICTIONS, last_pred)   # metrics below: from the file's values
     train_s = [x for x in history["train_seconds"] if x is not None]
     metrics = {
         "fold": fold, **fold_metrics(last_pred, binner.edges_, train_ds.time, train_ds.event),

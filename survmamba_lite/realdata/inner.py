@@ -167,6 +167,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
     from survmamba_lite.data import load_cohort, make_folds
     from survmamba_lite.data.dataset import fold_datasets
     from survmamba_lite.experiment import ExperimentConfig
+    from survmamba_lite.experiment.predfiles import read_predictions
     from survmamba_lite.experiment.trainer import CHECKPOINT, PREDICTIONS, predict, train_fold
     from survmamba_lite.utils.device import resolve_device
     from survmamba_lite.registry import ModelInputs, build_model
@@ -200,7 +201,7 @@ def inner_validation(cohort_dir: str | os.PathLike, model, *, work: str | os.Pat
             fold_dir = base / f"outer_{k}"
             t0 = time.perf_counter()
             metrics = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
-            val_pred = pd.read_csv(fold_dir / PREDICTIONS)
+            val_pred = read_predictions(fold_dir / PREDICTIONS)
             train_ds, val_ds, prep = fold_datasets(sub, 0, binner_bins=config.n_bins, modalities=config.modalities,
                                               log1p=config.rna_log1p)
             net = build_model(config.model, ModelInputs(n_bins=prep.time_binner.n_bins_, hierarchy=cohort.hierarchy),
