@@ -2,6 +2,7 @@
 (``runs/<cohort>__<model>.json``), and every model on every cohort (:func:`run_genomic_check`)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -13,6 +14,7 @@ import pandas as pd
 
 from survmamba_lite.baselines.cox import run_cox_cv
 from survmamba_lite.realdata.catalogue import DEFAULT_MODELS, MODELS, RUNS_DIR, SETTINGS, ModelRun, log
+from survmamba_lite.realdata.evidence import write_row_evidence
 from survmamba_lite.realdata.inner import INNER_DIR, inner_validation
 from survmamba_lite.realdata.tables import run_file, write_genomic_table
 from survmamba_lite.survival import bootstrap_ci, concordance_index, fold_mean_bootstrap_ci
@@ -70,6 +72,7 @@ def run_model_cv(cohort_dir: str | os.PathLike, model: ModelRun, *, work: str | 
                               optimizer="radam", lr=2e-4, weight_decay=5e-3, batch_size=1, grad_accum=1,
                               n_bins=4, alpha=0.0, seed=seed, device=device, threads=threads,
                               precision=precision, cuda_graphs=bool(cuda_graphs))
+    config = dataclasses.replace(config, **dict(model.training))          # a variant row's own settings
     result = run_cv(config, progress=progress and fold_workers <= 1, workers=fold_workers)
     oof = result.oof[["fold", "case_id", "time", "event", "risk"]].copy()
     cis = [float(m["c_index"]) for m in result.folds]
@@ -125,6 +128,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                                               fold_workers=fold_workers)
             wall = time.perf_counter() - start
             summary = summarise_predictions(oof, cis, n_boot=n_boot, seed=seed)
+            evidence = write_row_evidence(out, cohort_dir, cohort_key, mkey, oof, None if model.registry == "cox"
+                                          else work / "runs" / cohort_key / model.key)
             record = {
                 "cohort_key": cohort_key, "cohort": name, "source": cohort.manifest.get("source"),
                 "model_key": mkey, "label": model.label, "paper_row": model.paper_row,
@@ -133,7 +138,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                 "epochs": None if model.registry == "cox" else int(epochs), "setting": setting, **summary,
                 "wall_s": round(wall, 1), "compute_s": round(float(settings.get("train_seconds", wall)), 1),
                 "settings": settings,
-                "splits": "published 5-fold splits of the source release",
+                "splits": "published 5-fold splits of the source release", "evidence": evidence,
             }
             atomic_write_text(run_file(out, cohort_key, mkey), json.dumps(record, indent=1) + "\n")
             log(f"[{cohort_key} / {model.label}] c-index {summary['c_index_mean']:.3f} ± "
