@@ -74,3 +74,57 @@ def test_cox_curve_is_lifelines_breslow_survival_at_the_bin_ends(tiny_cohort):  
     # a higher risk is a lower curve at every bin end
     order = np.argsort(model.risk(x_va))
     assert np.all(np.diff(surv[order], axis=0) <= 1e-12)
+
+
+def _ingest_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "realdata_ingest.py"
+    spec = importlib.util.spec_from_file_location("realdata_ingest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ingest_checks_each_row_then_copies_its_evidence_and_rebuilds_the_tables(small_rna_cohort, tmp_path):  # noqa: F811
+    import tarfile
+
+    models = {"cox": rd.MODELS["cox"], "snn": rd.ModelRun("snn", "SNN", "snn", {"dim": 16}, "SNN")}
+    device = tmp_path / "w" / "out" / "coadread__snn"            # the device script's layout: out/<row>/
+    rd.run_genomic_check({"coadread": small_rna_cohort}, device, work=tmp_path / "w", models=list(models),
+                         model_table=models, epochs=1, folds=[0, 1], n_boot=20, log=lambda m: None)
+    (device / "commands.jsonl").write_text('{"command": "python -m survmamba_lite.realdata ..."}\n')
+    archive = tmp_path / "results.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "w" / "out", arcname="out")
+    ingest = _ingest_module()
+    out = tmp_path / "results"
+    assert ingest.main([str(archive), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["coadread__cox.json", "coadread__snn.json"]
+    assert (out / "predictions" / "coadread__snn.epochs.csv").is_file() and (out / "genomic_table.md").is_file()
+    assert (out / "commands.jsonl").read_text().count("\n") == 1
+    assert ingest.main([str(archive), "--out", str(out)]) == 0     # twice: the same files, one command line
+    assert (out / "commands.jsonl").read_text().count("\n") == 1
+    # a record that its predictions do not reproduce: nothing is written
+    rec_path = device / "runs" / "coadread__snn.json"
+    rec = json.loads(rec_path.read_text())
+    rec["fold_c_index"][0] += 1e-9
+    rec_path.write_text(json.dumps(rec))
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "w" / "out", arcname="out")
+    before = (out / "runs" / "coadread__snn.json").read_text()
+    try:
+        ingest.main([str(archive), "--out", str(out)])
+        raise AssertionError("the ingest accepted a row its predictions do not reproduce")
+    except SystemExit as err:
+        assert "fold c-indices" in str(err)
+    assert (out / "runs" / "coadread__snn.json").read_text() == before
+
+
+def test_a_variant_row_needs_the_paper_widths(tmp_path, capsys):
+    assert rd.main(["--data-root", str(tmp_path), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
+                    "--models", "snntrans-radam-decoupled", "--no-slides"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "add --paper-dims" in err[0]
+    assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
