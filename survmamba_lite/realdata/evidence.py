@@ -153,3 +153,53 @@ def check_row_evidence(out: str | os.PathLike, record: dict) -> list[str]:
         problems.append(f"{len(pred)} cases ({int(pred['event'].sum())} deaths) against {record['n_cases']} "
                         f"({record['n_events']})")
     return problems
+
+
+def evidence_tables(out: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The optimism gap and the calibration of every row of ``out`` that committed its evidence.
+
+    Returns:
+        ``optimism`` (:mod:`~survmamba_lite.experiment.optimism`'s columns plus ``cohort_key``,
+        ``model_key``, ``source``, ``setting``; deep models only, from the epochs files),
+        ``calibration`` (:mod:`~survmamba_lite.experiment.calibration_report`'s columns plus the
+        same keys) and the rows without evidence (``<cohort>__<model>``).
+    """
+    from survmamba_lite.experiment.calibration_report import oof_calibration
+    from survmamba_lite.experiment.optimism import evidence_optimism
+    from survmamba_lite.realdata.tables import run_records
+
+    opt_rows, cal_rows, missing = [], [], []
+    for (ck, mk), rec in run_records(out).items():
+        if not evidence_paths(out, ck, mk)["predictions"].is_file():
+            missing.append(f"{ck}__{mk}")
+            continue
+        ev = read_row_evidence(out, ck, mk)
+        keys = {"cohort_key": ck, "model_key": mk, "source": rec.get("source"), "setting": rec.get("setting", "cpu")}
+        if ev["epochs"] is not None:
+            opt_rows.append({**evidence_optimism(rec, ev["epochs"]), **keys})
+        edges = {int(f["fold"]): f["bin_inner_edges"] for f in ev["folds"] or []}
+        if edges:
+            cal_rows += oof_calibration(ev["predictions"], edges, model=rec["label"], cohort=rec["cohort"],
+                                        **keys)[0]
+    return pd.DataFrame(opt_rows), pd.DataFrame(cal_rows), missing
+
+
+def write_evidence_tables(out: str | os.PathLike) -> list[str]:
+    """Write ``optimism_gap.csv``/``.md`` and ``calibration.csv``/``.md`` of :func:`evidence_tables`
+    into ``out`` (each only when some row has the evidence); returns the rows without evidence."""
+    from survmamba_lite.experiment.calibration_report import calibration_display
+    from survmamba_lite.experiment.optimism import optimism_display
+    from survmamba_lite.utils.markdown import to_markdown
+
+    out = Path(out)
+    optimism, calibration, missing = evidence_tables(out)
+    note = (f"\nRows without per-case predictions (not in this table): {', '.join(missing)}.\n" if missing else "")
+    for name, table, display in (("optimism_gap", optimism, optimism_display),
+                                 ("calibration", calibration, calibration_display)):
+        if table.empty:
+            continue
+        atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, lineterminator="\n"))
+        shown = display(table)
+        shown.insert(2, "widths", table["setting"].map(lambda s: {"cpu": "CPU", "paper": "paper"}.get(s, s)))
+        atomic_write_text(out / f"{name}.md", to_markdown(shown) + "\n" + note)
+    return missing
