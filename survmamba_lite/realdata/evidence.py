@@ -155,8 +155,13 @@ def check_row_evidence(out: str | os.PathLike, record: dict) -> list[str]:
     return problems
 
 
-def evidence_tables(out: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def evidence_tables(out: str | os.PathLike, records: dict) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The optimism gap and the calibration of every row of ``out`` that committed its evidence.
+
+    Args:
+        out: the result folder.
+        records: its run records by ``(cohort_key, model_key)``
+            (:func:`~survmamba_lite.realdata.tables.run_records`).
 
     Returns:
         ``optimism`` (:mod:`~survmamba_lite.experiment.optimism`'s columns plus ``cohort_key``,
@@ -166,10 +171,9 @@ def evidence_tables(out: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame,
     """
     from survmamba_lite.experiment.calibration_report import oof_calibration
     from survmamba_lite.experiment.optimism import evidence_optimism
-    from survmamba_lite.realdata.tables import run_records
 
     opt_rows, cal_rows, missing = [], [], []
-    for (ck, mk), rec in run_records(out).items():
+    for (ck, mk), rec in records.items():
         if not evidence_paths(out, ck, mk)["predictions"].is_file():
             missing.append(f"{ck}__{mk}")
             continue
@@ -184,7 +188,7 @@ def evidence_tables(out: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame,
     return pd.DataFrame(opt_rows), pd.DataFrame(cal_rows), missing
 
 
-def write_evidence_tables(out: str | os.PathLike) -> list[str]:
+def write_evidence_tables(out: str | os.PathLike, records: dict) -> list[str]:
     """Write ``optimism_gap.csv``/``.md`` and ``calibration.csv``/``.md`` of :func:`evidence_tables`
     into ``out`` (each only when some row has the evidence); returns the rows without evidence."""
     from survmamba_lite.experiment.calibration_report import calibration_display
@@ -192,7 +196,7 @@ def write_evidence_tables(out: str | os.PathLike) -> list[str]:
     from survmamba_lite.utils.markdown import to_markdown
 
     out = Path(out)
-    optimism, calibration, missing = evidence_tables(out)
+    optimism, calibration, missing = evidence_tables(out, records)
     note = (f"\nRows without per-case predictions (not in this table): {', '.join(missing)}.\n" if missing else "")
     for name, table, display in (("optimism_gap", optimism, optimism_display),
                                  ("calibration", calibration, calibration_display)):

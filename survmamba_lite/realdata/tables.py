@@ -81,7 +81,7 @@ def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
         atomic_write_text(out / "inner_validation.md", inner_table_markdown(inner_table(out)))
     from survmamba_lite.realdata.evidence import write_evidence_tables
 
-    write_evidence_tables(out)                      # optimism gap and calibration of the rows with evidence
+    write_evidence_tables(out, run_records(out))    # optimism gap and calibration of the rows with evidence
     return table
 
 
