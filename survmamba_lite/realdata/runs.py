@@ -150,7 +150,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
             if inner_val and model.registry != "cox":
                 rec = inner_validation(cohort_dir, model, work=work / "inner" / cohort_key, epochs=epochs, seed=seed,
                                        folds=folds, threads=threads, device=device, progress=progress, log=log,
-                                       precision=precision, cuda_graphs=cuda_graphs)
+                                       precision=precision, cuda_graphs=cuda_graphs,
+                                       overrides=dict(model.training) or None)
                 rec.update({"cohort_key": cohort_key, "cohort": name, "setting": setting})
                 (out / INNER_DIR).mkdir(exist_ok=True)
                 atomic_write_text(out / INNER_DIR / f"{cohort_key}__{mkey}.json", json.dumps(rec, indent=1) + "\n")
