@@ -797,7 +797,7 @@ for label, table_ in (("CPU widths, 3 epochs", table), ("paper widths, 20 epochs
     short = rows[rows["shortfall"] > 0]
     print(f"{len(short)} of {len(rows)} rows fall short of the paper, by {short['shortfall'].mean():.3f} on average; "
           f"the best epoch would close {short['share explained'].mean():.0%} of that on average "
-          f"(all of it on {int((short['share explained'] >= 1).sum())} rows); the best-epoch number reaches the "
+          f"(all of it on {int((short['share explained'] >= 1).sum())} of them); the best-epoch number reaches the "
           f"paper's mean on {int((rows['ours, best epoch'] >= rows['paper']).sum())} of {len(rows)} rows")
 
 # %% [markdown]

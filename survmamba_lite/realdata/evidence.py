@@ -204,6 +204,7 @@ def write_evidence_tables(out: str | os.PathLike, records: dict) -> list[str]:
             continue
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, lineterminator="\n"))
         shown = display(table)
+        shown["Cohort"] = table["cohort"] + " (" + table["source"].fillna("") + ")"
         shown.insert(2, "widths", table["setting"].map(lambda s: {"cpu": "CPU", "paper": "paper"}.get(s, s)))
         atomic_write_text(out / f"{name}.md", to_markdown(shown) + "\n" + note)
     return missing
