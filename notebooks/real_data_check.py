@@ -692,7 +692,8 @@ if pw is not None:
                           f"{r.fold_mean_ci95_high:.3f}])" for r in below[below["cohort_key"] == ck].itertuples()))
         folds = pd.DataFrame({"validation cases": pw_cohorts[ck]["fold_n_val"],
                               "deaths": pw_cohorts[ck]["fold_n_val_events"],
-                              **{r.model: pw_runs[(ck, r.model_key)]["fold_c_index"] for r in rows.itertuples()}})
+                              **{r.model: pw_runs[(ck, r.model_key)]["fold_c_index"] for r in rows.itertuples()
+                                 if len(pw_runs[(ck, r.model_key)]["fold_c_index"]) == len(pw_cohorts[ck]["fold_n_val"])}})
         folds.index.name = "fold"
         display(folds.round(3))
         print("fold mean [95% CI] and pooled out-of-fold c-index per row: " + "; ".join(
