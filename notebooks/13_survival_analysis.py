@@ -22,7 +22,8 @@
 # After this chapter you can
 # 1. explain why Kaplan–Meier curves of a model must use out-of-fold predictions;
 # 2. split patients at the median predicted risk, draw the two Kaplan–Meier curves and test them with the log-rank test;
-# 3. read what a log-rank p-value and a c-index do and do not say about a model.
+# 3. read what a log-rank p-value and a c-index do and do not say about a model;
+# 4. measure whether predicted survival curves are calibrated (D-calibration, the integrated calibration index).
 # :::
 #
 # The paper's Fig. 4 splits the patients of each cohort into a low- and a high-risk group
@@ -152,6 +153,132 @@ extra[["label", "cohort", "n_oof", "oof_c_index", "oof_c_index_low", "oof_c_inde
 # (`split_by_median_risk(risk, threshold=...)`).
 
 # %% [markdown]
+# ## Are the predicted curves right? Calibration
+#
+# The c-index and the log-rank test only use the **order** of the patients. A model also
+# predicts probabilities: its curve says, for instance, that a patient has a 20 % risk of
+# dying within a year. Whether such numbers are right is **calibration**, and none of the
+# paper's tables measures it. Two standard measures, both in `survmamba_lite.survival`:
+#
+# * **D-calibration** (Haider et al., JMLR 2020). If the curves are right, the predicted
+#   survival at a patient's own death time, $\hat S_i(t_i)$, is uniform on $[0, 1]$: a tenth
+#   of the deaths fall in each tenth. The ten bins' counts are compared with $n/10$ by a
+#   $\chi^2$ test (9 degrees of freedom). A censored patient is only known to have
+#   $\hat S_i(t_i) \le \hat S_i(c_i) = s$, and is spread evenly over $[0, s]$.
+# * **The integrated calibration index** (ICI; Austin, Harrell & van Klaveren, Stat. Med.
+#   2020) at a horizon $t_0$: a Cox model of the observed outcomes on a smooth function (a
+#   restricted cubic spline) of the complementary log-log of the predicted risk
+#   $\hat F_i = 1 - \hat S_i(t_0)$ gives the smoothed **observed** risk $\tilde F_i$; the
+#   calibration curve is $\tilde F$ against $\hat F$, the ICI the mean of
+#   $|\tilde F_i - \hat F_i|$. Calibration in the large compares the mean predicted risk with
+#   the Kaplan–Meier risk at $t_0$.
+#
+# Our models predict a discrete-time curve: $S_k$, the probability of outliving bin $k$, known
+# only at the bins' ends. At a fixed horizon the curve is read **linearly between the bin
+# ends** (the knots $(0, 1), (e_1, S_0), \dots$). At a patient's own time a death in bin $k$ is
+# only known to have its transform in $[S_k, S_{k-1}]$, and is spread evenly over that
+# interval (exactly uniform when the model is right); a censored patient in bin $k$ is read at
+# $S_k$, as the loss reads it (it counts such a patient as having outlived bin $k$). A small
+# example worked by hand, with four bins of width 0.25:
+
+# %%
+from survmamba_lite.survival import d_calibration, discrete_time_pit
+
+# a death read at S = 0.1 (bin 0), a death at 0.6 (bin 2), censored at s = 0.5 (half in bins 0 and 1),
+# censored at s = 0.8 (0.25/0.8 in each of bins 0-2, the remaining 0.05/0.8 in bin 3)
+demo = d_calibration([0.1, 0.6, 0.5, 0.8], [1, 1, 0, 0], n_bins=4)
+print("counts per bin:", demo.counts.tolist(), " expected:", [demo.n / 4] * 4)
+print(f"chi2 = {demo.statistic:.4f} on 3 degrees of freedom, p = {demo.p_value:.3f}")
+# a discrete-time curve: the death in bin 1 is known to lie in [S_1, S_0] = [0.6, 0.9]
+print("discrete-time transform (S_k, S_k-1):", discrete_time_pit([[0.9, 0.6, 0.2]], [1], [1]))
+
+# %% [markdown]
+# ### On the committed paper-scale predictions
+#
+# The grid of [The paper's grid at full scale](15_paper_scale.py) commits every patient's
+# out-of-fold survival curve (synthetic BLCA cohort, 359 patients, five folds × 20 epochs).
+# Below: SurvMamba and SNN, and MCAT for comparison. Each patient's curve is its own fold
+# model's, read with that fold's bin edges; the horizons are the folds' bin ends, pooled (the
+# median over the folds of each finite edge, so the quartiles of the training deaths).
+
+# %%
+from survmamba_lite.experiment.calibration_report import oof_calibration
+
+project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
+grid_runs = project_root / "results" / "fullscale" / "paper" / "runs" / "blca_paper"
+chosen = {name: load_run(grid_runs / name) for name in ("survmamba", "snn", "mcat")}
+cal_rows, cal_curves, pits = {}, {}, {}
+for name, r in chosen.items():
+    edges = {int(m["fold"]): m["bin_inner_edges"] for m in r.folds}
+    rows, curves = oof_calibration(r.oof, edges, model=r.label, cohort=r.cohort)
+    cal_rows[name], cal_curves[name] = pd.DataFrame(rows), curves
+    surv = r.oof.filter(regex=r"^S_\d+$").to_numpy()
+    at, before = discrete_time_pit(surv, r.oof["time_bin"], r.oof["event"])
+    pits[name] = d_calibration(at, r.oof["event"], surv_before=before)
+    print(f"{r.label:10s} D-calibration chi2 {pits[name].statistic:6.1f}, p = {pits[name].p_value:.2g}; "
+          f"share of patients in the top bin (predicted survival 0.9-1 at their time) "
+          f"{pits[name].proportions[-1]:.2f} (0.10 if calibrated)")
+
+# %% mystnb={"figure": {"caption": "D-calibration of the committed paper-scale predictions (synthetic BLCA, out-of-fold): the share of patients in each tenth of the predicted survival at their own time (deaths spread over their bin's interval, censored patients over [0, S]); a calibrated model gives the dotted line.", "name": "fig-survival-dcal"}}
+fig, axes = plt.subplots(1, len(pits), figsize=(3.3 * len(pits), 2.8), sharey=True)
+for ax, (name, res) in zip(axes, pits.items()):
+    ax.bar(np.arange(10) / 10 + 0.05, res.proportions, width=0.09, color="#2D6FB7")
+    ax.axhline(0.1, color="k", ls=":", lw=0.8)
+    ax.set_title(f"{chosen[name].label}: p = {res.p_value:.1g}", fontsize=9)
+    ax.set_xlabel("predicted survival at own time")
+axes[0].set_ylabel("share of patients")
+fig.tight_layout()
+plt.show()
+
+# %% mystnb={"figure": {"caption": "Smoothed calibration curves of the same predictions at the middle horizon (the median of the folds' second bin edge): observed risk of death by then (Cox model on a spline of the predicted risk) against the predicted risk; ticks: the patients' predictions. A calibrated model lies on the diagonal.", "name": "fig-survival-calibration-curves"}}
+fig, axes = plt.subplots(1, len(cal_curves), figsize=(3.3 * len(cal_curves), 3.1), sharey=True)
+for ax, (name, curves) in zip(axes, cal_curves.items()):
+    horizon = sorted(curves)[len(curves) // 2]
+    cu = curves[horizon]
+    ax.plot(cu["predicted"], cu["observed"], color="C3")
+    ax.plot([0, 1], [0, 1], color="k", ls=":", lw=0.8)
+    ax.plot(cu["predicted"], np.full(len(cu), -0.02), "|", color="0.5", ms=4)
+    row = cal_rows[name].set_index("horizon").loc[horizon]
+    ax.set_title(f"{chosen[name].label}, {horizon:.1f} months: ICI {row['ici']:.3f}", fontsize=9)
+    ax.set_xlabel("predicted risk")
+    ax.set_xlim(-0.03, 1.0)
+axes[0].set_ylabel("observed risk (smoothed)")
+fig.tight_layout()
+plt.show()
+
+# %%
+shown = pd.concat(cal_rows.values())[["model", "horizon", "predicted_risk", "observed_risk_km", "ici", "e50", "e90"]]
+display(shown.round(3).set_index(["model", "horizon"]))
+for name, rows in cal_rows.items():
+    low = (rows["predicted_risk"] < rows["observed_risk_km"]).all()
+    first = sorted(cal_curves[name])[0]
+    print(f"{chosen[name].label:10s} ICI {rows['ici'].min():.3f}-{rows['ici'].max():.3f} over the horizons; mean "
+          f"predicted risk {'below' if low else 'not below'} the Kaplan-Meier risk at every horizon; median "
+          f"predicted risk by {first:.1f} months {cal_curves[name][first]['predicted'].median():.4f} "
+          f"(Kaplan-Meier {rows['observed_risk_km'].iloc[0]:.3f})")
+committed = pd.read_csv(project_root / "results" / "fullscale" / "paper" / "report" / "calibration.csv")
+mine = pd.concat(cal_rows.values())
+print("the same numbers as the report's calibration.csv:",
+      np.allclose(committed.set_index(["model", "horizon"]).loc[list(zip(mine["model"], mine["horizon"])), "ici"],
+                  mine["ici"], rtol=1e-9))
+
+# %% [markdown]
+# What the numbers say. All three models rank patients better than random risk (the
+# [baselines chapter](12_baselines.py)), and all three predict too little risk on average
+# (the mean predicted risk is below the Kaplan–Meier risk at every horizon). SurvMamba and SNN
+# give most patients a near-certain survival to the first horizon, where the Kaplan–Meier
+# risk is about a tenth. Their curves are far from calibrated (D-calibration p-values far below
+# any threshold, an ICI of a few tenths at the later horizons): trained for 20 epochs
+# on 287 patients per fold they fit their training patients closely, and push most predicted
+# hazards towards 0 or 1, so the survival at a patient's own time piles up near the ends of
+# $[0, 1]$ instead of spreading evenly. MCAT's curves are much closer, though still
+# miscalibrated in the large. A model can thus win on the c-index and still hand a clinician
+# the wrong probabilities; a paper that reports survival curves should report their
+# calibration too. (The cohort is synthetic: these are properties of the models under this
+# protocol, not of patients.) `survmamba report` writes these numbers for every run
+# (`calibration.csv`).
+
+# %% [markdown]
 # ## Summary
 #
 # * Out-of-fold predictions score every patient once, with a model that did not see them;
@@ -160,6 +287,9 @@ extra[["label", "cohort", "n_oof", "oof_c_index", "oof_c_index_low", "oof_c_inde
 # * A log-rank p-value measures the separation of two halves; the c-index measures the
 #   ranking of all comparable pairs. Neither says how well calibrated the survival curves are
 #   (the integrated Brier score does).
+# * D-calibration and the integrated calibration index measure whether the predicted
+#   probabilities are right; on the paper-scale grid the models that rank patients well
+#   predict far too little early risk.
 #
 # ## Exercises
 

@@ -22,7 +22,8 @@
 # After this chapter you can
 # 1. run the package's import code and models on public TCGA tables and compare the c-index with the paper's;
 # 2. list the reasons a re-implementation's numbers can differ from a paper's (genes, hierarchy, splits, budget, tuning, noise);
-# 3. check that real slides go through tiling and feature extraction, and read a feature map.
+# 3. check that real slides go through tiling and feature extraction, and read a feature map;
+# 4. recompute a row's numbers from its committed predictions, and measure how much choosing the best epoch on the validation fold adds (the optimism gap).
 # :::
 #
 # Everything before this chapter runs on synthetic cohorts. Here the package meets public
@@ -89,15 +90,26 @@ else:
 cohort_info = json.loads((results_dir / "cohorts.json").read_text(encoding="utf-8"))
 display(pd.DataFrame(cohort_info).T[["cohort", "source", "n_cases", "n_events", "n_genes", "n_functions",
                                      "n_processes", "n_dropped_at_import", "fold_n_val", "fold_n_val_events"]])
+for source in ("xena", "porpoise"):
+    info = [c for c in cohort_info.values() if c["source"] == source]
+    print(f"{source}: {sorted({c['n_genes'] for c in info})} genes, {sorted({c['n_functions'] for c in info})} "
+          f"functions in {sorted({c['n_processes'] for c in info})} processes")
+deaths = {k: c["fold_n_val_events"] for k, c in cohort_info.items()}
+fewest = min(deaths, key=lambda k: min(deaths[k]))
+print(f"fewest deaths: {cohort_info[fewest]['cohort']} ({cohort_info[fewest]['source']}), "
+      f"{cohort_info[fewest]['n_events']} deaths in {cohort_info[fewest]['n_cases']} patients, "
+      f"{min(deaths[fewest])} to {max(deaths[fewest])} per validation fold")
+print("validation patients per fold:", min(min(c["fold_n_val"]) for c in cohort_info.values()), "to",
+      max(max(c["fold_n_val"]) for c in cohort_info.values()))
 
 # %% [markdown]
-# The paper reports 352 functions in 42 processes; with these gene tables the data give
-# 333 in 45 (Xena) and 292 in 43 (PORPOISE). Case counts match the paper for BLCA (359),
-# COADREAD (296) and LUAD (453); PORPOISE's BRCA table has 956 cases where the paper used
-# 869 (its list is not public). Each cohort keeps the splits published with its table:
-# the folds of SurvPath and PORPOISE, not necessarily the paper's. Note the deaths per
-# validation fold: COADREAD has 58 deaths in 296 patients, and one of its folds holds 6.
-# A c-index computed from 6 deaths can swing by 0.1 between two equally good models.
+# The paper reports 352 functions in 42 processes; these gene tables give fewer functions
+# (pathways without a measured gene are dropped) in more processes (the 352 pathways span
+# more level-2 classes than the paper lists). PORPOISE's BRCA table holds more cases than the
+# paper's BRCA cohort (869; its case list is not public). Each cohort keeps the splits published
+# with its table: the folds of SurvPath and PORPOISE, not necessarily the paper's. Note the
+# deaths per validation fold printed above: a c-index computed from a handful of deaths can
+# swing by a tenth between two equally good models.
 
 # %% [markdown]
 # ## How the models were run
@@ -127,6 +139,40 @@ runs = run_records(results_dir)
 print(f"{len(table)} runs; models {sorted(set(table['model_key']))}; cohorts {sorted(set(table['cohort_key']))}")
 for m in MODELS.values():
     print(f"  {m.label:28s} {m.registry:15s} {dict(m.options)}")
+
+# %% [markdown]
+# Every row also commits its **evidence** (`predictions/<cohort>__<model>.csv` and beside it):
+# each patient's out-of-fold risk and predicted survival curve, each deep model's validation
+# c-index after every epoch, and the time bins of each fold. The cell below recomputes every
+# row's fold and pooled c-index from its predictions file; they must equal the table's to the
+# last digit. Rows made before the evidence was kept are listed as such.
+
+# %%
+from survmamba_lite.realdata.evidence import check_row_evidence, evidence_paths, read_row_evidence
+
+
+def evidence(out, ck, mk):
+    """A row's committed evidence (predictions, epochs, folds), or None where it has none."""
+    return read_row_evidence(out, ck, mk) if evidence_paths(out, ck, mk)["predictions"].is_file() else None
+
+
+def risk_spread(out, ck, mk):
+    """Standard deviation of the predicted risk (in bins) across each validation fold's patients."""
+    ev = evidence(out, ck, mk)
+    return None if ev is None else ev["predictions"].groupby("fold")["risk"].std(ddof=1).to_numpy()
+
+
+def check_folder(out):
+    recs = run_records(out)
+    with_ev = [k for k in recs if evidence(out, *k) is not None]
+    for key in with_ev:
+        assert check_row_evidence(out, recs[key]) == [], key
+    print(f"{shown(out)}: {len(with_ev)} of {len(recs)} rows commit their predictions, and each reproduces its "
+          "fold and pooled c-index exactly" + ("" if len(with_ev) == len(recs) else "; without: " + ", ".join(
+              f"{ck}/{mk}" for ck, mk in recs if (ck, mk) not in with_ev)))
+
+
+check_folder(results_dir)
 
 # %% [markdown]
 # The columns: the mean ± sample standard deviation of the five fold c-indices (as the
@@ -196,55 +242,76 @@ print(f"\nwidth of the 95% interval of the fold mean: {widths.min():.3f} to {wid
 # %% [markdown]
 # What differs from the paper, and why the numbers can differ:
 #
-# * **Genes.** We use the 1,577 genes of SurvPath's Xena tables (about 1,555 in
-#   PORPOISE's). The paper does not say which genes it used; its SNN input may differ.
-# * **Hierarchy.** 333 functions in 45 processes against the paper's 352 in 42: 19 KEGG
-#   pathways have no measured gene in these tables, and the 352 pathways span 45 level-2
-#   classes. This changes SNNTrans's and SurvMamba's token sets, not SNN's or Cox's.
+# * **Genes.** We use the genes of SurvPath's Xena tables and PORPOISE's tables (counts
+#   above). The paper does not say which genes it used; its SNN input may differ.
+# * **Hierarchy.** Fewer functions in more processes than the paper's 352 in 42 (above).
+#   This changes SNNTrans's and SurvMamba's token sets, not SNN's or Cox's.
 # * **Splits.** Ours are SurvPath's and PORPOISE's published folds. The paper's folds are
-#   not published; with 45 to 75 validation patients per fold, a different split alone
-#   moves a fold c-index by several points.
+#   not published; with the validation fold sizes above, a different split alone moves a
+#   fold c-index by several points.
 # * **Training budget.** 3 epochs at batch size 1 with reduced widths on a CPU. The paper
 #   does not state its number of epochs; methods in its lineage (MCAT, MOTCat, SurvPath)
 #   train 20. Our deep models are therefore likely under-trained, which would bias them
 #   downwards, most of all the larger SNNTrans and SurvMamba.
 # * **No tuning.** Nothing was selected on the validation folds, and the last epoch is
 #   reported. Picking the best epoch per fold on the validation c-index, common in this
-#   literature, inflates the reported c-index.
-# * **A linear baseline is hard to beat here.** In the committed runs the untuned Cox
-#   model on 32 principal components has the highest fold mean on BLCA (both tables) and
-#   LUAD, is within 0.01 of SNN on BRCA, and is the lowest row on COADREAD (the cohort with
-#   6 to 19 deaths per fold). With 300 to 450
-#   patients and 60 to 170 deaths, a few thousand parameters fitted to convergence compete
-#   well with networks of 0.5 to 1 million parameters trained for 3 epochs.
+#   literature, inflates the reported c-index; the section "The epoch a number comes from"
+#   below measures by how much.
+# * **A linear baseline.** The untuned Cox model on 32 principal components (32
+#   coefficients fitted to convergence) against networks trained for 3 epochs (their sizes
+#   are printed below). The cell below says where it stands in each cohort.
 # * **Bidirectional against forward-only SurvMamba-RNA** (the question of the paper's
-#   Fig. 3, there on the multimodal model): the cell after this list pairs the two on the
-#   same folds. The bidirectional model is ahead by 0.01-0.03 on COADREAD and both BLCA
-#   tables (3 of 5 folds each, intervals wide around zero); the forward-only model is
-#   ahead on all five folds of LUAD (by 0.08, an interval that excludes zero) and of BRCA
-#   (by 0.06, one that just reaches it). For the genomic branch alone, at this training
-#   budget, these runs do not support the paper's finding that both directions help.
-# * **Below chance on BRCA.** SNNTrans (0.439) and the bidirectional SurvMamba-RNA (0.443)
-#   are below 0.5 on all five BRCA folds, while SNN and Cox on the same folds reach 0.58 and
-#   0.57. The spread of the predicted risk (the expected number of bins survived, negated)
-#   across a fold's patients says why. SNN's out-of-fold risks have a standard deviation of
-#   0.33-0.38 per BRCA fold (0.54-1.0 on BLCA); the token models' only 0.01-0.06 on BLCA
-#   and COADREAD. After 3 epochs the token models predict nearly the same survival curve
-#   for every patient (the cohort's average hazard, which dominates the loss) and the
-#   c-index ranks what is left. On BRCA, with 86% of patients censored, that is almost
-#   nothing: rerunning SNNTrans on folds 0 and 1 for 6 epochs (a diagnostic after the
-#   fact, not a reported run), the risk's spread was 0.0003-0.0004 and the c-index drifted
-#   down as it trained (0.45 → 0.36, 0.49 → 0.38); at a learning rate of $10^{-3}$ the
-#   risk became exactly constant, a c-index of 0.5 from ties alone. These rows therefore
-#   measure token models that have not started to rank patients, not models that rank them
-#   backwards. Why the token encoders stay flat at this budget while SNN does not is open;
-#   it may also be why SNNTrans trails SNN on every cohort.
+#   Fig. 3, there on the multimodal model): the cell pairs the two on the same folds.
+# * **Rows below 0.5.** For every row whose fold mean is below 0.5 the cell prints the
+#   spread of its predicted risk (the expected number of bins survived, negated) across each
+#   fold's patients, from the committed predictions, beside SNN's on the same folds. A spread
+#   near zero means the model predicts nearly the same curve for every patient (the cohort's
+#   average hazard, which dominates the loss early in training), so the c-index ranks what
+#   is left: such a row measures a model that has not started to rank patients, not one that
+#   ranks them backwards.
 # * **Noise.** The fold standard deviations and the bootstrap intervals above are several
-#   hundredths wide: with these cohort sizes differences of 0.02-0.03 between two rows,
-#   or between us and the paper, are within sampling error.
+#   hundredths wide: with these cohort sizes differences of a few hundredths between two
+#   rows, or between us and the paper, are within sampling error.
 
 # %%
+from survmamba_lite.data.kegg import build_genomic_hierarchy
+from survmamba_lite.data.synth import SCALES, synthetic_hierarchy
+from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import t_interval
+from survmamba_lite.utils.complexity import count_parameters
+
+table_h, genes_h, _ = synthetic_hierarchy(SCALES["paper"], 0)          # 1,577 genes, 352 functions
+inputs_h = ModelInputs(n_bins=4, hierarchy=build_genomic_hierarchy(table_h, genes_h)[0])
+print("parameters of the CPU-width deep models (on a paper-scale hierarchy):",
+      {k: f"{count_parameters(build_model(m.registry, inputs_h, **dict(m.options))) / 1e6:.2f} M"
+       for k, m in MODELS.items() if m.registry != "cox"})
+
+
+def cox_standing(frame):
+    """Per cohort of a genomic_table: the Cox reference's rank among the rows and its lead over SNN."""
+    for ck, sub in frame.groupby("cohort_key", sort=False):
+        sub = sub.sort_values("c_index_mean", ascending=False).reset_index(drop=True)
+        cox = sub.index[sub["model_key"] == "cox"]
+        snn = sub.loc[sub["model_key"] == "snn", "c_index_mean"]
+        if len(cox) and len(snn):
+            print(f"{sub['cohort'].iloc[0]:9s} ({sub['source'].iloc[0]:8s}) Cox {sub.loc[cox[0], 'c_index_mean']:.3f}: "
+                  f"rank {cox[0] + 1} of {len(sub)}, Cox - SNN {sub.loc[cox[0], 'c_index_mean'] - snn.iloc[0]:+.3f}")
+
+
+def below_half(frame, out):
+    """Rows with a fold mean below 0.5, with the spread of their predicted risk per fold beside SNN's."""
+    rows = frame[frame["c_index_mean"] < 0.5]
+    if rows.empty:
+        print("no row has a fold mean below 0.5")
+    for r in rows.itertuples():
+        mine, snn = risk_spread(out, r.cohort_key, r.model_key), risk_spread(out, r.cohort_key, "snn")
+        folds_below = sum(float(v) < 0.5 for v in r.fold_c_index.split())
+        line = f"{r.cohort} ({r.source}) {r.model}: {r.c_index_mean:.3f}, below 0.5 on {folds_below} of 5 folds"
+        if mine is None:
+            print(line + "; no per-case predictions committed")
+            continue
+        print(line + f"; risk std per fold {np.round(mine, 4).tolist()} against SNN's "
+              f"{np.round(snn, 3).tolist() if snn is not None else 'n/a'}")
 
 
 def bi_minus_uni(frame, records):
@@ -259,10 +326,16 @@ def bi_minus_uni(frame, records):
         d = bi - uni
         lo, hi = t_interval(d)
         print(f"{sub['cohort'].iloc[0]:9s} ({sub['source'].iloc[0]:8s}) bi {bi.mean():.3f}  uni {uni.mean():.3f}  "
-              f"bi - uni {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}], bi higher on {(d > 0).sum()} of {len(d)} folds")
+              f"bi - uni {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}], bi higher on {(d > 0).sum()} of {len(d)} folds"
+              f"{'' if lo <= 0 <= hi else '  (interval excludes 0)'}")
 
 
+print("\nThe Cox reference:")
+cox_standing(table)
+print("\nBidirectional against forward-only SurvMamba-RNA:")
 bi_minus_uni(table, runs)
+print("\nRows below 0.5:")
+below_half(table, results_dir)
 
 # %% [markdown]
 # ## At the paper's widths, on a GPU
@@ -272,27 +345,17 @@ bi_minus_uni(table, runs)
 # (PORPOISE's "small" SNN, 4 × 256 ELU + AlphaDropout blocks), SNNTrans with 512-d tokens and
 # 8 heads (TransMIL with Nyström attention), SurvMamba-RNA with 512-d tokens and state size
 # 16, for 20 epochs, with the same optimiser, folds, seed and no tuning. The settings were
-# fixed before any validation fold was seen (`realdata.PAPER_MODELS`). Every training step was
-# replayed as a CUDA graph (`scripts/realdata_paper_width.sh`). The files are in
-# `results/real_data/paper_width/`.
-#
-# **What has been run.** All 25 rows are complete: the Cox reference, SNN, SNNTrans and
-# SurvMamba-RNA (bidirectional and forward-only) on all five cohorts. SNN ran on one H200, one
-# process per cohort and model, Cox on the CPU. The other folds were trained in calls where
-# several runs shared the GPUs: 13 SurvMamba-RNA folds in calls where 20 processes shared one
-# H200; the rest in calls on two H200s shared through CUDA MPS (NVIDIA's multi-process
-# service, so that the small kernels of different processes run at the same time), where each
-# run trained its remaining folds at once, one process per fold (`--fold-workers 5`). The last
-# of these calls trained SNNTrans on all five cohorts and SurvMamba-RNA on BRCA (two of the
-# forward-only BRCA folds were done before): all seven runs finished within 532 s, with 7 runs
-# × 5 folds sharing the two GPUs. A fold's settings and seed do not depend on the call that
-# trained it, and the wall times listed below are those of the last call of each run. The
-# "compute s" column of `genomic_table.md` sums the five folds' own times, the slower shared
-# ones included.
-# A run appears here only when all five of its folds are done; no partial run is shown.
+# fixed before any validation fold was seen (`realdata.PAPER_MODELS`). Every training step is
+# replayed as a CUDA graph, SurvMamba-RNA's scan and convolution run in the mamba-ssm and
+# causal-conv1d kernels, and the folds of a row train at once in their own processes on a GPU
+# shared through CUDA MPS (NVIDIA's multi-process service); a fold's settings and seed do not
+# depend on the call that trained it (`scripts/realdata_device.sh`, which drives
+# `scripts/realdata_paper_width.sh`). The files are in `results/real_data/paper_width/`, and
+# the cell lists, per row, whether its per-case predictions are committed, with the wall time
+# of its last call. A row appears only when all five of its folds are done.
 
 # %%
-from survmamba_lite.realdata import PAPER_MODELS
+from survmamba_lite.realdata import PAPER_MODELS, PAPER_VARIANTS
 
 pw_dir = results_dir / "paper_width"
 if (pw_dir / "runs").is_dir() and any((pw_dir / "runs").glob("*.json")):
@@ -302,9 +365,11 @@ if (pw_dir / "runs").is_dir() and any((pw_dir / "runs").glob("*.json")):
     wanted = [(ck, mk) for ck in dict.fromkeys(pw["cohort_key"]) for mk in PAPER_MODELS]
     print("not yet run at the paper's widths:", ", ".join(f"{ck}/{mk}" for ck, mk in wanted if (ck, mk) not in done)
           or "none")
+    print("variant rows:", ", ".join(f"{ck}/{mk}" for ck, mk in done if mk in PAPER_VARIANTS) or "none yet")
     token = pw[pw["model_key"].str.startswith(("survmamba", "snntrans"))]
-    print("wall time of the last call of each SNNTrans and SurvMamba-RNA run:",
+    print("wall time of the last call of each SNNTrans and SurvMamba-RNA row:",
           ", ".join(f"{r.cohort_key}/{r.model_key} {r.wall_s:.0f} s" for r in token.itertuples()))
+    check_folder(pw_dir)
 else:
     pw = None
     print(f"{shown(pw_dir)} holds no runs yet")
@@ -349,17 +414,12 @@ if pw is not None:
                   f"{'inside' if inside else 'outside'} our interval)")
 
 # %% [markdown]
-# SNN at the paper's widths is within 0.01 of the paper on BLCA (SurvPath's table, 0.601 against
-# 0.610) and on LUAD (0.592 against 0.589). It is below the paper on BRCA (0.572 against 0.606, though the
-# paper's mean is inside our interval) and on PORPOISE's BLCA table (0.541). On COADREAD it is far below: 0.488 against
-# 0.617, with the paper's mean outside our interval, so the ±0.03 target is met on BLCA
-# and missed on COADREAD. COADREAD is the cohort with the fewest deaths (58 in 296 patients;
-# 6 to 19 per validation fold), where the Cox reference also sits near chance (0.515) and the
-# 3-epoch CPU-width SNN reached 0.551. Whether 20 epochs overfit COADREAD's few deaths is a
-# question for the training folds alone: the inner validation below splits each outer
-# fold's training patients 80/20, trains with exactly the reported settings on the 80%, and
-# records the c-index on the held-out 20% after every epoch. The outer validation folds are
-# not read.
+# The cell prints, per cohort, SNN at the paper's widths against the paper's mean, whether the
+# gap is within ±0.03 and whether the paper's mean lies inside our 95% interval. Where the
+# target is missed, whether 20 epochs overfit a cohort's few deaths is a question for the
+# training folds alone: the inner validation below splits each outer fold's training patients
+# 80/20, trains with exactly the reported settings on the 80%, and records the c-index on the
+# held-out 20% after every epoch. The outer validation folds are not read.
 
 # %%
 from survmamba_lite.realdata.inner import inner_table, inner_table_markdown
@@ -389,46 +449,105 @@ if have_inner:
     plt.show()
 
 # %% [markdown]
-# **Diagnosis of COADREAD's SNN (training folds only).** The model did not collapse: its
-# predicted risk spreads by 0.7-1.1 bins across the held-out patients of every inner split
-# (collapse would be below 0.01). It learned its training patients almost perfectly
-# (inner-train c-index 0.98 in every fold) and ranks held-out patients only weakly:
-# inner-validation c-index 0.49-0.60 (mean 0.545) on 7 to 10 deaths per inner split, with no
-# steady rise or fall over the 20 epochs (the mean curve moves between 0.51 and 0.62 from
-# epoch to epoch). So the outer result, 0.488, is a model that fits about 190 patients with 32 to 42 deaths
-# and generalises little, measured on 6 to 19 deaths per fold, not a defect of the code:
-# the same code and settings reach the paper's number on BLCA and LUAD. Fewer epochs would
-# not obviously help (the inner curve has no early peak to stop at), and choosing the epoch
-# on these curves would be tuning, which these rows do not do. What the diagnosis cannot
-# settle is the gap to the paper's 0.617: its COADREAD genes, endpoint and folds are not
-# published, and with this few deaths a different split alone moves the mean by several
-# hundredths. (SNN's inner runs used a CPU with the reported settings; everything else about
-# them is as on the GPU.)
-#
-# **Diagnosis of COADREAD's SurvMamba-RNA (bidirectional; training folds only, on the GPU).**
-# The same picture as SNN's: no collapse (the risk spreads by 0.64 to 0.86 bins across the
-# held-out patients), inner-train c-index 0.95 to 0.98, inner-validation c-index 0.29 to 0.60
-# (mean 0.488). The model fits about 190 patients almost exactly and ranks new ones no better
-# than chance on these few deaths. The lowest inner split (0.288) belongs to outer fold 2, the
-# fold whose validation patients also gave the lowest outer c-index (0.336); the two sets of
-# patients do not overlap. Nothing here points to a defect of the code: the same model is level
-# with SNN and Cox on the four other cohorts.
+# How to read an inner validation. A model that **collapsed** predicts nearly one risk for
+# every patient (the risk's standard deviation below 0.01 bins on the held-out patients); a
+# model that **memorises** fits its inner-training patients almost perfectly (inner-train
+# c-index near 1) and ranks the held-out ones weakly; a curve with an early peak would mean
+# that fewer epochs help, one without says they would not. Choosing the epoch on these
+# curves would be tuning, which the reported rows do not do. The cell reads each reported
+# model's record:
+
+# %%
+def inner_summary(ck, mk):
+    """The diagnosis numbers of one inner-validation record (training folds only)."""
+    path = pw_dir / "inner" / f"{ck}__{mk}.json"
+    if not path.is_file():
+        print(f"{ck}/{mk}: no inner validation")
+        return None
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    folds = rec["folds"]
+    val = [f["inner_val_c_index"] for f in folds]
+    train = [f["inner_train_c_index"] for f in folds]
+    std = [f["inner_val_risk"]["risk_std"] for f in folds]
+    curves = [json.loads(c) if isinstance(c, str) else c for c in (f["inner_val_c_index_by_epoch"] for f in folds)]
+    curves = [c for c in curves if c]
+    line = (f"{rec['cohort']} / {rec['label']}: inner-val c-index {min(val):.3f} to {max(val):.3f} (mean "
+            f"{np.mean(val):.3f}) on {min(f['n_inner_val_events'] for f in folds)} to "
+            f"{max(f['n_inner_val_events'] for f in folds)} deaths per inner split; inner-train c-index "
+            f"{min(train):.2f} to {max(train):.2f}; held-out risk std {min(std):.2g} to {max(std):.2g} bins; "
+            f"{sum(f['collapsed'] for f in folds)} of {len(folds)} splits collapsed")
+    if curves:
+        mean_curve = np.mean([c for c in curves if len(c) == len(curves[0])], axis=0)
+        line += (f"; the mean inner-val curve moves between {mean_curve.min():.2f} and {mean_curve.max():.2f} "
+                 f"and peaks at epoch {int(np.argmax(mean_curve)) + 1} of {len(mean_curve)}")
+    print(line)
+    return rec
+
+
+if have_inner:
+    inner_recs = {key: inner_summary(*key) for key in (("coadread", "snn"), ("coadread", "survmamba-rna"))}
+    if pw is not None:
+        for (ck, mk), rec in inner_recs.items():
+            if rec is not None and (ck, mk) in set(zip(pw["cohort_key"], pw["model_key"])):
+                outer = run_records(pw_dir)[(ck, mk)]["fold_c_index"]
+                worst = int(np.argmin(outer))
+                print(f"  outer folds of {ck}/{mk}: {np.round(outer, 3).tolist()}; the lowest is fold {worst}, "
+                      f"whose inner split scores {rec['folds'][worst]['inner_val_c_index']:.3f}")
 
 # %% [markdown]
-# **BRCA's SNNTrans predicts one risk for every patient.** Its five folds score exactly 0.500:
-# every validation patient gets the same predicted survival curve (to ten digits in
-# `predictions.csv`), so every comparable pair is a tie. The epoch records show when it
-# happens: the validation c-index moves between 0.34 and 0.66 for the first ten epochs and is
-# 0.500 from epoch 12 to 17 on, in all five folds. The inner validation repeats it on the
-# training folds alone (the table above): on all five inner splits the risk is constant on
-# held-out *and* training patients (inner-train c-index 0.500), so the model did not
-# memorise, it lost its input. Probing the trained inner models (`probe` of
+# Both COADREAD records read the same way (the line above for each): no collapse, a
+# near-perfect fit of the inner-training patients and a weak, flat ranking of the held-out
+# ones on a handful of deaths per split. So COADREAD's outer rows measure models that fit
+# their training patients and generalise little, on folds with few deaths, not a defect of the
+# code: the same code and settings are judged against the paper on the other cohorts above.
+# What the diagnosis cannot settle is the gap to the paper's COADREAD numbers: its genes,
+# endpoint and folds are not published. (COADREAD's SNN inner runs used a CPU with the
+# reported settings; everything else about them is as on the GPU.)
+
+# %% [markdown]
+# **BRCA's SNNTrans and the weight decay.** In the paper-width run first committed,
+# SNNTrans on BRCA gave every validation patient of every fold the same predicted survival
+# curve, so every comparable pair was a tie and each fold's c-index was that of a coin. The
+# cell reads the row as it is committed now: its fold c-indices and, where its evidence is
+# committed, the spread of its predicted risk per fold and the epochs whose validation
+# c-index is exactly one half.
+
+# %%
+def collapse_report(out, ck, mk):
+    recs = run_records(out)
+    if (ck, mk) not in recs:
+        print(f"{ck}/{mk}: not run")
+        return
+    print(f"{ck}/{mk} ({recs[(ck, mk)]['settings']['optimizer']}): fold c-indices "
+          f"{np.round(recs[(ck, mk)]['fold_c_index'], 3).tolist()}")
+    ev = evidence(out, ck, mk)
+    if ev is None:
+        print("  no per-case predictions or per-epoch record committed for this row")
+        return
+    print(f"  risk std per fold: {np.round(risk_spread(out, ck, mk), 6).tolist()} bins")
+    if ev["epochs"] is not None:
+        for k, g in ev["epochs"].groupby("fold"):
+            half = g.loc[g["val_c_index"] == 0.5, "epoch"].tolist()
+            print(f"  fold {k}: validation c-index {g['val_c_index'].min():.3f} to {g['val_c_index'].max():.3f} over "
+                  f"the epochs; exactly 0.500 at epochs {half if half else 'none'}")
+
+
+if pw is not None:
+    collapse_report(pw_dir, "brca", "snntrans")
+
+# %% [markdown]
+# The inner validation repeated the collapse on the training folds alone (the first line
+# below): on every inner split the risk was constant on held-out *and* training patients, so
+# the model did not memorise, it lost its input. Probing the trained inner models (`probe` of
 # `inner_validation`) shows where:
 
 # %%
+import torch
+
 brca_inner = pw_dir / "inner" / "brca__snntrans.json"
 if brca_inner.is_file():
     rec = json.loads(brca_inner.read_text(encoding="utf-8"))
+    print(inner_summary("brca", "snntrans")["label"], "- probe of the trained inner models:")
     probe_rows = []
     for f in rec["folds"]:
         st = f["stages"]["inner_train"]
@@ -440,25 +559,30 @@ if brca_inner.is_file():
             "TransMIL input layer: std across patients": st["encoder.fc"]["std_across_patients_max"],
             "class token: std across patients": st["encoder.norm"]["std_across_patients_max"],
             "logits: std across patients": st["head"]["std_across_patients_max"]})
-    display(pd.DataFrame(probe_rows).set_index("outer fold").map(lambda v: f"{v:.2g}"))
+    probe = pd.DataFrame(probe_rows).set_index("outer fold")
+    display(probe.map(lambda v: f"{v:.2g}"))
+    fresh = torch.nn.Linear(512, 512).weight.detach().norm(dim=1).mean()        # PyTorch's default initialisation
+    print(f"function tokens {probe.iloc[:, 0].min():.1g} to {probe.iloc[:, 0].max():.1g} in size; weight rows of "
+          f"the layer that reads them {probe.iloc[:, 2].min():.1g} to {probe.iloc[:, 2].max():.1g} in norm, against "
+          f"{float(fresh):.2f} for a freshly initialised 512 x 512 layer; largest spread of the class token across "
+          f"patients {probe.iloc[:, 4].max():.1g}, of the logits {probe.iloc[:, 5].max():.1g}")
 else:
     print(f"{shown(brca_inner)}: no inner validation of BRCA's SNNTrans")
 
 # %% [markdown]
 # (Inner-training patients; "std across patients" is the largest over the output's elements,
 # "weight row norm" the mean over the layer's 512 rows.) The per-function networks' outputs
-# have shrunk to 1e-7 to 1e-5 in size, and the TransMIL layer that reads them has weight rows
-# of norm 1e-13 to 7e-6 (a freshly initialised row has norm about 0.58). What leaves that
-# layer is its bias, the same for every patient up to 1e-5 at most; after the attention
+# have shrunk to almost nothing, and so have the weight rows of the TransMIL layer that reads
+# them. What leaves that layer is its bias, the same for every patient; after the attention
 # layers and the final LayerNorm the class token, and so the prediction, is the same for
-# everyone to float32 precision. With both factors near zero, neither gets a gradient of any
-# size, so training cannot leave that point. What drives the weights there is the weight decay as
-# PyTorch's RAdam applies it: `weight_decay` is added to the gradient, and the adaptive step
-# then divides it by its own running size, so a weight whose loss gradient is small moves
-# towards zero by about the learning rate per step, whatever the decay's size. The RAdam that
+# everyone. With both factors near zero, neither gets a gradient of any size, so training
+# cannot leave that point. What drives the weights there is the weight decay as PyTorch's
+# RAdam applies it: `weight_decay` is added to the gradient, and the adaptive step then
+# divides it by its own running size, so a weight whose loss gradient is small moves towards
+# zero by about the learning rate per step, whatever the decay's size. The RAdam that
 # SurvPath's code ships (copied from RAdam's authors) instead shrinks each weight by
-# `lr × weight_decay` per step, 1e-6 of it at the paper's settings. The cell below runs both
-# for 1,000 steps (a BRCA epoch has 764) on a weight of 0.05 that the loss does not touch:
+# `lr × weight_decay` per step. The cell below runs both for 1,000 steps on a weight of 0.05
+# that the loss does not touch:
 
 # %%
 import torch
@@ -478,36 +602,56 @@ for name in ("radam", "radam-decoupled"):
             trace.append(f"{step} steps {float(w.detach()[0]):.4f}")
     print(f"{name:16s} lr 2e-4, weight decay 5e-3: 0.05 ->", ", ".join(trace))
 
-# %%
-from myst_nb import glue
+# %% [markdown]
+# The same inner splits were also trained with the decay taken out of the gradient (the two
+# variant rows of the inner-validation table: `weight_decay=0`, and AdamW, whose decay is
+# decoupled as in SurvPath's RAdam, at the paper's 5e-3). These two variants kept only their
+# final numbers: the call's time limit stopped their processes after training while they
+# were being probed, so they have no per-epoch curves. Why BRCA and not the other cohorts:
+# the cell compares the training patients per epoch (steps) and the share of deaths (the
+# strength of the loss gradient) of the cohorts, and the spread of the other cohorts'
+# SNNTrans risks where their predictions are committed.
 
-train_per_fold = {ck: [info["n_cases"] - n_val for n_val in info["fold_n_val"]] for ck, info in cohort_info.items()}
-glue("brca_train_max", max(train_per_fold["brca"]), display=False)
-glue("others_train_max", max(max(v) for ck, v in train_per_fold.items() if not ck.startswith("brca")), display=False)
-glue("brca_death_share", cohort_info["brca"]["n_events"] / cohort_info["brca"]["n_cases"], display=False)
-print("training patients per outer fold:", train_per_fold)
+# %%
+for tag in ("weight_decay-0", "optimizer-adamw__weight_decay-0.005"):
+    if (pw_dir / "inner" / f"brca__snntrans__{tag}.json").is_file():
+        inner_summary("brca", f"snntrans__{tag}")
+train_per_fold = {k: c["n_cases"] - min(c["fold_n_val"]) for k, c in cohort_info.items()}
+death_share = {k: c["n_events"] / c["n_cases"] for k, c in cohort_info.items()}
+print("training patients per epoch (largest fold):", train_per_fold)
+print("share of deaths:", {k: round(v, 2) for k, v in death_share.items()})
+if pw is not None:
+    for ck in dict.fromkeys(pw["cohort_key"]):
+        if ck != "brca" and (ck, "snntrans") in set(zip(pw["cohort_key"], pw["model_key"])):
+            spread = risk_spread(pw_dir, ck, "snntrans")
+            ev = evidence(pw_dir, ck, "snntrans")
+            exact = None if ev is None or ev["epochs"] is None else int((ev["epochs"]["val_c_index"] == 0.5).sum())
+            print(f"SNNTrans {ck}: " + ("no per-case predictions committed" if spread is None else
+                  f"risk std {spread.min():.2f} to {spread.max():.2f} bins across the folds; epochs scoring exactly "
+                  f"0.500: {exact}"))
 
 # %% [markdown]
-# The same inner splits, trained with the decay taken out of the gradient, do not collapse
-# (the two variant rows of the table above): with `weight_decay=0`, and with AdamW (whose
-# decay is decoupled, as in SurvPath's RAdam) at the paper's 5e-3, the risk spreads by 0.06 to
-# 0.39 bins on every split, the inner-train c-index is 0.55 to 0.77 and the inner-validation
-# c-index 0.46 to 0.60. (These two variants kept only their final numbers: the call's time
-# limit stopped the processes after training while they were being probed, so they have no
-# per-epoch curves.) Why BRCA and not the other cohorts: BRCA has the most training patients
-# per epoch ({glue:text}`brca_train_max` in its largest training fold, against at most
-# {glue:text}`others_train_max` in the other cohorts', computed below from `cohorts.json`), so
-# the most steps, and the fewest deaths per patient ({glue:text}`brca_death_share:.0%`), so
-# the weakest loss gradients. The other four cohorts' SNNTrans runs end
-# with a predicted risk that spreads by 0.36 to 1.04 bins across their validation patients,
-# and none of their epochs scores exactly 0.500.
-#
 # What this means for the rows. It is not a defect of SNNTrans, and not of the loss: it is
 # the optimiser's reading of "weight decay 5e-3", which the paper does not define. The rows
-# here keep the setting they were run with (`radam`, PyTorch's form, fixed before any
-# validation fold was seen); `--optimizer radam-decoupled` trains with the other reading.
-# BRCA's SNNTrans row at 0.500 stands for a collapsed model, not for SNNTrans on BRCA, and the
-# outer folds have not been rerun with the decoupled decay.
+# keep the setting fixed before any validation fold was seen (`radam`, PyTorch's form);
+# `--optimizer radam-decoupled` trains with the other reading, and the variant row
+# `SNNTrans (radam-decoupled)` reruns BRCA's outer folds with it, beside the default. The cell
+# compares the two where both are committed:
+
+# %%
+if pw is not None:
+    collapse_report(pw_dir, "brca", "snntrans-radam-decoupled")
+    pw_recs = run_records(pw_dir)
+    if ("brca", "snntrans-radam-decoupled") in pw_recs and ("brca", "snntrans") in pw_recs:
+        a = np.array(pw_recs[("brca", "snntrans-radam-decoupled")]["fold_c_index"])
+        b = np.array(pw_recs[("brca", "snntrans")]["fold_c_index"])
+        lo, hi = t_interval(a - b)
+        print(f"radam-decoupled - radam on BRCA's folds: {(a - b).mean():+.3f} [{lo:+.3f}, {hi:+.3f}] (95% t), "
+              f"ahead on {int((a > b).sum())} of {len(a)} folds; SNN on the same folds "
+              f"{np.mean(pw_recs[('brca', 'snn')]['fold_c_index']):.3f}")
+    else:
+        print("the variant row is not committed yet: BRCA's SNNTrans row stands for a collapsed model, not for "
+              "SNNTrans on BRCA")
 
 # %% [markdown]
 # **SurvMamba-RNA against SNN at the paper's widths.** The cell below pairs the runs on the
@@ -548,7 +692,8 @@ if pw is not None:
                           f"{r.fold_mean_ci95_high:.3f}])" for r in below[below["cohort_key"] == ck].itertuples()))
         folds = pd.DataFrame({"validation cases": pw_cohorts[ck]["fold_n_val"],
                               "deaths": pw_cohorts[ck]["fold_n_val_events"],
-                              **{r.model: pw_runs[(ck, r.model_key)]["fold_c_index"] for r in rows.itertuples()}})
+                              **{r.model: pw_runs[(ck, r.model_key)]["fold_c_index"] for r in rows.itertuples()
+                                 if len(pw_runs[(ck, r.model_key)]["fold_c_index"]) == len(pw_cohorts[ck]["fold_n_val"])}})
         folds.index.name = "fold"
         display(folds.round(3))
         print("fold mean [95% CI] and pooled out-of-fold c-index per row: " + "; ".join(
@@ -556,60 +701,113 @@ if pw is not None:
             f"pooled {r.oof_c_index:.3f}" for r in rows.itertuples()))
 
 # %% [markdown]
-# **What the paired comparison shows.** At the paper's widths and 20 epochs, SurvMamba-RNA and
-# SNN cannot be told apart on any of the five cohorts. Every mean difference is within ±0.03
-# (bidirectional minus SNN: +0.001 on COADREAD, +0.009 on BLCA (Xena), +0.014 on BLCA
-# (PORPOISE), −0.007 on LUAD, +0.022 on BRCA; forward-only: +0.018, −0.027, +0.016, +0.005,
-# +0.017), neither model is ahead on all five folds of any cohort, and every 95% interval
-# contains zero. Most intervals are wide, about ±0.06 to ±0.15, so differences of a few
-# hundredths, the size of most gaps between methods in the paper's Table 1, can be neither
-# shown nor excluded with five folds. Only PORPOISE's BLCA, whose folds agree closely, gives
-# a narrow interval: the bidirectional model is ahead on 4 of 5 folds, by +0.014
-# [−0.006, +0.034].
+# **Reading the paired comparison.** A difference is told apart from zero only when its 95%
+# interval excludes zero; five folds of a few hundred patients give intervals several
+# hundredths wide, so differences of the size of most gaps between methods in the paper's
+# Table 1 can be neither shown nor excluded. The folds share their training patients, so these
+# intervals are, if anything, too narrow. The cell summarises the comparisons above and adds
+# SNNTrans against SNN on the same folds:
+
+# %%
+def paired(records, ck, a, b):
+    """a - b over the paired folds of cohort ck: mean, 95% t-interval, folds where a is ahead."""
+    x, y = np.array(records[(ck, a)]["fold_c_index"]), np.array(records[(ck, b)]["fold_c_index"])
+    lo, hi = t_interval(x - y)
+    return (x - y).mean(), lo, hi, int((x > y).sum()), len(x)
+
+
+if pw is not None:
+    inside = [(r.cohort, r.model) for r in pairs.itertuples() if r.diff_ci_low <= 0 <= r.diff_ci_high]
+    print(f"SurvMamba-RNA - SNN: {len(inside)} of {len(pairs)} intervals contain zero; half-widths "
+          f"{((pairs['diff_ci_high'] - pairs['diff_ci_low']) / 2).min():.3f} to "
+          f"{((pairs['diff_ci_high'] - pairs['diff_ci_low']) / 2).max():.3f}")
+    for ck in dict.fromkeys(pw["cohort_key"]):
+        if (ck, "snntrans") in pw_runs and (ck, "snn") in pw_runs:
+            d, lo, hi, ahead, n = paired(pw_runs, ck, "snntrans", "snn")
+            print(f"SNNTrans - SNN {ck:14s} {d:+.3f} [{lo:+.3f}, {hi:+.3f}], SNNTrans ahead on {ahead} of {n} folds"
+                  f"{'' if lo <= 0 <= hi else '  (interval excludes 0)'}")
+    print()
+    cox_standing(pw)
+    print()
+    below_half(pw, pw_dir)
+
+# %% [markdown]
+# A fold mean below 0.5 is not by itself evidence of a model that ranks patients backwards:
+# the cell above prints each such row's risk spread, and the fold table above shows whether
+# one fold carries the deficit. When the pooled out-of-fold c-index lies below the fold mean,
+# pairs of patients from different folds are ranked worse than pairs within a fold: the five
+# fold models' risks are not on a common scale, which says nothing against each model's
+# ranking of its own fold. Choosing epochs or settings on these outer folds would be tuning,
+# which these rows do not do.
+
+# %% [markdown]
+# ## The epoch a number comes from: the optimism gap on real data
 #
-# Bidirectional against forward-only: −0.017, +0.036, −0.002, −0.012 and +0.005, all five
-# intervals containing zero (the largest, BLCA (Xena), +0.036 [−0.026, +0.097], bidirectional
-# ahead on 4 of 5 folds). The forward-only model's lead on LUAD at the CPU widths (−0.083, an
-# interval that excluded zero) shrinks at the paper's widths to −0.012 [−0.039, +0.015] (still
-# ahead on 4 of 5 folds, but an interval that contains zero); widths and epochs changed
-# together, so which of the two shrank it is not known. For the genomic branch alone these
-# runs neither support nor contradict the paper's finding (its Fig. 3) that both directions
-# help.
+# Our rows report the **last** epoch's model. Much code of this field keeps instead the epoch
+# whose validation c-index is highest and reports that value, chosen on the very patients it
+# is scored on (the [baselines chapter](12_baselines.py) measures it on the paper-scale grid).
+# Every row that commits its per-epoch record gives both numbers from the same training: the
+# tables below (`optimism_gap.csv` in each result folder) put the last epoch's fold-mean
+# c-index beside the best epoch's, with their paired difference and its 95% t-interval.
 #
-# SNNTrans, which trailed SNN on every cohort at the CPU widths, is ahead of it at the paper's
-# widths wherever it did not collapse: on COADREAD by +0.111 [+0.036, +0.186] (all five
-# folds; 0.600 against the paper's 0.635), and by +0.012 to +0.041 on the two BLCA tables and
-# LUAD (intervals containing zero); on BRCA it is the collapsed row above (−0.072). It has
-# the highest fold mean on COADREAD (0.600) and LUAD (0.634) and ties the untuned Cox
-# reference on BLCA (Xena) at 0.613. The Cox reference stays highest on PORPOISE's BLCA
-# (0.607), and on BRCA the bidirectional SurvMamba-RNA has the highest mean (0.594, Cox
-# 0.566), within the spread of its folds.
-#
-# **Below 0.5 on COADREAD.** Two paper-width rows have a fold mean below 0.5, both on
-# COADREAD: SNN (0.488, diagnosed above) and the bidirectional SurvMamba-RNA (0.489); the
-# forward-only model is at 0.506. What the files show:
-#
-# * None of the four COADREAD rows is distinguishable from chance: every 95% bootstrap interval of the
-#   fold mean contains 0.5 (SNN [0.374, 0.593], bidirectional [0.379, 0.600], forward-only
-#   [0.400, 0.615]), and the Cox reference, a linear model on 32 principal components, is
-#   itself at 0.515 [0.434, 0.587] on the same folds. A fold mean of 0.489 is therefore not
-#   evidence of a model that ranks patients backwards.
-# * The validation folds hold 6 to 19 deaths (58 in 296 patients), and one fold carries most
-#   of the SurvMamba-RNA deficit: fold 2 (45 patients, 8 deaths), where the bidirectional
-#   model scores 0.336, the forward-only 0.423 and Cox 0.383. On the other four folds the two
-#   SurvMamba-RNA models lie between 0.465 and 0.567. SNN does not share that fold (0.510
-#   there; its low folds are 1 and 4).
-# * The pooled out-of-fold c-index of the two SurvMamba-RNA rows (0.451, 0.435) is below
-#   their fold means: pairs of patients from different folds are ranked worse than pairs
-#   within a fold, i.e. the five fold models' risks are not on a common scale (see the
-#   columns under the first table). It does not mean that a model ranks its own fold
-#   backwards.
-#
-# The inner validation above settles what was open here: SurvMamba-RNA memorises COADREAD's
-# training patients as SNN does (inner-train c-index 0.95 to 0.98) and does not predict a
-# constant risk. Choosing epochs or settings on these outer folds would be tuning, which these
-# rows do not do. Nor can these folds say whether COADREAD would come nearer the paper's 0.617
-# with the paper's genes or splits, which are not published.
+# How much of "we could not reproduce the paper" does the choice of epoch explain? For every
+# row with a number in the paper's Table 1, the second cell sets the shortfall (the paper's
+# mean minus our last-epoch mean) beside the optimism gap, and the share of the shortfall that
+# the gap covers.
+
+# %%
+from survmamba_lite.experiment.optimism import optimism_display
+
+gaps = {}
+for label, folder in (("CPU widths, 3 epochs", results_dir), ("paper widths, 20 epochs", pw_dir)):
+    path = folder / "optimism_gap.csv"
+    if path.is_file():
+        gaps[label] = pd.read_csv(path)
+        print(label)
+        display(Markdown(optimism_display(gaps[label]).to_markdown(index=False)))
+        g = gaps[label]
+        print(f"the best epoch adds {g['difference'].min():+.3f} to {g['difference'].max():+.3f} "
+              f"(mean {g['difference'].mean():+.3f}) over {len(g)} rows; {int(g['folds_improved'].sum())} of "
+              f"{int(g['n_folds'].sum())} folds gain")
+    else:
+        print(f"{label}: no row of {shown(folder)} commits its per-epoch record yet")
+
+# %%
+def shortfall_explained(gap, table):
+    """Per row with a paper number: the paper's mean minus ours, the optimism gap, the share covered."""
+    merged = gap.merge(table[["cohort_key", "model_key", "model", "source", "paper_mean"]],
+                       on=["cohort_key", "model_key"], how="inner")
+    merged = merged[merged["paper_mean"].notna()]
+    rows = pd.DataFrame({
+        "cohort": merged["cohort"] + " (" + merged["source_x"] + ")", "model": merged["model_x"],
+        "paper": merged["paper_mean"], "ours, last epoch": merged["last_epoch_c_index"],
+        "ours, best epoch": merged["best_epoch_c_index"],
+        "shortfall": merged["paper_mean"] - merged["last_epoch_c_index"], "optimism gap": merged["difference"]})
+    short = rows["shortfall"].clip(lower=0)
+    rows["share explained"] = np.where(short > 0, np.minimum(rows["optimism gap"], short) / short.where(short > 0),
+                                       np.nan)
+    return rows
+
+
+for label, table_ in (("CPU widths, 3 epochs", table), ("paper widths, 20 epochs", pw)):
+    if label not in gaps or table_ is None:
+        continue
+    rows = shortfall_explained(gaps[label], table_)
+    print(label)
+    display(rows.round(3).set_index(["cohort", "model"]))
+    short = rows[rows["shortfall"] > 0]
+    print(f"{len(short)} of {len(rows)} rows fall short of the paper, by {short['shortfall'].mean():.3f} on average; "
+          f"the best epoch would close {short['share explained'].mean():.0%} of that on average "
+          f"(all of it on {int((short['share explained'] >= 1).sum())} of them); the best-epoch number reaches the "
+          f"paper's mean on {int((rows['ours, best epoch'] >= rows['paper']).sum())} of {len(rows)} rows")
+
+# %% [markdown]
+# At the CPU widths the models trained for 3 epochs, so a best-epoch protocol has only three
+# evaluations to choose from; the paper-width rows, 20 epochs each, are where the choice of
+# epoch can matter as it does on the paper-scale grid. Where the best-epoch number reaches the paper's and the
+# last-epoch number does not, the comparison with the paper is one of protocols before it is
+# one of models; where even the best epoch stays short, the other reasons listed above
+# (genes, hierarchy, splits, widths, noise) must carry the rest.
 
 # %% [markdown]
 # ## Real slides through the pipeline
@@ -669,39 +867,36 @@ else:
 # %% [markdown]
 # ## The commands that made these files
 #
+# The rows at the CPU widths, all five cohorts and models, one command per cohort on a
+# 2-core CPU (each row writes its run record and its evidence; `genomic_table.*`,
+# `paired_differences.*`, `optimism_gap.*` and `calibration.*` are rebuilt after every row):
+#
 # ```bash
-# # the slides and the two Xena cohorts with all five models
-# python -m survmamba_lite.realdata --data-root /work/shared/data --work /tmp/real/run1 \
-#     --out results/real_data --epochs 3 --cohorts coadread blca
-# # the PORPOISE cohorts, the two cheap models
-# python -m survmamba_lite.realdata --data-root /work/shared/data --work /tmp/real/run2 \
-#     --out results/real_data --cohorts blca-porpoise luad brca --models cox snn --no-slides
-# # the PORPOISE cohorts, the token models: one process per cohort and model on a 16-core
-# # GPU host (SNNTrans with --device cuda --threads 1, SurvMamba-RNA with --device cpu --threads 2)
-# for c in blca-porpoise luad brca; do for m in snntrans survmamba-rna survmamba-rna-uni; do
-#   dev="--device cpu --threads 2"; [ $m = snntrans ] && dev="--device cuda --threads 1"
-#   python -m survmamba_lite.realdata --data-root /work/shared/data --work /tmp/real/$c/$m \
-#       --out rd/${c}__$m --cohorts $c --models $m --no-slides --epochs 3 $dev &
-# done; done; wait
-# cp rd/*/runs/*.json results/real_data/runs/   # then realdata.write_genomic_table("results/real_data")
+# for c in coadread blca blca-porpoise luad brca; do
+#   nice python -m survmamba_lite.realdata --data-root /path/to/data --work /tmp/real/work \
+#       --out results/real_data --epochs 3 --cohorts $c --no-slides --threads 1 --device cpu
+# done
+# python -m survmamba_lite.realdata --data-root /path/to/data --work /tmp/real/slides \
+#     --out results/real_data --no-genomic          # the two slides
 # ```
 #
-# (BLCA's Cox, SNN and SNNTrans runs were started in a second process with the first
-# command's `--work`, `--cohorts blca --models cox snn snntrans --no-slides`, while the first
-# was still on COADREAD; the first command then read those folds back.) The "compute s"
-# column is the training and evaluation time the experiments layer measured per fold,
-# summed: on a 2-core machine shared with other jobs for the first two commands, on the
-# GPU host's CPU cores (or its GPU, for SNNTrans) for the third. The BRCA SurvMamba-RNA (bi)
-# run was stopped after 531 s and resumed from its checkpoints by the same command.
+# The "compute s" column is the training and evaluation time the experiments layer measured
+# per fold, summed, on that shared machine.
 #
-# On a GPU, `--device cuda --paper-dims --epochs 20` runs the paper's widths. The
-# paper-width rows were made by the resumable script around it, and the inner validations
-# one process per outer fold:
+# On a GPU, `--device cuda --paper-dims --epochs 20` runs the paper's widths. The paper-width
+# rows and the variant row are made by a resumable driver around it, in calls of a few minutes
+# (the data, the wheels that the GPU image lacks and the mamba-ssm sources in the folder
+# `CARRY`), then checked and copied into the results:
 #
 # ```bash
-# MPS=1 DATA=/path/with/tcga+kegg W=/scratch/rw DEADLINE=1020 P=7 FOLD_WORKERS=5 \
-#     MODELS="survmamba-rna survmamba-rna-uni snntrans" bash scripts/realdata_paper_width.sh
-# cp /scratch/rw/out/*/runs/*.json results/real_data/paper_width/runs/
+# CARRY=/path/with/deps+sdist+realdata bash scripts/realdata_device.sh start
+# OUT=/tmp/back bash scripts/realdata_device.sh poll 530     # results.tgz, state.tgz, progress.txt, logs.tgz
+# python scripts/realdata_ingest.py /tmp/back/results.tgz --out results/real_data/paper_width
+# ```
+#
+# The inner validations ran one process per outer fold:
+#
+# ```bash
 # for k in 0 1 2 3 4; do          # BRCA's SNNTrans; --set weight_decay=0 or --set optimizer=adamw for the variants
 #   python scripts/inner_validation.py fold --cohort-dir /scratch/rw/cohorts/brca --model snntrans --fold $k \
 #       --work /scratch/inner/brca --json /scratch/inner_json/brca__snntrans__$k.json --device cuda \
@@ -743,25 +938,37 @@ else:
 # %% [markdown]
 # ## Summary
 #
-# * On public TCGA transcriptomics the package's genomic models land in the range of the
-#   paper's numbers for some cohorts and below it for others; an untuned Cox model on 32
-#   principal components is a strong reference.
+# * The package's import code, hierarchy and experiments layer run on public TCGA
+#   transcriptomics; every row commits its per-case predictions and per-epoch record, from
+#   which its numbers are recomputed exactly. Where they land against the paper's numbers
+#   is printed above, row by row, with an untuned Cox model on 32 principal components as
+#   the reference.
 # * Genes, hierarchy, splits, training budget, tuning and fold noise each move a c-index by
-#   a few hundredths; a comparison with a paper has to name them.
+#   a few hundredths; a comparison with a paper has to name them, and the choice of epoch is
+#   one of them (the optimism gap).
 # * Real slides go through tiling and feature extraction; the feature map shows which patches the
 #   encoder sees as alike.
-# * At the paper's widths and 20 epochs on a GPU, SNN matches the paper on BLCA and LUAD and
-#   stays far below it on COADREAD, where it memorises its training patients and the
-#   validation folds hold 6 to 19 deaths. SurvMamba-RNA (both directions) is within ±0.03 of
-#   SNN on all five cohorts, with paired intervals that all contain zero; on COADREAD it
-#   memorises its training patients as SNN does.
-# * SNNTrans at the paper's widths is ahead of SNN on four cohorts (clearly on COADREAD) and
-#   collapses to one risk for every patient on BRCA. The inner validation traces the collapse
-#   to the weight decay as PyTorch's RAdam applies it (an L2 term that the adaptive step
-#   normalises); with no decay, or with decay decoupled as in SurvPath's RAdam, the same
-#   splits train normally. `--optimizer radam-decoupled` is that reading of the paper's
-#   "weight decay 5e-3"; the committed rows keep the setting they were run with.
+# * Below-chance rows are diagnosed from their files and from the training folds alone
+#   (inner validation): COADREAD's models memorise their few training deaths, and BRCA's
+#   SNNTrans collapse traces to the weight decay as PyTorch's RAdam applies it (an L2 term that
+#   the adaptive step normalises); `--optimizer radam-decoupled` is the other reading of the
+#   paper's "weight decay 5e-3", run as a variant row beside the default.
 #
+# The cell prints the numbers behind these points from the committed files:
+
+# %%
+lines = []
+if pw is not None:
+    pw_snn = pw[(pw["model_key"] == "snn") & pw["paper_mean"].notna()]
+    within = [f"{r.cohort} ({r.source})" for r in pw_snn.itertuples() if abs(r.c_index_mean - r.paper_mean) <= 0.03]
+    lines.append(f"paper widths: SNN within ±0.03 of the paper on {', '.join(within) or 'no cohort'} "
+                 f"(of {len(pw_snn)})")
+    lines.append(f"paper widths: SurvMamba-RNA - SNN intervals containing zero: {len(inside)} of {len(pairs)}")
+for label, g in gaps.items():
+    lines.append(f"{label}: optimism gap {g['difference'].min():+.3f} to {g['difference'].max():+.3f} over {len(g)} rows")
+print("\n".join(lines))
+
+# %% [markdown]
 # ## Exercises
 
 # %% [markdown]
@@ -812,9 +1019,9 @@ ahead = None       # {cohort key: (mean of SNN - SNNTrans over the folds, folds 
 
 # %% [markdown] tags=["solution"]
 # :::{dropdown} Solution
-# Pair the folds (same patients) and count; at the CPU widths SNNTrans trails SNN on every
-# cohort, as the text above says, though not on every fold. At the paper's widths the order
-# turns on four cohorts (see "What the paired comparison shows").
+# Pair the folds (same patients) and count, as the cell below does; a mean difference says
+# little without the number of folds that agree with it, and a t-interval of the five
+# differences says whether it could be zero.
 # :::
 
 # %% tags=["solution"]
@@ -824,7 +1031,7 @@ for ck in cohorts:
         diff_ = np.array(runs[(ck, "snn")]["fold_c_index"]) - np.array(runs[(ck, "snntrans")]["fold_c_index"])
         ahead[ck] = (float(diff_.mean()), int((diff_ > 0).sum()))
 print("SNN - SNNTrans (mean difference, folds where SNN is ahead):", {k: (round(m, 3), n) for k, (m, n) in ahead.items()})
-assert all(m > 0 for m, _ in ahead.values())                           # SNNTrans trails SNN on every cohort
+print(f"SNN ahead on average on {sum(m > 0 for m, _ in ahead.values())} of {len(ahead)} cohorts")
 
 # %% tags=["check"]
 assert isinstance(ahead, dict) and ahead, "ahead should be a dict {cohort: (mean difference, folds)}"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from survmamba_lite.survival import concordance_index
 
-__all__ = ["PCACoxReference", "run_cox_cv"]
+__all__ = ["PCACoxReference", "run_cox_cv", "cox_curve"]
 
 
 class PCACoxReference:
@@ -109,14 +109,28 @@ class PCACoxReference:
         return self.components(x) @ self.beta_
 
 
+def cox_curve(model: PCACoxReference, x: np.ndarray, edges: np.ndarray, train_time: Any) -> np.ndarray:
+    """``(n, T)`` survival of a fitted :class:`PCACoxReference` placed on discrete time bins, the
+    layout of the deep models' ``S_0..S_{T-1}``: ``S_k`` is lifelines' Breslow survival at the end
+    of bin ``k``, the inner edge ``e_{k+1}`` (``edges: (T + 1,)`` = ``[0, e_1, .., e_{T-1}, inf]``),
+    and the last, unbounded bin takes the survival at the last training time (where the Breslow
+    estimate ends)."""
+    ends = np.append(np.asarray(edges, dtype=np.float64)[1:-1], float(np.max(train_time)))
+    surv = model.fitter_.predict_survival_function(model.frame(x), times=ends)       # (T, n)
+    return surv.to_numpy(dtype=np.float64).T
+
+
 def run_cox_cv(cohort_dir: str | os.PathLike, *, n_components: int = 32, penalizer: float = 0.1,
-               folds: Sequence[int] | None = None) -> tuple[pd.DataFrame, list[float]]:
+               folds: Sequence[int] | None = None, n_bins: int = 4) -> tuple[pd.DataFrame, list[float]]:
     """:class:`PCACoxReference` on every fold of a cohort folder.
 
     Returns:
-        out-of-fold predictions (``fold, case_id, time, event, risk``) and the fold c-indices.
+        out-of-fold predictions (``fold, case_id, time, event, time_bin, risk, S_0..S_{T-1}``: the
+        survival curve on the ``n_bins`` quantile bins of the fold's training deaths, as the deep
+        models are binned; :func:`cox_curve`) and the fold c-indices (of ``risk``, the linear predictor).
     """
     from survmamba_lite.data.layout import load_cohort
+    from survmamba_lite.survival import TimeBinner
 
     cohort = load_cohort(cohort_dir)
     genes = list(cohort.hierarchy.genes)
@@ -127,9 +141,16 @@ def run_cox_cv(cohort_dir: str | os.PathLike, *, n_components: int = 32, penaliz
         tr, va = cohort.clinical.loc[train_ids], cohort.clinical.loc[val_ids]
         model = PCACoxReference(n_components, penalizer).fit(
             cohort.rna.loc[train_ids, genes].to_numpy(), tr["survival_months"], tr["event"])
-        risk = model.risk(cohort.rna.loc[val_ids, genes].to_numpy())
-        frames.append(pd.DataFrame({"fold": k, "case_id": list(val_ids),
-                                    "time": va["survival_months"].to_numpy(dtype=float),
-                                    "event": va["event"].to_numpy(dtype=int), "risk": risk}))
+        x_val = cohort.rna.loc[val_ids, genes].to_numpy()
+        risk = model.risk(x_val)
+        binner = TimeBinner(n_bins).fit(tr["survival_months"].to_numpy(), tr["event"].to_numpy())
+        frame = pd.DataFrame({"fold": k, "case_id": list(val_ids), "time": va["survival_months"].to_numpy(dtype=float),
+                              "event": va["event"].to_numpy(dtype=int),
+                              "time_bin": binner.transform(va["survival_months"].to_numpy(dtype=float)),
+                              "risk": risk})
+        surv = cox_curve(model, x_val, binner.edges_, tr["survival_months"].to_numpy(dtype=float))
+        for j in range(surv.shape[1]):
+            frame[f"S_{j}"] = surv[:, j]
+        frames.append(frame)
         cis.append(float(concordance_index(frames[-1]["time"], risk, frames[-1]["event"])))
     return pd.concat(frames, ignore_index=True), cis

@@ -38,6 +38,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.experiment.predfiles import read_predictions
 from survmamba_lite.experiment.jobs import JobOptions, job_is_done, prepare_run, run_jobs
 from survmamba_lite.experiment.runfiles import CONFIG, METRICS, OOF, SUMMARY, fold_dir
 from survmamba_lite.experiment.rundir import (check_model_fits_cohort, load_experiment_cohort,
@@ -127,6 +128,6 @@ def cv_result(config: ExperimentConfig) -> CVResult:
     if not (out / SUMMARY).is_file():
         raise ValueError(f"{out}: the run is unfinished (no {SUMMARY}); run it again to finish it")
     summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
-    oof = pd.read_csv(out / OOF, dtype={"case_id": str})
+    oof = read_predictions(out / OOF)
     folds = [json.loads((fold_dir(out, k) / METRICS).read_text(encoding="utf-8")) for k in summary["folds"]]
     return CVResult(out_dir=out, config=config, folds=folds, summary=summary, oof=oof)

@@ -19,6 +19,11 @@ output                 content                                                  
                        time-dependent c-index, integrated Brier score, log-rank p
 ``random_risk``        fold-mean c-index against its permutation null (risks        beyond the paper
                        shuffled within each fold): null mean, 95% interval, p
+``optimism_gap``       last-epoch c-index (ours) beside the best epoch chosen on    beyond the paper
+                       the same validation fold, paired difference, t-interval
+                       (:mod:`~survmamba_lite.experiment.optimism`)
+``calibration``        D-calibration and the integrated calibration index at the   beyond the paper
+                       pooled bin ends (:mod:`~survmamba_lite.experiment.calibration_report`)
 =====================  ==========================================================  ===========================
 
 Tables are written as CSV (numbers) and Markdown (formatted); figures as PNG (and SVG
@@ -52,6 +57,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from survmamba_lite.experiment.calibration_report import calibration_display, calibration_table
+from survmamba_lite.experiment.optimism import optimism_display, optimism_gap
 from survmamba_lite.experiment.runfiles import OOF
 from survmamba_lite.experiment.runs import Run, check_run_files, load_run, load_runs
 from survmamba_lite.experiment.standing import NOT_AVAILABLE, Marks, mark_rows, notes_column, run_notes
@@ -459,6 +466,14 @@ def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: Comple
                                      f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
                                      f"(risks shuffled within each validation fold, seed {seed}); "
                                      "one-sided permutation p"))
+    og = optimism_gap(runs)
+    sections.append(_write_table(rep, "optimism_gap", og, optimism_display(og),
+                                 "Optimism gap: the last epoch's c-index (reported) beside the best epoch's, chosen "
+                                 "on the same validation fold (fold means; difference with a 95% t-interval)"))
+    cal = calibration_table(runs)
+    sections.append(_write_table(rep, "calibration", cal, calibration_display(cal),
+                                 "Calibration of the out-of-fold survival curves: integrated calibration index at "
+                                 "the pooled bin ends and D-calibration (10 bins)"))
     if complexity:
         seen: dict[str, tuple[str, str, dict]] = {}
         for r in runs:

@@ -21,8 +21,8 @@ from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import OPERATIONAL_FIELDS, ExperimentConfig, config_differences
 from survmamba_lite.experiment.inputs import check_inputs_unchanged, input_fingerprint, unchecked_note
 from survmamba_lite.experiment.sampling import derive_seed
-from survmamba_lite.experiment.runfiles import (CONFIG, METRICS, OOF, PREDICTIONS, SUMMARY, fold_dir, write_json,
-                                                write_predictions)
+from survmamba_lite.experiment.runfiles import (CONFIG, METRICS, OOF, PREDICTIONS, SUMMARY, fold_dir, write_json)
+from survmamba_lite.experiment.predfiles import read_predictions, write_predictions
 from survmamba_lite.registry import accepted_options, get_model_spec, list_models
 from survmamba_lite.survival import concordance_index
 from survmamba_lite.utils.device import resolve_device
@@ -258,7 +258,7 @@ def summarise_run(out_dir: Path, config: ExperimentConfig, derived: dict, fold_i
     for k in fold_ids:
         folder = fold_dir(out_dir, k)
         metrics.append(json.loads((folder / METRICS).read_text(encoding="utf-8")))
-        pred = pd.read_csv(folder / PREDICTIONS, dtype={"case_id": str})
+        pred = read_predictions(folder / PREDICTIONS)
         pred.insert(0, "fold", k)
         frames.append(pred)
     oof = pd.concat(frames, ignore_index=True)

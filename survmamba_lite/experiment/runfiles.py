@@ -4,8 +4,8 @@ One module names every file of a run directory (``survmamba cv``; layout in
 :mod:`~survmamba_lite.experiment.cv`) and of a grid folder (``survmamba grid``; layout in
 :mod:`~survmamba_lite.experiment.grid`), so the trainer, the job runner, the summaries and
 the report agree on them. JSON is written through :func:`json_safe` (NaN and infinities
-become ``null``, NumPy scalars plain numbers) and atomically; prediction tables with
-:data:`FLOAT_FORMAT`.
+become ``null``, NumPy scalars plain numbers) and atomically; prediction tables are written
+and read by :mod:`~survmamba_lite.experiment.predfiles` (full precision, read back exactly).
 
 >>> json_text({"c": float("nan"), "n": np.int64(3)})
 '{\\n "c": null,\\n "n": 3\\n}\\n'
@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from survmamba_lite.utils.io import atomic_write_text
 
 __all__ = ["CONFIG", "SUMMARY", "OOF", "CHECKPOINT", "PREDICTIONS", "METRICS", "DONE", "PREPROCESSING", "SPLIT",
-           "GRID", "JOBS", "TIMING", "FLOAT_FORMAT", "fold_dir", "json_safe", "json_text", "write_json",
-           "write_predictions"]
+           "GRID", "JOBS", "TIMING", "fold_dir", "json_safe", "json_text", "write_json"]
 
 #: a run directory: the config (with its derived block), the summary over folds, the pooled out-of-fold predictions
 CONFIG, SUMMARY, OOF = "config.json", "summary.json", "oof_predictions.csv"
@@ -37,8 +35,6 @@ CHECKPOINT, PREDICTIONS, METRICS, DONE, PREPROCESSING, SPLIT = (
     "checkpoint.pt", "predictions.csv", "metrics.json", "DONE", "preprocessing.json", "split.json")
 #: a grid folder: its description, one line per job attempt, the timing table
 GRID, JOBS, TIMING = "grid.json", "jobs.jsonl", "timing.csv"
-#: floats of the prediction tables (``predictions.csv``, ``oof_predictions.csv``)
-FLOAT_FORMAT = "%.10g"
 
 
 def fold_dir(run_dir: str | os.PathLike, fold: int) -> Path:
@@ -71,8 +67,3 @@ def json_text(obj: Any, indent: int | None = 1) -> str:
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> Path:
     """Write ``obj`` to ``path`` atomically as :func:`json_text`."""
     return atomic_write_text(Path(path), json_text(obj, indent))
-
-
-def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Write a prediction table atomically (floats as :data:`FLOAT_FORMAT`, ``\\n`` line ends)."""
-    return atomic_write_text(Path(path), frame.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.config import ExperimentConfig
+from survmamba_lite.experiment.predfiles import read_predictions
 from survmamba_lite.experiment.rundir import model_label, read_run_config
 from survmamba_lite.experiment.runfiles import CONFIG, METRICS, OOF, SUMMARY, fold_dir
 
@@ -115,7 +116,7 @@ def load_run(path: str | Path) -> Run:
     if not (path / OOF).is_file():
         raise UserError(f"{path / OOF}: missing; {fix}")
     try:
-        oof = pd.read_csv(path / OOF, dtype={"case_id": str})
+        oof = read_predictions(path / OOF)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UserError(f"{path / OOF}: not a readable CSV ({err}); {fix}") from None
     check_run_files(path, summary, folds, oof)

@@ -65,9 +65,10 @@ from survmamba_lite.experiment.datapath import PLACEMENTS, BatchBuilder, feature
 from survmamba_lite.experiment.evaluation import fold_metrics, predict
 from survmamba_lite.experiment.gpustats import UtilizationSampler
 from survmamba_lite.experiment.runfiles import (CHECKPOINT, DONE, METRICS, PREDICTIONS, PREPROCESSING, SPLIT, json_safe,
-                                                write_json, write_predictions)
+                                                write_json)
 from survmamba_lite.experiment.sampling import bags_as_list, derive_seed, subsample_bag
 from survmamba_lite.experiment.step import TrainStep, make_train_step
+from survmamba_lite.experiment.predfiles import write_predictions
 from survmamba_lite.registry import ModelInputs, build_model
 from survmamba_lite.survival import TimeBinner
 from survmamba_lite.utils.device import resolve_device
@@ -267,10 +268,13 @@ def _postfix(record: dict[str, Any]) -> dict[str, str]:
 
 def _finish(fold: int, fold_dir: Path, data: FoldData, pred: pd.DataFrame, history: dict, *,
             config: ExperimentConfig, seed: int, device: torch.device, seconds: float,
-            utilization_note: str | None, delete: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+            utilization_note: str | None, delete: Path | None,
+            log: Callable[[str], None]) -> tuple[dict[str, Any], pd.DataFrame]:
     """Write ``predictions.csv``, ``metrics.json`` (metrics, sizes, bins, timing, the epochs'
-    history) and ``DONE`` of a finished fold, delete the checkpoint ``delete``; the metrics."""
-    write_predictions(fold_dir / PREDICTIONS, pred)
+    history) and ``DONE`` of a finished fold, delete the checkpoint ``delete``; the metrics and
+    the predictions as read back from the file (the metrics are computed from those, so that
+    they recompute exactly from the file: :mod:`~survmamba_lite.experiment.predfiles`)."""
+    pred = write_predictions(fold_dir / PREDICTIONS, pred)
     train_s = [x for x in history["train_seconds"] if x is not None]
     metrics = json_safe({
         "fold": fold, **fold_metrics(pred, data.binner.edges_, data.train.time, data.train.event),
@@ -288,7 +292,7 @@ def _finish(fold: int, fold_dir: Path, data: FoldData, pred: pd.DataFrame, histo
         delete.unlink(missing_ok=True)
     c = metrics["c_index"]
     log(f"fold {fold}: c-index {c:.4f}" if c is not None else f"fold {fold}: c-index n/a ({metrics['c_index_note']})")
-    return metrics
+    return metrics, pred
 
 
 def _mean(values: list) -> float | None:
@@ -350,6 +354,6 @@ def train_fold(config: ExperimentConfig, cohort: Cohort, fold: int, fold_dir: Pa
         bar.close()
     if pred is None:        # every epoch was done before this call (stopped before DONE)
         pred, _ = predict(model, data.val, config, device, builder=data.val_builder)
-    metrics = _finish(fold, fold_dir, data, pred, history, config=config, seed=seed, device=device, seconds=seconds,
+    metrics, pred = _finish(fold, fold_dir, data, pred, history, config=config, seed=seed, device=device, seconds=seconds,
                       utilization_note=sampler.note, delete=None if keep_checkpoint else ckpt_path, log=log)
     return FoldResult(model, metrics, pred, data.train, data.val)

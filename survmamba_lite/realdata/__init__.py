@@ -45,7 +45,7 @@ from the run files), :mod:`.inner` (inner validation), :mod:`.slides`, :mod:`.co
 """
 from survmamba_lite.baselines.cox import PCACoxReference, run_cox_cv
 from survmamba_lite.data.wsi.preview import draw_feature_map, feature_pca_rgb
-from survmamba_lite.realdata.catalogue import (COHORTS, DEFAULT_COHORTS, DEFAULT_MODELS, MODELS, PAPER_MODELS,
+from survmamba_lite.realdata.catalogue import (COHORTS, DEFAULT_COHORTS, DEFAULT_MODELS, MODELS, PAPER_MODELS, PAPER_VARIANTS,
                                                PAPER_TABLE1, PAPER_WIDTH_DIR, SETTINGS, SLIDES, ModelRun, RealCohort,
                                                with_width)
 from survmamba_lite.realdata.cohorts import build_hierarchy, cohort_summary, import_cohort, write_cohort_summaries
@@ -57,7 +57,7 @@ from survmamba_lite.realdata.tables import (genomic_table, genomic_table_markdow
                                             paired_differences_markdown, run_records, write_genomic_table)
 from survmamba_lite.survival import fold_mean_bootstrap_ci
 
-__all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PAPER_MODELS", "DEFAULT_MODELS",
+__all__ = ["RealCohort", "COHORTS", "DEFAULT_COHORTS", "ModelRun", "MODELS", "PAPER_MODELS", "PAPER_VARIANTS", "DEFAULT_MODELS",
            "PAPER_TABLE1", "SLIDES", "PCACoxReference", "import_cohort", "build_hierarchy", "run_cox_cv",
            "run_model_cv", "summarise_predictions", "fold_mean_bootstrap_ci", "genomic_table", "write_genomic_table",
            "run_genomic_check", "run_records", "paired_differences", "paired_differences_markdown", "with_width", "SETTINGS",

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from survmamba_lite.errors import UserError
-from survmamba_lite.realdata.catalogue import (COHORTS, DEFAULT_COHORTS, DEFAULT_MODELS, MODELS, PAPER_MODELS, log,
-                                               with_width)
+from survmamba_lite.realdata.catalogue import (COHORTS, DEFAULT_COHORTS, DEFAULT_MODELS, MODELS, PAPER_MODELS,
+                                               PAPER_VARIANTS, log, with_width)
 from survmamba_lite.realdata.cohorts import import_cohort, write_cohort_summaries
 from survmamba_lite.realdata.runs import run_genomic_check
 from survmamba_lite.realdata.training import training_template
@@ -48,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="result folder (small CSV/JSON/PNG files)")
     p.add_argument("--cohorts", nargs="+", default=list(DEFAULT_COHORTS), choices=list(COHORTS),
                    help=f"cohorts, run in the order given (default: {' '.join(DEFAULT_COHORTS)})")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=list(MODELS),
-                   help="models (default: all)")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=list(MODELS) + list(PAPER_VARIANTS),
+                   help="models (default: all); with --paper-dims also the variant rows "
+                        f"({', '.join(PAPER_VARIANTS)})")
     p.add_argument("--epochs", type=int, default=3, help="training epochs of the deep models (default 3)")
     p.add_argument("--paper-dims", action="store_true",
                    help="the paper's widths (512-d tokens, state size 16; SNN as its original, 4 x 256) instead of "
@@ -103,6 +104,9 @@ def run(args: argparse.Namespace, command: str) -> int:
         raise UserError(f"{args.data_root}: no such folder; give --data-root the folder holding tcga/, kegg/ and wsi/")
     if args.fold_workers < 1:
         raise UserError(f"--fold-workers {args.fold_workers}: must be an integer >= 1")
+    variants = [m for m in args.models if m in PAPER_VARIANTS]
+    if variants and not args.paper_dims:
+        raise UserError(f"--models {' '.join(variants)}: variant rows are defined at the paper's widths; add --paper-dims")
     template = _template(args)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         write_cohort_summaries(dirs, args.out)
         timings["import_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
-        model_table = PAPER_MODELS if args.paper_dims else MODELS
+        model_table = {**PAPER_MODELS, **PAPER_VARIANTS} if args.paper_dims else MODELS
         if args.dim is not None:
             model_table = with_width(model_table, args.dim)
         table = run_genomic_check(dirs, args.out, template, work=args.work, models=args.models,

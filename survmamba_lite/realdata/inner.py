@@ -195,6 +195,7 @@ def _inner_fold(cohort, k: int, config, fold_dir: Path, *, inner_k: int, split_s
     ``k``) and diagnose it: one record."""
     from survmamba_lite.data import make_folds
     from survmamba_lite.experiment.evaluation import predict
+    from survmamba_lite.experiment.predfiles import read_predictions
     from survmamba_lite.experiment.runfiles import PREDICTIONS
     from survmamba_lite.experiment.trainer import train_fold
 
@@ -203,7 +204,7 @@ def _inner_fold(cohort, k: int, config, fold_dir: Path, *, inner_k: int, split_s
     sub = dataclasses.replace(cohort, folds=[inner])
     t0 = time.perf_counter()
     fold = train_fold(config, sub, 0, fold_dir, wsi_dim=None, progress=progress, log=log)
-    val_pred = pd.read_csv(fold_dir / PREDICTIONS)           # as written, as the records have always read it
+    val_pred = read_predictions(fold_dir / PREDICTIONS)      # as written (full precision), read back exactly
     train_pred, _ = predict(fold.model, fold.train, config, fold.device)
     val_spread, train_spread = risk_spread(val_pred["risk"]), risk_spread(train_pred["risk"])
     train_c = _c_index(train_pred)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from survmamba_lite.baselines.cox import run_cox_cv
 from survmamba_lite.realdata.catalogue import DEFAULT_MODELS, MODELS, RUNS_DIR, SETTINGS, ModelRun, log
+from survmamba_lite.realdata.evidence import write_row_evidence
 from survmamba_lite.realdata.inner import INNER_DIR, inner_validation
 from survmamba_lite.realdata.tables import run_file, write_genomic_table
 from survmamba_lite.realdata.training import model_config
@@ -122,6 +123,8 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                                               progress=progress, fold_workers=fold_workers)
             wall = time.perf_counter() - start
             summary = summarise_predictions(oof, cis, n_boot=n_boot, seed=template.seed)
+            evidence = write_row_evidence(out, cohort_dir, cohort_key, mkey, oof, None if model.registry == "cox"
+                                          else work / "runs" / cohort_key / model.key)
             record = {
                 "cohort_key": cohort_key, "cohort": name, "source": cohort.manifest.get("source"),
                 "model_key": mkey, "label": model.label, "paper_row": model.paper_row,
@@ -130,7 +133,7 @@ def run_genomic_check(cohort_dirs: Mapping[str, str | os.PathLike], out: str | o
                 "epochs": None if model.registry == "cox" else template.epochs, "setting": setting, **summary,
                 "wall_s": round(wall, 1), "compute_s": round(float(settings.get("train_seconds", wall)), 1),
                 "settings": settings,
-                "splits": "published 5-fold splits of the source release",
+                "splits": "published 5-fold splits of the source release", "evidence": evidence,
             }
             atomic_write_text(run_file(out, cohort_key, mkey), json.dumps(record, indent=1) + "\n")
             log(f"[{cohort_key} / {model.label}] c-index {summary['c_index_mean']:.3f} ± "

@@ -79,6 +79,9 @@ def write_genomic_table(out: str | os.PathLike) -> pd.DataFrame:
         atomic_write_text(out / "paired_differences.md", paired_differences_markdown(paired))
     if (out / INNER_DIR).is_dir():
         atomic_write_text(out / "inner_validation.md", inner_table_markdown(inner_table(out)))
+    from survmamba_lite.realdata.evidence import write_evidence_tables
+
+    write_evidence_tables(out, run_records(out))    # optimism gap and calibration of the rows with evidence
     return table
 
 

@@ -33,6 +33,8 @@ def training_template(**fields: Any) -> ExperimentConfig:
 
 def model_config(template: ExperimentConfig, model: ModelRun, cohort_dir: str | os.PathLike,
                  out_dir: str | os.PathLike) -> ExperimentConfig:
-    """``template`` for one model and cohort: its registry name and options, the cohort, the run directory."""
+    """``template`` for one model and cohort: its registry name and options, the cohort, the run
+    directory, and a variant row's own training settings (``model.training``, e.g.
+    ``{"optimizer": "radam-decoupled"}``)."""
     return dataclasses.replace(template, model=model.registry, cohort_dir=str(cohort_dir), out_dir=str(out_dir),
-                               model_options=dict(model.options))
+                               model_options=dict(model.options), **dict(model.training))

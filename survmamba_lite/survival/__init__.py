@@ -1,5 +1,5 @@
-"""Survival analysis: discrete-time NLL and Cox losses, time binning, metrics, resampling
-statistics (bootstrap, permutation), KM/log-rank.
+"""Survival analysis: discrete-time NLL and Cox losses, time binning, metrics, calibration
+(D-calibration, integrated calibration index), resampling statistics (bootstrap, permutation), KM/log-rank.
 
 >>> import torch
 >>> from survmamba_lite.survival import TimeBinner, nll_loss, risk_score, concordance_index
@@ -11,6 +11,7 @@ statistics (bootstrap, permutation), KM/log-rank.
 1.0
 """
 from .binning import TimeBinner
+from .calibration import Calibration, DCalibration, calibration_at, d_calibration, discrete_time_pit, survival_at_horizon
 from .brier import brier_score, censoring_km, integrated_brier_score
 from .labels import CENSORSHIP_RULE, check_events, check_time_bins, event_from_censorship
 from .km import LogRankResult, kaplan_meier, logrank_test, plot_km_by_risk, split_by_median_risk
@@ -68,4 +69,10 @@ __all__ = [
     "check_events",
     "check_time_bins",
     "CENSORSHIP_RULE",
+    "d_calibration",
+    "DCalibration",
+    "discrete_time_pit",
+    "survival_at_horizon",
+    "calibration_at",
+    "Calibration",
 ]

@@ -77,7 +77,8 @@ CV_RUN = OutputKind("cv-run", "survmamba cv", "a run directory", (
     *(f"fold_*/{f}" for f in _FOLD_FILES)))
 REPORT = OutputKind("report", "survmamba report", "a report folder", (
     "report.md", "table1_cindex.*", "table2_complexity.*", "table3_ablation.*", "metrics_extra.*",
-    "random_risk.*", "fig3_bidirectional.*", "fig4_km_*.png", "fig4_km_*.svg", "fig4_km_logrank.csv"))
+    "random_risk.*", "optimism_gap.*", "calibration.*", "fig3_bidirectional.*", "fig4_km_*.png", "fig4_km_*.svg",
+    "fig4_km_logrank.csv"))
 TILES = OutputKind("tiles", "survmamba tile", "a tiles folder", ("*.coords.h5", "*.overview.png"))
 FEATURES = OutputKind("features", "survmamba extract", "a features folder", ("*.h5",))
 COHORT = OutputKind("cohort", "survmamba synth / import-tcga", "a cohort folder", (
