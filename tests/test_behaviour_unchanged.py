@@ -14,7 +14,10 @@ dict), the validation predictions recomputed at full precision from the checkpoi
 ``metrics.json`` (c-indices, IBS, losses per epoch, bin edges, seed).
 
 A deliberate change of behaviour rewrites the fixture:
-``python tests/test_behaviour_unchanged.py`` (and says so in its commit).
+``python tests/test_behaviour_unchanged.py`` (and says so in its commit). Rewritten once since
+86d72b4, when prediction files went to full precision: the real-data records gained their
+``evidence`` entry and the inner validation's risk spreads (read from ``predictions.csv``)
+moved in the tenth digit; every weight, prediction and metric stayed equal.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from lifelines.utils import concordance_index as lifelines_cindex
 
-import survmamba_lite.experiment.trainer as trainer_mod
+import survmamba_lite.experiment.evaluation as evaluation_mod
 from survmamba_lite.data.synth import make_synthetic_cohort
 from survmamba_lite.experiment import ExperimentConfig, run_cv
 from survmamba_lite.experiment.predfiles import read_predictions, write_predictions
@@ -47,7 +47,7 @@ def _saturating(original):
 
 
 def test_a_run_with_saturated_risks_reproduces_every_metric_from_its_files(cohort_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_mod, "predictions_frame", _saturating(trainer_mod.predictions_frame))
+    monkeypatch.setattr(evaluation_mod, "predictions_frame", _saturating(evaluation_mod.predictions_frame))
     cfg = ExperimentConfig(model="snn", cohort_dir=str(cohort_dir), out_dir=str(tmp_path / "run"),
                            model_options={"dim": 8}, max_cases=40, epochs=2, threads=1)
     res = run_cv(cfg, progress=False)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 from lifelines.utils import concordance_index as lifelines_cindex
-from test_realdata import small_rna_cohort, tiny_cohort  # noqa: F401  (module fixtures)
+
 
 from survmamba_lite import realdata as rd
 from survmamba_lite.data.layout import load_cohort
@@ -20,8 +20,9 @@ def test_every_row_writes_predictions_epochs_and_fold_edges_that_reproduce_it(sm
     models = {"cox": rd.MODELS["cox"], "snn": rd.ModelRun("snn", "SNN", "snn", {"dim": 16}, "SNN"),
               "snn-adamw": variant}
     out = tmp_path / "out"
-    rd.run_genomic_check({"coadread": small_rna_cohort}, out, work=tmp_path / "work", models=list(models),
-                         model_table=models, epochs=2, folds=[0, 1, 2], n_boot=20, log=lambda m: None)
+    rd.run_genomic_check({"coadread": small_rna_cohort}, out, rd.training_template(epochs=2, folds=[0, 1, 2]),
+                         work=tmp_path / "work", models=list(models), model_table=models, n_boot=20,
+                         log=lambda m: None)
     cohort = load_cohort(small_rna_cohort)
     for mkey in models:
         record = json.loads((out / "runs" / f"coadread__{mkey}.json").read_text())
@@ -92,8 +93,9 @@ def test_ingest_checks_each_row_then_copies_its_evidence_and_rebuilds_the_tables
 
     models = {"cox": rd.MODELS["cox"], "snn": rd.ModelRun("snn", "SNN", "snn", {"dim": 16}, "SNN")}
     device = tmp_path / "w" / "out" / "coadread__snn"            # the device script's layout: out/<row>/
-    rd.run_genomic_check({"coadread": small_rna_cohort}, device, work=tmp_path / "w", models=list(models),
-                         model_table=models, epochs=1, folds=[0, 1], n_boot=20, log=lambda m: None)
+    rd.run_genomic_check({"coadread": small_rna_cohort}, device, rd.training_template(epochs=1, folds=[0, 1]),
+                         work=tmp_path / "w", models=list(models), model_table=models, n_boot=20,
+                         log=lambda m: None)
     (device / "commands.jsonl").write_text('{"command": "python -m survmamba_lite.realdata ..."}\n')
     archive = tmp_path / "results.tgz"
     with tarfile.open(archive, "w:gz") as tar:

@@ -35,8 +35,8 @@ deviation over folds (``ddof=1``), as in ``summary.json``.
 
 Run directories are read by :mod:`~survmamba_lite.experiment.runs`, Table 2 is measured by
 :mod:`~survmamba_lite.experiment.table2` (the harness ``benchmarks/complexity.py`` uses too) and
-the random-risk reference is :func:`~survmamba_lite.survival.fold_permutation_cindex`; their
-names stay importable from here.
+the random-risk reference is :mod:`~survmamba_lite.experiment.reference` (on
+:func:`~survmamba_lite.survival.fold_permutation_cindex`); their names stay importable from here.
 
 Median split (Fig. 4): patients are pooled over folds (each scored by the model that did
 not see it) and split at the median of those risks, as the paper describes. The
@@ -59,7 +59,7 @@ import pandas as pd
 
 from survmamba_lite.experiment.calibration_report import calibration_display, calibration_table
 from survmamba_lite.experiment.optimism import optimism_display, optimism_gap
-from survmamba_lite.experiment.runfiles import OOF
+from survmamba_lite.experiment.reference import random_risk_markdown, random_risk_reference
 from survmamba_lite.experiment.runs import Run, check_run_files, load_run, load_runs
 from survmamba_lite.experiment.standing import NOT_AVAILABLE, Marks, mark_rows, notes_column, run_notes
 from survmamba_lite.experiment.table2 import ComplexitySizes, complexity_table
@@ -300,62 +300,6 @@ def _extra_markdown(df: pd.DataFrame, level: float) -> pd.DataFrame:
     return out
 
 
-# --------------------------------------------------------------------------- random-risk reference
-def random_risk_reference(runs: Sequence[Run], n_perm: int = 1000, seed: int = 0,
-                          level: float = 0.95) -> pd.DataFrame:
-    r"""Per run (model × cohort): does the model beat risks drawn at random?
-
-    Runs :func:`fold_permutation_cindex` on the run's out-of-fold predictions
-    (``oof_predictions.csv``: time, event, risk and the validation fold of each patient)
-    and reports the observed fold-mean c-index (Table 1's mean, recomputed from the saved
-    risks), the null mean (0.5 in expectation), the central ``level`` interval of the null
-    (percentiles :math:`(1-\text{level})/2` and :math:`(1+\text{level})/2`, ``numpy.quantile``
-    linear rule) and the one-sided permutation p. A model "clearly beats random risk" on a
-    cohort when its observed value lies above the interval (equivalently a small p). Each
-    run uses ``default_rng(seed)`` afresh, so its numbers do not depend on the other runs.
-
-    Returns:
-        one row per run: label, model, cohort, n_folds, observed, null_mean, null_low,
-        null_high, p_value, n_perm, seed, note (skipped folds), run_dir.
-    """
-    rows = []
-    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
-    for r in runs:
-        missing = [c for c in ("fold", "time", "event", "risk") if c not in r.oof.columns]
-        if missing:
-            raise ValueError(f"{r.path / OOF}: missing column(s) {missing}; rerun `survmamba cv` with --out "
-                             f"{r.path} to rebuild it")
-        row: dict[str, Any] = {"label": r.label, "model": r.config.model, "cohort": r.cohort}
-        try:
-            res = fold_permutation_cindex(r.oof["time"], r.oof["risk"], r.oof["event"], r.oof["fold"],
-                                          n_perm=n_perm, seed=seed)
-        except ValueError as err:
-            rows.append({**row, "n_folds": 0, "observed": None, "null_mean": None, "null_low": None,
-                         "null_high": None, "p_value": None, "n_perm": n_perm, "seed": seed,
-                         "note": f"{r.path / OOF}: {err}", "run_dir": str(r.path)})
-            continue
-        rows.append({**row, "n_folds": len(res.folds), "observed": res.observed, "null_mean": float(res.null.mean()),
-                     "null_low": float(np.quantile(res.null, lo_q)), "null_high": float(np.quantile(res.null, hi_q)),
-                     "p_value": res.p_value, "n_perm": n_perm, "seed": seed,
-                     "note": f"folds without comparable pairs left out: {list(res.skipped)}" if res.skipped else "",
-                     "run_dir": str(r.path)})
-    return pd.DataFrame(rows)
-
-
-def _random_risk_markdown(df: pd.DataFrame, level: float) -> pd.DataFrame:
-    pct = int(round(level * 100))
-    ok = df["observed"].notna()
-    f3 = lambda v: f"{v:.3f}" if pd.notna(v) else ""                                     # noqa: E731
-    return pd.DataFrame({
-        "Model": df["label"], "Cohort": df["cohort"],
-        "c-index (fold mean)": [f3(v) for v in df["observed"]],
-        "random-risk mean": [f3(v) for v in df["null_mean"]],
-        f"random-risk {pct}% interval": [f"[{lo:.3f}, {hi:.3f}]" if o else ""
-                                          for lo, hi, o in zip(df["null_low"], df["null_high"], ok)],
-        "p (one-sided)": [f"{p:.3g}" if pd.notna(p) else "" for p in df["p_value"]],
-        "permutations": df["n_perm"], "folds": df["n_folds"]})
-
-
 # --------------------------------------------------------------------------- everything
 @dataclass
 class Report:
@@ -462,7 +406,7 @@ def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: Comple
     if n_perm > 0:
         rr = random_risk_reference(runs, n_perm=n_perm, seed=seed)
         rr["stands_on"] = notes_column(runs)
-        sections.append(_write_table(rep, "random_risk", rr, mark_rows(_random_risk_markdown(rr, 0.95), runs),
+        sections.append(_write_table(rep, "random_risk", rr, mark_rows(random_risk_markdown(rr, 0.95), runs),
                                      f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
                                      f"(risks shuffled within each validation fold, seed {seed}); "
                                      "one-sided permutation p"))
