@@ -203,9 +203,6 @@ for r in table1_runs:
 # patients no better than random risk (p = {glue:text}`transmil_p:.2f`).
 #
 # %%
-import json
-
-import numpy as np
 from myst_nb import glue
 
 transmil_dir = paper / "runs" / "blca_paper" / "transmil"
