@@ -308,7 +308,7 @@ tree(work / "for_survpath", limit=2)
 # into 4,096 px regions of 256 px patches and every patch is read and encoded. What matters
 # here is the path, not the features, so the default encoder is the package's fixed random
 # projection, which keeps this page fast on a CPU; `slide_encoder = "efficientnet-lite0"`
-# gives ImageNet features (the [real-data check](real_data_check.py) shows them; the
+# gives ImageNet features (the [real-data results](real_data_results.py) show them; the
 # paper's CTransPath needs weights users bring, see the reproduction guide). The two slides
 # then form a two-patient cohort (their survival values here are placeholders), which is
 # exported to TRIDENT's and CLAM's layouts and imported back.
