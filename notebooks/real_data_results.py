@@ -496,9 +496,9 @@ plt.show()
 # %% [markdown]
 # D-calibration is not rejected at the 5% level on {glue:text}`cal_ok_cpu` of the
 # {glue:text}`cal_rows_cpu` CPU-width rows with predictions and on {glue:text}`cal_ok_paper` of
-# the {glue:text}`cal_rows_paper` paper-width rows. The model with the smallest median ICI is
-# {glue:text}`cal_best_cpu` at the CPU widths and {glue:text}`cal_best_paper` at the paper's; the
-# largest, {glue:text}`cal_worst_cpu` and {glue:text}`cal_worst_paper`. Ranking and calibration
+# the {glue:text}`cal_rows_paper` paper-width rows. At the CPU widths the smallest median ICI is
+# that of {glue:text}`cal_best_cpu` and the largest that of {glue:text}`cal_worst_cpu`; at the
+# paper's widths, of {glue:text}`cal_best_paper` and of {glue:text}`cal_worst_paper`. Ranking and calibration
 # are different properties: a model can rank patients as well as another and still predict risks
 # that are systematically too low, which matters as soon as a curve is read as a probability.
 
