@@ -195,9 +195,9 @@ print("epochs:", epochs_of)
 # %%
 from survmamba_lite.realdata.evidence import evidence_status
 
-status = {"CPU widths": evidence_status(results_dir)}
+status = {"CPU widths": evidence_status(results_dir, runs)}
 if pw_runs:
-    status["paper widths"] = evidence_status(pw_dir)
+    status["paper widths"] = evidence_status(pw_dir, pw_runs)
 for label, st in status.items():
     assert st.loc[st["predictions"], "reproduces"].all(), st[st["reproduces"].eq(False)]
     n_ev = int(st["predictions"].sum())

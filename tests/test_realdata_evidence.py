@@ -149,7 +149,7 @@ def test_evidence_status_and_risk_spread_read_the_committed_rows(tmp_path):
         shutil.copy(src / "runs" / f"{row}.json", out / "runs")
     for path in (src / "predictions").glob("brca__snn.*"):
         shutil.copy(path, out / "predictions")
-    status = evidence_status(out).set_index("model_key")
+    status = evidence_status(out, rd.run_records(out)).set_index("model_key")
     assert status.loc["snn", ["predictions", "epochs", "folds"]].tolist() == [True, True, True]
     assert status.loc["snn", "reproduces"] is True
     assert status.loc["snntrans", ["predictions", "epochs", "folds"]].tolist() == [False, False, False]
@@ -163,4 +163,4 @@ def test_evidence_status_and_risk_spread_read_the_committed_rows(tmp_path):
     rec = json.loads((out / "runs" / "brca__snn.json").read_text())
     rec["oof_c_index"] += 1e-9
     (out / "runs" / "brca__snn.json").write_text(json.dumps(rec))
-    assert evidence_status(out).set_index("model_key").loc["snn", "reproduces"] is False
+    assert evidence_status(out, rd.run_records(out)).set_index("model_key").loc["snn", "reproduces"] is False

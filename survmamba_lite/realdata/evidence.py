@@ -159,15 +159,19 @@ def check_row_evidence(out: str | os.PathLike, record: dict) -> list[str]:
     return problems
 
 
-def evidence_status(out: str | os.PathLike) -> pd.DataFrame:
-    """What each row of ``out`` stands on: one line per ``runs/*.json`` with ``cohort_key``, ``model_key``,
+def evidence_status(out: str | os.PathLike, records: dict) -> pd.DataFrame:
+    """What each row of ``out`` stands on: one line per run record with ``cohort_key``, ``model_key``,
     ``cohort``, ``source``, ``model``, whether its ``predictions``, ``epochs`` and ``folds`` files are
     committed, and ``reproduces``: True when the predictions give the record's fold and pooled c-indices
-    exactly (:func:`check_row_evidence`), False when they do not, None without predictions."""
-    from survmamba_lite.realdata.tables import run_records
+    exactly (:func:`check_row_evidence`), False when they do not, None without predictions.
 
+    Args:
+        out: the result folder.
+        records: its run records by ``(cohort_key, model_key)``
+            (:func:`~survmamba_lite.realdata.tables.run_records`).
+    """
     rows = []
-    for (ck, mk), rec in run_records(out).items():
+    for (ck, mk), rec in records.items():
         paths = evidence_paths(out, ck, mk)
         have = {name: p.is_file() for name, p in paths.items()}
         rows.append({"cohort_key": ck, "model_key": mk, "cohort": rec["cohort"], "source": rec["source"],
