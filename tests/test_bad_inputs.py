@@ -922,7 +922,7 @@ def test_report_says_what_each_number_stands_on(work, capsys):
     assert main([*cv, "--out", str(work / "sub"), *every_fold, "--max-cases", "12", "--n-bins", "2"]) == 0
     assert main(["report", str(work / "all"), str(work / "f1"), str(work / "sub"), "--out", str(work / "rep"),
                  "--n-boot", "10", "--n-perm", "10"]) == 0
-    for name in ("table1_cindex", "metrics_extra", "random_risk"):
+    for name in ("table1_cindex", "metrics_extra", "random_risk", "optimism_gap", "calibration"):
         md = (work / "rep" / f"{name}.md").read_text()
         notes = [line for line in md.splitlines() if line[:1] and line[:1] in "¹²³"]
         assert len(notes) == 3, md
@@ -934,6 +934,18 @@ def test_report_says_what_each_number_stands_on(work, capsys):
         assert stands_on.notna().all()
     table1 = (work / "rep" / "table1_cindex.md").read_text()
     assert "| n/a " in table1                                     # every fold undefined: said, not left blank
+    # the run of every fold undefined stays in the optimism gap table, as n/a with its mark
+    og = pd.read_csv(work / "rep" / "optimism_gap.csv")
+    assert len(og) == 3
+    mark = next(n[0] for n in (work / "rep" / "optimism_gap.md").read_text().splitlines()
+                if n[:1] in ("¹", "²", "³") and "c-index undefined in every fold" in n)
+    row = og.index[og["stands_on"].str.contains("c-index undefined in every fold")][0]
+    assert og.loc[row, ["last_epoch_c_index", "difference"]].isna().all() and og.loc[row, "n_folds"] == 0
+    shown = [line for line in (work / "rep" / "optimism_gap.md").read_text().splitlines() if line.startswith("| SNN")]
+    assert len(shown) == 3 and any(f"{mark} |" in line and "| n/a " in line for line in shown)
+    for name in ("optimism_gap", "calibration"):                  # every run's rows carry its mark
+        rows = [line for line in (work / "rep" / f"{name}.md").read_text().splitlines() if line.startswith("| SNN")]
+        assert rows and all(any(m + " |" in line.split("|")[1] + "|" for m in "¹²³") for line in rows), rows
 
 
 def test_report_reads_a_run_given_twice_once(work, capsys):
