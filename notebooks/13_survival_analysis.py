@@ -34,8 +34,9 @@
 # patient once.
 #
 # By default this chapter reads the committed predictions of a paper-scale run:
-# SurvMamba trained on the **synthetic** paper-scale BLCA cohort at the paper's width, five
-# folds × 20 epochs on a GPU ([The paper's grid at full scale](15_paper_scale.py) tells how).
+# SurvMamba trained on the **synthetic** paper-scale BLCA cohort at the paper's width,
+# {glue:text}`km_folds` folds × {glue:text}`km_epochs` epochs on a GPU
+# ([The paper's grid at full scale](15_paper_scale.py) tells how).
 # `cohort = "BRCA"` reads the committed BRCA-size run instead, `model` another run of the BLCA
 # grid (`snn`, `abmil`, `mcat`, `motcat`, `survpath`, ...), and `run_dir` any finished
 # `survmamba cv` run of your own, e.g. on a TCGA cohort. Only when the committed files are not
