@@ -32,12 +32,13 @@
 # peak GPU memory, and how all four grow with the number of patches of a slide.
 #
 # The short answer, at the paper's width ($D = 512$, $E = 2D$): our SurvMamba has
-# **14.4M** parameters and is **not** cheaper than the attention baselines. Its cost grows
+# **{glue:text}`params_M_survmamba:.1f`M** parameters and is **not** cheaper than the attention baselines. Its cost grows
 # linearly with the number of patches, as promised, but so does the cost of every baseline
 # here (MCAT, MOTCat and SurvPath have no patch-to-patch attention, and TransMIL's Nyström
 # attention is linear too), with smaller constants. Made as fast as this package can make
-# it (fused kernels, bf16, CUDA graphs), a SurvMamba training step is still two to eight
-# times slower than SurvPath's; what it does win is memory. The sections below show the
+# it (fused kernels and CUDA graphs, in fp32, tf32 or bf16), a SurvMamba training step is still
+# {glue:text}`graphed_slowdown_min:.1f` to {glue:text}`graphed_slowdown_max:.1f` times slower
+# than SurvPath's; what it does win is memory. The sections below show the
 # numbers, where they come from, what bounds them, and why the paper's count cannot be the
 # count of the model it describes.
 #
@@ -237,7 +238,7 @@ print(f"SurvMamba: CPU - H200 = {int(recount.loc['survmamba', 'flops_diff']):,} 
       f"its depthwise convolutions on the CPU: {conv_flops:,} FLOPs")
 
 # %% [markdown]
-# ## Where SurvMamba's 14.4M parameters are, and why 398.85K cannot be SurvMamba
+# ## Where SurvMamba's parameters are, and why 398.85K cannot be SurvMamba
 #
 # The model's parts, counted at the paper's width:
 
@@ -267,12 +268,15 @@ print(f"by hand : {shared + 2 * per_direction:,}")
 print(f"package : {count_parameters(BiMamba(D)):,}")
 print(f"paper's whole SurvMamba: 398,850 = {398_850 / (shared + 2 * per_direction):.2f} Bi-Mamba blocks")
 print(f"the 768 -> 512 patch projection alone: {768 * 512:,} weights ({768 * 512 + 512:,} with its bias)")
+glue("bimamba_params_paper", shared + 2 * per_direction, display=False)
+glue("paper_over_projection", 398_850 / (768 * 512 + 512) - 1, display=False)
+glue("paper_over_bimamba", 398_850 / (shared + 2 * per_direction), display=False)
 
 # %% [markdown]
-# The paper's 398.85K parameters are less than a quarter of **one** Bi-Mamba block at the
-# width the paper states, and SurvMamba has at least four of them (fine and coarse, per
-# modality) plus two IFMs; they are, on the other hand, within 1.3 % of the patch
-# projection $768 \to 512$ alone. Whatever was counted, it was not the whole model at
+# The paper's 398.85K parameters are {glue:text}`paper_over_bimamba:.2f` of **one** Bi-Mamba
+# block at the width the paper states, and SurvMamba has at least four of them (fine and
+# coarse, per modality) plus two IFMs; they are, on the other hand, within
+# {glue:text}`paper_over_projection:.1%` of the patch projection $768 \to 512$ with its bias alone. Whatever was counted, it was not the whole model at
 # $D = 512$; most likely the Mamba layers were left out (e.g. parameters created inside
 # a kernel wrapper that the counting tool did not see). See the
 # [errata](../book/errata.md) for this and the paper's "GPU memory" percentages, which are
@@ -285,11 +289,17 @@ print(f"the 768 -> 512 patch projection alone: {768 * 512:,} weights ({768 * 512
 widths = [32, 64, 128, 256, 512]
 by_width = {d: count_parameters(build_model("survmamba", inputs, dim=d)) for d in widths}
 print(", ".join(f"D={d}: {n / 1e6:.2f}M" for d, n in by_width.items()))
+rna_encoder = {d: count_parameters(build_model("survmamba", inputs, dim=d).encoders.rna) for d in (widths[0], widths[-1])}
+print("its per-function genomic encoder:", ", ".join(f"D={d}: {n / 1e6:.3f}M" for d, n in rna_encoder.items()))
+glue("params_M_d32", by_width[32] / 1e6, display=False)
+glue("rna_encoder_M_d32", rna_encoder[32] / 1e6, display=False)
+glue("rna_encoder_M_d512", rna_encoder[512] / 1e6, display=False)
 
 # %% [markdown]
-# Even at $D = 32$ the model has over a million parameters with this transcriptome: the
-# per-function genomic encoder alone has one small network per pathway over its genes
-# (about 1M parameters whatever $D$ is).
+# Even at $D = 32$ the model has {glue:text}`params_M_d32:.2f`M parameters with this
+# transcriptome: the per-function genomic encoder alone has one small network per pathway over
+# its genes ({glue:text}`rna_encoder_M_d32:.2f`M parameters at $D = 32$,
+# {glue:text}`rna_encoder_M_d512:.2f`M at $D = 512$).
 
 # %% [markdown]
 # ## Scaling with the number of patches, in fp32 and bf16, eager and graphed
@@ -361,17 +371,37 @@ print(f"GPU busy at 4,096 patches: eager {eager.loc[('fp32', 4096), 'SurvMamba G
       f"{graphed.loc[('bf16', 4096), 'SurvMamba GPU busy']:.0%} (bf16)")
 print(f"SurvPath / SurvMamba speed, graphed bf16: "
       + ", ".join(f"{n:,}: {graphed.loc[('bf16', n), 'SurvPath / SurvMamba speed']:.2f}" for n in (4096, 65536)))
+mem_ratio = mem[131072] / mem[65536]
+slowdown = 1 / graphed["SurvPath / SurvMamba speed"]                       # SurvMamba step / SurvPath step, graphed
+sm_step = grid[grid.model == "survmamba"].pivot_table(index=["precision", "patches"], columns="cuda_graphs",
+                                                      values="step_seconds")
+graph_gain = (sm_step[False] / sm_step[True]).dropna()                   # eager step / graphed step
+print(f"graphed SurvMamba step / SurvPath step: {slowdown.min():.2f} to {slowdown.max():.2f}; eager / graphed "
+      f"SurvMamba step at 4,096 patches: {graph_gain.xs(4096, level='patches').round(2).to_dict()}")
+assert (slowdown > 1).all() and (graphed["SurvMamba / SurvPath memory"] < 1).all()   # the text's two claims
+glue("mem_ratio_min", float(mem_ratio.min()), display=False)
+glue("mem_ratio_max", float(mem_ratio.max()), display=False)
+glue("graphed_slowdown_min", float(slowdown.min()), display=False)
+glue("graphed_slowdown_max", float(slowdown.max()), display=False)
+busy_4096 = {(g, p): ratio_table.loc[(g, p, 4096), "SurvMamba GPU busy"] for g in (False, True) for p in ("fp32", "bf16")}
+glue("eager_busy_max", float(max(busy_4096[(False, p)] for p in ("fp32", "bf16"))), display=False)
+glue("graphed_busy_min", float(min(busy_4096[(True, p)] for p in ("fp32", "bf16"))), display=False)
+glue("graphed_busy_max", float(max(busy_4096[(True, p)] for p in ("fp32", "bf16"))), display=False)
+glue("graph_gain_4096_min", float(graph_gain.xs(4096, level="patches").min()), display=False)
+glue("graph_gain_4096_max", float(graph_gain.xs(4096, level="patches").max()), display=False)
 
 # %% [markdown]
 # What the grid says:
 #
 # * **Both models are linear in the patches.** SurvMamba's memory at 131,072 patches is
-#   about 1.5–1.9 times that at 65,536, not 4 times: recomputing HIM's fine level in slices
+#   {glue:text}`mem_ratio_min:.1f`–{glue:text}`mem_ratio_max:.1f` times that at 65,536, not 4 times: recomputing HIM's fine level in slices
 #   of whole regions (`recompute_tokens`) bounds its activation memory per slice, and with
 #   CUDA graphs SurvMamba needs less memory than SurvPath at every size.
-# * **CUDA graphs remove the launch bottleneck.** Eager, SurvMamba's GPU is busy for well
-#   under half of a 4,096-patch step; replayed from a graph, for about 90 %, and the step
-#   is two to three and a half times shorter.
+# * **CUDA graphs remove the launch bottleneck.** Eager, SurvMamba's GPU is busy for at most
+#   {glue:text}`eager_busy_max:.0%` of a 4,096-patch step; replayed from a graph, for
+#   {glue:text}`graphed_busy_min:.0%` to {glue:text}`graphed_busy_max:.0%`, and the step is
+#   {glue:text}`graph_gain_4096_min:.1f` to {glue:text}`graph_gain_4096_max:.1f` times shorter
+#   (fp32 and bf16).
 # * **SurvMamba is not faster than SurvPath here, in any precision or size.** Once both
 #   run as graphs, each step is simply the GPU work it contains, and SurvMamba's step
 #   contains several times SurvPath's FLOPs (previous section). bf16 helps SurvPath more,
@@ -396,11 +426,26 @@ print("\n".join(profile[:2]))
 top = [line for line in profile[6:40] if line.strip() and not line.startswith("-")][:12]
 print("\n".join(re.sub(r"\s{2,}", "  ", line)[:110] for line in top))
 print("\n".join((RESULTS / "profiles" / "profile_survmamba_4096_bf16.txt").read_text().splitlines()[:2]))
+by_gpu = []                                                     # (name, share of the GPU time) of the table's rows
+header = next(i for i, line in enumerate(profile) if "Self CUDA %" in line)
+for line in profile[header + 2:]:                              # below the header and its rule
+    if line.startswith("-"):
+        break
+    cells = re.split(r"\s{2,}", line.strip())
+    by_gpu.append((cells[0], float(cells[7].rstrip("%")) / 100))
+scan_share = sum(v for name, v in by_gpu if name.startswith("void selective_scan"))
+copy_share = sum(v for name, v in by_gpu if name == "aten::copy_")
+print(f"selective-scan kernels {scan_share:.1%} of the GPU time, aten::copy_ {copy_share:.1%} "
+      f"(rows of the table above: {len(by_gpu)})")
+glue("profile_scan_share", scan_share, display=False)
+glue("profile_copy_share", copy_share, display=False)
 
 # %% [markdown]
-# At 65,536 patches about 40 % of the GPU time is the fused selective scan (forward,
-# backward, and the forward again where the fine level is recomputed), about 15 % are dtype
-# conversions and copies around it, and most of the rest element-wise work on $E$-wide
+# At 65,536 patches at least {glue:text}`profile_scan_share:.0%` of the GPU time is the fused
+# selective scan's kernels (the rows listed: forward, backward, and the forward again where the
+# fine level is recomputed),
+# {glue:text}`profile_copy_share:.0%` are dtype conversions and copies around it (`aten::copy_`),
+# and most of the rest element-wise work on $E$-wide
 # activations: the scan streams $B \cdot L \cdot E \cdot N$ values through memory, which
 # matrix-product precision does not change. That is what bounds SurvMamba's step at large
 # slides; what would shrink it is less work per patch (a smaller $E$ or $D$, as the
@@ -408,7 +453,8 @@ print("\n".join((RESULTS / "profiles" / "profile_survmamba_4096_bf16.txt").read_
 #
 # ## Precision: does bf16 change what the model learns?
 #
-# bf16 keeps 8 bits of mantissa, so single outputs differ from float32 by about 1 %. What
+# bf16 keeps 8 significant bits, so neighbouring bf16 numbers are $2^{-8} \approx 0.4\,\%$ apart
+# in relative terms, and every value stored in bf16 is rounded at that grain. What
 # matters is whether training ends somewhere else. `benchmarks/precision_cv.py` ran the
 # same 5-fold cross-validation of multimodal SurvMamba (variant F, $D = 512$, 3 epochs,
 # same seeds) on the **paper-scale synthetic** BLCA cohort (359 cases, 768-d features) in
@@ -441,11 +487,17 @@ kernel = pd.DataFrame({
     "fwd+bwd speed-up": t["forward_backward_s"]["parallel"] / t["forward_backward_s"]["mamba_ssm"],
 })
 print(f"{scan['machine']['cuda_device']}, torch {scan['machine']['torch']}, median of {scan['config']['repeats']}")
+glue("scan_fwd_speedup_min", float(kernel["fwd speed-up"].min()), display=False)
+glue("scan_fwd_speedup_max", float(kernel["fwd speed-up"].max()), display=False)
+glue("scan_fb_speedup_min", float(kernel["fwd+bwd speed-up"].min()), display=False)
+glue("scan_fb_speedup_max", float(kernel["fwd+bwd speed-up"].max()), display=False)
 kernel.round(2)
 
 # %% [markdown]
-# The fused kernel is roughly ten times faster than the package's PyTorch scan (6–9×
-# forward plus backward, 11–18× forward only, at these lengths). The PyTorch scan remains
+# The fused kernel is several times faster than the package's PyTorch scan
+# ({glue:text}`scan_fb_speedup_min:.0f`–{glue:text}`scan_fb_speedup_max:.0f`× forward plus
+# backward, {glue:text}`scan_fwd_speedup_min:.0f`–{glue:text}`scan_fwd_speedup_max:.0f`× forward
+# only, at these lengths). The PyTorch scan remains
 # the one that runs everywhere (and the one the CPU build of this book uses); on a GPU,
 # `scan_backend="auto"` picks the fused kernel when it imports.
 #
@@ -534,8 +586,8 @@ print("SurvMamba, 4,096 patches, bf16: eager "
 #   SurvMamba from nothing: the multi-modal baselines avoid patch-to-patch attention (or
 #   approximate it linearly, as TransMIL's Nyström attention does) and are linear too, with
 #   smaller constants.
-# * At the paper's width SurvMamba is one of the largest models of Table 2 (14.4M
-#   parameters) and does several times the FLOPs of MCAT, MOTCat and SurvPath; its cost per
+# * At the paper's width SurvMamba is one of the largest models of Table 2
+#   ({glue:text}`params_M_survmamba:.1f`M parameters) and does several times the FLOPs of MCAT, MOTCat and SurvPath; its cost per
 #   patch is dominated by the expanded Mamba blocks ($E = 2D$) run in both directions and
 #   by the IFM.
 # * On a GPU, build the fused kernels (`make gpu-setup`), train in bf16
@@ -565,7 +617,7 @@ print("SurvMamba, 4,096 patches, bf16: eager "
 # * On log–log axes the slope is the growth exponent: exact attention from every patch to
 #   every patch is quadratic in the number of patches; scans, co-attention from a few
 #   genomic tokens and Nyström attention are linear.
-# * At the paper's width our SurvMamba has 14.4M parameters; the paper's 398.85K cannot
+# * At the paper's width our SurvMamba has {glue:text}`params_M_survmamba:.1f`M parameters; the paper's 398.85K cannot
 #   be the model it describes.
 #
 # ## Exercises

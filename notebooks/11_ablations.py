@@ -104,19 +104,34 @@ for v in VARIANTS:
             build_model("survmamba", paper_inputs, variant=v, bidirectional=bidi))
 sizes = pd.Series(sizes).unstack().div(1e6).round(2)
 sizes.columns.name = "parameters [M], D = 512"
+from myst_nb import glue
+from survmamba_lite.ssm.bimamba import BiMamba
+
+raw = {v: count_parameters(build_model("survmamba", paper_inputs, variant=v)) / 1e6 for v in "BCDEF"}
+f_uni = count_parameters(build_model("survmamba", paper_inputs, variant="F", bidirectional=False)) / 1e6
+glue("bimamba_block_M", count_parameters(BiMamba(512)) / 1e6, display=False)
+glue("coarse_level_M", raw["C"] - raw["B"], display=False)
+glue("ifm_fine_M", raw["D"] - raw["C"], display=False)
+glue("ifm_coarse_M", raw["E"] - raw["C"], display=False)
+glue("f_params_M", raw["F"], display=False)
+glue("f_uni_saving_M", raw["F"] - f_uni, display=False)
 sizes
 
 # %% [markdown]
-# Each level of HIM adds one Bi-Mamba block per modality (1.8M parameters at $D = 512$),
-# each IFM about 2.9M; a unidirectional block drops one of the two SSM branches, a small
-# part of the block (the projections are shared by the directions).
+# Each level of HIM adds one Bi-Mamba block per modality ({glue:text}`bimamba_block_M:.2f`M
+# parameters each at $D = 512$; the coarse level adds {glue:text}`coarse_level_M:.2f`M in all),
+# the fine IFM {glue:text}`ifm_fine_M:.2f`M and the coarse IFM {glue:text}`ifm_coarse_M:.2f`M; a
+# unidirectional block drops one of the two SSM branches, a small part of the block (the
+# projections are shared by the directions): F loses {glue:text}`f_uni_saving_M:.2f`M of its
+# {glue:text}`f_params_M:.2f`M.
 #
 # ## Running the ablation
 #
 # Seven cross-validation runs on one synthetic cohort: variants A–F bidirectional, and F
 # unidirectional for Fig. 3. Each run writes its own directory, and the report functions
 # read nothing but those directories. The settings are chosen for the book's time
-# budget (about a minute on a laptop CPU): a width of 16, a subset of 100 patients, two
+# budget (the seven runs took {glue:text}`ablation_seconds:.0f` s on the machine that built
+# this page): a width of 16, a subset of 100 patients, two
 # epochs, one fold. **At this size the differences between variants are noise**; the
 # point here is the procedure. The commands for the real experiment are at the end.
 
@@ -135,6 +150,7 @@ for v, bidi in [(v, True) for v in VARIANTS] + [("F", False)]:
     runs[name] = result.out_dir
     print(f"{name:>6}: c-index {result.summary['c_index']['mean']:.3f}   ({result.folds[0]['seconds']:.1f} s)")
 print(f"seven runs in {time.perf_counter() - t0:.0f} s")
+glue("ablation_seconds", time.perf_counter() - t0, display=False)
 
 # %% [markdown]
 # ## Table 3 from the run directories
@@ -185,12 +201,28 @@ ax.set_title("synthetic BLCA (paper scale), 5 folds x 20 epochs", fontsize=9)
 plt.tight_layout()
 plt.show()
 
+# %%
+course_fig3 = pd.read_csv(project_root / "results" / "course_blca" / "fig3_bidirectional.csv")
+course_paired = course_fig3.pivot(index="fold", columns="direction", values="c_index")
+course_gap = course_paired["unidirectional"] - course_paired["bidirectional"]
+print(f"paper scale: bidirectional ahead on {int((paired['bidirectional'] > paired['unidirectional']).sum())} of "
+      f"{len(paired)} folds, fold SD {paired.std().round(3).to_dict()}; course scale: forward-only ahead on "
+      f"{int((course_gap > 0).sum())} of {len(course_gap)} folds, by {course_gap.mean():+.3f} on average")
+assert paired["unidirectional"].std() < paired["bidirectional"].std()   # "the forward-only folds lie closer together"
+glue("fig3_bi_ahead", int((paired["bidirectional"] > paired["unidirectional"]).sum()), display=False)
+glue("fig3_n_folds", len(paired), display=False)
+glue("course_uni_ahead", int((course_gap > 0).sum()), display=False)
+glue("course_n_folds", len(course_gap), display=False)
+glue("course_uni_gap", float(course_gap.mean()), display=False)
+
 # %% [markdown]
 # The paper's Fig. 3 shows the bidirectional model ahead on every cohort. Here it is ahead
-# on four folds of five, and the forward-only model's folds lie closer together; with five
-# folds that is a direction, not yet a difference (Exercise 1). The same two runs at course
-# scale (`results/course_blca/`, width 32, eight epochs, on a laptop) had the forward-only
-# model ahead on three folds of five, by 0.010.
+# on {glue:text}`fig3_bi_ahead` folds of {glue:text}`fig3_n_folds`, and the forward-only
+# model's folds lie closer together; with five folds that is a direction, not yet a
+# difference (Exercise 1). The same two runs at course scale (`results/course_blca/`, width
+# 32, eight epochs, on a laptop) had the forward-only model ahead on
+# {glue:text}`course_uni_ahead` folds of {glue:text}`course_n_folds`, by
+# {glue:text}`course_uni_gap:.3f` on average.
 #
 # ## Table 3 at the paper's scale
 #
@@ -244,22 +276,59 @@ plt.show()
 # %%
 paired_variants.round(3)
 
+# %%
+means = pd.Series({v: c.mean() for v, c in by_variant.items()}).loc[order]
+sds = pd.Series({v: c.std(ddof=1) for v, c in by_variant.items()}).loc[order]
+clear = paired_variants[(paired_variants["95 % low"] > 0) | (paired_variants["95 % high"] < 0)]
+final_loss = {r.derived["variant"]: np.mean([m["train_loss"][-1] for m in r.folds])
+              for r in grid_runs if r.derived.get("bidirectional")}
+last_vs_best = {r.derived["variant"]: (np.mean([m["val_c_index"][-1] for m in r.folds]),
+                                       np.mean([max(m["val_c_index"]) for m in r.folds]))
+                for r in grid_runs if r.derived.get("bidirectional")}
+truth = pd.read_csv(project_root / "results" / "synthetic_cohorts" / "blca_paper_seed0" / "synthetic_truth.csv")
+from survmamba_lite.data.synth import BETA                           # the planted coefficients
+
+contrib = pd.DataFrame({k: BETA[k] * truth[k] for k in BETA})        # each term of the log-hazard, per patient
+share = contrib.cov().sum(axis=1) / contrib.cov().to_numpy().sum()    # covariances split evenly
+print(f"fold means {means.round(3).to_dict()}; fold SDs {sds.round(3).to_dict()}")
+print(f"paired intervals clear of zero: {list(clear.index)}; mean training loss after epoch 20 "
+      f"{ {k: round(float(v), 3) for k, v in sorted(final_loss.items())} }")
+print(f"cross-modal term's share of the log-hazard's variance: {share['x_interaction']:.3f} "
+      f"({len(truth)} patients of the committed cohort)")
+assert list(clear.index) == ["E"] and means.idxmax() == "F" and means.idxmin() == "E"   # what the text says
+assert all(last < best for last, best in last_vs_best.values())
+glue("t3_min", float(means.min()), display=False)
+glue("t3_max", float(means.max()), display=False)
+glue("t3_sd_max", float(sds.max()), display=False)
+glue("t3_e_diff", float(paired_variants.loc["E", "F − X (mean)"]), display=False)
+glue("t3_e_low", float(paired_variants.loc["E", "95 % low"]), display=False)
+glue("t3_e_high", float(paired_variants.loc["E", "95 % high"]), display=False)
+glue("t3_a_gap", float(means["F"] - means["A"]), display=False)
+glue("t3_loss_min", float(min(final_loss.values())), display=False)
+glue("t3_loss_max", float(max(final_loss.values())), display=False)
+glue("x_interaction_share", float(share["x_interaction"]), display=False)
+glue("t3_n", len(truth), display=False)
+
 # %% [markdown]
 # The paper reports each added part raising the c-index on almost every cohort (on BLCA from
-# 0.667 for A to 0.720 for F; over its five cohorts from 0.674 to 0.717). On this synthetic cohort the six models lie between 0.610
-# (E) and 0.653 (F), and the folds spread by up to ±0.07 around each mean. F is ahead of
-# every variant on average, but only against E does the paired interval exclude zero
-# (0.042, interval about 0.005 to 0.079), and with five comparisons one such interval is
-# not strong evidence. A (one Mamba over the ungrouped fine-grained tokens of each modality,
-# no coarse level, no IFM) is within 0.011 of F. Two
-# things limit what this cohort can show. Its planted log-hazard ([The synthetic cohorts](synthetic_cohorts.py))
-# has four terms of one modality each and one cross-modal product (the tumour fraction times
-# one process's activity), about a sixth of the log-hazard's variance by its coefficients.
-# Models A–C join the two pooled modalities by a linear layer and cannot form that product;
-# D–F can, through IFM; whatever they gain from it, five folds of 359 patients do not
-# resolve it here (E, with IFM, is the lowest of the six). And after 20 epochs at width 512 every variant fits its training patients closely
-# (mean training loss 0.06 to 0.18), so the last epoch's validation c-index is below the
-# best epoch's for all six. Whether the interaction modules help on real patients is the
+# 0.667 for A to 0.720 for F; over its five cohorts from 0.674 to 0.717). On this synthetic
+# cohort the six models lie between {glue:text}`t3_min:.3f` (E) and {glue:text}`t3_max:.3f`
+# (F), and their folds spread with standard deviations up to {glue:text}`t3_sd_max:.3f`. F is
+# ahead of every variant on average, but only against E does the paired interval exclude
+# zero ({glue:text}`t3_e_diff:.3f`, interval {glue:text}`t3_e_low:.3f` to
+# {glue:text}`t3_e_high:.3f`), and with five comparisons one such interval is not strong
+# evidence. A (one Mamba over the ungrouped fine-grained tokens of each modality, no coarse
+# level, no IFM) is within {glue:text}`t3_a_gap:.3f` of F. Two things limit what this cohort
+# can show. Its planted log-hazard ([The synthetic cohorts](synthetic_cohorts.py)) has four
+# terms of one modality each and one cross-modal product (the tumour fraction times one
+# process's activity), which carries a share {glue:text}`x_interaction_share:.2f` of the
+# log-hazard's variance in this cohort (the terms' covariances split evenly, as that chapter
+# computes it). Models A–C join the two pooled modalities by a linear layer and cannot form
+# that product; D–F can, through IFM; whatever they gain from it, five folds of
+# {glue:text}`t3_n` patients do not resolve it here (E, with IFM, is the lowest of the six).
+# And after 20 epochs at width 512 every variant fits its training patients closely (mean
+# training loss {glue:text}`t3_loss_min:.2f` to {glue:text}`t3_loss_max:.2f`), so the last
+# epoch's validation c-index is below the best epoch's for all six. Whether the interaction modules help on real patients is the
 # question the TCGA cohorts answer, with the command below.
 
 # %% [markdown]
@@ -290,7 +359,7 @@ paired_variants.round(3)
 #   those directories, on a laptop or after a GPU run.
 # * One fold gives one number per model; differences between ablations must be read
 #   against the spread over five folds: at the paper's scale bidirectional SurvMamba is ahead
-#   on four folds of five, by less than the spread between folds, and F is ahead of the
+#   on {glue:text}`fig3_bi_ahead` folds of {glue:text}`fig3_n_folds`, by less than the spread between folds, and F is ahead of the
 #   ablation models A–E on average, with a paired interval clear of zero only against E.
 #
 # ## Exercises

@@ -29,8 +29,10 @@
 # one fold. The paper trains every model for 20 epochs on five folds, at width 512 for
 # SurvMamba, one patient per step. Here is that protocol, run on NVIDIA H200s (one, then two
 # of one host) through the grid engine of `survmamba grid` (the [reproduction guide](../book/reproduce.md) has
-# the commands), on the **paper-scale synthetic BLCA cohort**: 359 patients, 8–40 regions of
-# 32–256 patches with 768-d features per slide, 1,577 genes. The cohort is synthetic (a
+# the commands), on the **paper-scale synthetic BLCA cohort**: {glue:text}`cohort_n` patients,
+# {glue:text}`cohort_regions_lo`–{glue:text}`cohort_regions_hi` regions of
+# {glue:text}`cohort_patches_lo`–{glue:text}`cohort_patches_hi` patches with
+# {glue:text}`cohort_wsi_dim`-d features per slide, {glue:text}`cohort_genes:,` genes. The cohort is synthetic (a
 # planted log-hazard; what it holds and what a model can reach on it:
 # [The synthetic cohorts](synthetic_cohorts.py)): it measures the cost of
 # the protocol and what each model learns of a known signal, not how the models fare on
@@ -58,6 +60,8 @@ from IPython.display import Image, Markdown, display
 from survmamba_lite.experiment.grid import expand_run_dirs, model_slug, parse_model, read_jobs, timing_table
 from survmamba_lite.experiment.report import fig3_bidirectional, is_table1_run, table1, table3
 from survmamba_lite.experiment.runs import load_runs
+from survmamba_lite.data.synth import SCALES
+from myst_nb import glue
 
 print(f"seed: {seed}")
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
@@ -70,6 +74,14 @@ print(f"{len(done)} runs finished: {done}")
 loader = spec_from_file_location("fullscale", project_root / "benchmarks" / "fullscale.py")
 fullscale = module_from_spec(loader)                   # the script that made the grid: its models, its targets
 loader.loader.exec_module(fullscale)
+if runs:                                               # the cohort the grid read
+    derived = runs[0].derived
+    glue("cohort_n", int(derived["n_cases"]), display=False)
+    glue("cohort_wsi_dim", int(derived["wsi_dim"]), display=False)
+    glue("cohort_genes", int(derived["n_genes"]), display=False)
+    for key, (lo, hi) in (("regions", SCALES["paper"].regions), ("patches", SCALES["paper"].patches)):
+        glue(f"cohort_{key}_lo", lo, display=False)
+        glue(f"cohort_{key}_hi", hi, display=False)
 if spec.get("mode") == "paper":                        # the paper mode's 15 runs
     slugs = [model_slug(*parse_model(m)) for m in fullscale.PAPER_MODELS]
     print(f"not finished ({len([s for s in slugs if s not in done])} of {len(slugs)}):",
@@ -102,6 +114,12 @@ pd.DataFrame([{"call": i + 1, "models": " ".join(c["argv"][c["argv"].index("--mo
 # %%
 timing = timing_table(grid) if grid_dir else pd.read_csv(grid / "timing.csv")
 shown = timing[timing["folds_done"] > 0].drop(columns=["run_dir", "cohort", "device"])
+bench = pd.DataFrame(json.loads((project_root / "benchmarks" / "results" / "complexity_cuda.json").read_text(
+    encoding="utf-8"))["rows"])                                       # the Efficiency chapter's H200 measurements
+eager = bench[(bench["model"] == "survmamba") & (bench["patches"] == 4096) & (bench["precision"] == "bf16")
+              & ~bench["cuda_graphs"]].iloc[0]
+glue("eager_kernels", int(eager["kernels"]), display=False)
+glue("eager_busy", float(eager["gpu_busy_fraction"]), display=False)
 shown.round(1)
 
 # %% [markdown]
@@ -117,6 +135,15 @@ if len(alone):
           f"({row['wall_seconds'] / 60:.1f} min; target 8 min), {row['fold_seconds']:.0f} s of fold time, "
           f"{row['cases_per_second']:.1f} training cases/s in each of 5 concurrent processes")
     assert row["wall_seconds"] < 8 * 60
+    sm_run = next(r for r in runs if r.label == "SurvMamba")
+    train_cases = [len(sm_run.oof) - int((sm_run.oof["fold"] == int(k)).sum()) for k in sm_run.summary["folds"]]
+    glue("alone_cases_per_s", float(row["cases_per_second"]), display=False)
+    glue("alone_cases_per_s_all", 5 * float(row["cases_per_second"]), display=False)
+    glue("alone_minutes", float(row["wall_seconds"]) / 60, display=False)
+    glue("alone_gpu_util", float(row["gpu_utilization"]), display=False)
+    glue("alone_epochs", int(row["epochs"]), display=False)
+    glue("alone_train_min", min(train_cases), display=False)
+    glue("alone_train_max", max(train_cases), display=False)
 
 # %% [markdown]
 # The three targets of this work, each read from the grid folders under `results/fullscale/`
@@ -127,10 +154,28 @@ targets = fullscale.targets(project_root / "results" / "fullscale")
 targets
 
 # %% [markdown]
-# The BRCA-size run (869 patients, 695 training patients per fold) trained at the same rate
-# per process as the BLCA-size one, so its wall time grew with the number of patients. The
+# The BRCA-size run ({glue:text}`brca_n` patients, {glue:text}`brca_train_min`–{glue:text}`brca_train_max`
+# training patients per fold) trained at the same rate per process as the BLCA-size one
+# ({glue:text}`brca_cases_per_s:.1f` against {glue:text}`alone_cases_per_s:.1f` training patients
+# per second), so its wall time, {glue:text}`brca_minutes:.1f` minutes, grew with the number of
+# patients (the next cell reads it). The
 # two-GPU target is read from two calls of the same grid, once with one GPU visible and once
 # with two; their jobs show where the time went:
+
+# %%
+brca_dir = project_root / "results" / "fullscale" / "survmamba_brca"
+if (brca_dir / "timing.csv").is_file():
+    brca_timing = pd.read_csv(brca_dir / "timing.csv").iloc[0]
+    brca_run = load_runs([brca_dir / "runs" / "brca_paper" / "survmamba"])[0]
+    brca_train = [int(len(brca_run.oof) - (brca_run.oof["fold"] == int(k)).sum()) for k in brca_run.summary["folds"]]
+    print(f"BRCA-size SurvMamba: {len(brca_run.oof)} patients, {min(brca_train)}-{max(brca_train)} training patients "
+          f"per fold, {brca_timing['cases_per_second']:.1f} training cases/s per process, "
+          f"{brca_timing['wall_seconds']:.0f} s of wall time")
+    glue("brca_n", len(brca_run.oof), display=False)
+    glue("brca_train_min", min(brca_train), display=False)
+    glue("brca_train_max", max(brca_train), display=False)
+    glue("brca_cases_per_s", float(brca_timing["cases_per_second"]), display=False)
+    glue("brca_minutes", float(brca_timing["wall_seconds"]) / 60, display=False)
 
 # %%
 scaling = []
@@ -149,36 +194,75 @@ if scaling:
         slowest=("seconds", "max"), cases_per_s=("cases_per_second", "mean")).round(1).rename(columns={
             "first_start": "first start (s)", "fastest": "fastest job (s)", "slowest": "slowest job (s)",
             "cases_per_s": "cases/s per job"}))
+    calls_s = {name: json.loads((project_root / "results" / "fullscale" / name / "calls.jsonl").read_text(
+        encoding="utf-8").splitlines()[-1]) for name in ("scaling_gpus_0", "scaling_gpus_0_1")}
+    span = scaling.groupby("grid").apply(lambda j: j["ended"].max() - j["started"].min(), include_groups=False)
+    one = scaling[scaling["grid"] == "scaling_gpus_0"]
+    wave1 = one[one["starts at s"] < 30]                                  # the jobs that started with the call
+    wave2 = one[one["starts at s"] >= 30]
+    two = scaling[scaling["grid"] == "scaling_gpus_0_1"]
+    grid_s = {name: float(c["grid_seconds"]) for name, c in calls_s.items()}
+    startup = {name: grid_s[name] - float(span[name]) for name in grid_s}
+    print(f"one GPU: {len(wave1)} jobs of {wave1['seconds'].min():.0f}-{wave1['seconds'].max():.0f} s, then "
+          f"{len(wave2)} of {wave2['seconds'].min():.0f}-{wave2['seconds'].max():.0f} s; two GPUs: {len(two)} jobs of "
+          f"{two['seconds'].min():.0f}-{two['seconds'].max():.0f} s, the last starting "
+          f"{two['starts at s'].max():.0f} s after the first")
+    print(f"grid seconds {grid_s['scaling_gpus_0']} against {grid_s['scaling_gpus_0_1']} "
+          f"({grid_s['scaling_gpus_0'] / grid_s['scaling_gpus_0_1']:.2f}x); first start to last end "
+          f"{span['scaling_gpus_0']:.0f} s against {span['scaling_gpus_0_1']:.0f} s "
+          f"({span['scaling_gpus_0'] / span['scaling_gpus_0_1']:.2f}x); the rest of each call "
+          f"{startup['scaling_gpus_0']:.0f} s and {startup['scaling_gpus_0_1']:.0f} s")
+    for key, values in (("wave1", wave1["seconds"]), ("wave2", wave2["seconds"]), ("two", two["seconds"])):
+        glue(f"scaling_{key}_lo", float(values.min()), display=False)
+        glue(f"scaling_{key}_hi", float(values.max()), display=False)
+    glue("scaling_one_s", grid_s["scaling_gpus_0"], display=False)
+    glue("scaling_two_s", grid_s["scaling_gpus_0_1"], display=False)
+    glue("scaling_speedup", grid_s["scaling_gpus_0"] / grid_s["scaling_gpus_0_1"], display=False)
+    glue("scaling_span_one", float(span["scaling_gpus_0"]), display=False)
+    glue("scaling_span_two", float(span["scaling_gpus_0_1"]), display=False)
+    glue("scaling_span_speedup", float(span["scaling_gpus_0"] / span["scaling_gpus_0_1"]), display=False)
+    glue("scaling_startup_lo", min(startup.values()), display=False)
+    glue("scaling_startup_hi", max(startup.values()), display=False)
 
 # %% [markdown]
 # The grid (`fullscale.py --mode scaling`) has ten jobs of one kind: SurvMamba F on two
 # paper-scale synthetic BLCA cohorts made alike (seeds 0 and 1, 359 patients each), five
 # folds each, ten epochs, five slots per GPU. On one GPU the jobs run in two waves of five
-# (the first 154–159 s per job, the second 137–142 s); on two GPUs all ten start at
-# once, five on each, and each takes 148–157 s, about as long as a job of the first wave on
-# one GPU. The grid took 313.0 s on one GPU and 169.4 s on two, **1.85×**; training alone
-# (first job started to last job finished) 301 s against 157 s, 1.92×. The rest is starting
-# the Dask workers, about 12 s in each call, which a second GPU does not shorten.
+# (the first {glue:text}`scaling_wave1_lo:.0f`–{glue:text}`scaling_wave1_hi:.0f` s per job, the
+# second {glue:text}`scaling_wave2_lo:.0f`–{glue:text}`scaling_wave2_hi:.0f` s); on two GPUs all
+# ten start at once, five on each, and each takes
+# {glue:text}`scaling_two_lo:.0f`–{glue:text}`scaling_two_hi:.0f` s, about as long as a job of the
+# first wave on one GPU. The grid took {glue:text}`scaling_one_s:.1f` s on one GPU and
+# {glue:text}`scaling_two_s:.1f` s on two, **{glue:text}`scaling_speedup:.2f`×**; training alone
+# (first job started to last job finished) {glue:text}`scaling_span_one:.0f` s against
+# {glue:text}`scaling_span_two:.0f` s, {glue:text}`scaling_span_speedup:.2f`×. The rest is
+# starting the Dask workers, {glue:text}`scaling_startup_lo:.1f`–{glue:text}`scaling_startup_hi:.1f` s
+# in each call, which a second GPU does not shorten (the cell above prints each of these
+# numbers).
 #
-# Jobs of equal length are what makes this work. An earlier grid of SurvMamba bidirectional
-# and forward-only folds (a forward-only fold is about 40 % shorter) gave 1.72× (267.7 s
-# against 155.7 s): one GPU's second wave was short, and the GPU that got three bidirectional
-# folds finished last. SurvMamba and SurvPath (whose folds take a quarter of SurvMamba's)
-# gave 1.61× (197.5 s against 122.7 s). A grid that fits in two GPUs' slots lasts as long as
-# its slowest job, so a second GPU halves only a grid whose jobs are alike and fill two waves
-# of one GPU's slots. Those two earlier calls are recorded in `results/fullscale/README.md`.
+# Jobs of equal length are what makes this work. Two earlier comparisons, whose folders this
+# grid replaced (their calls are recorded in `results/fullscale/README.md`), mixed jobs of two
+# lengths, SurvMamba's bidirectional and forward-only folds, and SurvMamba's and SurvPath's
+# folds, and gained less from the second GPU: one GPU's second wave was short, and the GPU
+# that got more of the long jobs finished last. A grid that fits in two GPUs' slots lasts as
+# long as its slowest job, so a second GPU halves only a grid whose jobs are alike and fill
+# two waves of one GPU's slots.
 
 # %% [markdown]
 # Three things made it fit. (1) Each training step is replayed from a **CUDA graph**
-# ([Efficiency](09_efficiency.py)): a SurvMamba step launches about a thousand small kernels,
-# and launching them one by one from Python took longer than running them. (2) The
+# ([Efficiency](09_efficiency.py)): an eager bf16 SurvMamba step of 4,096 patches launches
+# {glue:text}`eager_kernels:,` small kernels and keeps the GPU busy for only
+# {glue:text}`eager_busy:.0%` of the step (the Efficiency chapter's H200 table): launching them
+# one by one from Python took longer than running them. (2) The
 # patients' features are read once into memory and each batch is assembled without waiting
 # for the GPU. (3) The five folds run **at once**, one process each, so that one process's
 # host work overlaps the others' GPU work. In bf16 autocast, with the fused selective scan
-# of mamba-ssm, each process trained about 24 patients per second, 120 per second in all:
-# 287 training patients × 20 epochs × 5 folds in under five minutes.
+# of mamba-ssm, each process trained {glue:text}`alone_cases_per_s:.1f` patients per second,
+# {glue:text}`alone_cases_per_s_all:.0f` per second in all:
+# {glue:text}`alone_train_min`–{glue:text}`alone_train_max` training patients ×
+# {glue:text}`alone_epochs` epochs × 5 folds in {glue:text}`alone_minutes:.1f` minutes.
 #
-# The GPU's utilisation near 100 % only says that *some* kernel was running at every
+# The GPU's utilisation of {glue:text}`alone_gpu_util:.0f` % only says that *some* kernel was running at every
 # sample; with kernels this small most of the chip is idle. Every run but SurvMamba's was
 # measured while up to ten jobs of several runs shared its GPU (SNN, ABMIL and SurvPath on one
 # H200; the later runs, the Table 3 variants among them, on two H200s with ten jobs on each), so
@@ -231,13 +315,26 @@ plt.show()
 report = grid / "report"
 if (report / "random_risk.md").is_file():
     display(Markdown((report / "random_risk.md").read_text(encoding="utf-8")))
+    random_p = pd.read_csv(report / "random_risk.csv").set_index("label")["p_value"]
+    if "TransMIL" in random_p:
+        glue("transmil_random_p", float(random_p["TransMIL"]), display=False)
+fold_stats = pd.DataFrame({k: {"mean": np.mean(v), "std": np.std(v, ddof=1)} for k, v in folds.items()}).T
+top_five = fold_stats.sort_values("mean", ascending=False).head(5)
+print("the five highest fold means:", top_five["mean"].round(3).to_dict())
+if set(top_five.index) == {"MOTCat", "MCAT", "SurvPath", "SurvMamba", "ABMIL"}:     # the five the text names
+    assert fold_stats.loc["SNN", "mean"] < top_five["mean"].min()
+    glue("top_five_range", float(top_five["mean"].max() - top_five["mean"].min()), display=False)
+    glue("top_five_sd_min", float(top_five["std"].min()), display=False)
+    glue("top_five_sd_max", float(top_five["std"].max()), display=False)
 
 # %% [markdown]
-# On this cohort MOTCat, MCAT, SurvPath, SurvMamba and ABMIL (slides only) lie within about
-# 0.03 of each other, and SNN, which reads only the RNA, is behind them. The spread over folds
-# (about ±0.02 to ±0.06) is larger than the differences between those five: five folds of
-# 359 patients cannot order them, here or in the paper. TransMIL is not clear of random
-# risk; the training curves below show why.
+# On this cohort MOTCat, MCAT, SurvPath, SurvMamba and ABMIL (slides only) lie within
+# {glue:text}`top_five_range:.3f` of each other, and SNN, which reads only the RNA, is behind
+# them. The spread over folds (standard deviations {glue:text}`top_five_sd_min:.2f` to
+# {glue:text}`top_five_sd_max:.2f`) is larger than the differences between those five: five
+# folds of {glue:text}`cohort_n` patients cannot order them, here or in the paper. TransMIL is
+# not clear of random risk (p = {glue:text}`transmil_random_p:.2f`); the training curves below
+# show why.
 #
 # ## Twenty epochs at width 512
 #
@@ -299,6 +396,10 @@ print("mean training loss at epoch 2 -> 20:", {k: f"{b:.2f} -> {a:.2f}" for k, (
 transmil_loss = np.mean([m["train_loss"] for r in runs if r.label == "TransMIL" for m in r.folds], axis=0)
 fit_epoch = int(np.argmax(transmil_loss < 0.05)) + 1               # the first epoch with a mean loss below 0.05
 print("TransMIL, mean training loss after each epoch:", np.round(transmil_loss, 3).tolist())
+val_c = {r.label: np.mean([m["val_c_index"] for m in r.folds], axis=0) for r in runs if r.label in folds}
+print("mean validation c-index after epochs 1, 2 and 20:",
+      {k: np.round(v[[0, 1, -1]], 3).tolist() for k, v in val_c.items()})
+coattn = [final[k][0] for k in ("MCAT", "MOTCat", "SurvPath") if k in final]
 
 # %%
 from myst_nb import glue
@@ -307,18 +408,32 @@ glue("transmil_fit_epoch", fit_epoch, display=False)
 glue("transmil_epoch_before", fit_epoch - 1, display=False)
 glue("transmil_loss_before", float(transmil_loss[fit_epoch - 2]), display=False)
 glue("transmil_loss_at", float(transmil_loss[fit_epoch - 1]), display=False)
+for key, label in (("survmamba", "SurvMamba"), ("snn", "SNN")):
+    glue(f"final_loss_{key}", float(final[label][0]), display=False)
+glue("val_c_first_survmamba", float(val_c["SurvMamba"][0]), display=False)
+glue("val_c_last_survmamba", float(val_c["SurvMamba"][-1]), display=False)
+glue("val_c_second_transmil", float(val_c["TransMIL"][1]), display=False)
+glue("val_c_last_transmil", float(val_c["TransMIL"][-1]), display=False)
+glue("coattn_loss_min", float(min(coattn)), display=False)
+glue("coattn_loss_max", float(max(coattn)), display=False)
+top3 = sorted(folds, key=lambda k: -np.mean(folds[k]))[:3]
+assert set(top3) == {"MCAT", "MOTCat", "SurvPath"}, top3              # "rank the validation patients best"
 
 # %% [markdown]
 # Three behaviours. SurvMamba and SNN fit their training patients almost exactly by the
-# twentieth epoch (mean training loss about 0.06), SurvMamba with a validation c-index that
-# it already had after the first epoch. TransMIL fits them within
+# twentieth epoch (mean training loss {glue:text}`final_loss_survmamba:.3f` and
+# {glue:text}`final_loss_snn:.3f`), SurvMamba with the validation c-index that it already had
+# after the first epoch ({glue:text}`val_c_first_survmamba:.3f` then,
+# {glue:text}`val_c_last_survmamba:.3f` after the twentieth, fold means). TransMIL fits them within
 # {glue:text}`transmil_fit_epoch` epochs (mean training loss {glue:text}`transmil_loss_before:.2f`
 # after epoch {glue:text}`transmil_epoch_before`, {glue:text}`transmil_loss_at:.2f` after epoch
 # {glue:text}`transmil_fit_epoch`, the first below 0.05; printed below the figure), and its
-# validation c-index falls from about 0.60 after the second epoch to
-# chance: with a width of 512 and under 300 training patients it memorises. The co-attention
-# models MCAT, MOTCat and SurvPath move least from where they start (training loss still
-# about 1 after twenty epochs) and rank the validation patients best. In a first grid MOTCat
+# validation c-index falls from {glue:text}`val_c_second_transmil:.2f` after the second epoch
+# to {glue:text}`val_c_last_transmil:.2f` after the twentieth, near chance: with a width of 512
+# and {glue:text}`alone_train_min`–{glue:text}`alone_train_max` training patients it memorises.
+# The co-attention models MCAT, MOTCat and SurvPath move least from where they start (mean
+# training loss still {glue:text}`coattn_loss_min:.2f` to {glue:text}`coattn_loss_max:.2f` after
+# twenty epochs) and rank the validation patients best. In a first grid MOTCat
 # did not learn at all: the attention layers of MCAT's and MOTCat's transformers started with
 # random biases where the originals' start at zero, and these swamped MOTCat's small
 # co-attended tokens (the [baselines chapter](12_baselines.py) says more). Both were
@@ -382,13 +497,15 @@ if km.is_file():
 #
 # * The paper's protocol at the paper's widths runs through one resumable command; the
 #   folds train concurrently on one GPU with batch size one, each step replayed from a CUDA
-#   graph. SurvMamba's five-fold, 20-epoch cross-validation took under five minutes on one
-#   H200 for a 359-patient cohort, and under twelve for an 869-patient one.
+#   graph. SurvMamba's five-fold, 20-epoch cross-validation took {glue:text}`alone_minutes:.1f`
+#   minutes on one H200 for a {glue:text}`cohort_n`-patient cohort, and
+#   {glue:text}`brca_minutes:.1f` for an {glue:text}`brca_n`-patient one.
 # * The timing table separates wall time (what a user waits) from fold time (what the GPU
 #   spent per fold); only runs that had the GPU to themselves measure a target.
 # * A second GPU halves a grid only when its jobs are of about equal length and fill two
-#   waves of one GPU's slots: ten alike SurvMamba jobs took 313.0 s on one H200 and 169.4 s on
-#   two (1.85×); with folds of two lengths the same comparison gave 1.72×.
+#   waves of one GPU's slots: ten alike SurvMamba jobs took {glue:text}`scaling_one_s:.1f` s on
+#   one H200 and {glue:text}`scaling_two_s:.1f` s on two ({glue:text}`scaling_speedup:.2f`×);
+#   with folds of two lengths the same comparison gained less.
 # * On the synthetic cohort SurvMamba, MOTCat, MCAT, SurvPath and ABMIL are level within the
 #   spread of the folds, and so are SurvMamba F and its ablation models (F is ahead of each on
 #   average); at 20 epochs SurvMamba fits its training patients almost exactly while the

@@ -23,7 +23,7 @@
 # 1. explain right censoring and why neither dropping nor ignoring censored patients works;
 # 2. relate the hazard $h(t)$ and the survival function $S(t)$, in continuous and in discrete time;
 # 3. compute a Kaplan–Meier curve and a log-rank test by hand, and check them against lifelines;
-# 4. fit a Cox model and score any risk prediction with Harrell's concordance index.
+# 4. fit a Cox model, score a risk prediction with Harrell's concordance index, and score predicted survival curves for ranking, accuracy and calibration (D-calibration, the integrated calibration index).
 # :::
 #
 # Everything SurvMamba predicts is scored with the tools of this chapter. They are shown
@@ -350,6 +350,172 @@ assert scores.loc["Kaplan–Meier for all", "C^td package"] == 0.5
 assert max(scores.loc[["Cox model", "true curves"], "IBS package"]) < scores.loc["Kaplan–Meier for all", "IBS package"]
 
 # %% [markdown]
+# (primer-calibration)=
+# ## Are the probabilities right? D-calibration and the integrated calibration index
+#
+# The c-index and $C^{td}$ use only the order of the patients, and the Brier score mixes
+# ranking and probability into one number. **Calibration** asks about the probabilities
+# alone: of the patients given a 30 % risk of dying by two years, do about 30 % die by then?
+# The package implements two standard measures (`survmamba_lite.survival.calibration`).
+#
+# **D-calibration** (distributional calibration) of Haider et al. {cite}`haider2020isd` tests
+# the whole curve at once. If $\hat S_i$ is patient $i$'s true survival function, then
+# $U_i = \hat S_i(T_i)$, the predicted survival at the patient's own death time, is uniform on
+# $[0, 1]$ (the probability integral transform: $P(\hat S_i(T_i) \le u) = u$). Cut $[0, 1]$
+# into $B = 10$ equal bins; a death counts in the bin of $\hat S_i(t_i)$. A patient censored at
+# $c_i$ is only known to have $U_i \le s_i = \hat S_i(c_i)$, and under calibration $U_i$ is then
+# uniform on $[0, s_i]$: the patient is spread over the bins, each bin $[\ell, \ell + w)$
+# receiving its overlap with $[0, s_i]$ divided by $s_i$. With $O_b$ the (fractional) count of
+# bin $b$,
+#
+# $$
+# \chi^2 = \sum_{b=1}^{B} \frac{(O_b - n/B)^2}{n/B} \;\sim\; \chi^2_{B-1}
+# \quad\text{if the curves are calibrated;}
+# $$
+#
+# a small p-value says they are not, and the bar chart of the $O_b / n$ says how: too many
+# patients in the top bins means deaths that the curves called unlikely (too little risk),
+# too many in the bottom bins the opposite.
+#
+# **The integrated calibration index** (ICI) of Austin, Harrell & van Klaveren
+# {cite}`austin2020ici` looks at one horizon $t_0$. With $\hat F_i = 1 - \hat S_i(t_0)$ the
+# predicted risk of dying by $t_0$, a Cox model of the observed $(t_i, \delta_i)$ on a
+# restricted cubic spline (3 knots, at the 10th, 50th and 90th percentiles) of
+# $\operatorname{cloglog} \hat F_i = \log(-\log(1 - \hat F_i))$ estimates the **observed** risk
+# $\tilde F_i$ of patients who were given $\hat F_i$ (a smoothed calibration curve, $\tilde F$
+# against $\hat F$). Then
+#
+# $$
+# \mathrm{ICI}(t_0) = \frac1n \sum_{i=1}^n \big|\tilde F_i - \hat F_i\big| ,
+# $$
+#
+# with E50 and E90 the median and 90th percentile of the same differences. Calibration in the
+# large compares the mean $\hat F_i$ with the Kaplan–Meier risk $1 - \hat S_{KM}(t_0)$. When
+# every patient has the same prediction the spline cannot be fitted, and the observed risk is
+# the Kaplan–Meier risk for all. (How discrete-time curves such as SurvMamba's are read at a
+# patient's own time and at a horizon: the [Kaplan–Meier chapter](13_survival_analysis.py)
+# and the module's docstring.)
+#
+# Worked on a simulated cohort whose truth is known: a second cohort like the one above, of
+# {glue:text}`cal_n` patients, with a continuous covariate $u_i \sim N(0, 1)$ in place of the
+# binary $x$, so that every patient has a prediction of their own (a smooth calibration
+# curve needs more than two distinct predictions). Four predictions: the true curves
+# $S_i(t) = e^{-\lambda_i t}$ with $\lambda_i = \lambda_0 e^{\beta u_i}$, the same curves with
+# three times the true hazard (too much risk), with a third of it (too little), and the
+# Kaplan–Meier curve of the whole cohort given to every patient. D-calibration first, by hand
+# next to `d_calibration`:
+
+# %%
+from survmamba_lite.survival import calibration_at, d_calibration
+from survmamba_lite.survival.calibration import rcs_basis
+
+rng_cal = np.random.default_rng(SEED + 1)
+u_cal = rng_cal.standard_normal(n)                                     # (n,) a continuous covariate
+rate = lam0 * np.exp(beta_true * u_cal)                                # (n,) the true hazards
+T_cal, C_cal = rng_cal.exponential(1.0 / rate), rng_cal.uniform(0, 60, n)
+time_c, event_c = np.minimum(T_cal, C_cal), (T_cal <= C_cal).astype(int)
+print(f"{n} patients, {event_c.sum()} deaths, {1 - event_c.mean():.0%} censored")
+km_fit = KaplanMeierFitter().fit(time_c, event_c)
+km_at = lambda u: km_fit.survival_function_at_times(u).to_numpy()      # noqa: E731 (the pooled Kaplan-Meier curve)
+curves = {"true curves": lambda u: np.exp(-rate * u),                  # each maps times (n,) to S_i(t_i)
+          "3 x the true hazard": lambda u: np.exp(-3 * rate * u),
+          "1/3 of the true hazard": lambda u: np.exp(-rate * u / 3),
+          "Kaplan–Meier for all": lambda u: km_at(u) * np.ones(n)}
+
+
+def dcal_by_hand(s, e, n_bins=10):
+    """(n_bins,) counts of the transform s = S_i(t_i): deaths in their bin, censored spread over [0, s]."""
+    counts = np.zeros(n_bins)
+    for s_i, e_i in zip(s, e):
+        if e_i == 1:
+            counts[min(int(s_i * n_bins), n_bins - 1)] += 1
+        else:
+            lower = np.arange(n_bins) / n_bins                          # each bin's lower edge
+            counts += np.clip(np.minimum(lower + 1 / n_bins, s_i) - lower, 0, None) / s_i
+    expected = len(s) / n_bins
+    return counts, float(((counts - expected) ** 2 / expected).sum())
+
+
+dcal = {}
+for name, curve in curves.items():
+    s_own = curve(time_c)                                              # (n,) S_i(t_i)
+    counts, chi2 = dcal_by_hand(s_own, event_c)
+    dcal[name] = d_calibration(s_own, event_c)
+    assert np.allclose(counts, dcal[name].counts) and abs(chi2 - dcal[name].statistic) < 1e-9
+    print(f"{name:>22}: chi2 {dcal[name].statistic:7.1f}, p = {dcal[name].p_value:.2g}; share per tenth "
+          f"{np.round(dcal[name].proportions, 2).tolist()}")
+
+# %% [markdown]
+# Then the ICI at $t_0 = 24$ months: the smoothed observed risk by hand (the spline basis of
+# the package's `rcs_basis`, a Cox model from lifelines, its survival at $t_0$), next to
+# `calibration_at`:
+
+# %%
+t0 = 24.0
+
+
+def ici_by_hand(s_t0):
+    """ICI at t0 of predicted survival s_t0 (n,): Cox model on a 3-knot spline of cloglog(risk)."""
+    risk_hat = np.clip(1 - s_t0, 1e-10, 1 - 1e-10)
+    z = np.log(-np.log(1 - risk_hat))                                  # complementary log-log
+    basis = rcs_basis(z, np.quantile(z, [0.1, 0.5, 0.9]))              # (n, 2): z and one cubic term
+    frame = pd.DataFrame(basis, columns=["z", "z3"]).assign(time=time_c, event=event_c)
+    fit = CoxPHFitter().fit(frame, "time", "event")
+    observed = 1 - fit.predict_survival_function(frame[["z", "z3"]], times=[t0]).to_numpy().ravel()
+    return float(np.mean(np.abs(observed - risk_hat)))
+
+
+cal_rows = []
+for name, curve in curves.items():
+    s_t0 = curve(np.full(n, t0))                                       # (n,) S_i(t0)
+    cal = calibration_at(s_t0, time_c, event_c, t0)
+    if cal.method == "cox-rcs":                                        # a constant prediction has no spline
+        assert abs(ici_by_hand(s_t0) - cal.ici) < 1e-9
+    cal_rows.append({"prediction": name, "D-calibration chi2": dcal[name].statistic,
+                     "D-calibration p": dcal[name].p_value, "ICI (24 months)": cal.ici, "E90": cal.e90,
+                     "mean predicted risk": cal.predicted_mean, "Kaplan–Meier risk": cal.observed_km,
+                     "c-index": concordance_index(time_c, 1 - s_t0, event_c), "how": cal.method})
+calibration_scores = pd.DataFrame(cal_rows).set_index("prediction")
+calibration_scores.round(4)
+
+# %%
+from myst_nb import glue
+
+cs = calibration_scores
+glue("cal_n", n, display=False)
+glue("cal_true_p", float(cs.loc["true curves", "D-calibration p"]), display=False)
+glue("cal_true_ici", float(cs.loc["true curves", "ICI (24 months)"]), display=False)
+glue("cal_x3_p", float(cs.loc["3 x the true hazard", "D-calibration p"]), display=False)
+glue("cal_x3_ici", float(cs.loc["3 x the true hazard", "ICI (24 months)"]), display=False)
+glue("cal_x3_risk", float(cs.loc["3 x the true hazard", "mean predicted risk"]), display=False)
+glue("cal_third_risk", float(cs.loc["1/3 of the true hazard", "mean predicted risk"]), display=False)
+glue("cal_km_risk", float(cs.loc["true curves", "Kaplan–Meier risk"]), display=False)
+glue("cal_kmall_p", float(cs.loc["Kaplan–Meier for all", "D-calibration p"]), display=False)
+glue("cal_kmall_ici", float(cs.loc["Kaplan–Meier for all", "ICI (24 months)"]), display=False)
+glue("cal_true_c", float(cs.loc["true curves", "c-index"]), display=False)
+assert cs.loc["true curves", "D-calibration p"] > 0.05 and cs.loc["Kaplan–Meier for all", "D-calibration p"] > 0.05
+assert max(cs.loc[["3 x the true hazard", "1/3 of the true hazard"], "D-calibration p"]) < 1e-3
+assert cs.loc["true curves", "ICI (24 months)"] < cs.loc["3 x the true hazard", "ICI (24 months)"]
+assert cs.loc["true curves", "c-index"] == cs.loc["3 x the true hazard", "c-index"] == cs.loc["1/3 of the true hazard", "c-index"]
+assert cs.loc["Kaplan–Meier for all", "c-index"] == 0.5
+print("D-calibration by hand == d_calibration; ICI by hand == calibration_at (spline fits)")
+
+# %% [markdown]
+# The true curves pass D-calibration (p = {glue:text}`cal_true_p:.2f`) and have an ICI of
+# {glue:text}`cal_true_ici:.3f` at 24 months, the estimation noise of {glue:text}`cal_n` patients. Three times
+# the hazard predicts a mean risk by 24 months of {glue:text}`cal_x3_risk:.2f` against a
+# Kaplan–Meier risk of {glue:text}`cal_km_risk:.2f`; a third of it predicts
+# {glue:text}`cal_third_risk:.2f`; both fail D-calibration by far (p below $10^{-3}$; the
+# three-fold hazard has p = {glue:text}`cal_x3_p:.0e` and an ICI of
+# {glue:text}`cal_x3_ici:.2f`). All three have the **same** c-index
+# ({glue:text}`cal_true_c:.3f`), since scaling every hazard by one factor keeps the order of the
+# patients: ranking says nothing about calibration. The converse holds too: the Kaplan–Meier
+# curve given to everyone passes D-calibration (p = {glue:text}`cal_kmall_p:.2f`) and has ICI
+# {glue:text}`cal_kmall_ici:.3f` (its prediction is the observed risk by construction), with a
+# c-index of exactly 0.5. A useful model needs both, which is why the
+# [Kaplan–Meier chapter](13_survival_analysis.py) reports calibration next to the c-index.
+
+# %% [markdown]
 # ## Summary
 #
 # * Censored patients carry information ("alive at $t_i$"); Kaplan–Meier, the log-rank
@@ -362,6 +528,11 @@ assert max(scores.loc[["Cox model", "true curves"], "IBS package"]) < scores.loc
 # * Curves are scored by the time-dependent c-index (ranking, read at each death time) and
 #   the integrated Brier score (squared error of the predicted probabilities, weighted for
 #   censoring); both agree with the by-hand versions above.
+# * Calibration asks whether the predicted probabilities are right: {term}`D-calibration`
+#   tests the predicted survival at the patients' own times for uniformity, the
+#   {term}`integrated calibration index` measures the distance between predicted and
+#   observed risk at a horizon. A model can rank well and be miscalibrated, or be calibrated
+#   and rank no better than chance.
 #
 # ## Exercises
 

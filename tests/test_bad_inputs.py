@@ -875,16 +875,17 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit 
 resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
 results = []
 for argv in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        results.append((argv[0], main(argv), err.getvalue()))
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        results.append((argv[0], main(argv), err.getvalue(), out.getvalue()))
 print(json.dumps(results))
 """
 
 
 def test_a_full_disk_fails_cleanly_everywhere(work):
     """Every writer under a 4000-byte file-size limit (a real failed write, in a real process): one line
-    naming the file, exit 2, no crash, no temporary or staging file left behind."""
+    naming the file, exit 2, no crash, no temporary or staging file left behind. ``grid`` goes on past a
+    failed job: exit 1 and the job's one line, with its traceback in the job's log."""
     import subprocess
     import sys
 
@@ -900,15 +901,104 @@ def test_a_full_disk_fails_cleanly_everywhere(work):
         ["extract", str(work / "tiles"), "--out", str(work / "full_features"), "--encoder", "random-projection",
          "--workers", "0", "--device", "cpu", "--quiet"],
         ["report", str(work / "run"), "--out", str(work / "full_report"), "--n-boot", "10", "--n-perm", "0"],
+        _grid(work, out="full_grid"),
     ]
     proc = subprocess.run([sys.executable, "-c", _FULL, json.dumps(commands)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]                 # no segmentation fault, no HDF5 trace
     assert "Exception ignored" not in proc.stderr
-    for command, rc, err in json.loads(proc.stdout):
+    results = json.loads(proc.stdout)
+    assert [r[0] for r in results] == [c[0] for c in commands]
+    for command, rc, err, out in results:
+        if command == "grid":
+            failed = [line for line in out.splitlines() if line.startswith(("failed ", "survmamba grid: "))]
+            assert rc == 1 and len(failed) == 2 and not err, (command, out, err)
+            assert all("file too large for this file system" in line and str(work / "full_grid") in line
+                       for line in failed), out
+            assert "Traceback" in (work / "full_grid" / "logs" / "cohort__snn__fold_0.log").read_text()
+            continue
         assert rc == 2 and len(err.strip().splitlines()) == 1, (command, err)
         assert "file too large" in err.lower() and str(work) in err, (command, err)
     left = [p.relative_to(work).as_posix() for p in work.rglob("*")
             if p.name.endswith((".tmp", ".partial", ".lock"))]
+    assert not left, left
+
+
+def _no_space_left(monkeypatch, suffix: str = "") -> list[Path]:
+    """Make the atomic writer's writes (``Path.write_bytes``/``write_text`` of its temporary file) of
+    files named ``*<suffix>`` fail as a full disk does: a part of the data reaches the file, then
+    ``write(2)`` fails with ENOSPC (an ``OSError`` without a file name). Returns the files whose write
+    failed."""
+    import errno
+    import os
+
+    failed: list[Path] = []
+    real = {"write_bytes": Path.write_bytes, "write_text": Path.write_text}
+
+    def write(self, data, *args, **kwargs):
+        if not self.name.removesuffix(f".{os.getpid()}.tmp").endswith(suffix):
+            return real["write_text" if isinstance(data, str) else "write_bytes"](self, data, *args, **kwargs)
+        failed.append(Path(self))
+        with open(self, "wb") as f:
+            f.write((data.encode() if isinstance(data, str) else bytes(data))[:64])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", write)
+    monkeypatch.setattr(Path, "write_text", write)
+    return failed
+
+
+@pytest.mark.parametrize("writer", ["text", "bytes", "h5"])
+def test_no_space_left_names_the_file_and_leaves_nothing_behind(tmp_path, monkeypatch, writer):
+    """ENOSPC in the atomic writer: one ``OSError`` naming the file (not its temporary name), said as a
+    full disk; the temporary file is removed and an earlier file of that name is kept as it was."""
+    import errno
+
+    import numpy as np
+
+    from survmamba_lite.cli import describe_error
+    from survmamba_lite.utils.io import atomic_h5, atomic_write_bytes, atomic_write_text
+
+    target = tmp_path / "out" / f"table.{writer}"
+    atomic_write_text(target, "the earlier file\n")
+    failed = _no_space_left(monkeypatch)
+    with pytest.raises(OSError) as info:
+        if writer == "text":
+            atomic_write_text(target, "x" * 10_000)
+        elif writer == "bytes":
+            atomic_write_bytes(target, b"x" * 10_000)
+        else:
+            with atomic_h5(target) as f:
+                f.create_dataset("x", data=np.arange(10_000))
+    assert len(failed) == 1 and failed[0] != target and failed[0].parent == target.parent   # its temporary file
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    message = describe_error(info.value)
+    assert message == f"{target}: no space left on the device; free some space and rerun the same command to resume"
+    monkeypatch.undo()
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]      # no temporary file left
+    assert target.read_text() == "the earlier file\n"
+
+
+@pytest.mark.parametrize("command, suffix", [("synth", ".h5"), ("cv", "checkpoint.pt"), ("cv", "")])
+def test_a_command_on_a_full_disk_says_so_in_one_line(work, monkeypatch, capsys, command, suffix):
+    """ENOSPC when a command writes a file (synth: its first HDF5 file; cv: the checkpoint, or its first
+    file): exit 2, one line naming the file being written (synth writes into its staging folder
+    ``.<out>.partial``, renamed onto --out when whole) and saying the disk is full; no temporary file,
+    staging folder or lock left behind."""
+    import os
+
+    out = work / f"full_{command}"
+    argv = ["synth", "--cohort", "BLCA", "--out", str(out)] if command == "synth" else _cv(work, out=out.name)
+    capsys.readouterr()
+    failed = _no_space_left(monkeypatch, suffix)
+    rc = main(argv)
+    err = capsys.readouterr().err
+    monkeypatch.undo()
+    assert failed and failed[0].name.endswith(f".{os.getpid()}.tmp")
+    named = str(failed[0]).removesuffix(f".{os.getpid()}.tmp")                 # the file, not its temporary name
+    assert out.name in named and named.endswith(suffix), named
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith(f"survmamba {command}: error: {named}"), err
+    assert err.endswith(": no space left on the device; free some space and rerun the same command to resume\n"), err
+    left = [p.relative_to(work).as_posix() for p in work.rglob("*") if p.name.endswith((".tmp", ".partial", ".lock"))]
     assert not left, left
 
 
@@ -922,7 +1012,7 @@ def test_report_says_what_each_number_stands_on(work, capsys):
     assert main([*cv, "--out", str(work / "sub"), *every_fold, "--max-cases", "12", "--n-bins", "2"]) == 0
     assert main(["report", str(work / "all"), str(work / "f1"), str(work / "sub"), "--out", str(work / "rep"),
                  "--n-boot", "10", "--n-perm", "10"]) == 0
-    for name in ("table1_cindex", "metrics_extra", "random_risk"):
+    for name in ("table1_cindex", "metrics_extra", "random_risk", "optimism_gap", "calibration"):
         md = (work / "rep" / f"{name}.md").read_text()
         notes = [line for line in md.splitlines() if line[:1] and line[:1] in "¹²³"]
         assert len(notes) == 3, md
@@ -934,6 +1024,18 @@ def test_report_says_what_each_number_stands_on(work, capsys):
         assert stands_on.notna().all()
     table1 = (work / "rep" / "table1_cindex.md").read_text()
     assert "| n/a " in table1                                     # every fold undefined: said, not left blank
+    # the run of every fold undefined stays in the optimism gap table, as n/a with its mark
+    og = pd.read_csv(work / "rep" / "optimism_gap.csv")
+    assert len(og) == 3
+    mark = next(n[0] for n in (work / "rep" / "optimism_gap.md").read_text().splitlines()
+                if n[:1] in ("¹", "²", "³") and "c-index undefined in every fold" in n)
+    row = og.index[og["stands_on"].str.contains("c-index undefined in every fold")][0]
+    assert og.loc[row, ["last_epoch_c_index", "difference"]].isna().all() and og.loc[row, "n_folds"] == 0
+    shown = [line for line in (work / "rep" / "optimism_gap.md").read_text().splitlines() if line.startswith("| SNN")]
+    assert len(shown) == 3 and any(f"{mark} |" in line and "| n/a " in line for line in shown)
+    for name in ("optimism_gap", "calibration"):                  # every run's rows carry its mark
+        rows = [line for line in (work / "rep" / f"{name}.md").read_text().splitlines() if line.startswith("| SNN")]
+        assert rows and all(any(m + " |" in line.split("|")[1] + "|" for m in "¹²³") for line in rows), rows
 
 
 def test_report_reads_a_run_given_twice_once(work, capsys):

@@ -27,7 +27,6 @@ CHAPTERS = sorted((ROOT / "notebooks").glob("*.py"))
 SLOW = {
     "09_efficiency": "measures five models on a CPU first",
     "10_training": "trains a model by cross-validation first",
-    "13_survival_analysis": "trains a model by cross-validation first",
     "14_interpretation": "trains a model and computes integrated gradients first",
 }
 

@@ -2,6 +2,7 @@
 the errors for bad input."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
@@ -9,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import HANDMADE_FOLDS, make_handmade_cohort
 from survmamba_lite.cli import main
 from survmamba_lite.data import make_synthetic_cohort
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.experiment import ExperimentConfig, run_cv
+from survmamba_lite.experiment.predfiles import read_predictions
 
 SMALL = dict(epochs=1, max_cases=24, folds=(0,), seed=0, device="cpu", threads=1, batch_size=8)
 
@@ -133,3 +136,29 @@ def test_out_folder_rules(runs, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert (mine / "processes.csv").read_text() == "my own table\n" and sorted(p.name for p in mine.iterdir()) == [
         "processes.csv"]
+
+
+@pytest.mark.parametrize("model", ["survmamba", "survmamba-rna"])
+def test_explain_reproduces_the_runs_out_of_fold_prediction(tmp_path, capsys, model):
+    """On unchanged inputs, the risk ``explain`` records for a case (without --fold: the model of the fold
+    that validated it) is the case's out-of-fold risk in the run's prediction files, one case of every fold.
+
+    Tolerance 1e-6 (absolute): both come from the model's float32 forward pass of the case alone, so they
+    agree far closer than that (bit for bit here); an edited input gave a difference of 0.13 (issue 29)."""
+    cohort = make_handmade_cohort(tmp_path / "cohort")
+    run = tmp_path / "run"
+    assert main(["cv", "--cohort-dir", str(cohort), "--model", model, "--out", str(run), "--epochs", "1",
+                 "--dim", "8", "--threads", "1", "--quiet"]) == 0
+    oof = read_predictions(run / "oof_predictions.csv")
+    assert sorted(oof["fold"].unique()) == list(range(HANDMADE_FOLDS))
+    for fold, rows in oof.groupby("fold"):
+        case = rows["case_id"].iloc[-1]
+        out = tmp_path / f"explain_{case}"
+        assert main(["explain", "--run", str(run), "--case", case, "--ig-steps", "0", "--threads", "1",
+                     "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert (summary["fold"], summary["validation_fold"], summary["case_in_training"]) == (fold, fold, False)
+        fold_risk = read_predictions(run / f"fold_{fold}" / "predictions.csv").set_index("case_id").at[case, "risk"]
+        assert fold_risk == rows.set_index("case_id").at[case, "risk"]          # the run's two files agree
+        assert summary["risk"] == pytest.approx(fold_risk, rel=0, abs=1e-6), (case, fold)
+        assert f"risk {summary['risk']:.4f}" in capsys.readouterr().out

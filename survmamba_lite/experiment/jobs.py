@@ -25,6 +25,7 @@ so a job gives the same numbers whichever process runs it and whatever runs besi
 """
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import socket
@@ -259,7 +260,13 @@ def error_line(err: BaseException) -> str:
     'cohorts/blca/clinical.csv: No such file or directory'
     >>> error_line(RuntimeError("CUDA out of memory.\\nTried to allocate 2 GiB"))
     'RuntimeError: CUDA out of memory.'
+    >>> error_line(OSError(28, "No space left on device", "g/runs/blca/snn/fold_0/checkpoint.pt"))
+    'g/runs/blca/snn/fold_0/checkpoint.pt: no space left on the device; free some space and rerun the same command to resume'
     """
+    if isinstance(err, OSError) and err.filename and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        from survmamba_lite.cli import describe_error        # a full disk reads as in every other command
+
+        return describe_error(err)
     if isinstance(err, OSError) and err.filename:
         return f"{err.filename}: {err.strerror or err}"
     first = (str(err).strip().splitlines() or [""])[0]

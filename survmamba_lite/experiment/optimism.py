@@ -78,6 +78,10 @@ def run_optimism(run) -> dict[str, Any]:
     """The optimism row of a finished ``survmamba cv`` run (:class:`~survmamba_lite.experiment.runs.Run`)."""
     per_fold = {int(m["fold"]): (m.get("val_c_index") or [], m["c_index"]) for m in run.folds
                 if m.get("c_index") is not None and m.get("val_c_index")}
+    if not per_fold and run.folds and all(m.get("c_index") is None for m in run.folds):
+        # every fold's c-index undefined: a row of n/a, which the report marks and explains
+        return {"model": run.label, "cohort": run.cohort, "n_folds": 0, "folds_improved": 0,
+                "epochs": max(len(m.get("val_c_index") or []) for m in run.folds), "run_dir": str(run.path)}
     if not per_fold:
         raise ValueError(f"{run.path}: no fold has a per-epoch validation c-index")
     return optimism_summary(run.label, run.cohort, per_fold, run_dir=str(run.path))
@@ -100,7 +104,8 @@ def evidence_optimism(record: Mapping[str, Any], epochs: pd.DataFrame, label: st
 
 
 def optimism_gap(runs: Sequence) -> pd.DataFrame:
-    """:data:`COLUMNS` (and ``run_dir``) for each run that recorded a per-epoch validation c-index."""
+    """:data:`COLUMNS` (and ``run_dir``) for each run that recorded a per-epoch validation c-index; a
+    run whose every fold c-index is undefined has a row without numbers (NaN, shown ``n/a``)."""
     rows = []
     for r in runs:
         try:
@@ -111,13 +116,16 @@ def optimism_gap(runs: Sequence) -> pd.DataFrame:
 
 
 def optimism_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The optimism table formatted for reading: last and best epoch, the gap with its 95% t-interval."""
+    """The optimism table formatted for reading: last and best epoch, the gap with its 95% t-interval
+    (``n/a`` where a run has no fold with a defined c-index)."""
+    na = "n/a"
     return pd.DataFrame({
         "Model": table["model"], "Cohort": table["cohort"],
-        "last epoch (ours)": [f"{v:.3f}" for v in table["last_epoch_c_index"]],
-        "best epoch, same fold": [f"{v:.3f}" for v in table["best_epoch_c_index"]],
-        "difference [95% t]": [f"+{d:.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else f"+{d:.3f}"
-                               for d, lo, hi in zip(table["difference"], table["difference_ci_low"],
-                                                    table["difference_ci_high"])],
+        "last epoch (ours)": [na if pd.isna(v) else f"{v:.3f}" for v in table["last_epoch_c_index"]],
+        "best epoch, same fold": [na if pd.isna(v) else f"{v:.3f}" for v in table["best_epoch_c_index"]],
+        "difference [95% t]": [na if pd.isna(d) else f"+{d:.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo)
+                               else f"+{d:.3f}" for d, lo, hi in zip(table["difference"], table["difference_ci_low"],
+                                                                     table["difference_ci_high"])],
         "folds improved": [f"{a} / {b}" for a, b in zip(table["folds_improved"], table["n_folds"])],
-        "mean best epoch": [f"{v:.1f} of {e}" for v, e in zip(table["mean_best_epoch"], table["epochs"])]})
+        "mean best epoch": [na if pd.isna(v) else f"{v:.1f} of {e}"
+                            for v, e in zip(table["mean_best_epoch"], table["epochs"])]})

@@ -410,12 +410,17 @@ def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: Comple
                                      f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
                                      f"(risks shuffled within each validation fold, seed {seed}); "
                                      "one-sided permutation p"))
+    by_dir = {str(r.path): r for r in runs}                      # the run of a table row (its run_dir)
     og = optimism_gap(runs)
-    sections.append(_write_table(rep, "optimism_gap", og, optimism_display(og),
+    og_runs = [by_dir[d] for d in og["run_dir"]]
+    og["stands_on"] = notes_column(og_runs)
+    sections.append(_write_table(rep, "optimism_gap", og, mark_rows(optimism_display(og), og_runs),
                                  "Optimism gap: the last epoch's c-index (reported) beside the best epoch's, chosen "
                                  "on the same validation fold (fold means; difference with a 95% t-interval)"))
     cal = calibration_table(runs)
-    sections.append(_write_table(rep, "calibration", cal, calibration_display(cal),
+    cal_runs = [by_dir[d] for d in cal["run_dir"]]              # one row per run and horizon
+    cal["stands_on"] = notes_column(cal_runs)
+    sections.append(_write_table(rep, "calibration", cal, mark_rows(calibration_display(cal), cal_runs),
                                  "Calibration of the out-of-fold survival curves: integrated calibration index at "
                                  "the pooled bin ends and D-calibration (10 bins)"))
     if complexity:
