@@ -410,7 +410,9 @@ for label, folder in (("CPU widths", results_dir), ("paper widths", pw_dir)):
     if path.is_file():
         gaps[label] = g = pd.read_csv(path)
         print(label)
-        display(Markdown(optimism_display(g).to_markdown(index=False)))
+        shown_gap = optimism_display(g)
+        shown_gap["Cohort"] = g["cohort"] + " (" + g["source"] + ")"          # BLCA comes from two releases
+        display(Markdown(shown_gap.to_markdown(index=False)))
         sentence = (f"the best epoch adds {g['difference'].min():+.3f} to {g['difference'].max():+.3f} (mean "
                     f"{g['difference'].mean():+.3f}) over {len(g)} rows, and {int(g['folds_improved'].sum())} of "
                     f"{int(g['n_folds'].sum())} folds gain")
