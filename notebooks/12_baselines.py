@@ -363,7 +363,7 @@ plt.show()
 # few hundredths short of a published table, the choice of epoch alone can account for a gap
 # of that size, before any difference in data, splits or code; a paper that selects its epoch
 # on the validation fold should say so, and its numbers should be compared with the
-# best-epoch column, not with ours. The [real-data chapter](real_data_check.py) measures the
+# best-epoch column, not with ours. The [real-data results](real_data_results.py) measure the
 # same gap on public TCGA tables, where the comparison with the paper's numbers is direct.
 
 # %% [markdown]

@@ -176,7 +176,7 @@ clinical[clinical["slide_id"].str.contains(";")].head(2)
 # and SHA-256, in `data_manifests/public_inputs.yaml`: a file is written under a temporary
 # name while it is hashed and put in place only when its hash is the pinned one, so
 # `DATA/tcga/xena/blca/` holds exactly the release that the [real-data
-# check](real_data_check.py) read. BLCA's pins:
+# results](real_data_results.py) read. BLCA's pins:
 
 # %%
 pins = pd.DataFrame([{"path": e.path, "release": "/".join(e.url.split("/")[3:5]) + "@" + e.url.split("/")[5][:7],
@@ -359,7 +359,7 @@ tree(work / "for_survpath", limit=2)
 # into 4,096 px regions of 256 px patches and every patch is read and encoded. What matters
 # here is the path, not the features, so the default encoder is the package's fixed random
 # projection, which keeps this page fast on a CPU; `slide_encoder = "efficientnet-lite0"`
-# gives ImageNet features (the [real-data check](real_data_check.py) shows them; the
+# gives ImageNet features (the [real-data results](real_data_results.py) show them; the
 # paper's CTransPath needs weights users bring, see the reproduction guide). The two slides
 # then form a two-patient cohort (their survival values here are placeholders, two deaths: a
 # training fold without a death is refused, since the time bins are fitted on the deaths), which is

@@ -11,6 +11,11 @@ work on a shared machine), the load average before and after, and when it ran::
 
     python scripts/chapter_times.py --out results/chapter_times/chapter_times.csv
     python scripts/chapter_times.py --out /tmp/times.csv notebooks/05_him.py     # some chapters
+    python scripts/chapter_times.py --update --out results/chapter_times/chapter_times.csv notebooks/05_him.py
+
+``--update`` keeps the other rows of the existing table, replaces (or adds) the rows of the
+chapters measured, and drops the rows of chapters that no longer exist; each row keeps its own
+``started_utc`` and load averages, so rows measured at different times say so.
 
 The instructor's syllabus (``book/syllabus.md``) reads the table. A chapter that fails is
 an error naming it, and nothing is written.
@@ -67,11 +72,27 @@ def time_chapter(path: Path, threads: int = 1, timeout: int = 900) -> dict:
             "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def merge_rows(existing: list[dict], measured: list[dict], chapters: set[str]) -> list[dict]:
+    """The rows of ``existing`` whose chapter is in ``chapters`` and was not measured again, with
+    the ``measured`` rows, sorted by chapter.
+
+    >>> old = [{"chapter": "a", "wall_seconds": 1}, {"chapter": "b", "wall_seconds": 2}, {"chapter": "gone"}]
+    >>> [(r["chapter"], r.get("wall_seconds")) for r in merge_rows(old, [{"chapter": "b", "wall_seconds": 3}], {"a", "b"})]
+    [('a', 1), ('b', 3)]
+    """
+    again = {r["chapter"] for r in measured}
+    kept = [r for r in existing if r["chapter"] in chapters and r["chapter"] not in again]
+    return sorted(kept + list(measured), key=lambda r: r["chapter"])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", type=Path, help="chapters (default: notebooks/*.py)")
     parser.add_argument("--out", type=Path, required=True, help="the CSV to write")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the kernel (default 1)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other chapters' rows of an existing --out table, replace the measured ones "
+                             "and drop chapters that no longer exist")
     args = parser.parse_args(argv)
     chapters = args.chapters or sorted((ROOT / "notebooks").glob("*.py"))
     rows = []
@@ -84,6 +105,10 @@ def main(argv=None) -> int:
         r = rows[-1]
         print(f"{r['chapter']}: {r['wall_seconds']} s wall, {r['cpu_seconds']} s CPU (load {r['load_before']} -> "
               f"{r['load_after']})", flush=True)
+    if args.update and args.out.is_file():
+        with args.out.open(newline="", encoding="utf-8") as f:
+            existing = list(csv.DictReader(f))
+        rows = merge_rows(existing, rows, {p.stem for p in (ROOT / "notebooks").glob("*.py")})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")

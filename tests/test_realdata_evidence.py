@@ -130,3 +130,37 @@ def test_a_variant_row_needs_the_paper_widths(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "add --paper-dims" in err[0]
     assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
+
+
+def test_evidence_status_and_risk_spread_read_the_committed_rows(tmp_path):
+    """A copy of two committed paper-width rows of BRCA: SNN with its evidence, SNNTrans made before
+    the evidence was kept. The status says which has what; a record its predictions no longer give
+    is flagged; the risk spread per fold is the predictions' own."""
+    import shutil
+    from pathlib import Path
+
+    from survmamba_lite.realdata.evidence import evidence_status, has_evidence, risk_spread_by_fold
+
+    src = Path(__file__).resolve().parents[1] / "results" / "real_data" / "paper_width"
+    out = tmp_path / "pw"
+    (out / "runs").mkdir(parents=True)
+    (out / "predictions").mkdir()
+    for row in ("brca__snn", "brca__snntrans"):
+        shutil.copy(src / "runs" / f"{row}.json", out / "runs")
+    for path in (src / "predictions").glob("brca__snn.*"):
+        shutil.copy(path, out / "predictions")
+    status = evidence_status(out, rd.run_records(out)).set_index("model_key")
+    assert status.loc["snn", ["predictions", "epochs", "folds"]].tolist() == [True, True, True]
+    assert status.loc["snn", "reproduces"] is True
+    assert status.loc["snntrans", ["predictions", "epochs", "folds"]].tolist() == [False, False, False]
+    assert status.loc["snntrans", "reproduces"] is None
+    assert has_evidence(out, "brca", "snn") and not has_evidence(out, "brca", "snntrans")
+    assert risk_spread_by_fold(out, "brca", "snntrans") is None
+    pred = read_row_evidence(out, "brca", "snn")["predictions"]
+    spread = risk_spread_by_fold(out, "brca", "snn")
+    assert len(spread) == pred["fold"].nunique() == 5
+    assert np.isclose(spread[0], np.std(pred.loc[pred["fold"] == 0, "risk"].to_numpy(), ddof=1), rtol=1e-12, atol=0)
+    rec = json.loads((out / "runs" / "brca__snn.json").read_text())
+    rec["oof_c_index"] += 1e-9
+    (out / "runs" / "brca__snn.json").write_text(json.dumps(rec))
+    assert evidence_status(out, rd.run_records(out)).set_index("model_key").loc["snn", "reproduces"] is False

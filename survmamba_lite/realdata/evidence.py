@@ -32,8 +32,8 @@ import pandas as pd
 from survmamba_lite.experiment.predfiles import read_predictions, write_predictions
 from survmamba_lite.utils.io import atomic_write_text
 
-__all__ = ["PREDICTIONS_DIR", "evidence_paths", "write_row_evidence", "read_row_evidence", "check_row_evidence",
-           "EPOCH_COLUMNS"]
+__all__ = ["PREDICTIONS_DIR", "evidence_paths", "has_evidence", "write_row_evidence", "read_row_evidence",
+           "check_row_evidence", "evidence_status", "risk_spread_by_fold", "EPOCH_COLUMNS"]
 
 PREDICTIONS_DIR = "predictions"
 #: the per-epoch record of a deep model's folds (``metrics.json``'s history lists)
@@ -45,6 +45,11 @@ def evidence_paths(out: str | os.PathLike, cohort_key: str, model_key: str) -> d
     base = Path(out) / PREDICTIONS_DIR / f"{cohort_key}__{model_key}"
     return {"predictions": base.with_name(base.name + ".csv"), "epochs": base.with_name(base.name + ".epochs.csv"),
             "folds": base.with_name(base.name + ".folds.json")}
+
+
+def has_evidence(out: str | os.PathLike, cohort_key: str, model_key: str) -> bool:
+    """Whether the row commits its per-case predictions (rows made before the evidence was kept do not)."""
+    return evidence_paths(out, cohort_key, model_key)["predictions"].is_file()
 
 
 def _fold_edges(cohort_dir: str | os.PathLike, folds: list[int], n_bins: int) -> dict[int, list[float]]:
@@ -154,6 +159,38 @@ def check_row_evidence(out: str | os.PathLike, record: dict) -> list[str]:
     return problems
 
 
+def evidence_status(out: str | os.PathLike, records: dict) -> pd.DataFrame:
+    """What each row of ``out`` stands on: one line per run record with ``cohort_key``, ``model_key``,
+    ``cohort``, ``source``, ``model``, whether its ``predictions``, ``epochs`` and ``folds`` files are
+    committed, and ``reproduces``: True when the predictions give the record's fold and pooled c-indices
+    exactly (:func:`check_row_evidence`), False when they do not, None without predictions.
+
+    Args:
+        out: the result folder.
+        records: its run records by ``(cohort_key, model_key)``
+            (:func:`~survmamba_lite.realdata.tables.run_records`).
+    """
+    rows = []
+    for (ck, mk), rec in records.items():
+        paths = evidence_paths(out, ck, mk)
+        have = {name: p.is_file() for name, p in paths.items()}
+        rows.append({"cohort_key": ck, "model_key": mk, "cohort": rec["cohort"], "source": rec["source"],
+                     "model": rec["label"], **have,
+                     "reproduces": (check_row_evidence(out, rec) == []) if have["predictions"] else None})
+    return pd.DataFrame(rows, columns=["cohort_key", "model_key", "cohort", "source", "model", "predictions", "epochs",
+                                       "folds", "reproduces"])
+
+
+def risk_spread_by_fold(out: str | os.PathLike, cohort_key: str, model_key: str) -> np.ndarray | None:
+    """Sample standard deviation (ddof 1) of the predicted risk across each validation fold's patients,
+    in fold order, from the row's predictions; None for a row without them. A spread near zero means
+    the fold's model gives every patient nearly the same survival curve (a constant-risk collapse)."""
+    if not has_evidence(out, cohort_key, model_key):
+        return None
+    pred = read_row_evidence(out, cohort_key, model_key)["predictions"]
+    return pred.groupby("fold", sort=False)["risk"].std(ddof=1).to_numpy()
+
+
 def evidence_tables(out: str | os.PathLike, records: dict) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The optimism gap and the calibration of every row of ``out`` that committed its evidence.
 
@@ -173,7 +210,7 @@ def evidence_tables(out: str | os.PathLike, records: dict) -> tuple[pd.DataFrame
 
     opt_rows, cal_rows, missing = [], [], []
     for (ck, mk), rec in records.items():
-        if not evidence_paths(out, ck, mk)["predictions"].is_file():
+        if not has_evidence(out, ck, mk):
             missing.append(f"{ck}__{mk}")
             continue
         ev = read_row_evidence(out, ck, mk)
