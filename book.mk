@@ -88,7 +88,7 @@ cohorts: $(BOOK_STAMP)
 	@set -e; for c in $(COHORTS); do \
 	    mkdir -p $(COHORT_RUNS)/$$c; \
 	    echo "== $$c -> $(COHORT_RUNS)/$$c"; \
-	    $(BOOK_ENV) $(VENV)/bin/papermill notebooks/10_training.ipynb $(COHORT_RUNS)/$$c/10_training.ipynb \
+	    $(BOOK_ENV) $(VENV)/bin/papermill notebooks/12_training.ipynb $(COHORT_RUNS)/$$c/12_training.ipynb \
 	        --cwd notebooks -k python3 -p cohort $$c -p out_dir $(CURDIR)/$(COHORT_RUNS)/$$c/run $(COHORT_ARGS); \
 	done
 	$(VENV)/bin/survmamba report $(addprefix $(COHORT_RUNS)/,$(addsuffix /run,$(COHORTS))) --out $(COHORT_RUNS)/report --overwrite

@@ -10,8 +10,8 @@ processes included: what the chapter costs, less sensitive than the wall time to
 work on a shared machine), the load average before and after, and when it ran::
 
     python scripts/chapter_times.py --out results/chapter_times/chapter_times.csv
-    python scripts/chapter_times.py --out /tmp/times.csv notebooks/05_him.py     # some chapters
-    python scripts/chapter_times.py --update --out results/chapter_times/chapter_times.csv notebooks/05_him.py
+    python scripts/chapter_times.py --out /tmp/times.csv notebooks/09_him.py     # some chapters
+    python scripts/chapter_times.py --update --out results/chapter_times/chapter_times.csv notebooks/09_him.py
 
 ``--update`` keeps the other rows of the existing table, replaces (or adds) the rows of the
 chapters measured, and drops the rows of chapters that no longer exist; each row keeps its own

@@ -18,7 +18,7 @@ wrong solution fails the build. The student edition drops the solution cells, ke
 and check, and clears every output::
 
     python scripts/student_edition.py --out _build/student          # make student
-    python scripts/student_edition.py --check notebooks/05_him.py   # run one chapter's contract
+    python scripts/student_edition.py --check notebooks/09_him.py   # run one chapter's contract
     python scripts/student_edition.py --out /tmp/student --run      # make student-check: run the edition
 
 ``--check`` runs the contract without executing whole chapters: for each exercise it

@@ -483,7 +483,7 @@ def test_figure_pages_have_figures():
     with_images = [p for p in PAGES if (HTML / p).is_file() and "<img" in (HTML / p).read_text()]
     if not with_images:
         _missing(f"{HTML} has no built book: run `make book` first")
-    for page in ("notebooks/03_selective_scan.html", "notebooks/07_survival.html"):
+    for page in ("notebooks/05_selective_scan.html", "notebooks/11_survival.html"):
         assert page in with_images, f"{page} has no <img>: the chapter's figures did not render"
 
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "notebooks").glob("*.py"))
 #: chapters whose exercises need a trained model, a timing run or many models built (seconds on a 2-core CPU)
 SLOW = {
-    "09_efficiency": "measures five models on a CPU first",
-    "10_training": "trains a model by cross-validation first",
-    "14_interpretation": "trains a model and computes integrated gradients first",
+    "17_efficiency": "measures five models on a CPU first",
+    "12_training": "trains a model by cross-validation first",
+    "16_interpretation": "trains a model and computes integrated gradients first",
 }
 
 
@@ -148,7 +148,7 @@ def test_the_slice_runs_only_what_an_exercise_needs():
 
 
 def test_the_student_edition_is_valid_nbformat(tmp_path: Path):
-    (path,) = se.write_student_edition(tmp_path / "s", [ROOT / "notebooks" / "primer_survival.py"])
+    (path,) = se.write_student_edition(tmp_path / "s", [ROOT / "notebooks" / "02_primer_survival.py"])
     nbformat.validate(nbformat.read(path, as_version=4))
     assert json.loads(path.read_text())["nbformat"] == 4
 

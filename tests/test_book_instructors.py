@@ -105,7 +105,7 @@ def test_the_chapter_map_parses_and_names_every_chapter():
     titles, needs = chapter_map()
     stems = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
     assert set(titles.values()) == stems, stems ^ set(titles.values())
-    assert needs["05_him"] >= {"04_bimamba", "08_slides_and_genes"}
+    assert needs["09_him"] >= {"06_bimamba", "07_slides_and_genes"}
 
 
 def test_the_three_paths_follow_the_prerequisites():
@@ -124,7 +124,7 @@ def test_the_three_paths_follow_the_prerequisites():
 
 def test_the_order_check_catches_a_missing_prerequisite():
     _, needs = chapter_map()
-    assert order_problems(["05_him"], needs)
+    assert order_problems(["09_him"], needs)
 
 
 def test_the_syllabus_plans_follow_the_prerequisites():

@@ -135,3 +135,21 @@ def test_toc_lists_every_chapter_and_nothing_missing():
 def test_chapter_prints_its_seed(py_path: Path):
     text = py_path.read_text()
     assert "print(f\"seed: {" in text, f"{py_path.name} must print the seed it uses"
+
+
+def test_chapter_files_are_numbered_in_reading_order():
+    """The toc lists the chapters 01, 02, ... in that order: a file's number is its place in the book."""
+    import re
+
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("notebooks/")]
+    numbers = []
+    for f in files:
+        m = re.match(r"notebooks/(\d\d)_", f)
+        assert m, f"{f}: a chapter's file name starts with its two-digit place in the book (e.g. notebooks/07_...)"
+        numbers.append(int(m.group(1)))
+    assert numbers == list(range(1, len(files) + 1)), f"chapters out of reading order: {files}"
+    on_disk = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+    assert on_disk == sorted(f.split("/", 1)[1] for f in files), "every chapter file is in the toc, and only those"

@@ -24,15 +24,15 @@ def test_update_replaces_the_measured_rows_and_drops_chapters_that_are_gone(tmp_
     with out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=ct.FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows([{"chapter": c, **old} for c in ("01_overview", "02_ssm_discretisation", "no_such_chapter")])
+        writer.writerows([{"chapter": c, **old} for c in ("01_overview", "04_ssm_discretisation", "no_such_chapter")])
     fresh = {**old, "wall_seconds": 1.5, "cpu_seconds": 1.2, "started_utc": "2026-02-02T00:00:00Z"}
     monkeypatch.setattr(ct, "time_chapter", lambda path, threads: {"chapter": path.stem, **fresh})
-    assert ct.main(["--update", "--out", str(out), str(ROOT / "notebooks" / "02_ssm_discretisation.py")]) == 0
+    assert ct.main(["--update", "--out", str(out), str(ROOT / "notebooks" / "04_ssm_discretisation.py")]) == 0
     with out.open(newline="", encoding="utf-8") as f:
         rows = {r["chapter"]: r for r in csv.DictReader(f)}
-    assert list(rows) == ["01_overview", "02_ssm_discretisation"]
+    assert list(rows) == ["01_overview", "04_ssm_discretisation"]
     assert rows["01_overview"]["started_utc"] == "2026-01-01T00:00:00Z"
-    assert rows["02_ssm_discretisation"]["wall_seconds"] == "1.5"
+    assert rows["04_ssm_discretisation"]["wall_seconds"] == "1.5"
     # without --update the file holds the measured chapters only
     assert ct.main(["--out", str(out), str(ROOT / "notebooks" / "01_overview.py")]) == 0
     with out.open(newline="", encoding="utf-8") as f:

@@ -50,7 +50,7 @@ print(f"seed: {SEED}")
 # ## Bags, and what pooling does to a rare signal
 #
 # A frozen encoder turns each patch into a feature vector $x_k \in \R^F$
-# ([Slides and genes](08_slides_and_genes.py)). A MIL model embeds each instance,
+# ([Slides and genes](07_slides_and_genes.py)). A MIL model embeds each instance,
 # $h_k = \phi(x_k)$, pools the bag into one vector $z$, and predicts from $z$:
 #
 # $$
@@ -163,7 +163,7 @@ assert change["abmil"] < 1e-5 and change["transmil"] > 1e-4
 #
 # so each gene group gathers the patches relevant to it, and the bag of $L$ patches becomes
 # $N$ tokens. The attention matrix has $N \times L$ entries. SurvMamba's IFM
-# ([Interaction Fusion Mamba](06_ifm_fusion.py)) replaces this quadratic interaction by
+# ([Interaction Fusion Mamba](10_ifm_fusion.py)) replaces this quadratic interaction by
 # gating one modality's scan output with the other's. The co-attention by hand, next to
 # the module inside the package's MCAT:
 

@@ -55,7 +55,7 @@ print(f"seed: {seed}, time bins: {n_bins}")
 
 # %% [markdown]
 # A synthetic BLCA-shaped cohort (359 patients, about 55 % censored) with a planted
-# log-hazard `true_risk`, from the package's generator ([The synthetic cohorts](synthetic_cohorts.py)
+# log-hazard `true_risk`, from the package's generator ([The synthetic cohorts](08_synthetic_cohorts.py)
 # describes it):
 
 # %%

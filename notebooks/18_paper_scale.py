@@ -34,7 +34,7 @@
 # {glue:text}`cohort_patches_lo`–{glue:text}`cohort_patches_hi` patches with
 # {glue:text}`cohort_wsi_dim`-d features per slide, {glue:text}`cohort_genes:,` genes. The cohort is synthetic (a
 # planted log-hazard; what it holds and what a model can reach on it:
-# [The synthetic cohorts](synthetic_cohorts.py)): it measures the cost of
+# [The synthetic cohorts](08_synthetic_cohorts.py)): it measures the cost of
 # the protocol and what each model learns of a known signal, not how the models fare on
 # patients.
 #
@@ -250,7 +250,7 @@ if scaling:
 
 # %% [markdown]
 # Three things made it fit. (1) Each training step is replayed from a **CUDA graph**
-# ([Efficiency](09_efficiency.py)): an eager bf16 SurvMamba step of 4,096 patches launches
+# ([Efficiency](17_efficiency.py)): an eager bf16 SurvMamba step of 4,096 patches launches
 # {glue:text}`eager_kernels:,` small kernels and keeps the GPU busy for only
 # {glue:text}`eager_busy:.0%` of the step (the Efficiency chapter's H200 table): launching them
 # one by one from Python took longer than running them. (2) The
@@ -436,7 +436,7 @@ assert set(top3) == {"MCAT", "MOTCat", "SurvPath"}, top3              # "rank th
 # twenty epochs) and rank the validation patients best. In a first grid MOTCat
 # did not learn at all: the attention layers of MCAT's and MOTCat's transformers started with
 # random biases where the originals' start at zero, and these swamped MOTCat's small
-# co-attended tokens (the [baselines chapter](12_baselines.py) says more). Both were
+# co-attended tokens (the [baselines chapter](14_baselines.py) says more). Both were
 # retrained after the fix; the curves are of the second grid.
 #
 # A model that fits its training patients this closely predicts with overconfident
@@ -447,7 +447,7 @@ assert set(top3) == {"MCAT", "MOTCat", "SurvPath"}, top3              # "rank th
 # ## Table 3 and Fig. 3
 #
 # The six models of Table 3 and the forward-only SurvMamba, from the same grid (chapter
-# [Ablations](11_ablations.py) compares each variant with F fold by fold):
+# [Ablations](13_ablations.py) compares each variant with F fold by fold):
 
 # %%
 t3 = table3(runs)
@@ -471,7 +471,7 @@ if f3 is None:
 #
 # The report splits the patients at the median of their out-of-fold risk (each patient's
 # risk from the fold in which it was a validation case) and draws the two groups'
-# Kaplan–Meier curves with the log-rank p ([Kaplan–Meier from predictions](13_survival_analysis.py)):
+# Kaplan–Meier curves with the log-rank p ([Kaplan–Meier from predictions](15_survival_analysis.py)):
 
 # %% mystnb={"figure": {"caption": "Fig. 4 of the paper's kind from the paper-scale run (synthetic BLCA, SurvMamba F, 5 folds \u00d7 20 epochs at width 512): patients split at the median out-of-fold risk, Kaplan\u2013Meier curves with the log-rank p.", "name": "fig-fullscale-km"}}
 km = report / "fig4_km_survmamba.png"

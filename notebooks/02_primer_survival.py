@@ -91,7 +91,7 @@ print(f"true mean survival time {np.mean(T):.1f} months; mean of the observed ti
 # carry the same information. For the exponential model above, $h(t) = \lambda$ is constant
 # and $S(t) = e^{-\lambda t}$. SurvMamba works in *discrete* time: follow-up is cut into $T$
 # bins, and the model predicts the hazard of each bin, $h_k = P(Y = k \mid Y \ge k)$, so that
-# $S_k = \prod_{j \le k} (1 - h_j)$ (chapter [Survival](07_survival.py) derives its loss).
+# $S_k = \prod_{j \le k} (1 - h_j)$ (chapter [Survival](11_survival.py) derives its loss).
 #
 # ## Kaplan–Meier
 #
@@ -278,7 +278,7 @@ for name, r in (("Cox risk", risk_cox), ("random", risk_random)):
 # model with covariates should beat. In cross-validation $\hat G$ is fitted on the
 # training fold (the package's `censoring_km`), and the integral is the trapezoid rule over
 # a grid of times inside the follow-up; for SurvMamba's discrete-time curves, the
-# [Survival](07_survival.py) chapter and `survmamba_lite.survival.metrics` say at which
+# [Survival](11_survival.py) chapter and `survmamba_lite.survival.metrics` say at which
 # times a bin's $S_k$ is read.
 #
 # By hand, on the cohort above, for three predictions: the true curves
@@ -393,7 +393,7 @@ assert max(scores.loc[["Cox model", "true curves"], "IBS package"]) < scores.loc
 # large compares the mean $\hat F_i$ with the Kaplan–Meier risk $1 - \hat S_{KM}(t_0)$. When
 # every patient has the same prediction the spline cannot be fitted, and the observed risk is
 # the Kaplan–Meier risk for all. (How discrete-time curves such as SurvMamba's are read at a
-# patient's own time and at a horizon: the [Kaplan–Meier chapter](13_survival_analysis.py)
+# patient's own time and at a horizon: the [Kaplan–Meier chapter](15_survival_analysis.py)
 # and the module's docstring.)
 #
 # Worked on a simulated cohort whose truth is known: a second cohort like the one above, of
@@ -513,7 +513,7 @@ print("D-calibration by hand == d_calibration; ICI by hand == calibration_at (sp
 # curve given to everyone passes D-calibration (p = {glue:text}`cal_kmall_p:.2f`) and has ICI
 # {glue:text}`cal_kmall_ici:.3f` (its prediction is the observed risk by construction), with a
 # c-index of exactly 0.5. A useful model needs both, which is why the
-# [Kaplan–Meier chapter](13_survival_analysis.py) reports calibration next to the c-index.
+# [Kaplan–Meier chapter](15_survival_analysis.py) reports calibration next to the c-index.
 
 # %% [markdown]
 # ## Summary

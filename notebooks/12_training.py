@@ -86,7 +86,7 @@ print(f"seed: {seed}, cohort: {cohort}, model: {model}, variant: {variant}, bidi
 # written by `survmamba import-tcga` and `survmamba extract`; see the
 # [reproduction guide](../book/reproduce.md)). Without it, the package writes a synthetic
 # cohort of the same number of patients, with censoring like the real cohort's and a planted
-# multi-grained signal, in a few seconds: the chapter [The synthetic cohorts](synthetic_cohorts.py)
+# multi-grained signal, in a few seconds: the chapter [The synthetic cohorts](08_synthetic_cohorts.py)
 # says what it draws, which modality carries the signal, and what a model can reach on it.
 
 # %%
@@ -161,7 +161,7 @@ deadline = None if time_limit is None else time.time() + time_limit
 grid = run_grid([config], run_dir.parent, serial=jobs_per_gpu is None, jobs_per_gpu=jobs_per_gpu or 1,
                 workers=jobs_per_gpu, options=JobOptions(deadline=deadline),
                 log=lambda line: print(str(line).replace(str(workdir), "<work folder>")),
-                spec={"cohort_dirs": [str(cohort_dir)], "models": [model], "notebook": "10_training"})
+                spec={"cohort_dirs": [str(cohort_dir)], "models": [model], "notebook": "12_training"})
 if grid.counts.get("failed") or grid.counts.get("paused"):
     raise RuntimeError(f"jobs {grid.counts}: see the messages above; run the notebook again to resume")
 result = cv_result(config)
@@ -228,7 +228,7 @@ print(f"pooled out-of-fold c-index: {result.summary['oof_c_index']:.3f}")
 # synthetic cohort: the generator writes each patient's planted log-hazard
 # (`synthetic_truth.csv`), and its own c-index on the same validation patients is the
 # ceiling set by the noise of the survival times. The chapter
-# [The synthetic cohorts](synthetic_cohorts.py) measures this and simpler references (a
+# [The synthetic cohorts](08_synthetic_cohorts.py) measures this and simpler references (a
 # penalised Cox model on the RNA, on mean patch features) on all five folds at the course
 # scale.
 
@@ -252,7 +252,7 @@ else:
 # To reproduce the paper's protocol, run all five folds with its settings, e.g. on a GPU:
 #
 # ```bash
-# papermill notebooks/10_training.ipynb runs/papermill/BLCA/10_training.ipynb \
+# papermill notebooks/12_training.ipynb runs/papermill/BLCA/12_training.ipynb \
 #     -p data_root /data/cohorts -p cohort BLCA -p folds None -p epochs 20 -p dim 512 \
 #     -p batch_size 1 -p max_patches None -p lr 0.0002 -p threads None \
 #     -p out_dir runs/papermill/BLCA/run

@@ -26,7 +26,7 @@
 # 4. trace a collapse to its cause with a probe of the trained model and a one-weight experiment with the optimiser.
 # :::
 #
-# The [results chapter](real_data_results.py) sets the genomic rows on public TCGA cohorts beside
+# The [results chapter](19_real_data_results.py) sets the genomic rows on public TCGA cohorts beside
 # the paper's Table 1, and many of them fall short of it. This chapter asks why. A shortfall has
 # candidate causes that do not exclude each other, and we take them in turn, each with the
 # evidence that can confirm or reject it:

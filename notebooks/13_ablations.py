@@ -179,7 +179,7 @@ fig_data[["cohort", "variant", "direction", "fold", "c_index"]].round(3)
 # %% [markdown]
 # A comparison needs the spread over folds. The committed paper-scale grid
 # (`results/fullscale/paper/`, see its README and the chapter
-# [The paper's grid at full scale](15_paper_scale.py): the **synthetic** BLCA cohort at the
+# [The paper's grid at full scale](18_paper_scale.py): the **synthetic** BLCA cohort at the
 # paper's scale, width 512, 20 epochs, **five folds**, trained on an H200) has Fig. 3's data
 # for SurvMamba F in both directions:
 
@@ -319,7 +319,7 @@ glue("t3_n", len(truth), display=False)
 # {glue:text}`t3_e_high:.3f`), and with five comparisons one such interval is not strong
 # evidence. A (one Mamba over the ungrouped fine-grained tokens of each modality, no coarse
 # level, no IFM) is within {glue:text}`t3_a_gap:.3f` of F. Two things limit what this cohort
-# can show. Its planted log-hazard ([The synthetic cohorts](synthetic_cohorts.py)) has four
+# can show. Its planted log-hazard ([The synthetic cohorts](08_synthetic_cohorts.py)) has four
 # terms of one modality each and one cross-modal product (the tumour fraction times one
 # process's activity), which carries a share {glue:text}`x_interaction_share:.2f` of the
 # log-hazard's variance in this cohort (the terms' covariances split evenly, as that chapter
@@ -422,7 +422,7 @@ share = None       # pandas Series: variant -> share of its bidirectional parame
 # :::{dropdown} Solution
 # A few per cent (the cell prints them): the backward branch has its own convolution and
 # SSM parameters but shares the large projections of the block (chapter
-# [Bi-Mamba](04_bimamba.py)); the IFMs of D–F add more projections, so there the share is
+# [Bi-Mamba](06_bimamba.py)); the IFMs of D–F add more projections, so there the share is
 # smallest.
 # :::
 

@@ -34,7 +34,7 @@
 # Most people who rerun SurvMamba already have patch features: made with {term}`CLAM`
 # {cite}`lu2021clam` or {term}`TRIDENT`, the tools whose files SurvPath {cite}`jaume2024survpath`,
 # MCAT {cite}`chen2021mcat`, MOTCat {cite}`xu2023motcat` and MambaMIL read. This chapter walks the path from such a folder to a trained model. It runs on
-# embedded data: a synthetic cohort (the chapter [Slides and genes](08_slides_and_genes.py)
+# embedded data: a synthetic cohort (the chapter [Slides and genes](07_slides_and_genes.py)
 # explains it) whose features are first written in CLAM's and TRIDENT's layouts, the way a
 # lab's folders look, and the two real slides of the project's test data, tiled and encoded
 # here. With real TCGA data the commands are the same; the [reproduction
@@ -176,7 +176,7 @@ clinical[clinical["slide_id"].str.contains(";")].head(2)
 # and SHA-256, in `data_manifests/public_inputs.yaml`: a file is written under a temporary
 # name while it is hashed and put in place only when its hash is the pinned one, so
 # `DATA/tcga/xena/blca/` holds exactly the release that the [real-data
-# results](real_data_results.py) read. BLCA's pins:
+# results](19_real_data_results.py) read. BLCA's pins:
 
 # %%
 pins = pd.DataFrame([{"path": e.path, "release": "/".join(e.url.split("/")[3:5]) + "@" + e.url.split("/")[5][:7],
@@ -359,7 +359,7 @@ tree(work / "for_survpath", limit=2)
 # into 4,096 px regions of 256 px patches and every patch is read and encoded. What matters
 # here is the path, not the features, so the default encoder is the package's fixed random
 # projection, which keeps this page fast on a CPU; `slide_encoder = "efficientnet-lite0"`
-# gives ImageNet features (the [real-data results](real_data_results.py) show them; the
+# gives ImageNet features (the [real-data results](19_real_data_results.py) show them; the
 # paper's CTransPath needs weights users bring, see the reproduction guide). The two slides
 # then form a two-patient cohort (their survival values here are placeholders, two deaths: a
 # training fold without a death is refused, since the time bins are fitted on the deaths), which is
@@ -414,11 +414,11 @@ if have_slides:
 # ## Step 3: the run and its report
 #
 # The cohort folder is now complete (`survmamba validate` lists any problem). The per-cohort
-# run is the [training chapter](10_training.py) executed with papermill; its `data_root`
+# run is the [training chapter](12_training.py) executed with papermill; its `data_root`
 # is the folder that holds `blca/`. For the paper's settings on a GPU:
 #
 # ```bash
-# papermill notebooks/10_training.ipynb runs/papermill/BLCA/10_training.ipynb --cwd notebooks \
+# papermill notebooks/12_training.ipynb runs/papermill/BLCA/12_training.ipynb --cwd notebooks \
 #     -p cohort BLCA -p data_root $PWD/cohorts -p folds None -p epochs 20 -p dim 512 \
 #     -p batch_size 1 -p max_patches None -p lr 0.0002 -p threads None \
 #     -p out_dir $PWD/runs/papermill/BLCA/run

@@ -36,7 +36,7 @@
 # By default this chapter reads the committed predictions of a paper-scale run:
 # SurvMamba trained on the **synthetic** paper-scale BLCA cohort at the paper's width,
 # {glue:text}`km_folds` folds × {glue:text}`km_epochs` epochs on a GPU
-# ([The paper's grid at full scale](15_paper_scale.py) tells how).
+# ([The paper's grid at full scale](18_paper_scale.py) tells how).
 # `cohort = "BRCA"` reads the committed BRCA-size run instead, `model` another run of the BLCA
 # grid (`snn`, `abmil`, `mcat`, `motcat`, `survpath`, ...), and `run_dir` any finished
 # `survmamba cv` run of your own, e.g. on a TCGA cohort. Only when the committed files are not
@@ -172,7 +172,7 @@ plt.show()
 # {glue:text}`km_discordant:.2f` of the comparable pairs in the wrong order (ties counted as
 # half), and with {glue:text}`km_n` patients a modest separation of two halves is already
 # significant. A model without skill leaves the two curves together (Exercise 1 draws random
-# halves); the [Survival chapter](07_survival.py) draws the same split by the planted
+# halves); the [Survival chapter](11_survival.py) draws the same split by the planted
 # log-hazard of a synthetic cohort, the ranking a model would have to learn.
 
 # %%
@@ -248,7 +248,7 @@ print("discrete-time transform (S_k, S_k-1):", discrete_time_pit([[0.9, 0.6, 0.2
 # %% [markdown]
 # ### On the committed paper-scale predictions
 #
-# The grid of [The paper's grid at full scale](15_paper_scale.py) commits every patient's
+# The grid of [The paper's grid at full scale](18_paper_scale.py) commits every patient's
 # out-of-fold survival curve (synthetic BLCA cohort, {glue:text}`cal_n` patients,
 # {glue:text}`cal_folds` folds × {glue:text}`cal_epochs` epochs). Below: SurvMamba and SNN,
 # and MCAT for comparison. Each patient's curve is its own fold model's, read with that
@@ -350,7 +350,7 @@ if cal_rows:
 # %% [markdown]
 # What the numbers say. All three models rank patients better than random risk (the
 # permutation p of the report is at most {glue:text}`cal_random_p_max:.3f` for the three; the
-# [baselines chapter](12_baselines.py) explains the reference), and all three predict too
+# [baselines chapter](14_baselines.py) explains the reference), and all three predict too
 # little risk on average (the mean predicted risk is below the Kaplan–Meier risk at every
 # horizon). SurvMamba and SNN give most patients a near-certain survival to the first horizon,
 # {glue:text}`cal_first_horizon:.1f` months, where the Kaplan–Meier risk is

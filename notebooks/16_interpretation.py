@@ -185,7 +185,7 @@ plt.show()
 #
 # ## A patient whose signal we planted
 #
-# The synthetic cohorts ([The synthetic cohorts](synthetic_cohorts.py)) plant the hazard: tumour regions (their patches
+# The synthetic cohorts ([The synthetic cohorts](08_synthetic_cohorts.py)) plant the hazard: tumour regions (their patches
 # shifted along a tumour direction, with a cellularity score), the activity of the process
 # "Cell growth and death", the private part of one "Signal transduction" function and an
 # interaction of tumour fraction with "Immune system". The generator writes which regions are

@@ -256,7 +256,7 @@ pd.DataFrame({"parameters": parts, "share of the model": {k: f"{v / total:.1%}" 
 # each IFM one SSM per modality with its projections. One Bi-Mamba block (Algorithm 1) at
 # $D = 512$, $E = 2D = 1024$, $N = 16$, with Mamba's convolution width 4 and low-rank
 # $\Delta$ of rank $R = \lceil E/32 \rceil = 32$, counted by hand (the
-# [Bi-Mamba chapter](04_bimamba.py) derives it) and by the package:
+# [Bi-Mamba chapter](06_bimamba.py) derives it) and by the package:
 
 # %%
 from survmamba_lite.ssm.bimamba import BiMamba

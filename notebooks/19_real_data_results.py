@@ -35,7 +35,7 @@
 # cut for a CPU, and at the paper's widths on a GPU.
 #
 # This chapter gives the numbers and what they stand on. Why many rows fall short of the paper
-# is the subject of the next one, [Real data: diagnosis](real_data_diagnosis.py). Every number
+# is the subject of the next one, [Real data: diagnosis](20_real_data_diagnosis.py). Every number
 # is read from the committed files in `results/real_data/`, made by
 # `python -m survmamba_lite.realdata` (the commands are at the end). With `rerun = True` and the
 # data present, the cheap parts (the two slides and the Cox reference) are recomputed here and
@@ -340,7 +340,7 @@ print(f"paper widths: SNN within ±0.03 of the paper on {snn_within} (of {len(pw
 # of the CPU-width and {glue:text}`paper_below_paper` of the paper-width rows. SNN at the
 # paper's widths meets the ±0.03 target on {glue:text}`pw_snn_within` (of
 # {glue:text}`pw_snn_rows` cohorts). A paper mean inside our interval means that five folds cannot
-# tell the two apart, not that they agree; the [diagnosis](real_data_diagnosis.py) takes the
+# tell the two apart, not that they agree; the [diagnosis](20_real_data_diagnosis.py) takes the
 # shortfalls one by one.
 
 # %% [markdown]
@@ -392,7 +392,7 @@ glue("leader_cells", len(leaders), display=False)
 #
 # Our rows report the **last** epoch's model. Much code of this field keeps instead the epoch
 # whose validation c-index is highest and reports that value, chosen on the very patients it is
-# scored on (the [baselines chapter](12_baselines.py) measures it on the paper-scale grid). Every
+# scored on (the [baselines chapter](14_baselines.py) measures it on the paper-scale grid). Every
 # row that commits its per-epoch record gives both numbers from the same training: the tables
 # below (`optimism_gap.csv` in each result folder) put the last epoch's fold-mean c-index beside
 # the best epoch's, with their paired difference and its 95% t-interval. Rows without a per-epoch
@@ -429,12 +429,12 @@ for label, folder in (("CPU widths", results_dir), ("paper widths", pw_dir)):
 # The gap is never negative: it is what a best-epoch protocol would add to the number a paper
 # reports with no change to the model. With few epochs there are few evaluations to choose from;
 # with many, the choice can matter as much as a change of model. The
-# [diagnosis](real_data_diagnosis.py) sets it against each row's shortfall from the paper.
+# [diagnosis](20_real_data_diagnosis.py) sets it against each row's shortfall from the paper.
 #
 # ## Calibration: are the predicted curves right?
 #
 # A c-index only ranks patients. Whether the predicted survival probabilities are right is
-# calibration (the [Kaplan–Meier chapter](13_survival_analysis.py) defines both measures):
+# calibration (the [Kaplan–Meier chapter](15_survival_analysis.py) defines both measures):
 # the **integrated calibration index** (ICI, the mean distance between predicted and observed
 # risk at a horizon; 0 is perfect) at each pooled bin end, and **D-calibration** (whether each
 # patient's predicted survival at their own time is uniform; a small p-value rejects

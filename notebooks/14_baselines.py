@@ -110,7 +110,7 @@ print(f"{len(sizes)} models; every Table 1 row present:",
 # %% [markdown]
 # The genomic encoders dominate the small models: SNN's first layer maps all 1,577 genes,
 # and every model that makes one token per pathway has one small network per pathway.
-# The [Efficiency chapter](09_efficiency.py) compares costs in detail.
+# The [Efficiency chapter](17_efficiency.py) compares costs in detail.
 #
 # ## A short comparison on a synthetic cohort
 #
@@ -162,7 +162,7 @@ plt.show()
 # folds of the **synthetic** paper-scale BLCA cohort
 # (359 patients, up to 10,000 patches of 768-d features each, 1,577 genes), 20 epochs at
 # each model's own width, one patient per step, trained on an H200 (how, and what it cost:
-# [The paper's grid at full scale](15_paper_scale.py)). The cohort is synthetic, with a
+# [The paper's grid at full scale](18_paper_scale.py)). The cohort is synthetic, with a
 # planted log-hazard: the table says what each model learns of a known signal under the
 # paper's protocol, not how it fares on patients.
 #
@@ -177,7 +177,7 @@ from IPython.display import Image, Markdown, display
 project_root = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists())
 paper = project_root / "results" / "fullscale" / "paper"
 report = paper / "report"
-# Table 1's models; the grid's SurvMamba ablations and forward-only run are chapter 11's
+# Table 1's models; the grid's SurvMamba ablations and forward-only run belong to the Ablations chapter
 table1_runs = [r for r in load_runs(sorted((paper / "runs" / "blca_paper").iterdir())) if is_table1_run(r)]
 _, wide_paper = table1(table1_runs)
 display(Markdown(wide_paper.to_markdown(index=False)))
@@ -239,7 +239,7 @@ print("TransMIL, mean training loss over the folds after each epoch:", np.round(
 # co-attended tokens $\pi^\top H$ are small: each of the $N$ genomic tokens receives about
 # $1/N$ of the transport plan's mass, so its token is about $1/N$ of a weighted mean of the
 # patch tokens. The next cell measures them for the paper-scale MOTCat (45 process tokens, as
-# in the grid) on the stated 4,096-patch input of the [Efficiency chapter](09_efficiency.py).
+# in the grid) on the stated 4,096-patch input of the [Efficiency chapter](17_efficiency.py).
 # The random biases swamped such tokens, and every patient's histology tokens came out nearly
 # the same. With the layers initialised as the originals' (tested), the rows above are the
 # second grid.
@@ -356,14 +356,14 @@ plt.show()
 # Every model gains, on almost every fold, from a choice that a test set would not allow.
 # The gap is largest for the models whose validation c-index peaks early and then falls as
 # they fit their training patients (the training curves are in [The paper's grid at full
-# scale](15_paper_scale.py)), and smallest where it is still rising late in training (the
+# scale](18_paper_scale.py)), and smallest where it is still rising late in training (the
 # cell prints both ends with the mean best epoch). The two protocols also order the models
 # differently: a best-epoch protocol rewards a model for having been good at some epoch, not
 # at the end of the training a user would run. So when a reproduction with a fixed number of epochs falls a
 # few hundredths short of a published table, the choice of epoch alone can account for a gap
 # of that size, before any difference in data, splits or code; a paper that selects its epoch
 # on the validation fold should say so, and its numbers should be compared with the
-# best-epoch column, not with ours. The [real-data results](real_data_results.py) measure the
+# best-epoch column, not with ours. The [real-data results](19_real_data_results.py) measure the
 # same gap on public TCGA tables, where the comparison with the paper's numbers is direct.
 
 # %% [markdown]
