@@ -16,7 +16,6 @@ commands and holds the one error boundary of the command line (:func:`main`):
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 import warnings
@@ -28,6 +27,7 @@ from survmamba_lite.errors import UserError
 from survmamba_lite.experiment import cli as experiment_cli
 from survmamba_lite.interpret import cli as interpret_cli
 from survmamba_lite.realdata import command as realdata_command
+from survmamba_lite.utils.io import full_disk_advice
 from survmamba_lite.version import __version__
 
 __all__ = ["main", "build_parser", "describe_error", "UserError", "EXIT_ERROR", "EXIT_INTERRUPTED"]
@@ -111,11 +111,9 @@ def describe_error(err: BaseException, args: argparse.Namespace | None = None) -
             return f"{where}a part of this path is a file, not a folder; choose another path"
         if isinstance(err, IsADirectoryError):
             return f"{where}is a folder where a file was expected; give a file name"
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return f"{where}no space left on the device; free some space and rerun the same command to resume"
-        if err.errno == errno.EFBIG:
-            return (f"{where}file too large for this file system or the file-size limit (ulimit -f); raise the "
-                    "limit or write elsewhere, then rerun the same command to resume")
+        advice = full_disk_advice(err)
+        if advice:
+            return f"{where}{advice}"
         return f"{where}{err.strerror or err}"
     if isinstance(err, (UserError, ValueError, FileNotFoundError)):
         return str(err)

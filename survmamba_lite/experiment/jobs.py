@@ -25,7 +25,6 @@ so a job gives the same numbers whichever process runs it and whatever runs besi
 """
 from __future__ import annotations
 
-import errno
 import multiprocessing
 import os
 import socket
@@ -42,6 +41,7 @@ from survmamba_lite.experiment.config import ExperimentConfig
 from survmamba_lite.experiment.runfiles import CHECKPOINT, DONE, fold_dir
 from survmamba_lite.experiment.trainer import FEATURES, EpochCallback, TrainingPaused, train_fold
 from survmamba_lite.utils.device import torch_threads
+from survmamba_lite.utils.io import FULL_DISK_ERRNOS, full_disk_advice
 
 __all__ = ["Job", "JobOptions", "JobResult", "prepare_run", "run_job", "finish_run", "run_jobs", "job_is_done", "error_line",
            "cached_cohort", "jobs_of", "visible_gpus"]
@@ -263,10 +263,8 @@ def error_line(err: BaseException) -> str:
     >>> error_line(OSError(28, "No space left on device", "g/runs/blca/snn/fold_0/checkpoint.pt"))
     'g/runs/blca/snn/fold_0/checkpoint.pt: no space left on the device; free some space and rerun the same command to resume'
     """
-    if isinstance(err, OSError) and err.filename and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        from survmamba_lite.cli import describe_error        # a full disk reads as in every other command
-
-        return describe_error(err)
+    if isinstance(err, OSError) and err.filename and err.errno in FULL_DISK_ERRNOS:
+        return f"{err.filename}: {full_disk_advice(err)}"       # as every other command words it
     if isinstance(err, OSError) and err.filename:
         return f"{err.filename}: {err.strerror or err}"
     first = (str(err).strip().splitlines() or [""])[0]

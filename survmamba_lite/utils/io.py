@@ -15,6 +15,7 @@ trample each other's temporary file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 from typing import Iterator
@@ -97,3 +98,23 @@ def atomic_h5(path: str | os.PathLike) -> Iterator:
     finally:
         f.close()
     atomic_write_bytes(path, image)
+
+
+#: the errors a full disk (or a file-size limit) raises, and what to do about each
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def full_disk_advice(err: OSError) -> str | None:
+    """What a full disk or a file-size limit means for the user (None for any other error).
+
+    >>> full_disk_advice(OSError(errno.ENOSPC, "No space left on device"))
+    'no space left on the device; free some space and rerun the same command to resume'
+    >>> full_disk_advice(OSError(errno.ENOENT, "No such file")) is None
+    True
+    """
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device; free some space and rerun the same command to resume"
+    if err.errno == errno.EFBIG:
+        return ("file too large for this file system or the file-size limit (ulimit -f); raise the "
+                "limit or write elsewhere, then rerun the same command to resume")
+    return None
