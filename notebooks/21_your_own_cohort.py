@@ -333,7 +333,8 @@ pd.DataFrame(per_slide)
 
 # %%
 shutil.copytree(cohorts / "blca", work / "blca_first", ignore=shutil.ignore_patterns("features"))
-run(f"survmamba import-features {trident_src} --cohort-dir {work / 'blca_first'} --slides first")
+text = run(f"survmamba import-features {trident_src} --cohort-dir {work / 'blca_first'} --slides first", lines=4)
+print("...", *[line for line in text.splitlines() if "belong to no slide" in line], sep="\n")  # the summary's end
 first = load_cohort(work / "blca_first")
 print("rule:", first.manifest["features"]["slides"], "| slides of", case, "in the bag:",  # NBVAL_CHECK_OUTPUT
       len(first.slide_ids(case)), "of", len(cohort.slide_ids(case)))
