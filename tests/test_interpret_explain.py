@@ -162,3 +162,33 @@ def test_explain_reproduces_the_runs_out_of_fold_prediction(tmp_path, capsys, mo
         assert fold_risk == rows.set_index("case_id").at[case, "risk"]          # the run's two files agree
         assert summary["risk"] == pytest.approx(fold_risk, rel=0, abs=1e-6), (case, fold)
         assert f"risk {summary['risk']:.4f}" in capsys.readouterr().out
+        assert "run_patch_subset" not in summary                         # the run scored every patch
+
+
+def test_explain_says_when_the_run_scored_a_patch_subset(tmp_path, capsys):
+    """A run with ``max_patches`` scored each case on a seeded subset; explain reads every patch, so its
+    risk differs: summary.json records the subset's risk, which equals the run's out-of-fold prediction
+    (abs. 1e-6), and the command says so; a case with no more patches than the limit has no such entry."""
+    cohort = make_handmade_cohort(tmp_path / "cohort")
+    run = tmp_path / "run"
+    assert main(["cv", "--cohort-dir", str(cohort), "--model", "survmamba", "--out", str(run), "--epochs", "1",
+                 "--dim", "8", "--threads", "1", "--max-patches", "4", "--quiet"]) == 0
+    oof = read_predictions(run / "oof_predictions.csv").set_index("case_id")
+    seen = set()
+    for case in oof.index:
+        out = tmp_path / f"explain_{case}"
+        assert main(["explain", "--run", str(run), "--case", case, "--ig-steps", "0", "--threads", "1",
+                     "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        err = capsys.readouterr().err
+        sub = summary.get("run_patch_subset")
+        if sub is None:
+            assert summary["risk"] == pytest.approx(oof.at[case, "risk"], rel=0, abs=1e-6), case
+            assert "seeded subset" not in err
+            seen.add("whole")
+        else:
+            assert (sub["max_patches"], sub["n_patches"] > 4) == (4, True), sub
+            assert sub["risk_on_run_subset"] == pytest.approx(oof.at[case, "risk"], rel=0, abs=1e-6), case
+            assert f"seeded subset of 4 of its {sub['n_patches']} patches" in err
+            seen.add("subset")
+    assert "subset" in seen, "the hand-made cohort should have a case with more than 4 patches"

@@ -33,6 +33,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
            "out of fold: the case was in its validation set")
     print(f"{args.case}: fold {ex.fold} of {ex.label} ({how}), risk {exp.summary['risk']:.4f}; wrote "
           + ", ".join(p.name for p in files) + f" to {args.out}")
+    if "run_patch_subset" in exp.summary:
+        print(f"survmamba explain: note: {exp.summary['run_patch_subset']['note']}", file=sys.stderr)
     for name, frame in (("regions", exp.regions), ("processes", exp.processes)):
         if frame is not None:
             top = frame.sort_values("rank_hidden_attention").head(3)

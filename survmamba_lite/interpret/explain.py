@@ -72,6 +72,9 @@ class Explainer:
         label: the run's model label.
         subset_note: how the run restricted the cohort, for messages.
         notes: one-line notes for the user (inputs an older run did not fingerprint).
+        max_patches: the run's ``max_patches`` (None: every patch); the run scored a case on a
+            seeded subset of this many patches, explain reads all of them.
+        seed: the run's seed (with the case id, it seeds that subset).
     """
 
     run_dir: Path
@@ -82,6 +85,8 @@ class Explainer:
     label: str
     subset_note: str = ""
     notes: list[str] = field(default_factory=list)
+    max_patches: int | None = None
+    seed: int = 0
 
     def validation_fold(self, case_id: str) -> int | None:
         """The fold whose validation set holds ``case_id`` (the fold that explains it out of fold)."""
@@ -217,7 +222,7 @@ def load_explainer(run_dir: str | os.PathLike, fold: int | None = None, *, case_
     norm = prep.get("rna_normalizer")
     label = derived.get("model_label", config.model)
     return Explainer(run, k, model.float().eval(), cohort, None if norm is None else RNANormalizer.from_dict(norm),
-                     label, subset, notes)
+                     label, subset, notes, max_patches=config.max_patches, seed=config.seed)
 
 
 def _case_batch(ex: Explainer, case_id: str):
@@ -230,6 +235,27 @@ def _case_batch(ex: Explainer, case_id: str):
                         f"{ex.run_dir} reads slides; choose a case with a slide_id")
     ds = CohortDataset(ex.cohort, [case_id], ex.model.modalities, rna_normalizer=ex.rna_normalizer)
     return collate_bags([ds[0]])
+
+
+def _run_subset(ex: Explainer, case_id: str) -> dict | None:
+    """The risk the run gave ``case_id`` on its seeded patch subset (``max_patches``), when that subset
+    is not the whole slide; explain reads every patch, so its risk is another number then."""
+    from survmamba_lite.experiment.sampling import case_generator, subsample_bag
+    from survmamba_lite.survival import risk_score
+
+    if ex.max_patches is None or "wsi" not in ex.model.modalities:
+        return None
+    bag = CohortDataset(ex.cohort, [case_id], ex.model.modalities, rna_normalizer=ex.rna_normalizer)[0]
+    n = int(bag.features.shape[0])
+    if n <= ex.max_patches:
+        return None
+    sub = subsample_bag(bag, ex.max_patches, case_generator(ex.seed, case_id))
+    with torch.no_grad():
+        risk = float(risk_score(ex.model(collate_bags([sub])).double())[0])
+    return {"max_patches": ex.max_patches, "n_patches": n, "risk_on_run_subset": risk,
+            "note": f"the run scored this case on a seeded subset of {ex.max_patches} of its {n} patches "
+                    f"(max_patches; risk {risk:.4f} there, as in its predictions); these tables and 'risk' "
+                    "read every patch"}
 
 
 def _ranks(frame: pd.DataFrame) -> pd.DataFrame:
@@ -307,6 +333,9 @@ def explain_case(ex: Explainer, case_id: str, ig_steps: int = 32) -> CaseExplana
         "ig": f"integrated gradients of the risk -sum_k S_k, {ig_steps} midpoint steps, zero baseline "
               "(z-scored genes: the training-fold mean; patch features: the origin of the encoder space)",
     }
+    run_subset = _run_subset(ex, case_id)
+    if run_subset is not None:
+        summary["run_patch_subset"] = run_subset
     return CaseExplanation(patches, regions, functions, processes, summary)
 
 
