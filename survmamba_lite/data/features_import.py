@@ -49,7 +49,6 @@ and the fix, and all of them are listed at once.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter
@@ -67,7 +66,7 @@ from survmamba_lite.data.layout import (CLINICAL, FEATURES_DIR, MANIFEST, SPLITS
                                         read_manifest, split_slide_ids, validate_cohort, write_folds,
                                         write_manifest)
 from survmamba_lite.errors import UserError
-from survmamba_lite.utils.outputs import COHORT, MARKER, OutputKind, discard_dir, staging_dir
+from survmamba_lite.utils.outputs import COHORT, MARKER, OutputKind, discard_dir, marker_kind, staging_dir
 
 __all__ = ["IMPORTED_FEATURES", "ImportedSlide", "ImportReport", "import_features", "assign_regions",
            "region_size_level0", "read_magnification_table", "PAPER_REGION_SIZE", "PAPER_MAGNIFICATION",
@@ -267,14 +266,6 @@ def _check_values(raw: RawSlide, sid: str, where: Path) -> None:
 
 
 # --------------------------------------------------------------------------- cohort folder
-def _marker_kind(folder: Path) -> str | None:
-    try:
-        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data.get("kind") if isinstance(data, dict) and data.get("written_by") == "survmamba" else None
-
-
 def _check_features_dir(root: Path, overwrite: bool) -> bool:
     """Refuse an existing ``features/`` unless ``overwrite`` and it is survmamba's; True when it holds files."""
     d = root / FEATURES_DIR
@@ -287,7 +278,7 @@ def _check_features_dir(root: Path, overwrite: bool) -> bool:
     if not overwrite:
         raise UserError(f"{d}: holds {len(files)} feature file(s) already; add --overwrite to replace them (only "
                         "survmamba's .h5 files are deleted) or import into another cohort folder")
-    ours = _marker_kind(d) == IMPORTED_FEATURES.name or _marker_kind(root) == COHORT.name
+    ours = marker_kind(d) == IMPORTED_FEATURES.name or marker_kind(root) == COHORT.name
     if not ours:
         raise UserError(f"{d}: was not written by survmamba (neither it nor {root} has a {MARKER}); --overwrite "
                         "deletes only survmamba's files, so nothing was deleted: move the folder away")
@@ -427,7 +418,7 @@ def import_features(src: str | os.PathLike, cohort_dir: str | os.PathLike, *, fm
     try:
         report = _import_into(stage, root, src, found, case_of, pairs, missing, unknown, magnification,
                               patch_magnification, patch_size_level0, encoder, region_size, slides, strict)
-        if _marker_kind(root) == COHORT.name:
+        if marker_kind(root) == COHORT.name:
             (stage / MARKER).unlink()                 # the cohort's own marker covers features/
         if had_features:
             _clear_features(root / FEATURES_DIR)

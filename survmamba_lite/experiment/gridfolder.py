@@ -40,21 +40,13 @@ from survmamba_lite.errors import UserError
 from survmamba_lite.experiment.runfiles import CONFIG, GRID, JOBS, SUMMARY, TIMING
 from survmamba_lite.utils.io import atomic_write_text
 from survmamba_lite.utils.outputs import GRID as GRID_KIND
-from survmamba_lite.utils.outputs import MARKER, check_folder_creatable, check_out_dir, foreign_files
+from survmamba_lite.utils.outputs import MARKER, check_folder_creatable, check_out_dir, foreign_files, marker_kind
 
 __all__ = ["check_grid_dir", "is_grid_description", "job_log_path", "write_job_log", "expand_run_dirs", "LOGS"]
 
 #: the folder of failed jobs' tracebacks
 LOGS = "logs"
 _OWN_NAMES = (GRID, JOBS, TIMING, "timing.md", LOGS)
-
-
-def _marker_kind(path: Path) -> str | None:
-    try:
-        data = json.loads((path / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data.get("kind") if isinstance(data, dict) and data.get("written_by") == "survmamba" else None
 
 
 def is_grid_description(path: str | os.PathLike) -> bool:
@@ -79,7 +71,7 @@ def check_grid_dir(out: str | os.PathLike, *, exclusive: bool, flag: str = "--ou
     check_folder_creatable(out, flag)
     if not out.is_dir() or not any(out.iterdir()):
         return "new"
-    kind = _marker_kind(out)
+    kind = marker_kind(out)
     if kind == GRID_KIND.name:
         return "ours"
     legacy = kind is None and is_grid_description(out)

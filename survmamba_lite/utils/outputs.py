@@ -38,7 +38,7 @@ from pathlib import Path
 from survmamba_lite.errors import UserError
 from survmamba_lite.utils.io import TMP_SUFFIX, atomic_write_text
 
-__all__ = ["MARKER", "OutputKind", "CV_RUN", "GRID", "REPORT", "COHORT", "TILES", "FEATURES", "EXPLAIN", "check_incremental_dir", "check_out_dir", "claim_out_dir",
+__all__ = ["MARKER", "OutputKind", "marker_kind", "CV_RUN", "GRID", "REPORT", "COHORT", "TILES", "FEATURES", "EXPLAIN", "check_incremental_dir", "check_out_dir", "claim_out_dir",
            "clear_out_dir", "check_out_file", "check_folder_creatable", "foreign_files", "staging_dir", "publish_dir", "discard_dir"]
 
 MARKER = ".survmamba-outputs.json"
@@ -100,7 +100,9 @@ def _files(root: Path) -> list[str]:
     return sorted(out)
 
 
-def _marker_kind(root: Path) -> str | None:
+def marker_kind(root: Path) -> str | None:
+    """The kind of output (``OutputKind.name``) the marker in ``root`` records; None without a readable
+    marker written by survmamba."""
     try:
         data = json.loads((root / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -152,7 +154,7 @@ def check_out_dir(path: str | os.PathLike, kind: OutputKind, *, overwrite: bool 
         raise UserError(f"{flag} {path}: no permission to write in this folder; choose a writable {flag}")
     if not any(path.iterdir()):
         return "new"
-    found = _marker_kind(path)
+    found = marker_kind(path)
     if found is None:
         raise UserError(f"{flag} {path}: folder is not empty and is not {kind.what} written by {kind.command} (it "
                         f"has no {MARKER}); choose a new or empty {flag} (nothing was deleted)")
@@ -176,7 +178,7 @@ def claim_out_dir(path: str | os.PathLike, kind: OutputKind) -> None:
     """Create the folder (and parents) and write the marker, unless it is already there."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if _marker_kind(path) != kind.name:
+    if marker_kind(path) != kind.name:
         from survmamba_lite.version import __version__
 
         atomic_write_text(path / MARKER, json.dumps({
@@ -278,7 +280,7 @@ def discard_dir(path: str | os.PathLike, kind: OutputKind, flag: str = "--out") 
     Refuses, deleting nothing, when it holds files ``kind`` does not write or has no marker.
     """
     path = Path(path)
-    if any(path.iterdir()) and _marker_kind(path) != kind.name:
+    if any(path.iterdir()) and marker_kind(path) != kind.name:
         raise UserError(f"{flag} {path}: exists and is not {kind.what} written by {kind.command}; move it away "
                         "(nothing was deleted)")
     foreign = foreign_files(path, kind)
