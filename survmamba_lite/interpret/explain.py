@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from survmamba_lite.data.bag import collate_bags
+from survmamba_lite.data.bag import PatientBag, collate_bags
 from survmamba_lite.data.dataset import CohortDataset, RNANormalizer
 from survmamba_lite.data.features_h5 import read_features_h5
 from survmamba_lite.data.layout import Cohort
@@ -225,7 +225,7 @@ def load_explainer(run_dir: str | os.PathLike, fold: int | None = None, *, case_
                      label, subset, notes, max_patches=config.max_patches, seed=config.seed)
 
 
-def _case_batch(ex: Explainer, case_id: str):
+def _case_bag(ex: Explainer, case_id: str) -> PatientBag:
     if case_id not in ex.cohort.clinical.index:
         some = ", ".join(map(str, ex.cohort.case_ids[:3]))
         raise UserError(f"--case {case_id}: not a case of run {ex.run_dir} ({ex.cohort.root}/clinical.csv"
@@ -233,23 +233,21 @@ def _case_batch(ex: Explainer, case_id: str):
     if "wsi" in ex.model.modalities and not ex.cohort.slide_ids(case_id):
         raise UserError(f"--case {case_id}: has no slide in {ex.cohort.root}/clinical.csv, but the model of "
                         f"{ex.run_dir} reads slides; choose a case with a slide_id")
-    ds = CohortDataset(ex.cohort, [case_id], ex.model.modalities, rna_normalizer=ex.rna_normalizer)
-    return collate_bags([ds[0]])
+    return CohortDataset(ex.cohort, [case_id], ex.model.modalities, rna_normalizer=ex.rna_normalizer)[0]
 
 
-def _run_subset(ex: Explainer, case_id: str) -> dict | None:
-    """The risk the run gave ``case_id`` on its seeded patch subset (``max_patches``), when that subset
-    is not the whole slide; explain reads every patch, so its risk is another number then."""
+def _run_subset(ex: Explainer, bag: PatientBag) -> dict | None:
+    """The risk the run gave the case of ``bag`` on its seeded patch subset (``max_patches``), when that
+    subset is not the whole slide; explain reads every patch, so its risk is another number then."""
     from survmamba_lite.experiment.sampling import case_generator, subsample_bag
     from survmamba_lite.survival import risk_score
 
     if ex.max_patches is None or "wsi" not in ex.model.modalities:
         return None
-    bag = CohortDataset(ex.cohort, [case_id], ex.model.modalities, rna_normalizer=ex.rna_normalizer)[0]
     n = int(bag.features.shape[0])
     if n <= ex.max_patches:
         return None
-    sub = subsample_bag(bag, ex.max_patches, case_generator(ex.seed, case_id))
+    sub = subsample_bag(bag, ex.max_patches, case_generator(ex.seed, bag.case_id))
     with torch.no_grad():
         risk = float(risk_score(ex.model(collate_bags([sub])).double())[0])
     return {"max_patches": ex.max_patches, "n_patches": n, "risk_on_run_subset": risk,
@@ -311,7 +309,8 @@ def _genomic_tables(ex: Explainer, ha, gene_ig: torch.Tensor):
 
 def explain_case(ex: Explainer, case_id: str, ig_steps: int = 32) -> CaseExplanation:
     """Hidden-attention rollout and integrated gradients of one case (see the module docstring)."""
-    batch = _case_batch(ex, case_id)
+    bag = _case_bag(ex, case_id)
+    batch = collate_bags([bag])
     att = integrated_gradients(ex.model, batch, steps=ig_steps)
     patches = regions = functions = processes = None
     alpha = None
@@ -333,7 +332,7 @@ def explain_case(ex: Explainer, case_id: str, ig_steps: int = 32) -> CaseExplana
         "ig": f"integrated gradients of the risk -sum_k S_k, {ig_steps} midpoint steps, zero baseline "
               "(z-scored genes: the training-fold mean; patch features: the origin of the encoder space)",
     }
-    run_subset = _run_subset(ex, case_id)
+    run_subset = _run_subset(ex, bag)
     if run_subset is not None:
         summary["run_patch_subset"] = run_subset
     return CaseExplanation(patches, regions, functions, processes, summary)
