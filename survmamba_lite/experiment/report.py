@@ -325,6 +325,13 @@ def _write_table(rep: Report, name: str, long: pd.DataFrame, wide: pd.DataFrame 
     return md
 
 
+def _write_marked_table(rep: Report, name: str, long: pd.DataFrame, display, row_runs: list[Run], title: str) -> str:
+    """:func:`_write_table` of a table whose row ``i`` belongs to ``row_runs[i]``: the CSV says what each
+    row stands on (``stands_on``), the Markdown (``display(long)``) marks its cells and adds the notes."""
+    long["stands_on"] = notes_column(row_runs)
+    return _write_table(rep, name, long, mark_rows(display(long), row_runs), title)
+
+
 def make_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, complexity: bool = False,
                 sizes: ComplexitySizes = ComplexitySizes(), device: str = "auto", svg: bool = False,
                 n_boot: int = 1000, n_perm: int = 1000, seed: int = 0, overwrite: bool = False) -> Report:
@@ -399,30 +406,27 @@ def _write_report(runs: list[Run], out: Path, *, complexity: bool, sizes: Comple
     f3 = fig3_bidirectional(runs, rep.out_dir, svg)
     extra = extra_metrics(runs, n_boot=n_boot, seed=seed)
     extra = extra.merge(km[["label", "cohort", "logrank_p"]], on=["label", "cohort"], how="left")
-    extra["stands_on"] = notes_column(runs)
-    sections.append(_write_table(rep, "metrics_extra", extra, mark_rows(_extra_markdown(extra, 0.95), runs),
-                                 f"Beyond the paper: pooled out-of-fold c-index ({n_boot} bootstrap replicates), "
-                                 "time-dependent c-index, integrated Brier score, log-rank p of the median split"))
+    sections.append(_write_marked_table(
+        rep, "metrics_extra", extra, lambda t: _extra_markdown(t, 0.95), runs,
+        f"Beyond the paper: pooled out-of-fold c-index ({n_boot} bootstrap replicates), "
+        "time-dependent c-index, integrated Brier score, log-rank p of the median split"))
     if n_perm > 0:
         rr = random_risk_reference(runs, n_perm=n_perm, seed=seed)
-        rr["stands_on"] = notes_column(runs)
-        sections.append(_write_table(rep, "random_risk", rr, mark_rows(random_risk_markdown(rr, 0.95), runs),
-                                     f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
-                                     f"(risks shuffled within each validation fold, seed {seed}); "
-                                     "one-sided permutation p"))
+        sections.append(_write_marked_table(
+            rep, "random_risk", rr, lambda t: random_risk_markdown(t, 0.95), runs,
+            f"Random-risk reference: fold-mean c-index against {n_perm} random risks "
+            f"(risks shuffled within each validation fold, seed {seed}); one-sided permutation p"))
     by_dir = {str(r.path): r for r in runs}                      # the run of a table row (its run_dir)
     og = optimism_gap(runs)
-    og_runs = [by_dir[d] for d in og["run_dir"]]
-    og["stands_on"] = notes_column(og_runs)
-    sections.append(_write_table(rep, "optimism_gap", og, mark_rows(optimism_display(og), og_runs),
-                                 "Optimism gap: the last epoch's c-index (reported) beside the best epoch's, chosen "
-                                 "on the same validation fold (fold means; difference with a 95% t-interval)"))
-    cal = calibration_table(runs)
-    cal_runs = [by_dir[d] for d in cal["run_dir"]]              # one row per run and horizon
-    cal["stands_on"] = notes_column(cal_runs)
-    sections.append(_write_table(rep, "calibration", cal, mark_rows(calibration_display(cal), cal_runs),
-                                 "Calibration of the out-of-fold survival curves: integrated calibration index at "
-                                 "the pooled bin ends and D-calibration (10 bins)"))
+    sections.append(_write_marked_table(
+        rep, "optimism_gap", og, optimism_display, [by_dir[d] for d in og["run_dir"]],
+        "Optimism gap: the last epoch's c-index (reported) beside the best epoch's, chosen "
+        "on the same validation fold (fold means; difference with a 95% t-interval)"))
+    cal = calibration_table(runs)                                # one row per run and horizon
+    sections.append(_write_marked_table(
+        rep, "calibration", cal, calibration_display, [by_dir[d] for d in cal["run_dir"]],
+        "Calibration of the out-of-fold survival curves: integrated calibration index at "
+        "the pooled bin ends and D-calibration (10 bins)"))
     if complexity:
         seen: dict[str, tuple[str, str, dict]] = {}
         for r in runs:
